@@ -1,0 +1,49 @@
+# Two commands matter: `make demo` and `make test`. Both install what they
+# need on a fresh Debian machine (Python packages in .venv, the pinned Pyodide
+# from package-lock.json, Debian's chromium for the browser tests).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-unit test-e2e build bench install chromium clean
+
+demo: install build
+	$(BIN)/proactive serve
+
+test: install chromium build
+	$(BIN)/python -m pytest tests e2e
+
+test-unit: install
+	$(BIN)/python -m pytest tests
+
+test-e2e: install chromium build
+	$(BIN)/python -m pytest e2e
+
+bench: install chromium build
+	$(BIN)/python bench/run.py
+
+build: install
+	$(BIN)/proactive build
+
+install: $(STAMP) node_modules/.package-lock.json
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium (Playwright cannot download browsers here)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+clean:
+	rm -rf dist .data $(VENV) node_modules

@@ -1,0 +1,125 @@
+"""The one module that meets JavaScript.
+
+The worker (widget/worker.mjs) calls these functions with JSON text and plain
+bytes and gets JSON text back, so no JS proxy outlives a call and the rest of
+the runtime stays pure Python. Errors never escape as exceptions: every reply
+is a JSON object with "ok"."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import traceback
+
+from widget.runtime import trust
+
+IN_PYODIDE = "_pyodide_core" in sys.modules or sys.platform == "emscripten"
+
+
+def _bytes(data) -> bytes:
+    """A JS Uint8Array/ArrayBuffer proxy or Python bytes → bytes."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    return data.to_bytes()  # pyodide.ffi.JsProxy of a typed array
+
+
+def _reply(**fields) -> str:
+    return json.dumps({"ok": True, **fields}, separators=(",", ":"), default=str)
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, trust.BundleRejected):
+        return json.dumps({"ok": False, "reason": exc.reason, "error": str(exc)})
+    return json.dumps(
+        {"ok": False, "reason": "internal", "error": f"{type(exc).__name__}: {exc}",
+         "trace": traceback.format_exc(limit=6)}
+    )
+
+
+class Runtime:
+    """One page's runtime: the accepted bundle, the engine and its record."""
+
+    def __init__(self, config_json: str):
+        config = json.loads(config_json)
+        self.site = config.get("site") or None
+        self.keys = trust.parse_key_list(config.get("keys", ""))
+        self.context = config.get("context") or {}
+        self.engine = None
+        self.bundle = None
+        self._opened = None
+
+    # -- bundle -----------------------------------------------------------
+    def open_envelope(self, raw) -> str:
+        """Checks 1-3; returns what the caller must verify with WebCrypto."""
+        try:
+            opened = trust.open_envelope(_bytes(raw), self.keys)
+        except Exception as exc:  # noqa: BLE001 - reported, never raised into JS
+            return _failure(exc)
+        self._opened = opened
+        return _reply(
+            message=base64.b64encode(opened.message).decode("ascii"),
+            candidates=[
+                [base64.b64encode(k).decode("ascii"), base64.b64encode(s).decode("ascii")]
+                for k, s in opened.candidates
+            ],
+        )
+
+    def accept_payload(self, last_version, now) -> str:
+        """Checks 5-8 on the envelope opened last, after its signature held."""
+        try:
+            if self._opened is None:
+                raise trust.BundleRejected("bad_envelope", "nothing opened")
+            payload = trust.accept_payload(
+                self._opened.payload, site=self.site,
+                last_version=last_version if isinstance(last_version, int) else None, now=int(now),
+            )
+            from widget.runtime.engine import Engine  # compiled here: validation errors are reported
+
+            engine = Engine(payload, record=None, context=self.context)
+        except Exception as exc:  # noqa: BLE001
+            return _failure(_as_rejection(exc))
+        finally:
+            self._opened = None
+        self.bundle = payload
+        self.engine = engine
+        return _reply(site=payload["site"], version=payload["version"])
+
+    # -- evaluation ---------------------------------------------------------
+    def start(self, record_json: str | None, events_json: str, now) -> str:
+        try:
+            from widget.runtime.engine import Engine
+
+            record = json.loads(record_json) if record_json else None
+            self.engine = Engine(self.bundle, record=record, context=self.context)
+            return self._step(events_json, now)
+        except Exception as exc:  # noqa: BLE001
+            return _failure(exc)
+
+    def step(self, events_json: str, now) -> str:
+        try:
+            return self._step(events_json, now)
+        except Exception as exc:  # noqa: BLE001
+            return _failure(exc)
+
+    def _step(self, events_json: str, now) -> str:
+        result = self.engine.step(json.loads(events_json), int(now))
+        return _reply(**result)
+
+    def explain(self, now) -> str:
+        try:
+            return _reply(explain=self.engine.explain(int(now)) if self.engine else {})
+        except Exception as exc:  # noqa: BLE001
+            return _failure(exc)
+
+
+def _as_rejection(exc: BaseException) -> BaseException:
+    if isinstance(exc, trust.BundleRejected):
+        return exc
+    problems = getattr(exc, "problems", None)
+    if problems is not None:
+        detail = "; ".join(str(p) for p in problems[:5])
+        return trust.BundleRejected("bad_payload", detail)
+    return exc
