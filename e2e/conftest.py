@@ -11,6 +11,7 @@ request to any origin other than these two.
 from __future__ import annotations
 
 import json
+import runpy
 import socket
 import threading
 import time
@@ -23,13 +24,17 @@ from proactive import publishing, signing
 from server_stub.app import create_site_app, create_widget_app, script_tag
 
 ROOT = Path(__file__).resolve().parents[1]
-STATIC = ROOT / "dist" / "widget"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 T0 = 1_780_000_000  # a fixed instant (2026-05-28), in seconds as Playwright's Python clock API takes it
+
+
+def build_widget(out: Path) -> dict:
+    build = runpy.run_path(str(ROOT / "build" / "build.py"))
+    return build["build"](out)
 
 
 def _free_port() -> int:
@@ -66,9 +71,11 @@ class Site:
         self.pages.mkdir()
         self.key = signing.generate_private_key()
         self.public_key = signing.public_key_spec(self.key)
-        if not (STATIC / "manifest.json").exists():
-            raise RuntimeError("dist/widget is not built: run `make build` (make test does)")
-        self.widget = _Server(create_widget_app(STATIC, self.bundles), "127.0.0.1")
+        # Each test session builds its own widget folder from the sources, so
+        # tests always exercise the current code and never race another build.
+        self.static = tmp / "widget"
+        build_widget(self.static)
+        self.widget = _Server(create_widget_app(self.static, self.bundles), "127.0.0.1")
         self.widget_origin = f"http://127.0.0.1:{self.widget.port}"
         self.site = _Server(create_site_app(self.pages, ""), "localhost")
         self.site_origin = f"http://localhost:{self.site.port}"
