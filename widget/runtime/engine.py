@@ -1,94 +1,497 @@
 """The rule engine: a deterministic function of (visitor record, timestamped
 events, bundle payload) -> (decisions, record, next_wakeup).
 
-Minimal first cut: page_view, time_on_page greater, show decisions and
-next_wakeup. It follows docs/architecture.md exactly; the full catalog follows.
+It never reads a clock and never polls. Time is integer milliseconds since the
+epoch, taken from the events and from `now` (docs/architecture.md). Between
+two instants the engine reports (`next_wakeup`), nothing can change a
+decision; `step` itself also runs every wake-up that falls before `now`, so a
+late caller still gets each decision stamped with its exact instant.
+
+Speed: the bundle is compiled once. At each instant the engine rebuilds the
+visitor's facts (one value per rule id), diffs them against the previous
+instant and re-evaluates only the messages that read a changed fact, plus
+those whose time-based conditions reach a boundary (a heap of instants).
+Delivery then only looks at the messages whose rules hold.
+
+Delivery (docs/rules.md, "Delivery"): one shown message on screen at a time;
+priority, then file order; once per page view, or once per user; a delay
+arms a message that shows when due, unless the page changes first; team,
+audience and widget gate delivery. `DeliveryPolicy` holds the gates so that
+later policies (caps, cooldowns, schedules) extend it in one place.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
+
+from . import bundle as bundle_mod
+from . import catalog, urls, useragent
+
+RECORD_VERSION = 1
+VISIT_GAP_MS = 30 * 60 * 1000
+RULE_IDS = tuple(catalog.RULES)
+ACTIVITY_EVENTS = frozenset({"page_view", "exit_intent", "widget_open", "widget_close",
+                             "visitor_message", "click", "dismiss", "rating"})
 
 
-def _new_record() -> dict:
-    return {"v": 1, "visits": 0, "page_views": 0, "invitations_sent": 0, "once": []}
+# -- the persistent visitor record -------------------------------------------
+
+def new_record() -> dict:
+    """A fresh visitor record (JSON-able, versioned)."""
+    return {"v": RECORD_VERSION, "visits": 0, "visit_start": None, "last_seen": None,
+            "page_views": 0, "source_url": None, "utm": {}, "invitations_sent": 0,
+            "last_invitation": None, "once": [], "chat": False, "visitor_msg_at": None,
+            "agent_msg_at": None, "rating": None, "rating_at": None,
+            "widget_closed_at": None, "dismissed": {}, "clicked": {}}
 
 
-class Engine:
-    def __init__(self, payload: dict, record: dict | None = None, context: dict | None = None):
-        self.payload = payload
-        self.messages = list(payload.get("messages", []))
-        self.record = copy.deepcopy(record) if record else _new_record()
-        self.context = dict(context or {})
-        self.page_start: int | None = None
-        self.shown_this_page: set[str] = set()
-        self.on_screen: str | None = None
-        self.now = 0
+def upgrade_record(record: dict | None) -> dict:
+    """Accept a stored record (None, an older or a partial one) as a v1 record.
+    An unreadable record starts over rather than breaking the page."""
+    fresh = new_record()
+    if not isinstance(record, dict) or record.get("v", RECORD_VERSION) != RECORD_VERSION:
+        return fresh
+    out = copy.deepcopy(record)
+    for key, value in fresh.items():
+        if key not in out or type(out[key]) is not type(value) and value is not None and out[key] is not None:
+            out[key] = value
+    out["v"] = RECORD_VERSION
+    return out
 
-    def _threshold(self, message: dict) -> int | None:
-        rules = message.get("rules") or []
-        if isinstance(rules, dict):
-            rules = rules.get("all", [rules])
-        for cond in rules:
-            if cond.get("rule") == "time_on_page" and cond.get("op") == "greater":
-                return int(round(float(cond["value"]) * 1000))
+
+def _max(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
+def _max_map(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _max(out.get(k), v)
+    return out
+
+
+def merge_records(a: dict | None, b: dict | None) -> dict:
+    """Merge two records written concurrently (two tabs): counters take the
+    max, once-flags the union, timestamps the latest; the current visit is the
+    one that started last. Commutative and idempotent."""
+    a, b = upgrade_record(a), upgrade_record(b)
+    out = new_record()
+    for key in ("visits", "invitations_sent"):
+        out[key] = max(a[key], b[key])
+    for key in ("last_seen", "last_invitation", "visitor_msg_at", "agent_msg_at", "widget_closed_at"):
+        out[key] = _max(a[key], b[key])
+    out["once"] = sorted(set(a["once"]) | set(b["once"]))
+    out["chat"] = bool(a["chat"] or b["chat"])
+    out["dismissed"] = _max_map(a["dismissed"], b["dismissed"])
+    out["clicked"] = _max_map(a["clicked"], b["clicked"])
+    va, vb = a["visit_start"], b["visit_start"]
+    if va == vb:
+        out["visit_start"] = va
+        out["page_views"] = max(a["page_views"], b["page_views"])
+        first, second = sorted((a, b), key=lambda r: (r["source_url"] or "", repr(sorted(r["utm"].items()))))
+        out["source_url"] = first["source_url"] if first["source_url"] is not None else second["source_url"]
+        out["utm"] = first["utm"] or second["utm"]
+    else:
+        later = a if _max(va, vb) == va else b
+        for key in ("visit_start", "page_views", "source_url", "utm"):
+            out[key] = copy.deepcopy(later[key])
+    ra, rb = (a["rating_at"] or -1, a["rating"] or ""), (b["rating_at"] or -1, b["rating"] or "")
+    newer = a if ra >= rb else b
+    out["rating"], out["rating_at"] = newer["rating"], newer["rating_at"]
+    return out
+
+
+# -- delivery policy -----------------------------------------------------------
+
+class DeliveryPolicy:
+    """The gates between "its rules hold" and "deliver it". `allows` is the
+    fast path used for delivery; `gates` explains each gate. A subclass that
+    adds time-based gates (cooldowns) reports their next change in `wakeup`."""
+
+    def gates(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> list[tuple[str, bool, dict]]:
+        authenticated = engine.authenticated
+        audience_ok = (msg.audience == "all" or (msg.audience == "users") == authenticated)
+        team_ok = msg.team == "any" or engine.team == msg.team
+        widget = engine.context.get("widget")
+        widget_ok = widget is None or msg.widget is None or msg.widget == widget
+        once_done = msg.id in engine._once
+        return [
+            ("team", team_ok, {"required": msg.team, "current": engine.team}),
+            ("audience", audience_ok, {"required": msg.audience, "authenticated": authenticated}),
+            ("widget", widget_ok, {"required": msg.widget, "current": widget}),
+            ("once_per_user", not (msg.once_per_user and once_done),
+             {"required": msg.once_per_user, "already_delivered": once_done}),
+        ]
+
+    def allows(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> bool:
+        if msg.team != "any" and engine.team != msg.team:
+            return False
+        if msg.audience != "all" and (msg.audience == "users") != engine.authenticated:
+            return False
+        widget = engine.context.get("widget")
+        if widget is not None and msg.widget is not None and msg.widget != widget:
+            return False
+        return not (msg.once_per_user and msg.id in engine._once)
+
+    def wakeup(self, engine: "Engine", t: int) -> int | None:
         return None
 
-    def _holds(self, message: dict, now: int) -> bool:
-        if self.page_start is None:
-            return False
-        threshold = self._threshold(message)
-        return threshold is None or now - self.page_start > threshold
 
-    def _evaluate(self, now: int, decisions: list) -> None:
-        if self.on_screen is not None:
-            return
-        ordered = sorted(enumerate(self.messages), key=lambda im: (-im[1].get("priority", 0), im[0]))
-        for _, message in ordered:
-            mid = message["id"]
-            if mid in self.shown_this_page or self._holds(message, now) is False:
-                continue
-            self.shown_this_page.add(mid)
-            self.on_screen = mid
-            self.record["invitations_sent"] += 1
-            decisions.append({"action": "show", "message": mid, "t": now,
-                              "content": message.get("content", {}), "priority": message.get("priority", 0)})
-            return
+# -- the engine ----------------------------------------------------------------
 
-    def _next_wakeup(self) -> int | None:
-        if self.page_start is None or self.on_screen is not None:
-            return None
-        best = None
-        for message in self.messages:
-            threshold = self._threshold(message)
-            if threshold is None or message["id"] in self.shown_this_page:
-                continue
-            at = self.page_start + threshold + 1
-            if at > self.now and (best is None or at < best):
-                best = at
+class Engine:
+    """See docs/architecture.md for the contract."""
+
+    def __init__(self, payload, record: dict | None = None, context: dict | None = None,
+                 policy: DeliveryPolicy | None = None, incremental: bool = True):
+        self.bundle = payload if isinstance(payload, bundle_mod.Bundle) else bundle_mod.parse(payload)
+        self.messages = self.bundle.messages
+        self.policy = policy or DeliveryPolicy()
+        self.incremental = incremental
+        self.record = upgrade_record(record)
+        self._once = set(self.record["once"])
+        self.context: dict = {}
+        self._ua = None
+        self._set_context(context or {})
+        self.team: str | None = None
+        self.geo: dict = {"country": None, "city": None}
+        self.attributes: dict = {}
+        # this page (not persisted: another tab has its own page)
+        self.page: dict | None = None
+        self.page_shown: set[str] = set()
+        self.pending: dict[int, int] = {}
+        self.on_screen: str | None = None
+        self.widget_open = False
+        self.exit: tuple[int, int] | None = None
+        # evaluation cache
+        n = len(self.messages)
+        self.t: int | None = None
+        self.facts: dict = {}
+        self.holds = [False] * n
+        self.holding: set[int] = set()
+        self._next = [None] * n
+        self._heap: list[tuple[int, int]] = []
+        self._all_dirty = True
+        self._order = sorted(range(n), key=lambda i: (-self.messages[i].priority, i))
+        self._rank = {idx: r for r, idx in enumerate(self._order)}
+        self.index: dict[str, list[int]] = {}
+        for i, m in enumerate(self.messages):
+            for rule_id in m.node.reads:
+                self.index.setdefault(rule_id, []).append(i)
+
+    # -- public API ---------------------------------------------------------
+    def step(self, events: list[dict], now: int) -> dict:
+        """Apply events (each with "t" ms, sorted) and advance to `now`."""
+        decisions: list[dict] = []
+        events = sorted(events, key=lambda e: e["t"])
+        now = int(now)
+        if events:
+            now = max(now, int(events[-1]["t"]))
+        i = 0
+        while i < len(events):
+            t = int(events[i]["t"])
+            if self.t is not None and t < self.t:
+                t = self.t   # a late event is applied at the engine's present
+            self._run_wakeups(t - 1, decisions)
+            while i < len(events) and max(int(events[i]["t"]), t) == t:
+                self._apply(events[i], t)
+                i += 1
+            self._settle(t, decisions)
+        self._run_wakeups(now, decisions)
+        if self.t is None or self.t < now:
+            self.t = now
+        return {"decisions": decisions, "record": self.snapshot(), "next_wakeup": self.next_wakeup()}
+
+    def snapshot(self) -> dict:
+        """The persistent record, as a JSON-able copy."""
+        return copy.deepcopy(self.record)
+
+    def next_wakeup(self) -> int | None:
+        """The earliest instant after the present at which a decision can change."""
+        heap, nexts = self._heap, self._next
+        while heap and nexts[heap[0][1]] != heap[0][0]:
+            heapq.heappop(heap)
+        best = heap[0][0] if heap else None
+        present = self.t if self.t is not None else -1
+        for due in self.pending.values():
+            if due > present and (best is None or due < best):
+                best = due
+        extra = self.policy.wakeup(self, present)
+        if extra is not None and (best is None or extra < best):
+            best = extra
         return best
 
-    def step(self, events: list[dict], now: int) -> dict:
-        decisions: list[dict] = []
-        for event in events:
-            t = int(event["t"])
-            while (w := self._next_wakeup()) is not None and w <= t:
-                self.now = w
-                self._evaluate(w, decisions)
-            self.now = t
-            if event["type"] == "page_view":
-                self.page_start = t
-                self.shown_this_page = set()
-                self.on_screen = None
-                self.record["page_views"] += 1
-            elif event["type"] == "dismiss" and event.get("message") == self.on_screen:
-                self.on_screen = None
-            self._evaluate(t, decisions)
-        while (w := self._next_wakeup()) is not None and w <= now:
-            self.now = w
-            self._evaluate(w, decisions)
-        self.now = max(self.now, now)
-        return {"decisions": decisions, "record": copy.deepcopy(self.record), "next_wakeup": self._next_wakeup()}
-
     def explain(self, now: int) -> dict:
-        return {m["id"]: {"result": self._holds(m, now), "conditions": []} for m in self.messages}
+        """Per message: whether its rules hold at `now`, each condition's
+        observed value/operator/expected value/result, and every gate."""
+        facts = self._facts_at(int(now))
+        out = {}
+        for idx, msg in enumerate(self.messages):
+            ok, _ = msg.node.evaluate(facts, now)
+            gates = {name: dict(detail, ok=passed) for name, passed, detail in self.policy.gates(self, msg, now)}
+            gates["page"] = {"ok": self.page is not None, "url": self.page["url"] if self.page else None}
+            gates["per_page"] = {"ok": msg.id not in self.page_shown, "shown_this_page": msg.id in self.page_shown}
+            if msg.shows:
+                gates["screen"] = {"ok": self.on_screen is None or self.on_screen == msg.id, "on_screen": self.on_screen}
+            blocked = [name for name, g in gates.items() if not g["ok"]]
+            if msg.id in self.page_shown:
+                result = "delivered"
+            elif idx in self.pending:
+                result = "pending"
+            elif not ok:
+                result = "rules_false"
+            elif blocked:
+                result = "blocked"
+            else:
+                result = "ready"
+            entry = {"result": result, "rules": ok, "type": msg.type, "priority": msg.priority,
+                     "conditions": msg.node.trace(facts, now), "gates": gates, "blocked_by": blocked}
+            if idx in self.pending:
+                entry["due"] = self.pending[idx]
+            out[msg.id] = entry
+        return out
+
+    # -- time ---------------------------------------------------------------
+    def _run_wakeups(self, until: int, decisions: list) -> None:
+        while True:
+            w = self.next_wakeup()
+            if w is None or w > until:
+                return
+            self._settle(w, decisions)
+
+    # -- events -------------------------------------------------------------
+    def _set_context(self, ctx: dict) -> None:
+        self.context.update(ctx)
+        ua = self.context.get("user_agent")
+        self._ua = dict(useragent.parse(ua), raw=ua) if ua else None
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.context.get("authenticated"))
+
+    def _apply(self, event: dict, t: int) -> None:
+        kind = event.get("type")
+        rec = self.record
+        if kind in ACTIVITY_EVENTS and kind != "page_view":
+            rec["last_seen"] = _max(rec["last_seen"], t)
+        if kind == "page_view":
+            self._page_view(str(event.get("url") or ""), event.get("referrer") or None, t)
+        elif kind == "exit_intent":
+            if self.page is not None:
+                self.exit = (t, t - self.page["start"])
+        elif kind == "widget_open":
+            self.widget_open = True
+            self.on_screen = None
+        elif kind == "widget_close":
+            self.widget_open = False
+            rec["widget_closed_at"] = t
+        elif kind == "visitor_message":
+            rec["chat"] = True
+            rec["visitor_msg_at"] = t
+        elif kind == "agent_message":
+            rec["chat"] = True
+            rec["agent_msg_at"] = t
+        elif kind == "rating":
+            value = str(event.get("value") or "").strip().lower()
+            if value in catalog.RULES["rating"].choices:
+                rec["rating"], rec["rating_at"] = value, t
+        elif kind == "dismiss":
+            mid = event.get("message")
+            if mid is None or mid == self.on_screen:
+                self.on_screen = None
+            if isinstance(mid, str):
+                rec["dismissed"][mid] = t
+        elif kind == "click":
+            mid = event.get("message")
+            if isinstance(mid, str):
+                rec["clicked"][mid] = t
+        elif kind == "team":
+            value = event.get("value")
+            self.team = value if value in ("online", "offline") else None
+            self._all_dirty = True
+        elif kind == "identify":
+            self.context["authenticated"] = True
+            attrs = event.get("attributes")
+            if isinstance(attrs, dict):
+                self.attributes.update(attrs)
+            self._all_dirty = True
+        elif kind == "geo":
+            for key in ("country", "city"):
+                if key in event:
+                    self.geo[key] = event[key] or None
+        elif kind == "context":
+            self._set_context({k: v for k, v in event.items() if k not in ("t", "type")})
+            self._all_dirty = True
+        elif kind == "record_sync":
+            self.record = merge_records(self.record, event.get("record"))
+            self._once = set(self.record["once"])
+            self._all_dirty = True
+
+    def _page_view(self, url: str, referrer: str | None, t: int) -> None:
+        rec = self.record
+        last = rec["last_seen"]
+        if rec["visit_start"] is None or last is None or t - last >= VISIT_GAP_MS:
+            rec["visits"] += 1
+            rec["visit_start"] = t
+            rec["page_views"] = 0
+            rec["source_url"] = url or None
+            rec["utm"] = urls.utm_params(url)
+        else:
+            utm = urls.utm_params(url)
+            if utm:
+                rec["utm"] = utm
+        rec["page_views"] += 1
+        rec["last_seen"] = _max(last, t)
+        self.page = {"start": t, "url": url, "referrer": referrer}
+        self.page_shown = set()
+        self.pending = {}
+        self.on_screen = None
+        self.exit = None
+        self._all_dirty = True
+
+    # -- facts ---------------------------------------------------------------
+    def _facts_at(self, t: int) -> dict:
+        rec, page, ctx = self.record, self.page, self.context
+        langs = ctx.get("languages")
+        language = langs[0] if isinstance(langs, list) and langs else ctx.get("language")
+        vmsg, amsg = rec["visitor_msg_at"], rec["agent_msg_at"]
+        utm = rec["utm"]
+        ua = self._ua
+        return {
+            "widget_opened": self.widget_open,
+            "browser_language": language or None,
+            "chat_history": rec["chat"],
+            "time_on_page": page["start"] if page else None,
+            "city": self.geo["city"],
+            "country": self.geo["country"],
+            "page_url": page["url"] or None if page else None,
+            "time_this_visit": rec["visit_start"],
+            "page_views": rec["page_views"],
+            "invitations_sent": rec["invitations_sent"],
+            "visits": rec["visits"],
+            "user_agent": ua,
+            "platform": ctx.get("platform") or (ua["platform"] if ua else None),
+            "rating": rec["rating"],
+            "referrer_url": page["referrer"] if page else None,
+            "source_url": rec["source_url"],
+            "time_before_exit_intent": self.exit if self.exit and self.exit[0] == t else None,
+            "time_without_agent_reply": vmsg if vmsg is not None and (amsg is None or amsg < vmsg) else None,
+            "time_since_widget_closed": None if self.widget_open else rec["widget_closed_at"],
+            "time_since_last_invitation": rec["last_invitation"],
+            "utm_campaign": utm.get("utm_campaign"),
+            "utm_content": utm.get("utm_content"),
+            "utm_medium": utm.get("utm_medium"),
+            "utm_source": utm.get("utm_source"),
+            "utm_term": utm.get("utm_term"),
+        }
+
+    # -- evaluation and delivery ----------------------------------------------
+    def _refresh(self, t: int) -> None:
+        facts = self._facts_at(t)
+        old = self.facts
+        if self._all_dirty or not self.incremental:
+            dirty = range(len(self.messages))
+            self._all_dirty = False
+        else:
+            dirty = set()
+            index = self.index
+            for rule_id in RULE_IDS:
+                if facts[rule_id] != old.get(rule_id) and rule_id in index:
+                    dirty.update(index[rule_id])
+            heap, nexts = self._heap, self._next
+            while heap and heap[0][0] <= t:
+                at, idx = heapq.heappop(heap)
+                if nexts[idx] == at:
+                    dirty.add(idx)
+        self.facts = facts
+        self.t = t
+        for idx in dirty:
+            self._reevaluate(idx, facts, t)
+
+    def _reevaluate(self, idx: int, facts: dict, t: int) -> None:
+        msg = self.messages[idx]
+        ok, nxt = msg.node.evaluate(facts, t)
+        self.holds[idx] = ok
+        if ok:
+            self.holding.add(idx)
+        else:
+            self.holding.discard(idx)
+        if nxt is not None and (msg.id in self.page_shown or idx in self.pending
+                                or not self.policy.allows(self, msg, t)):
+            nxt = None   # cannot be delivered again before an event re-evaluates it
+        old = self._next[idx]
+        self._next[idx] = nxt
+        if nxt is not None and nxt != old:
+            heapq.heappush(self._heap, (nxt, idx))
+
+    def _settle(self, t: int, decisions: list) -> None:
+        self._refresh(t)
+        if self.page is None:
+            return
+        if self._show_phase(t, decisions):
+            self._refresh(t)
+        if self.on_screen is None:
+            self._arm_phase(t)
+        self._email_phase(t, decisions)
+
+    def _triggerable(self, idx: int, t: int) -> bool:
+        msg = self.messages[idx]
+        return (msg.id not in self.page_shown and idx not in self.pending
+                and self.policy.allows(self, msg, t))
+
+    def _show_phase(self, t: int, decisions: list) -> bool:
+        if self.on_screen is not None:
+            return False
+        best = None
+        rank = self._rank
+        for idx, due in list(self.pending.items()):
+            msg = self.messages[idx]
+            if msg.once_per_user and msg.id in self._once:
+                del self.pending[idx]
+            elif due <= t and self.policy.allows(self, msg, t) and (best is None or rank[idx] < rank[best]):
+                best = idx
+        for idx in self.holding:
+            msg = self.messages[idx]
+            if msg.delay_ms == 0 and msg.shows and (best is None or rank[idx] < rank[best]) \
+                    and self._triggerable(idx, t):
+                best = idx
+        if best is None:
+            return False
+        msg = self.messages[best]
+        self.pending.pop(best, None)
+        self._deliver(msg, best, t)
+        self.on_screen = msg.id
+        rec = self.record
+        rec["invitations_sent"] += 1
+        rec["last_invitation"] = t
+        decisions.append({"action": "show", "message": msg.id, "t": t, "content": msg.content,
+                          "priority": msg.priority, "type": msg.type, "widget": msg.widget})
+        return True
+
+    def _arm_phase(self, t: int) -> None:
+        for idx in self.holding:
+            msg = self.messages[idx]
+            if msg.delay_ms > 0 and msg.shows and self._triggerable(idx, t):
+                self.pending[idx] = t + msg.delay_ms
+                self._next[idx] = None
+
+    def _email_phase(self, t: int, decisions: list) -> None:
+        ready = [idx for idx in self.holding
+                 if not self.messages[idx].shows and self._triggerable(idx, t)]
+        for idx in sorted(ready, key=self._rank.__getitem__):
+            msg = self.messages[idx]
+            self._deliver(msg, idx, t)
+            decisions.append({"action": "email", "message": msg.id, "t": t, "content": msg.content,
+                              "priority": msg.priority, "type": msg.type})
+
+    def _deliver(self, msg, idx: int, t: int) -> None:
+        self.page_shown.add(msg.id)
+        self._next[idx] = None
+        if msg.once_per_user and msg.id not in self._once:
+            self._once.add(msg.id)
+            self.record["once"] = sorted(self._once)

@@ -1,0 +1,269 @@
+"""Pure condition evaluation.
+
+A rule tree (a condition, an `all`/`any` group, or a list = all) compiles
+once into nodes. Evaluating a node against the visitor's facts at instant
+`now` (integer ms) gives its truth and the next instant at which that truth
+can change by the passing of time alone (None: only an event can change it).
+
+Facts are a dict keyed by rule id holding raw values:
+  duration rules         -> the anchor instant (ms) the duration counts from
+  time_before_exit_intent -> (exit_instant_ms, time_on_page_ms) or None
+  counts                 -> int;  widget_opened, chat_history -> bool
+  user_agent             -> the dict of useragent.parse (with "raw")
+  everything else        -> str, or None when unknown
+
+Unknown facts make a condition false for every operator except
+`exists`/`not_exists`, which test presence itself (exists -> false,
+not_exists -> true). Traces say "unknown" for such conditions.
+"""
+
+from __future__ import annotations
+
+from . import catalog, urls, useragent
+
+TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
+SECOND = 1000
+
+
+def to_ms(seconds) -> int:
+    """Seconds as authored (int or float) -> integer milliseconds."""
+    return int(round(float(seconds) * SECOND))
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class Node:
+    reads: frozenset
+
+    def evaluate(self, facts: dict, now: int) -> tuple[bool, int | None]:
+        raise NotImplementedError
+
+    def trace(self, facts: dict, now: int, path: tuple = ()) -> list[dict]:
+        raise NotImplementedError
+
+
+class All(Node):
+    """True when every child holds (empty: true). Children that can change
+    only on events are evaluated first, so a false one ends the evaluation
+    with "no time-based change possible"."""
+
+    word = "all"
+
+    def __init__(self, children: list[Node]):
+        self.children = children
+        self.order = sorted(children, key=lambda c: not c.static)
+        self.reads = frozenset().union(*(c.reads for c in children)) if children else frozenset()
+        self.static = all(c.static for c in children)
+
+    def evaluate(self, facts, now):
+        soonest = None
+        for child in self.order:
+            ok, nxt = child.evaluate(facts, now)
+            if not ok:
+                # Nothing can turn this group true before this child flips.
+                return False, nxt
+            if nxt is not None and (soonest is None or nxt < soonest):
+                soonest = nxt
+        return True, soonest
+
+    def trace(self, facts, now, path=()):
+        out = []
+        for i, child in enumerate(self.children):
+            out.extend(child.trace(facts, now, path + (self.word, i)))
+        return out
+
+
+class Any(All):
+    """True when some child holds (empty: false)."""
+
+    word = "any"
+
+    def evaluate(self, facts, now):
+        soonest = None
+        for child in self.order:
+            ok, nxt = child.evaluate(facts, now)
+            if ok:
+                # Nothing can turn this group false before this child flips.
+                return True, nxt
+            if nxt is not None and (soonest is None or nxt < soonest):
+                soonest = nxt
+        return False, soonest
+
+
+class Condition(Node):
+    """One {rule, op, value} leaf."""
+
+    def __init__(self, rule: str, op: str, value=None):
+        self.rule, self.op, self.value = rule, op, value
+        self.kind = catalog.RULES[rule].kind
+        self.reads = frozenset((rule,))
+        self.static = self.kind != "duration"
+        self.values = _as_list(value) if op not in catalog.NO_VALUE_OPS else []
+        if self.kind in ("duration", "exit_duration"):
+            self.ms = [to_ms(v) for v in self.values]
+        elif self.kind == "count":
+            self.nums = [float(v) for v in self.values]
+        elif self.kind == "country":
+            self.codes = [catalog.country_code(str(v)) or str(v).strip().casefold() for v in self.values]
+        elif self.kind == "language":
+            self.langs = [catalog.language_code(str(v)) for v in self.values]
+        elif self.kind in ("text", "enum"):
+            self.texts = [str(v).strip().casefold() for v in self.values]
+        self.negative = op in catalog.NEGATIVE_OPS
+
+    # -- evaluation -----------------------------------------------------
+    def evaluate(self, facts, now):
+        result, nxt = self.test(facts, now)
+        return result is True, nxt
+
+    def test(self, facts: dict, now: int) -> tuple[bool | None, int | None]:
+        """(True/False, or None for unknown; next time-based change)."""
+        kind, op = self.kind, self.op
+        raw = facts.get(self.rule)
+        if kind == "duration":
+            if raw is None:
+                return None, None
+            return self._duration(now - raw, raw, now)
+        if kind == "bool":
+            b = bool(raw)
+            if op == "is_true":
+                return b, None
+            if op == "is_false":
+                return not b, None
+            hit = b in [bool(v) for v in self.values]
+            return (not hit if op == "is_not" else hit), None
+        if kind == "presence":
+            return (bool(raw) if op == "exists" else not raw), None
+        if kind == "count":
+            n = raw or 0
+            return self._compare(n, self.nums), None
+        if kind == "exit_duration":
+            if raw is None or raw[0] != now:
+                return None, None
+            return self._duration(raw[1], None, now)
+        present = raw is not None and raw != ""
+        if op == "exists":
+            return present, None
+        if op == "not_exists":
+            return not present, None
+        if not present:
+            return None, None
+        hit = any(self._match(raw, i) for i in range(len(self.values)))
+        return (not hit if self.negative else hit), None
+
+    def _compare(self, n, nums) -> bool:
+        op = self.op
+        if op == "greater":
+            return n > nums[0]
+        if op == "less":
+            return n < nums[0]
+        hit = n in nums
+        return not hit if op == "is_not" else hit
+
+    def _duration(self, elapsed: int, anchor: int | None, now: int):
+        op, ms = self.op, self.ms
+        if op == "greater":
+            ok = elapsed > ms[0]
+            nxt = None if ok or anchor is None else anchor + ms[0] + 1
+            return ok, nxt
+        if op == "less":
+            ok = elapsed < ms[0]
+            return ok, (anchor + ms[0] if ok and anchor is not None else None)
+        hit = any(v <= elapsed < v + SECOND for v in ms)
+        nxt = None
+        if anchor is not None:
+            for v in ms:
+                for b in (anchor + v, anchor + v + SECOND):
+                    if b > now and (nxt is None or b < nxt):
+                        nxt = b
+        return (not hit if op == "is_not" else hit), nxt
+
+    def _match(self, raw, i: int) -> bool:
+        kind, op = self.kind, self.op
+        if kind == "url":
+            v = str(self.values[i])
+            if op == "matches":
+                return urls.matches(raw, v)
+            if op in ("contains", "not_contains"):
+                return urls.contains(raw, v)
+            return urls.equals(raw, v)
+        if kind == "user_agent":
+            v = str(self.values[i])
+            if op in ("contains", "not_contains"):
+                return useragent.ua_contains(raw["raw"], v, raw)
+            return useragent.ua_equals(raw["raw"], v, raw)
+        if kind == "country":
+            observed = catalog.country_code(raw) or raw.strip().casefold()
+            return observed == self.codes[i]
+        if kind == "language":
+            observed = catalog.language_code(raw)
+            want = self.langs[i]
+            return observed == want or observed.startswith(want + "-")
+        text = raw.strip().casefold()
+        if op in ("contains", "not_contains"):
+            return self.texts[i] in text
+        return text == self.texts[i]
+
+    # -- tracing --------------------------------------------------------
+    def observe(self, facts: dict, now: int):
+        """The observed value, human-readable (seconds as floats)."""
+        raw = facts.get(self.rule)
+        if self.kind == "duration":
+            return None if raw is None else (now - raw) / SECOND
+        if self.kind == "exit_duration":
+            return None if raw is None or raw[0] != now else raw[1] / SECOND
+        if self.kind == "user_agent":
+            return None if raw is None else raw["raw"]
+        if self.kind in ("bool", "presence"):
+            return bool(raw)
+        if self.kind == "count":
+            return raw or 0
+        return raw if raw not in (None, "") else None
+
+    def trace(self, facts, now, path=()):
+        result, _ = self.test(facts, now)
+        entry = {"path": list(path), "rule": self.rule, "op": self.op,
+                 "expected": self.value, "observed": self.observe(facts, now),
+                 "result": UNKNOWN if result is None else (TRUE if result else FALSE)}
+        if self.kind == "user_agent" and facts.get(self.rule) is not None:
+            entry["observed_as"] = useragent.describe(facts[self.rule]["raw"])
+        return [entry]
+
+
+def compile_rules(tree) -> Node:
+    """Compile a validated rule tree (see bundle.py for validation)."""
+    if tree is None:
+        return All([])
+    if isinstance(tree, list):
+        return All([compile_rules(c) for c in tree])
+    if "all" in tree:
+        return All([compile_rules(c) for c in tree["all"]])
+    if "any" in tree:
+        return Any([compile_rules(c) for c in tree["any"]])
+    return Condition(tree["rule"], tree["op"], tree.get("value"))
+
+
+def facts_from_state(state: dict) -> tuple[dict, int]:
+    """Language-neutral visitor state (the cases file) -> (facts, now).
+
+    State keys are rule ids; durations are elapsed milliseconds; user_agent
+    is the raw string; `platform` defaults to the UA's; absent = unknown."""
+    now = 0
+    facts: dict = {}
+    for rule_id, value in state.items():
+        kind = catalog.RULES[rule_id].kind if rule_id in catalog.RULES else None
+        if value is None:
+            continue
+        if kind == "duration":
+            facts[rule_id] = now - int(value)
+        elif kind == "exit_duration":
+            facts[rule_id] = (now, int(value))
+        elif kind == "user_agent":
+            facts[rule_id] = dict(useragent.parse(value), raw=value)
+        else:
+            facts[rule_id] = value
+    if "platform" not in state and "user_agent" in facts:
+        facts["platform"] = facts["user_agent"]["platform"]
+    return facts, now
