@@ -1,0 +1,76 @@
+"""`proactive simulate MESSAGES.yaml SCENARIO.json [--explain]`: dry-run
+messages against a visitor journey with the same engine the browser runs,
+and print JSON {"shown": [{"message", "t"}], ...}.
+
+YAML is read here, on the CLI side; the runtime itself is stdlib-only.
+Invalid messages are reported one problem per line as file:line: path: text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("messages", type=Path, help="messages file (YAML or JSON)")
+    parser.add_argument("scenario", type=Path, help="scenario file (JSON or YAML), times in seconds")
+    parser.add_argument("--explain", action="store_true",
+                        help="add each message's conditions and gates, when it fired or at the end")
+
+
+def load_document(path: Path):
+    """(document, root YAML node for line numbers)."""
+    text = path.read_text(encoding="utf-8")
+    return yaml.safe_load(text), yaml.compose(text)
+
+
+def line_of(root, path: tuple) -> int | None:
+    """1-based line of the YAML node at `path` (or of its nearest parent)."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for step in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == step:
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            child = node.value[step]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def run(args) -> int:
+    from widget.runtime.bundle import BundleInvalid
+    from widget.runtime.simulate import ScenarioInvalid, simulate
+
+    try:
+        payload, root = load_document(args.messages)
+        scenario, _ = load_document(args.scenario)
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"proactive simulate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = simulate(payload, scenario, explain=args.explain)
+    except BundleInvalid as exc:
+        for p in exc.problems:
+            line = line_of(root, p.path)
+            where = f"{args.messages}:{line}" if line else str(args.messages)
+            print(f"{where}: {p}", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing simulated.", file=sys.stderr)
+        return 1
+    except ScenarioInvalid as exc:
+        print(f"{args.scenario}: {exc}", file=sys.stderr)
+        return 1
+    json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0

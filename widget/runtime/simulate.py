@@ -1,0 +1,91 @@
+"""Dry-run a messages document against a visitor journey with the same engine
+the browser runs. Pure: no clock, no I/O. Used by `proactive simulate`.
+
+Scenario (times in seconds from 0):
+  {"visitor": {"language", "languages", "user_agent", "platform", "country",
+               "city", "authenticated", "widget"},
+   "team": "online" | "offline",
+   "record": {...} (optional starting visitor record),
+   "events": [{"t": 0, "type": "page_view", "url": ..., "referrer": ...}, ...],
+   "until": 120}
+"""
+
+from __future__ import annotations
+
+from . import conditions
+from .engine import Engine
+
+CONTEXT_KEYS = ("language", "languages", "user_agent", "platform", "authenticated", "widget")
+
+
+class ScenarioInvalid(ValueError):
+    pass
+
+
+def _seconds(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ScenarioInvalid(f"{where}: {value!r} is not a time in seconds ≥ 0")
+    return conditions.to_ms(value)
+
+
+def _secs(ms: int) -> float:
+    return ms / 1000
+
+
+def _readable(entry: dict) -> dict:
+    if "due" in entry:
+        entry = dict(entry, due=_secs(entry["due"]))
+    return entry
+
+
+def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
+    """Return {"shown": [{"message", "t"}], "emails": [...], "explain"?: {...}}."""
+    if not isinstance(scenario, dict):
+        raise ScenarioInvalid("the scenario is not a mapping")
+    visitor = scenario.get("visitor") or {}
+    if not isinstance(visitor, dict):
+        raise ScenarioInvalid("visitor: not a mapping")
+    context = {k: visitor[k] for k in CONTEXT_KEYS if k in visitor}
+    engine = Engine(payload, record=scenario.get("record"), context=context)
+
+    events = []
+    if "country" in visitor or "city" in visitor:
+        events.append({"t": 0, "type": "geo", "country": visitor.get("country"), "city": visitor.get("city")})
+    if scenario.get("team") is not None:
+        events.append({"t": 0, "type": "team", "value": scenario["team"]})
+    raw_events = scenario.get("events") or []
+    if not isinstance(raw_events, list):
+        raise ScenarioInvalid("events: not a list")
+    for i, event in enumerate(raw_events):
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise ScenarioInvalid(f"events[{i}]: needs a `type`")
+        events.append(dict(event, t=_seconds(event.get("t", 0), f"events[{i}].t")))
+    events.sort(key=lambda e: e["t"])
+    until = _seconds(scenario["until"], "until") if "until" in scenario else (events[-1]["t"] if events else 0)
+
+    shown, emails, at_fire = [], [], {}
+    i, wake = 0, None
+    while True:
+        candidates = [t for t in (events[i]["t"] if i < len(events) else None, wake) if t is not None and t <= until]
+        if not candidates:
+            break
+        t = min(candidates)
+        group = []
+        while i < len(events) and events[i]["t"] == t:
+            group.append(events[i])
+            i += 1
+        result = engine.step(group, t)
+        wake = result["next_wakeup"]
+        for d in result["decisions"]:
+            item = {"message": d["message"], "t": _secs(d["t"])}
+            (shown if d["action"] == "show" else emails).append(item)
+            if explain:
+                at_fire.setdefault(d["message"], _readable(engine.explain(d["t"])[d["message"]]) | {"at": _secs(d["t"])})
+    engine.step([], until)
+
+    out = {"shown": shown, "emails": emails}
+    if explain:
+        final = engine.explain(until)
+        out["explain"] = {mid: at_fire.get(mid) or (_readable(entry) | {"at": _secs(until)})
+                          for mid, entry in final.items()}
+    return out
