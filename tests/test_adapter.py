@@ -1,0 +1,79 @@
+"""The JS-facing adapter, driven the way widget/host.mjs drives it, under CPython."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from proactive import publishing, signing
+from widget.runtime.adapter import Runtime
+
+NOW = 1_780_000_000_000
+
+
+@pytest.fixture
+def key():
+    return signing.generate_private_key()
+
+
+def messages(**extra):
+    return {
+        "site": "acme",
+        "widgets": [{"id": "main"}],
+        "messages": [{"id": "hello", "type": "proactive", "widget": "main", "content": {"text": "Hi"},
+                      "rules": [{"rule": "time_on_page", "op": "greater", "value": 3}], **extra}],
+    }
+
+
+def envelope(key, version=1, **kwargs) -> bytes:
+    return signing.sign_payload(publishing.build_payload(messages(), version=version, **kwargs), [key])
+
+
+def runtime_for(key, site=None) -> Runtime:
+    return Runtime(json.dumps({"keys": signing.public_key_spec(key), "site": site, "context": {}}))
+
+
+def verify_like_the_browser(rt: Runtime, raw: bytes) -> bool:
+    opened = json.loads(rt.open_envelope(raw))
+    if not opened["ok"]:
+        return False
+    message = base64.b64decode(opened["message"])
+    return any(
+        signing.verify_signature(base64.b64decode(k), message, base64.b64decode(s)) for k, s in opened["candidates"]
+    )
+
+
+def test_accepts_a_signed_bundle_and_decides(key):
+    rt = runtime_for(key)
+    assert verify_like_the_browser(rt, envelope(key))
+    accepted = json.loads(rt.accept_payload(None, NOW))
+    assert accepted == {"ok": True, "site": "acme", "version": 1}
+    first = json.loads(rt.start("", json.dumps([{"type": "page_view", "t": NOW, "url": "https://a.example/", "referrer": ""}]), NOW))
+    assert first["ok"] and first["decisions"] == [] and first["next_wakeup"] == NOW + 3001
+    later = json.loads(rt.step(json.dumps([{"type": "tick", "t": NOW + 3001}]), NOW + 3001))
+    assert [d["message"] for d in later["decisions"]] == ["hello"]
+
+
+def test_unknown_key_is_a_named_rejection(key):
+    other = signing.generate_private_key()
+    reply = json.loads(runtime_for(key).open_envelope(envelope(other)))
+    assert reply["ok"] is False and reply["reason"] == "unknown_key"
+
+
+def test_rollback_and_wrong_site_are_named_rejections(key):
+    rt = runtime_for(key, site="other")
+    assert verify_like_the_browser(rt, envelope(key, version=2))
+    assert json.loads(rt.accept_payload(None, NOW))["reason"] == "wrong_site"
+    rt = runtime_for(key)
+    assert verify_like_the_browser(rt, envelope(key, version=2))
+    assert json.loads(rt.accept_payload(3, NOW))["reason"] == "rollback"
+
+
+def test_garbage_never_raises(key):
+    rt = runtime_for(key)
+    for raw in [b"", b"{", b"[]", b"null", "é".encode(), b"\x00" * 10]:
+        assert json.loads(rt.open_envelope(raw))["ok"] is False
+    assert json.loads(rt.accept_payload(None, NOW))["ok"] is False  # nothing opened
+    assert json.loads(rt.step("not json", NOW))["ok"] is False
