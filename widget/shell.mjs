@@ -210,6 +210,7 @@ function createWidget(api, rawConfig, capture) {
         status.ready = true;
         status.bundle = msg.bundle;
         status.timings = msg.timings;
+        status.readyAt = Math.round(performance.now()); // ms since navigation start
         emit("ready", { bundle: msg.bundle });
         break;
       case "bundle":
