@@ -1,0 +1,46 @@
+"""The language-neutral cases file, run under Pyodide in Chromium, must give
+exactly what CPython gives (and what the file expects)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from widget.runtime.conformance import run_cases
+
+CASES = Path(__file__).resolve().parents[1] / "tests" / "cases.json"
+
+RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, cases }) => {
+  const { loadPyodide } = await import(`${widget}/${pyodideDir}/pyodide.mjs`);
+  const pyodide = await loadPyodide({ indexURL: `${widget}/${pyodideDir}/` });
+  const tar = await (await fetch(`${widget}/${archive}`)).arrayBuffer();
+  pyodide.unpackArchive(tar, "tar", { extractDir: "/proactive" });
+  pyodide.runPython("import sys; sys.path.insert(0, '/proactive')");
+  pyodide.globals.set("cases_json", cases);
+  return {
+    version: pyodide.runPython("import sys; sys.version"),
+    results: pyodide.runPython(`
+import json
+from widget.runtime.conformance import run_cases
+json.dumps(run_cases(cases_json))
+`),
+  };
+}"""
+
+
+def test_cases_file_gives_identical_results_in_pyodide_and_cpython(site, page):
+    text = CASES.read_text()
+    manifest = json.loads((site.static / "manifest.json").read_text())
+    page.goto(site.page(tag=""))
+    out = page.evaluate(
+        RUN_IN_PYODIDE,
+        {"widget": site.widget_origin, "pyodideDir": manifest["pyodide_dir"],
+         "archive": manifest["runtime_archive"], "cases": text},
+    )
+    assert out["version"].startswith("3.14"), out["version"]
+    in_pyodide = json.loads(out["results"])
+    in_cpython = json.loads(json.dumps(run_cases(text)))
+    assert len(in_pyodide) == len(json.loads(text)) >= 200
+    assert in_pyodide == in_cpython
+    failed = [r for r in in_pyodide if r[1] != r[2]]
+    assert not failed, failed[:5]
