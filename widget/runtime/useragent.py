@@ -42,7 +42,9 @@ ALIASES = {
 
 def _versions(family: str, version: str) -> list[str]:
     out = [family]
-    if version:
+    if version and family == "windows":
+        out.append(f"windows {version}")   # "8" and "8.1" are different products
+    elif version:
         parts = version.split(".")
         for n in range(1, len(parts) + 1):
             out.append(f"{family} {'.'.join(parts[:n])}")
