@@ -61,11 +61,14 @@ def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | Non
     return envelope, version
 
 
-def verify_bundle(raw: bytes, key_spec: str, *, site: str | None = None, now_ms: int | None = None) -> dict:
-    """Every check the browser makes, with `cryptography` for the signature."""
-    opened = trust.open_envelope(raw, trust.parse_key_list(key_spec))
-    if not any(signing.verify_signature(k, opened.message, s) for k, s in opened.candidates):
-        raise trust.BundleRejected("bad_signature")
+def verify_bundle(raw: bytes, key_spec: str, *, site: str | None = None, last_version: int | None = None,
+                  now_ms: int | None = None) -> dict:
+    """Every check the browser makes, in its order (widget/runtime/trust.py),
+    with `cryptography` standing in for WebCrypto for the signature."""
+    try:
+        keys = trust.parse_key_list(key_spec)
+    except ValueError as exc:
+        raise trust.BundleRejected("unknown_key", str(exc)) from None
     if now_ms is None:
         now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
-    return trust.accept_payload(opened.payload, site=site, last_version=None, now=now_ms)
+    return trust.verify(raw, keys, signing.verify_signature, site=site, last_version=last_version, now=now_ms)

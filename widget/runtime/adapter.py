@@ -50,6 +50,7 @@ class Runtime:
         self.engine = None
         self.bundle = None
         self._opened = None
+        self._staged = None  # (payload, compiled Bundle) accepted, not yet running
 
     # -- bundle -----------------------------------------------------------
     def open_envelope(self, raw) -> str:
@@ -68,7 +69,9 @@ class Runtime:
         )
 
     def accept_payload(self, last_version, now) -> str:
-        """Checks 5-8 on the envelope opened last, after its signature held."""
+        """Checks 5-8 on the envelope opened last, after its signature held.
+        The accepted bundle is staged: `start` runs it, or `swap` replaces a
+        running engine with it; a rejection leaves what was staged before."""
         try:
             if self._opened is None:
                 raise trust.BundleRejected("bad_envelope", "nothing opened")
@@ -78,14 +81,38 @@ class Runtime:
             )
             from widget.runtime.engine import Engine  # compiled here: validation errors are reported
 
-            engine = Engine(payload, record=None, context=self.context)
+            compiled = Engine(payload, record=None, context=self.context).bundle
         except Exception as exc:  # noqa: BLE001
             return _failure(_as_rejection(exc))
         finally:
             self._opened = None
-        self.bundle = payload
-        self.engine = engine
+        self._staged = (payload, compiled)
         return _reply(site=payload["site"], version=payload["version"])
+
+    def swap(self, now) -> str:
+        """Replace the running engine with the staged bundle, keeping the
+        visitor record and this page's state (page, what is on screen, what
+        was shown on this page, geo, team, identity), then evaluate at `now`
+        (None: at the running engine's present)."""
+        try:
+            from widget.runtime.engine import Engine
+
+            if self._staged is None:
+                raise trust.BundleRejected("bad_envelope", "nothing staged")
+            payload, compiled = self._staged
+            self._staged = None
+            old = self.engine
+            if old is None:
+                self.bundle = payload
+                return _reply(decisions=[], record=None, next_wakeup=None, version=payload["version"])
+            new = Engine(compiled, record=old.snapshot(), context=dict(old.context))
+            _carry_page_state(old, new)
+            self.engine, self.bundle = new, payload
+            now = int(now) if isinstance(now, (int, float)) else (old.t or 0)
+            result = new.step([{"type": "tick", "t": now}], now)
+            return _reply(**result, version=payload["version"])
+        except Exception as exc:  # noqa: BLE001
+            return _failure(exc)
 
     # -- evaluation ---------------------------------------------------------
     def start(self, record_json: str | None, events_json: str, now) -> str:
@@ -93,7 +120,12 @@ class Runtime:
             from widget.runtime.engine import Engine
 
             record = json.loads(record_json) if record_json else None
-            self.engine = Engine(self.bundle, record=record, context=self.context)
+            if self._staged is not None:
+                self.bundle, compiled = self._staged
+                self._staged = None
+            else:
+                compiled = self.bundle
+            self.engine = Engine(compiled, record=record, context=self.context)
             return self._step(events_json, now)
         except Exception as exc:  # noqa: BLE001
             return _failure(exc)
@@ -113,6 +145,23 @@ class Runtime:
             return _reply(explain=self.engine.explain(int(now)) if self.engine else {})
         except Exception as exc:  # noqa: BLE001
             return _failure(exc)
+
+
+_PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
+
+
+def _carry_page_state(old, new) -> None:
+    """This page's in-memory engine state, moved to an engine built from a
+    newer bundle (message indices differ: per-message state goes by id)."""
+    import copy
+
+    for name in _PAGE_STATE:
+        if hasattr(old, name):
+            setattr(new, name, copy.deepcopy(getattr(old, name)))
+    ids = {m.id: i for i, m in enumerate(new.messages)}
+    new.page_shown = {mid for mid in old.page_shown if mid in ids}
+    new.pending = {ids[old.messages[i].id]: due for i, due in old.pending.items() if old.messages[i].id in ids}
+    new._all_dirty = True
 
 
 def _as_rejection(exc: BaseException) -> BaseException:

@@ -3,16 +3,19 @@
 The signature itself is checked by the caller (WebCrypto in the browser,
 `cryptography` in the CLI) between `open_envelope` and `accept_payload`, so
 that this module stays pure standard library and runs unchanged in Pyodide.
+`verify` runs the whole sequence with a signature checker passed in; the CLI
+and the tests use it, the browser runs the same two halves around WebCrypto.
 
 Order of checks (each failure is a `BundleRejected` with its own reason):
   1) size cap, before parsing
-  2) envelope shape
+  2) envelope shape (strict JSON, no duplicate keys, canonical base64)
   3) known key id (a signature by a pinned key must be present)
   4) signature                      -- done by the caller
-  5) payload shape
+  5) payload shape (the authoring format, as the engine will compile it)
   6) site id
   7) expiry
-  8) version: lower than the last accepted one is a rollback
+  8) version: lower than the last accepted one is a rollback; equal means
+     "the same publication": the caller keeps the copy it has
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from datetime import datetime, timezone
 
 PAYLOAD_TYPE = "application/vnd.proactive.bundle+json"
 MAX_BUNDLE_BYTES = 1024 * 1024
+MAX_SIGNATURES = 16
 
 REASONS = {
     "too_large": "the bundle is larger than the size cap",
@@ -36,6 +40,7 @@ REASONS = {
     "expired": "the bundle has expired",
     "rollback": "the bundle's version is lower than one already accepted",
 }
+ORDER = tuple(REASONS)
 
 
 class BundleRejected(Exception):
@@ -90,12 +95,35 @@ class OpenedEnvelope:
 
 
 def _b64(value: object, what: str) -> bytes:
+    """Strict, canonical base64: one encoding per byte string, so that no
+    change to the envelope's text leaves the signed bytes unchanged."""
     if not isinstance(value, str):
         raise BundleRejected("bad_envelope", f"{what} is not a string")
     try:
-        return base64.b64decode(value, validate=True)
+        data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise BundleRejected("bad_envelope", f"{what} is not base64") from None
+    if base64.b64encode(data).decode("ascii") != value:
+        raise BundleRejected("bad_envelope", f"{what} is not canonical base64")
+    return data
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for k, v in pairs:
+        if k in seen:
+            raise ValueError(f"duplicate key {k!r}")
+        seen[k] = v
+    return seen
+
+
+def _strict_json(raw: bytes):
+    """JSON as RFC 8259 says, minus what parsers disagree on: duplicate keys,
+    NaN/Infinity, a byte-order mark, invalid UTF-8."""
+    def no_constants(name):
+        raise ValueError(f"{name} is not JSON")
+    text = raw.decode("utf-8")  # strict: invalid UTF-8 raises
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=no_constants)
 
 
 def open_envelope(raw: bytes, pinned_keys: list[bytes], max_size: int = MAX_BUNDLE_BYTES) -> OpenedEnvelope:
@@ -104,8 +132,8 @@ def open_envelope(raw: bytes, pinned_keys: list[bytes], max_size: int = MAX_BUND
         raise BundleRejected("too_large", f"{len(raw)} bytes > {max_size}")
     # 2) envelope shape
     try:
-        env = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        env = _strict_json(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BundleRejected("bad_envelope", "not JSON") from None
     if not isinstance(env, dict) or set(env) != {"payloadType", "payload", "signatures"}:
         raise BundleRejected("bad_envelope", "expected exactly payloadType, payload, signatures")
@@ -113,8 +141,8 @@ def open_envelope(raw: bytes, pinned_keys: list[bytes], max_size: int = MAX_BUND
         raise BundleRejected("bad_envelope", f"payloadType is not {PAYLOAD_TYPE}")
     payload = _b64(env["payload"], "payload")
     sigs = env["signatures"]
-    if not isinstance(sigs, list) or not sigs or len(sigs) > 16:
-        raise BundleRejected("bad_envelope", "signatures must be a non-empty list")
+    if not isinstance(sigs, list) or not sigs or len(sigs) > MAX_SIGNATURES:
+        raise BundleRejected("bad_envelope", f"signatures must be a list of 1 to {MAX_SIGNATURES}")
     by_id = {key_id(k): k for k in pinned_keys}
     candidates = []
     for i, s in enumerate(sigs):
@@ -127,7 +155,9 @@ def open_envelope(raw: bytes, pinned_keys: list[bytes], max_size: int = MAX_BUND
             candidates.append((by_id[s["keyid"]], sig))
     # 3) known key id
     if not candidates:
-        raise BundleRejected("unknown_key", "key ids " + ", ".join(str(s.get("keyid"))[:16] for s in sigs))
+        ids = ", ".join(s["keyid"][:16] for s in sigs)
+        pinned = ", ".join(by_id)
+        raise BundleRejected("unknown_key", f"signed by {ids}; the tag pins {pinned}")
     return OpenedEnvelope(payload, pae(PAYLOAD_TYPE, payload), candidates)
 
 
@@ -150,8 +180,8 @@ def accept_payload(payload: bytes, *, site: str | None, last_version: int | None
     version equals `last_version` is accepted: the caller keeps its copy."""
     # 5) payload shape
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        doc = _strict_json(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BundleRejected("bad_payload", "not JSON") from None
     if not isinstance(doc, dict):
         raise BundleRejected("bad_payload", "not an object")
@@ -163,13 +193,45 @@ def accept_payload(payload: bytes, *, site: str | None, last_version: int | None
     if not isinstance(doc.get("messages"), list):
         raise BundleRejected("bad_payload", "messages must be a list")
     _instant_ms(doc.get("issued_at"), "issued_at")
+    expires = _instant_ms(doc["expires_at"], "expires_at") if doc.get("expires_at") is not None else None
+    problems = _authoring_problems(doc)
+    if problems:
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise BundleRejected("bad_payload", "; ".join(str(p) for p in problems[:3]) + more)
     # 6) site id
     if site and doc["site"] != site:
-        raise BundleRejected("wrong_site", f"bundle site {doc['site']!r}, page expects {site!r}")
+        raise BundleRejected("wrong_site", f"bundle site {doc['site']!r}, the tag's data-site is {site!r}")
     # 7) expiry
-    if doc.get("expires_at") is not None and _instant_ms(doc["expires_at"], "expires_at") <= now:
+    if expires is not None and expires <= now:
         raise BundleRejected("expired", f"expired at {doc['expires_at']}")
     # 8) rollback
     if last_version is not None and version < last_version:
-        raise BundleRejected("rollback", f"version {version} < {last_version}")
+        raise BundleRejected("rollback", f"version {version} < {last_version} already accepted")
     return doc
+
+
+def _authoring_problems(doc: dict) -> list:
+    """The engine's own validator (bundle.py), so a payload that passes here
+    compiles; imported lazily because trust checks must never depend on it
+    being importable for the envelope steps."""
+    try:
+        from widget.runtime import bundle
+    except ImportError:  # pragma: no cover - the runtime always ships bundle.py
+        return []
+    try:
+        return bundle.validate(doc)
+    except RecursionError:
+        return ["rules are nested too deeply"]
+    except Exception as exc:  # noqa: BLE001 - a validator bug must not escape as a crash
+        return [f"the payload could not be validated ({type(exc).__name__})"]
+
+
+def verify(raw: bytes, pinned_keys: list[bytes], check_signature, *, site: str | None = None,
+           last_version: int | None = None, now: int, max_size: int = MAX_BUNDLE_BYTES) -> dict:
+    """All eight checks in order. `check_signature(raw_key, message, sig) -> bool`
+    is the only crypto; returns the accepted payload or raises BundleRejected."""
+    opened = open_envelope(raw, pinned_keys, max_size)
+    # 4) signature: one valid signature by a pinned key suffices (co-signing)
+    if not any(check_signature(k, opened.message, s) for k, s in opened.candidates):
+        raise BundleRejected("bad_signature")
+    return accept_payload(opened.payload, site=site, last_version=last_version, now=now)
