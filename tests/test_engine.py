@@ -1,0 +1,166 @@
+"""Engine contract (docs/architecture.md), record, explain and validation."""
+
+import json
+
+import pytest
+
+from widget.runtime.bundle import BundleInvalid, Problem, validate
+from widget.runtime.engine import Engine, merge_records, new_record
+
+PRICING = {
+    "site": "acme", "widgets": [{"id": "main"}],
+    "messages": [{
+        "id": "pricing-help", "type": "proactive", "widget": "main", "team": "online",
+        "audience": "visitors", "once_per_user": True, "delay": 0, "priority": 10,
+        "content": {"text": "Questions about our plans?", "buttons": [{"label": "Yes"}]},
+        "rules": {"all": [
+            {"rule": "page_url", "op": "contains", "value": "/pricing"},
+            {"rule": "time_on_page", "op": "greater", "value": 40},
+            {"any": [{"rule": "country", "op": "equals", "value": ["DE", "AT", "CH"]},
+                     {"rule": "browser_language", "op": "equals", "value": "de"}]}]}}]}
+T0 = 1_764_000_000_000
+
+
+def start(payload=PRICING, **kw):
+    engine = Engine(payload, **kw)
+    engine.step([{"t": T0, "type": "team", "value": "online"},
+                 {"t": T0, "type": "page_view", "url": "https://shop.example/pricing", "referrer": ""}], T0)
+    return engine
+
+
+def test_step_result_shape_and_show_decision_passes_content_through():
+    engine = start(context={"language": "de-DE"})
+    result = engine.step([], T0 + 40_000)
+    assert result["decisions"] == [] and result["next_wakeup"] == T0 + 40_001
+    result = engine.step([], T0 + 40_001)
+    (d,) = result["decisions"]
+    assert d["action"] == "show" and d["message"] == "pricing-help" and d["t"] == T0 + 40_001
+    assert d["content"] is PRICING["messages"][0]["content"] or d["content"] == PRICING["messages"][0]["content"]
+    assert d["priority"] == 10
+    assert result["record"]["invitations_sent"] == 1 and result["next_wakeup"] is None
+    json.dumps(result)
+
+
+def test_nothing_fires_while_unknown_then_geo_arrives():
+    engine = start()
+    assert engine.step([], T0 + 60_000)["decisions"] == []
+    r = engine.step([{"t": T0 + 61_000, "type": "geo", "country": "AT", "city": None}], T0 + 61_000)
+    assert [d["t"] for d in r["decisions"]] == [T0 + 61_000]
+
+
+def test_record_is_versioned_json_and_survives_a_reload():
+    engine = start(context={"language": "de"})
+    engine.step([], T0 + 50_000)
+    stored = json.loads(json.dumps(engine.record))
+    assert stored["v"] == 1 and stored["once"] == ["pricing-help"]
+    again = start(record=stored, context={"language": "de"})
+    assert again.step([], T0 + 100_000)["decisions"] == []   # once per user
+
+
+@pytest.mark.parametrize("record", [None, {}, {"v": 99, "visits": 5}, {"v": 1, "visits": "x"}, "garbage"])
+def test_unreadable_records_start_over_instead_of_breaking(record):
+    engine = start(record=record)
+    assert engine.record["v"] == 1 and isinstance(engine.record["visits"], int)
+
+
+def test_merge_records_takes_max_union_latest():
+    a = dict(new_record(), visits=3, invitations_sent=2, once=["x"], last_invitation=10, visit_start=100,
+             page_views=2, rating="poor", rating_at=5, chat=False, dismissed={"x": 7})
+    b = dict(new_record(), visits=2, invitations_sent=4, once=["y"], last_invitation=20, visit_start=100,
+             page_views=5, rating="great", rating_at=9, chat=True, dismissed={"x": 3, "y": 1})
+    m = merge_records(a, b)
+    assert (m["visits"], m["invitations_sent"], m["once"]) == (3, 4, ["x", "y"])
+    assert (m["last_invitation"], m["page_views"], m["rating"], m["chat"]) == (20, 5, "great", True)
+    assert m["dismissed"] == {"x": 7, "y": 1}
+    assert merge_records(a, b) == merge_records(b, a)
+    assert merge_records(m, m) == m
+
+
+def test_merge_takes_the_later_visit_whole():
+    a = dict(new_record(), visit_start=100, page_views=9, source_url="https://a/", utm={"utm_source": "a"})
+    b = dict(new_record(), visit_start=200, page_views=1, source_url="https://b/", utm={})
+    m = merge_records(a, b)
+    assert (m["visit_start"], m["page_views"], m["source_url"], m["utm"]) == (200, 1, "https://b/", {})
+
+
+def test_explain_reports_values_operators_results_and_gates():
+    engine = start()
+    info = engine.explain(T0 + 12_500)["pricing-help"]
+    assert info["result"] == "rules_false" and info["rules"] is False
+    by_rule = {c["rule"]: c for c in info["conditions"]}
+    assert by_rule["time_on_page"] == {"path": ["all", 1], "rule": "time_on_page", "op": "greater",
+                                       "expected": 40, "observed": 12.5, "result": "false"}
+    assert by_rule["country"]["result"] == "unknown" and by_rule["country"]["observed"] is None
+    assert by_rule["page_url"]["result"] == "true"
+    assert info["gates"]["team"] == {"required": "online", "current": "online", "ok": True}
+    assert info["gates"]["once_per_user"]["ok"] is True
+    json.dumps(engine.explain(T0))
+
+
+def test_explain_names_the_blocking_gate():
+    engine = start(context={"language": "de"})
+    engine.step([{"t": T0 + 1, "type": "team", "value": "offline"}], T0 + 1)
+    info = engine.explain(T0 + 50_000)["pricing-help"]
+    assert info["result"] == "blocked" and info["blocked_by"] == ["team"]
+
+
+def test_a_late_event_is_applied_at_the_present():
+    engine = start(context={"language": "de"})
+    engine.step([], T0 + 45_000)
+    r = engine.step([{"t": T0 + 1_000, "type": "dismiss", "message": "pricing-help"}], T0 + 45_000)
+    assert r["decisions"] == []
+    assert engine.record["dismissed"]["pricing-help"] == T0 + 45_000
+
+
+def test_unknown_event_types_are_ignored():
+    engine = start()
+    assert engine.step([{"t": T0 + 5, "type": "spaceship"}], T0 + 5)["decisions"] == []
+
+
+def test_only_messages_reading_a_changed_fact_are_reevaluated():
+    messages = [{"id": f"m{i}", "rules": [{"rule": "city", "op": "equals", "value": f"c{i}"}]} for i in range(50)]
+    messages.append({"id": "w", "rules": [{"rule": "widget_opened", "op": "is_true"}]})
+    engine = Engine({"site": "s", "messages": messages})
+    engine.step([{"t": 0, "type": "page_view", "url": "https://s/", "referrer": ""}], 0)
+    calls = []
+    original = engine._reevaluate
+    engine._reevaluate = lambda idx, facts, t: (calls.append(idx), original(idx, facts, t))
+    r = engine.step([{"t": 10, "type": "widget_open"}], 10)
+    assert calls == [50] and [d["message"] for d in r["decisions"]] == ["w"]
+
+
+@pytest.mark.parametrize("name,payload,path", [
+    ("unknown rule id", {"rules": {"all": [{"rule": "time_on_page", "op": "greater", "value": 1}, {"rule": "nope", "op": "equals", "value": 1}]}}, ("messages", 0, "rules", "all", 1, "rule")),
+    ("operator not allowed", {"rules": {"all": [{"rule": "city", "op": "exists"}, {"rule": "city", "op": "greater", "value": 1}]}}, ("messages", 0, "rules", "all", 1, "op")),
+    ("wrong value type", {"rules": [{"rule": "visits", "op": "greater", "value": "2"}]}, ("messages", 0, "rules", 0, "value")),
+    ("bad id pattern", {"id": "Pricing_Help", "rules": []}, ("messages", 0, "id")),
+    ("bad type", {"type": "sms", "rules": []}, ("messages", 0, "type")),
+    ("bad team", {"team": "sometimes", "rules": []}, ("messages", 0, "team")),
+    ("negative delay", {"delay": -1, "rules": []}, ("messages", 0, "delay")),
+    ("content not a mapping", {"content": "hi", "rules": []}, ("messages", 0, "content")),
+    ("unknown field", {"once_per_usr": True, "rules": []}, ("messages", 0, "once_per_usr")),
+    ("unknown widget", {"widget": "side", "rules": []}, ("messages", 0, "widget")),
+    ("proactive without rules", {}, ("messages", 0, "rules")),
+])
+def test_validation_problem_paths(name, payload, path):
+    message = dict({"id": "m"}, **payload)
+    problems = validate({"site": "s", "widgets": [{"id": "main"}], "messages": [message]})
+    assert path in [p.path for p in problems], problems
+    assert all(isinstance(p, Problem) and p.message for p in problems)
+
+
+def test_every_problem_is_collected_and_engine_refuses():
+    payload = {"site": "", "messages": [
+        {"id": "a", "rules": [{"rule": "nope", "op": "x"}]},
+        {"id": "a", "rules": [{"rule": "time_on_page", "op": "contains", "value": 3}]},
+        {"id": "B", "rules": {"any": []}}]}
+    with pytest.raises(BundleInvalid) as info:
+        Engine(payload)
+    paths = [p.path for p in info.value.problems]
+    assert paths == [("site",), ("messages", 0, "rules", 0, "rule"), ("messages", 1, "id"),
+                     ("messages", 1, "rules", 0, "op"), ("messages", 2, "id"), ("messages", 2, "rules", "any")]
+
+
+def test_payload_metadata_from_the_signer_is_accepted():
+    payload = dict(PRICING, version=7, issued_at="2026-01-01T00:00:00Z", expires_at="2027-01-01T00:00:00Z")
+    assert Engine(payload).bundle.version == 7

@@ -1,0 +1,122 @@
+"""`proactive simulate` and the pure simulate() behind it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proactive.cli import main
+from widget.runtime.simulate import ScenarioInvalid, simulate
+
+MESSAGES = """\
+site: acme
+widgets: [{id: main}]
+messages:
+  - id: pricing-help
+    team: online
+    once_per_user: true
+    priority: 10
+    content: {text: "Questions about our plans?"}
+    rules:
+      all:
+        - {rule: page_url, op: contains, value: /pricing}
+        - {rule: time_on_page, op: greater, value: 40}
+        - any:
+            - {rule: country, op: equals, value: [DE, AT, CH]}
+            - {rule: browser_language, op: equals, value: de}
+  - id: exit-offer
+    content: {text: "Before you go"}
+    rules: {rule: time_before_exit_intent, op: greater, value: 10}
+  - id: never
+    content: {text: "x"}
+    rules: [{rule: rating, op: equals, value: poor}]
+  - id: welcome-mail
+    type: email
+    rules: []
+"""
+SCENARIO = {
+    "visitor": {"language": "de-DE", "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+                "country": "DE", "city": "Berlin", "authenticated": False},
+    "team": "online",
+    "events": [
+        {"t": 0, "type": "page_view", "url": "https://shop.example/pricing?utm_source=google", "referrer": "https://www.google.com/"},
+        {"t": 12.5, "type": "exit_intent"},
+        {"t": 20, "type": "widget_open"}, {"t": 25, "type": "widget_close"},
+        {"t": 30, "type": "visitor_message"}, {"t": 50, "type": "agent_message"},
+        {"t": 60, "type": "rating", "value": "great"},
+        {"t": 70, "type": "dismiss", "message": "pricing-help"},
+        {"t": 80, "type": "team", "value": "offline"},
+        {"t": 90, "type": "identify"}],
+    "until": 120}
+
+
+@pytest.fixture
+def files(tmp_path):
+    m = tmp_path / "messages.yaml"
+    m.write_text(MESSAGES)
+    s = tmp_path / "scenario.json"
+    s.write_text(json.dumps(SCENARIO))
+    return m, s
+
+
+def test_the_issue_scenario(files, capsys):
+    m, s = files
+    assert main(["simulate", str(m), str(s)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["shown"] == [{"message": "exit-offer", "t": 12.5}, {"message": "pricing-help", "t": 40.001}]
+    assert out["emails"] == [{"message": "welcome-mail", "t": 90.0}]
+
+
+def test_explain_at_firing_and_at_the_end(files, capsys):
+    m, s = files
+    assert main(["simulate", str(m), str(s), "--explain"]) == 0
+    ex = json.loads(capsys.readouterr().out)["explain"]
+    fired = ex["pricing-help"]
+    assert fired["at"] == 40.001
+    t = [c for c in fired["conditions"] if c["rule"] == "time_on_page"][0]
+    assert (t["observed"], t["op"], t["expected"], t["result"]) == (40.001, "greater", 40, "true")
+    never = ex["never"]
+    assert never["at"] == 120.0 and never["conditions"][0]["observed"] == "great"
+    assert never["conditions"][0]["result"] == "false"
+
+
+def test_invalid_messages_report_file_and_line(files, capsys):
+    m, s = files
+    m.write_text(MESSAGES.replace("op: greater, value: 40", "op: contains, value: 40"))
+    assert main(["simulate", str(m), str(s)]) == 1
+    err = capsys.readouterr().err
+    assert f"{m}:12: messages.0.rules.all.1.op: operator 'contains' is not allowed for time_on_page" in err
+
+
+def test_bad_scenario_is_reported(files, capsys):
+    m, s = files
+    s.write_text(json.dumps({"events": [{"t": -1, "type": "page_view"}]}))
+    assert main(["simulate", str(m), str(s)]) == 1
+    assert "events[0].t" in capsys.readouterr().err
+
+
+def test_simulate_is_pure_and_deterministic():
+    import yaml
+    payload = yaml.safe_load(MESSAGES)
+    assert simulate(payload, SCENARIO) == simulate(payload, SCENARIO)
+    with pytest.raises(ScenarioInvalid):
+        simulate(payload, {"events": "nope"})
+
+
+def test_runtime_imports_only_the_standard_library():
+    """The runtime must load in Pyodide with nothing else installed."""
+    code = ("import sys; import widget.runtime.engine, widget.runtime.simulate, widget.runtime.conformance;"
+            "bad = [m for m in ('yaml', 'hypothesis', 'cryptography', 'js', 'pyodide') if m in sys.modules];"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["engine", "conditions", "catalog", "bundle", "urls", "useragent", "simulate", "conformance"])
+def test_runtime_never_reads_a_clock(module):
+    source = (Path(__file__).parent.parent / "widget" / "runtime" / f"{module}.py").read_text()
+    for forbidden in ("import time", "from time", "datetime", "perf_counter", "monotonic", "random"):
+        assert forbidden not in source, f"{module}.py mentions {forbidden}"
