@@ -6,31 +6,58 @@
  *
  * It reads top to bottom as its steps:
  *   1. install the queue stub API  window.proactive(...)
- *   2. capture browser signals with timestamps from the first millisecond
+ *   2. capture browser signals with timestamps from the first millisecond:
+ *      page views (incl. single-page-app route changes), exit intent (desktop
+ *      pointer through the top edge; touch heuristics), visibility
  *   3. load the shell (shell.mjs, same origin as this file), which starts the
  *      worker, owns the clock, keeps the visitor record and renders
  * It defines one global (`proactive`) and never throws into the page.
+ * docs/embedding.md documents every data- attribute read here.
  */
 (function () {
   "use strict";
   var script = document.currentScript;
   var existing = window.proactive;
   // Pasting the snippet twice must not start two widgets.
-  if (existing && existing.__proactiveLoader) return;
+  if (existing && existing.__proactiveLoader) {
+    try { console.warn("[proactive] the widget's script tag is on this page more than once; only the first one runs"); } catch (e) { /* nothing */ }
+    return;
+  }
 
   try {
-    // 1. Queue stub: calls made before the shell is ready are queued.
+    // 1. Queue stub: calls made before the shell is ready are queued, with the
+    //    ones the site's snippet queued before this script arrived first.
     var queue = existing && existing.q ? Array.prototype.slice.call(existing.q) : [];
     var api = function () {
       if (api.__target) return api.__target.apply(null, arguments);
       queue.push(Array.prototype.slice.call(arguments));
+      return undefined;
     };
     api.__proactiveLoader = true;
     api.q = queue;
     window.proactive = api;
 
     // 2. Signals, buffered with their timestamps until the shell takes over.
-    var navStart = Math.round(Date.now() - (window.performance ? performance.now() : 0));
+    var attr = function (name) { return script ? script.getAttribute("data-" + name) : null; };
+    var off = function (name) { return /^(off|false|0|no)$/i.test(attr(name) || ""); };
+    var number = function (name, fallback) {
+      var n = parseFloat(attr(name));
+      return isFinite(n) && n >= 0 ? n : fallback;
+    };
+    var options = {
+      sensitivity: number("exit-sensitivity", 10),       // px from the top edge
+      armDelay: number("exit-delay", 1) * 1000,           // ms after a page view
+      scrollQuiet: 500,                                   // ms after a scroll
+      scrollUp: !off("exit-scroll-up"),                   // touch: fast scroll back up
+      tabReturn: !off("exit-tab-return"),                 // touch: back after the tab was hidden
+      scrollUpWindow: 250,                                // ms
+      scrollUpShare: 0.25,                                // of the viewport height
+      tabHiddenMin: 1000,                                 // ms
+    };
+    var touch = false;
+    try { touch = !!(window.matchMedia && matchMedia("(pointer: coarse)").matches); } catch (e) { /* desktop */ }
+
+    var navStart = Math.round(Date.now() - (window.performance && performance.now ? performance.now() : 0));
     var signals = [];
     var record = function (event) {
       if (api.__signal) api.__signal(event);
@@ -39,60 +66,99 @@
     var capture = {
       navStart: navStart,
       signals: signals,
+      options: options,
+      touch: touch,
       listeners: [],
       on: function (target, type, fn, opts) {
         target.addEventListener(type, fn, opts);
         capture.listeners.push([target, type, fn, opts]);
       },
     };
-    record({ type: "page_view", t: navStart, url: location.href, referrer: document.referrer || "" });
+    var guarded = function (fn) {
+      return function (e) {
+        try { fn(e); } catch (err) { /* a signal is never worth an error on the host page */ }
+      };
+    };
 
-    // Exit intent (desktop): the pointer leaves the window through the top edge.
-    var armedAt = navStart + 1000;
-    var lastScroll = 0;
-    var exitSent = false; // once per page view
-    capture.on(window, "scroll", function () { lastScroll = Date.now(); }, { passive: true });
-    capture.on(document, "mouseout", function (e) {
-      if (e.relatedTarget || e.toElement) return;
-      var now = Date.now();
-      if (exitSent || e.clientY > 10 || now < armedAt || now - lastScroll < 300) return;
-      exitSent = true;
-      record({ type: "exit_intent", t: now });
-    }, { passive: true });
-    capture.on(document, "visibilitychange", function () {
-      record({ type: "visibility", t: Date.now(), hidden: document.visibilityState === "hidden" });
-    });
-
-    // Single-page apps: history changes are new pages.
+    // Page views: this document, then every single-page-app route change.
+    var pageStart = navStart;
+    var exitSent = false; // exit intent: once per page view, whatever detected it
     var lastUrl = location.href;
+    record({ type: "page_view", t: navStart, url: location.href, referrer: document.referrer || "" });
     var routeChanged = function () {
       if (location.href === lastUrl) return;
       var referrer = lastUrl;
       lastUrl = location.href;
+      pageStart = Date.now();
       exitSent = false;
-      record({ type: "page_view", t: Date.now(), url: location.href, referrer: referrer, spa: true });
+      scrolls = [];
+      record({ type: "page_view", t: pageStart, url: lastUrl, referrer: referrer, spa: true });
     };
     ["pushState", "replaceState"].forEach(function (name) {
       var original = history[name];
-      history[name] = function () {
+      if (typeof original !== "function") return;
+      var patched = function () {
         var result = original.apply(this, arguments);
-        try { routeChanged(); } catch (e) { /* never break the host's navigation */ }
+        if (!patched.disabled) {
+          try { routeChanged(); } catch (e) { /* never break the host's navigation */ }
+        }
         return result;
       };
-      capture.listeners.push([history, name, original, "patch"]);
+      history[name] = patched;
+      capture.listeners.push([history, name, original, patched]);
     });
-    capture.on(window, "popstate", routeChanged);
-    capture.on(window, "hashchange", routeChanged);
+    capture.on(window, "popstate", guarded(routeChanged));
+    capture.on(window, "hashchange", guarded(routeChanged));
+
+    // Exit intent.
+    var exit = function (how, now) {
+      if (exitSent || now < pageStart + options.armDelay) return;
+      exitSent = true;
+      record({ type: "exit_intent", t: now, how: how });
+    };
+    // Desktop: the pointer leaves the window through the top edge.
+    var lastScroll = -Infinity;
+    var scrolls = []; // recent [t, scrollY] samples (touch: fast scroll back up)
+    capture.on(window, "scroll", guarded(function () {
+      var now = Date.now();
+      lastScroll = now;
+      if (!touch || !options.scrollUp) return;
+      var y = window.scrollY || window.pageYOffset || 0;
+      while (scrolls.length && now - scrolls[0][0] > options.scrollUpWindow) scrolls.shift();
+      scrolls.push([now, y]);
+      var highest = 0;
+      for (var i = 0; i < scrolls.length; i++) if (scrolls[i][1] > highest) highest = scrolls[i][1];
+      if (highest - y >= options.scrollUpShare * (window.innerHeight || 600)) exit("scroll_up", now);
+    }), { passive: true });
+    capture.on(document, "mouseout", guarded(function (e) {
+      if (e.relatedTarget || e.toElement) return;
+      var now = Date.now();
+      if (e.clientY > options.sensitivity || now - lastScroll < options.scrollQuiet) return;
+      exit("pointer", now);
+    }), { passive: true });
+    // Touch: coming back to the tab after it was hidden (another app or tab).
+    var hiddenAt = null;
+    capture.on(document, "visibilitychange", guarded(function () {
+      var now = Date.now();
+      if (document.visibilityState === "hidden") {
+        hiddenAt = now;
+        return;
+      }
+      var away = hiddenAt === null ? 0 : now - hiddenAt;
+      hiddenAt = null;
+      if (touch && options.tabReturn && away >= options.tabHiddenMin) exit("tab_return", now);
+    }));
 
     // 3. The shell, from the same origin as this script.
     var src = script && script.src;
     var config = {
       src: src,
-      bundle: script && script.getAttribute("data-bundle"),
-      key: script && script.getAttribute("data-key"),
-      site: script && script.getAttribute("data-site"),
-      endpoint: script && script.getAttribute("data-endpoint"),
-      mode: script && script.getAttribute("data-mode"),
+      bundle: attr("bundle"),
+      key: attr("key"),
+      site: attr("site"),
+      endpoint: attr("endpoint"),
+      mode: attr("mode"),
+      debug: attr("debug"),
     };
     if (!src) {
       console.warn("[proactive] the loader must be included with <script src=…>; widget not started");

@@ -2,8 +2,10 @@
 //   start() → check the tag's configuration → open the visitor record →
 //   start the runtime (module worker, or main thread) → replay early signals →
 //   own the clock (one timer for the engine's next wake-up) → render decisions
-//   → feed visitor actions back as events → persist the record.
-// Nothing here throws into the host page.
+//   → feed visitor actions back as events → persist the record, shared with
+//   the site's other tabs.
+// Nothing here throws into the host page; `shutdown` undoes all of it.
+// docs/embedding.md is the user's view of this file (API, events, attributes).
 
 import { createRenderer } from "./render.mjs";
 
@@ -11,17 +13,24 @@ const ENGINE_EVENTS = new Set([
   "page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
   "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "tick",
 ]);
+// Signals a site with its own chat feeds in with proactive('track', name, …).
+const TRACKED_SIGNALS = new Set(["visitor_message", "agent_message", "rating"]);
 const MAX_TIMEOUT = 2147483647;
 const RECORD_VERSION = 1;
 
 export function start({ api, config, capture }) {
   try {
     const widget = createWidget(api, config, capture);
-    if (widget) api.__target = widget.command;
     const queued = api.q.splice(0);
-    for (const args of queued) widget ? widget.command(...args) : undefined;
+    if (!widget) {
+      api.__target = () => undefined; // misconfigured: the API stays callable and silent
+      return;
+    }
+    api.__target = widget.command;
+    for (const args of queued) widget.command(...args);
+    widget.announceEarly();
   } catch (err) {
-    console.warn(`[proactive] widget not started: ${err && err.message}`);
+    warnOnce(`widget not started: ${err && err.message}`);
   }
 }
 
@@ -53,82 +62,154 @@ export function readConfig(config) {
   return { problems, bundle, keys: keys.join(","), site: config.site || null };
 }
 
-// 2. The visitor record: one versioned localStorage key; memory if blocked.
+// 2. The visitor record: one versioned localStorage key, shared by the site's
+// tabs; memory (with one console warning) when storage is blocked or full.
+function canonical(value) {
+  return JSON.stringify(value, (k, v) => (v && typeof v === "object" && !Array.isArray(v)
+    ? Object.fromEntries(Object.keys(v).sort().map((key) => [key, v[key]])) : v));
+}
+
 function openStore(name) {
   const key = `proactive:v${RECORD_VERSION}:${name}`;
   let storage = null;
+  const fallBack = (err) => {
+    storage = null;
+    warnOnce(err && err.name === "QuotaExceededError"
+      ? "localStorage is full: the visitor record is kept in memory for this page only"
+      : "localStorage is unavailable: the visitor record is kept in memory for this page only");
+  };
   try {
     storage = window.localStorage;
     const probe = `${key}:probe`;
     storage.setItem(probe, "1");
     storage.removeItem(probe);
-  } catch {
-    storage = null;
-    warnOnce("localStorage is unavailable: the visitor record is kept in memory for this page only");
+  } catch (err) {
+    fallBack(err);
   }
   const memory = new Map();
+  const raw = (k) => {
+    if (storage) {
+      try {
+        return storage.getItem(k);
+      } catch (err) {
+        fallBack(err);
+      }
+    }
+    return memory.has(k) ? memory.get(k) : null;
+  };
   return {
     key,
+    get persistent() { return storage !== null; },
     read(suffix = "") {
       try {
-        const text = storage ? storage.getItem(key + suffix) : memory.get(key + suffix);
+        const text = raw(key + suffix);
         return text ? JSON.parse(text) : null;
       } catch {
         return null;
       }
     },
+    // Writes only a change: an identical write would wake the other tabs.
     write(value, suffix = "") {
-      const text = JSON.stringify(value);
+      const text = canonical(value);
+      if (raw(key + suffix) === text) return;
       if (storage) {
         try {
           storage.setItem(key + suffix, text);
           return;
-        } catch {
-          warnOnce("localStorage is full: the visitor record is kept in memory for this page only");
-          storage = null;
+        } catch (err) {
+          fallBack(err);
         }
       }
       memory.set(key + suffix, text);
+    },
+    // Another tab of the site wrote the record: `event` is a StorageEvent.
+    changedElsewhere(event) {
+      if (!storage || event.key !== key || event.storageArea !== storage || !event.newValue) return null;
+      try {
+        return JSON.parse(event.newValue);
+      } catch {
+        return null;
+      }
     },
   };
 }
 
 function visitorContext() {
   const nav = navigator;
-  const mobile = nav.userAgentData && typeof nav.userAgentData.mobile === "boolean" ? nav.userAgentData.mobile : null;
+  let coarse = false;
+  try { coarse = matchMedia("(pointer: coarse)").matches && nav.maxTouchPoints > 0; } catch { /* desktop */ }
+  // Phones and tablets are "mobile"; otherwise the engine reads the user agent.
+  const mobile = (nav.userAgentData && nav.userAgentData.mobile === true) || coarse;
   return {
     language: nav.language || null,
     languages: Array.from(nav.languages || []),
     user_agent: nav.userAgent || "",
-    platform: mobile === null ? null : mobile ? "mobile" : "desktop",
+    platform: mobile ? "mobile" : null,
   };
 }
 
 // 3. The runtime: a module worker from a same-origin blob that imports the
-// widget's module (the widget lives on another origin than the page).
-async function startRuntime(config, onMessage) {
-  const workerUrl = new URL("worker.mjs", config.src).href;
-  if (config.mode !== "main" && typeof Worker === "function") {
-    try {
-      const blob = new Blob([`import ${JSON.stringify(workerUrl)};`], { type: "text/javascript" });
-      const blobUrl = URL.createObjectURL(blob);
-      const worker = new Worker(blobUrl, { type: "module", name: "proactive" });
-      worker.onmessage = (e) => onMessage(e.data);
-      worker.onerror = (e) => {
-        e.preventDefault();
-        warnOnce(`the widget's worker failed to load (${e.message || "check the page's Content-Security-Policy: worker-src blob: and the widget origin"})`);
-      };
-      URL.revokeObjectURL(blobUrl);
-      return { mode: "worker", post: (m) => worker.postMessage(m), stop: () => worker.terminate() };
-    } catch (err) {
-      warnOnce(`module workers are unavailable (${err.message}); running on the main thread`);
-    }
+// widget's module (the widget lives on another origin than the page); the
+// main thread when asked (data-mode="main"), when workers are unavailable, or
+// when the worker fails to load.
+function startRuntime(config, onMessage) {
+  const runtime = { mode: null, stopped: false, post() {}, stop() { runtime.stopped = true; } };
+  const onMain = async () => {
+    const { createHost } = await import(new URL("host.mjs", config.src).href);
+    if (runtime.stopped) return runtime;
+    const host = createHost((m) => { if (!runtime.stopped) queueMicrotask(() => onMessage(m)); });
+    runtime.mode = "main";
+    runtime.post = (m) => { if (!runtime.stopped) host.receive(structuredClone(m)); };
+    queueMicrotask(() => onMessage({ type: "booted" }));
+    return runtime;
+  };
+  if (config.mode === "main" || typeof Worker !== "function") return onMain();
+  try {
+    const workerUrl = new URL("worker.mjs", config.src).href;
+    const blob = new Blob([`import ${JSON.stringify(workerUrl)};`], { type: "text/javascript" });
+    const blobUrl = URL.createObjectURL(blob);
+    const worker = new Worker(blobUrl, { type: "module", name: "proactive" });
+    URL.revokeObjectURL(blobUrl);
+    let alive = false;
+    worker.onmessage = (e) => {
+      if (e.data && e.data.type === "booted") alive = true;
+      onMessage(e.data || {});
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      if (alive || runtime.stopped) {
+        warnOnce(`the widget's worker failed: ${e.message || "unknown error"}`);
+        return;
+      }
+      worker.terminate();
+      warnOnce("the widget's worker could not start (check the page's Content-Security-Policy: worker-src blob: and the widget's origin); running on the main thread");
+      onMain().catch((err) => warnOnce(`the runtime could not start: ${err.message}`));
+    };
+    runtime.mode = "worker";
+    runtime.post = (m) => { if (!runtime.stopped && runtime.mode === "worker") worker.postMessage(m); };
+    runtime.stop = () => { runtime.stopped = true; worker.terminate(); };
+    return Promise.resolve(runtime);
+  } catch (err) {
+    warnOnce(`module workers are unavailable (${err.message}); running on the main thread`);
+    return onMain();
   }
-  const { createHost } = await import(new URL("host.mjs", config.src).href);
-  let stopped = false;
-  const host = createHost((m) => { if (!stopped) queueMicrotask(() => onMessage(m)); });
-  queueMicrotask(() => onMessage({ type: "booted" }));
-  return { mode: "main", post: (m) => host.receive(structuredClone(m)), stop: () => { stopped = true; } };
+}
+
+// Visitor-supplied attributes (identify, track): plain values only.
+function plainAttributes(value) {
+  const out = {};
+  if (!value || typeof value !== "object") return out;
+  for (const key of Object.keys(value).slice(0, 50)) {
+    const v = value[key];
+    if (v === null || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))) out[key.slice(0, 100)] = v;
+    else if (typeof v === "string") out[key.slice(0, 100)] = v.slice(0, 2000);
+  }
+  return out;
+}
+
+function describeCondition(c) {
+  const expected = c.expected === null || c.expected === undefined ? "" : ` ${JSON.stringify(c.expected)}`;
+  return `${c.rule} ${c.op}${expected} → ${c.result} (observed ${JSON.stringify(c.observed)})`;
 }
 
 function createWidget(api, rawConfig, capture) {
@@ -139,6 +220,11 @@ function createWidget(api, rawConfig, capture) {
   }
   config.src = rawConfig.src;
   config.mode = rawConfig.mode;
+  const cleanup = []; // undo functions, run by shutdown
+  const listen = (target, type, fn, opts) => {
+    target.addEventListener(type, fn, opts);
+    cleanup.push(() => target.removeEventListener(type, fn, opts));
+  };
   const store = openStore(config.site || config.bundle);
   const handlers = new Map(); // event name → Set of callbacks
   let record = store.read();
@@ -148,33 +234,56 @@ function createWidget(api, rawConfig, capture) {
   let timer = null;
   let debug = false;
   let stopped = false;
+  let widgetOpen = false;
   const early = capture.signals.splice(0); // signals from before the shell
+  const announced = early.slice();
   const waiting = new Map(); // ping id → resolve, for proactive('sync')
   let nextPing = 1;
-  const status = { navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [] };
+  const status = {
+    navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [],
+    storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
+  };
 
   const renderer = createRenderer({
     onDismiss: (id) => send({ type: "dismiss", message: id, t: Date.now() }, "dismissed", { message: id }),
     onClick: (id, button) => send({ type: "click", message: id, button, t: Date.now() }, "clicked", { message: id, button }),
-    onOpen: () => send({ type: "widget_open", t: Date.now() }, "open", {}),
-    onClose: () => send({ type: "widget_close", t: Date.now() }, "close", {}),
+    onOpen: () => setOpen(true, true),
+    onClose: () => setOpen(false, true),
   });
 
   function emit(name, detail) {
     for (const fn of handlers.get(name) || []) {
-      try { fn(detail); } catch (err) { console.error(err); }
+      try { fn(detail); } catch (err) { console.error(err); } // the site's own handler failed
     }
   }
 
+  // Every signal goes through here: to the site's handlers, then the engine.
   function send(event, publicName, detail) {
     if (stopped) return;
     if (publicName) emit(publicName, detail);
+    if (debug) console.debug(`[proactive] event ${event.type}`, event);
     if (!ENGINE_EVENTS.has(event.type)) return;
     if (!booted) early.push(event);
     else runtime.post({ type: "events", events: [event], now: Math.max(event.t, Date.now()) });
   }
-  api.__signal = (event) => send(event);
+  function signalName(event) {
+    return event.type === "page_view" || event.type === "exit_intent" ? event.type : null;
+  }
+  function signalDetail(event) {
+    return event.type === "page_view"
+      ? { url: event.url, referrer: event.referrer, t: event.t }
+      : { how: event.how, t: event.t };
+  }
+  api.__signal = (event) => send(event, signalName(event), signalDetail(event));
 
+  function setOpen(open, fromRenderer) {
+    if (widgetOpen === open) return;
+    widgetOpen = open;
+    if (!fromRenderer) open ? renderer.open() : renderer.close();
+    send({ type: open ? "widget_open" : "widget_close", t: Date.now() }, open ? "open" : "close", {});
+  }
+
+  // The clock: one timer, for the engine's next wake-up.
   function schedule(at) {
     clearTimeout(timer);
     timer = null;
@@ -187,17 +296,47 @@ function createWidget(api, rawConfig, capture) {
     }, delay);
   }
 
+  // Round trips to the runtime: sync (a ping) and explain.
+  function ask(kind, now) {
+    return new Promise((resolve) => {
+      if (stopped) return resolve(null);
+      const id = nextPing++;
+      waiting.set(id, (m) => resolve(kind === "sync" ? true : m.explain));
+      const post = () => (stopped ? resolve(null) : runtime.post({ type: kind === "sync" ? "ping" : "explain", id, now: now ?? Date.now() }));
+      runtimeStarted.then(post, () => resolve(null));
+    });
+  }
+
+  // proactive('debug', true): each decision with its reasons, in the console.
+  function logDecision(d) {
+    const when = new Date(d.t).toISOString();
+    ask("explain", d.t).then((explain) => {
+      const entry = explain && explain[d.message];
+      const reasons = entry ? entry.conditions.map(describeCondition) : [];
+      console.info(`[proactive] ${d.action} "${d.message}" at ${when}: ${reasons.length ? reasons.join("; ") : "no rules"}`, entry || d);
+    });
+  }
+  function logSnapshot() {
+    ask("explain").then((explain) => {
+      if (!explain) return;
+      for (const [id, entry] of Object.entries(explain)) {
+        const blocked = entry.blocked_by && entry.blocked_by.length ? ` blocked by ${entry.blocked_by.join(", ")}` : "";
+        console.info(`[proactive] "${id}": ${entry.result}${blocked}: ${entry.conditions.map(describeCondition).join("; ") || "no rules"}`, entry);
+      }
+    });
+  }
+
   function onMessage(msg) {
     if (stopped) return;
     switch (msg.type) {
       case "booted":
         runtimeStarted.then(() => {
-        if (stopped) return;
+        if (stopped || booted) return;
         booted = true;
         runtime.post({
           type: "init",
           config: { bundle: config.bundle, keys: config.keys, site: config.site, context: visitorContext() },
-          record,
+          record: store.read() || record,
           cachedBundle: store.read(":bundle"),
           lastVersion: (store.read(":bundle-version") || {}).version ?? null,
           events: early.splice(0).sort((a, b) => a.t - b.t),
@@ -212,23 +351,34 @@ function createWidget(api, rawConfig, capture) {
         status.timings = msg.timings;
         status.readyAt = Math.round(performance.now()); // ms since navigation start
         emit("ready", { bundle: msg.bundle });
+        if (debug) logSnapshot();
         break;
-      case "bundle":
-        store.write(msg.envelope, ":bundle");
-        store.write({ version: msg.version }, ":bundle-version");
+      case "bundle": {
+        // A verified, newer bundle: the last good one for the next page. Never
+        // lower the stored version (another tab may have accepted a newer one).
+        const stored = (store.read(":bundle-version") || {}).version;
+        if (!(Number.isInteger(stored) && stored > msg.version)) {
+          store.write(msg.envelope, ":bundle");
+          store.write({ version: msg.version }, ":bundle-version");
+        }
+        if (ready && msg.bundle) status.bundle = msg.bundle;
         break;
+      }
       case "result":
         record = msg.record;
         store.write(record);
         for (const d of msg.decisions || []) {
-          if (debug) console.info("[proactive] decision", d);
+          if (debug) logDecision(d);
           if (d.action === "show") {
             status.shown.push({ message: d.message, t: d.t });
             renderer.show(d);
-            emit("shown", { message: d.message });
+            emit("shown", { message: d.message, t: d.t });
+          } else if (d.action === "email") {
+            emit("email", { message: d.message, t: d.t });
           }
         }
         schedule(msg.next_wakeup);
+        if (qa.view) qa.view.update();
         break;
       case "pong":
       case "explain":
@@ -238,6 +388,7 @@ function createWidget(api, rawConfig, capture) {
         }
         break;
       case "warn":
+        qa.warnings.push(msg.text);
         warnOnce(msg.text);
         break;
       case "failed":
@@ -251,25 +402,92 @@ function createWidget(api, rawConfig, capture) {
   const runtimeStarted = startRuntime(config, onMessage).then((r) => {
     runtime = r;
     status.mode = r.mode;
+    if (stopped) r.stop();
+    return r;
   });
   runtimeStarted.catch((err) => warnOnce(`the runtime could not start: ${err.message}`));
 
-  function shutdown() {
-    stopped = true;
-    clearTimeout(timer);
-    if (runtime) runtime.stop();
-    for (const [target, type, fn, opts] of capture.listeners) {
-      if (opts === "patch") target[type] = fn;
-      else target.removeEventListener(type, fn, opts);
+  // Other tabs of the site: their record is merged by the engine.
+  listen(window, "storage", (e) => {
+    const other = store.changedElsewhere(e);
+    if (other) send({ type: "record_sync", t: Date.now(), record: other });
+  });
+  listen(window, "languagechange", () => {
+    const { language, languages } = visitorContext();
+    send({ type: "context", t: Date.now(), language, languages });
+  });
+
+  // --- QA kit hooks (docs/qa.md): the debug overlay and a seeded visitor ---
+  // debug.mjs loads only when asked for: proactive('debug', true) or
+  // ?proactive_debug=1 in the page's URL. `seed` replaces the visitor record
+  // before the runtime starts (the pytest plugin queues it before the loader).
+  const qa = { view: null, loading: null, warnings: [] };
+  function setDebug(on) {
+    debug = on;
+    if (!on) {
+      if (qa.view) qa.view.close();
+      qa.view = null;
+      return;
     }
-    capture.listeners.length = 0;
+    if (qa.view || qa.loading) return;
+    qa.loading = import(new URL("debug.mjs", config.src).href)
+      .then((m) => {
+        if (debug && !stopped) qa.view = m.openDebug({ command, renderer, warnings: qa.warnings, onClose: () => setDebug(false) });
+      })
+      .catch((err) => warnOnce(`the debug view could not load: ${err.message}`))
+      .finally(() => { qa.loading = null; });
+  }
+  function seed(value) {
+    if (booted) return warnOnce("seed must come before the widget starts (queue it before the loader runs)");
+    record = value && typeof value === "object" ? JSON.parse(JSON.stringify(value)) : null;
+    if (record) store.write(record);
+  }
+  try {
+    if (new URLSearchParams(location.search).get("proactive_debug") === "1") queueMicrotask(() => setDebug(true));
+  } catch { /* no debug view */ }
+  // --- end of QA kit hooks ---
+
+  // Undo everything: listeners (the loader's and ours), the history patches,
+  // the timer, the worker, the element, the handlers.
+  function shutdown() {
+    if (stopped) return;
+    setDebug(false);
+    stopped = true;
+    status.stopped = true;
+    clearTimeout(timer);
+    timer = null;
+    if (runtime) runtime.stop();
+    for (const [target, type, fn, opts] of capture.listeners.splice(0)) {
+      try {
+        if (typeof opts === "function") {
+          // A history patch: restore the original unless someone patched on top
+          // of ours, in which case ours becomes a plain pass-through.
+          if (target[type] === opts) target[type] = fn;
+          else opts.disabled = true;
+        } else {
+          target.removeEventListener(type, fn, opts);
+        }
+      } catch { /* keep undoing */ }
+    }
+    for (const undo of cleanup.splice(0)) {
+      try { undo(); } catch { /* keep undoing */ }
+    }
+    capture.signals.length = 0;
+    early.length = 0;
     renderer.destroy();
     handlers.clear();
+    for (const resolve of waiting.values()) resolve({});
+    waiting.clear();
     api.__signal = null;
   }
 
   function command(name, ...args) {
     try {
+      if (stopped) {
+        if (name === "status") return JSON.parse(JSON.stringify(status));
+        if (name === "sync" || name === "explain") return Promise.resolve(null);
+        return undefined;
+      }
       switch (name) {
         case "on":
           if (typeof args[1] === "function") {
@@ -281,30 +499,40 @@ function createWidget(api, rawConfig, capture) {
           if (handlers.has(args[0])) handlers.get(args[0]).delete(args[1]);
           return undefined;
         case "open":
-          renderer.open();
+          setOpen(true, false);
           return undefined;
         case "close":
-          renderer.close();
+          setOpen(false, false);
           return undefined;
-        case "identify":
-          send({ type: "identify", attributes: Object.assign({}, args[0] || {}), t: Date.now() });
+        case "identify": {
+          const attributes = plainAttributes(args[0]);
+          send({ type: "identify", attributes, t: Date.now() }, "identify", { attributes });
           return undefined;
-        case "track":
-          send({ type: "track", name: String(args[0] || ""), t: Date.now() }, "track", { name: args[0] });
+        }
+        case "track": {
+          const signal = String(args[0] ?? "");
+          const properties = typeof args[1] === "string" ? { value: args[1] } : plainAttributes(args[1]);
+          const t = Date.now();
+          let event = { type: "track", name: signal, properties, t };
+          if (signal === "rating") event = { type: "rating", value: String(properties.value ?? ""), t };
+          else if (TRACKED_SIGNALS.has(signal)) event = { type: signal, t, ...(typeof properties.text === "string" ? { text: properties.text } : {}) };
+          send(event, "track", { name: signal, properties });
           return undefined;
+        }
         case "debug":
-          debug = args[0] !== false;
+          setDebug(args[0] !== false);
+          if (debug && ready) logSnapshot();
+          return undefined;
+        case "seed":
+          seed(args[0]);
           return undefined;
         case "sync":
-        case "explain":
           // Resolves once the runtime has handled everything sent before.
-          return new Promise((resolve) => {
-            const id = nextPing++;
-            waiting.set(id, (m) => resolve(name === "sync" ? true : m.explain));
-            const post = () => runtime.post({ type: name === "sync" ? "ping" : "explain", id, now: Date.now() });
-            runtimeStarted.then(post, () => resolve(null));
-          });
+          return ask("sync");
+        case "explain":
+          return ask("explain");
         case "status":
+          if (runtime) status.mode = runtime.mode;
           return JSON.parse(JSON.stringify(status));
         case "shutdown":
           shutdown();
@@ -319,5 +547,13 @@ function createWidget(api, rawConfig, capture) {
     }
   }
 
-  return { command };
+  // The signals captured before the shell, for handlers the site queued.
+  function announceEarly() {
+    for (const event of announced.splice(0)) {
+      const name = signalName(event);
+      if (name) emit(name, signalDetail(event));
+    }
+  }
+
+  return { command, announceEarly };
 }
