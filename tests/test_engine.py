@@ -35,7 +35,9 @@ def test_step_result_shape_and_show_decision_passes_content_through():
     result = engine.step([], T0 + 40_001)
     (d,) = result["decisions"]
     assert d["action"] == "show" and d["message"] == "pricing-help" and d["t"] == T0 + 40_001
-    assert d["content"] is PRICING["messages"][0]["content"] or d["content"] == PRICING["messages"][0]["content"]
+    # resolved content (content.py): one language variant, placeholders filled
+    assert d["content"]["text"] == PRICING["messages"][0]["content"]["text"]
+    assert [b["label"] for b in d["content"]["buttons"]] == ["Yes"]
     assert d["priority"] == 10
     assert result["record"]["invitations_sent"] == 1 and result["next_wakeup"] is None
     json.dumps(result)

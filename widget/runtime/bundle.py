@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 
 from . import catalog, conditions
+from . import content as content_mod
+from . import policy as policy_mod
 
 ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
 
@@ -117,10 +119,10 @@ def _check_priority(v, path, chk):
 
 
 def _check_content(v, path, chk):
+    """Checked and compiled by content.py (markup, URLs, variants)."""
     if not isinstance(v, dict):
         chk.add(path, "content must be a mapping", "e.g. {text: ...}")
-        return {}
-    return v
+    return content_mod.check(v, path, chk.add)
 
 
 def _check_widget(v, path, chk):
@@ -142,11 +144,17 @@ MESSAGE_FIELDS = {
     "once_per_user": (_check_bool, lambda m: m.get("type") == "email"),
     "delay": (_check_seconds, lambda m: 0),
     "priority": (_check_priority, lambda m: 0),
-    "content": (_check_content, lambda m: {}),
+    "content": (_check_content, lambda m: content_mod.check({})),
+    # delivery policy (policy.py); values land in Message.policy
+    "caps": (policy_mod.check_caps, lambda m: {}),
+    "dismissed_for": (policy_mod.check_seconds, lambda m: None),
+    "start": (policy_mod.check_date, lambda m: None),
+    "end": (policy_mod.check_date, lambda m: None),
     "rules": (None, None),  # checked specially
 }
 CORE_FIELDS = {"id", "type", "widget", "team", "audience", "once_per_user", "delay", "priority", "content", "rules"}
-TOP_LEVEL_FIELDS = {"site", "widgets", "messages", "version", "issued_at", "expires_at", "$schema", "name", "description"}
+TOP_LEVEL_FIELDS = {"site", "widgets", "messages", "version", "issued_at", "expires_at", "$schema", "name", "description",
+                    "team", "delivery"}
 
 
 # -- rules --------------------------------------------------------------------
@@ -222,7 +230,7 @@ def check_rules(tree, path: tuple, chk: _Checker) -> None:
         if key not in ("rule", "op", "value"):
             chk.add(path + (key,), f"unknown key {key!r}", "rule, op, value")
     rule_id = tree.get("rule")
-    rule = catalog.RULES.get(rule_id) if isinstance(rule_id, str) else None
+    rule = catalog.rule(rule_id)
     if rule is None:
         chk.add(path + ("rule",), f"unknown rule {rule_id!r}", "one of " + ", ".join(catalog.RULES))
         return
@@ -254,6 +262,10 @@ def _parse(payload):
     for key in payload:
         if key not in TOP_LEVEL_FIELDS:
             chk.add((key,), f"unknown field {key!r}", ", ".join(sorted(TOP_LEVEL_FIELDS)))
+    if "team" in payload:
+        policy_mod.check_team(payload["team"], ("team",), chk)
+    if "delivery" in payload:
+        policy_mod.check_delivery(payload["delivery"], ("delivery",), chk)
     site = payload.get("site")
     if not isinstance(site, str) or not site:
         chk.add(("site",), "missing or not a text", "the site id")
@@ -301,6 +313,7 @@ def _parse(payload):
             values[key] = checker(m[key], path + (key,), chk) if key in m else default(m)
         if values["widget"] is not None and widget_ids and values["widget"] not in widget_ids and isinstance(values["widget"], str):
             chk.add(path + ("widget",), f"no widget {values['widget']!r}", " | ".join(widget_ids))
+        policy_mod.check_dates(m, path, chk)
         if "rules" in m:
             check_rules(m["rules"], path + ("rules",), chk)
         elif values["type"] == "proactive":

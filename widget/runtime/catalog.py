@@ -126,6 +126,25 @@ RULES = {r.id: r for r in (
     _r("utm_term", "text", "UTM term", "utm_term, like utm_campaign.", {"op": "contains", "value": "shoes"}),
 )}
 
+USER_PREFIX = "user."
+_USER_RULES: dict = {}
+
+
+def rule(rule_id) -> Rule | None:
+    """A catalog rule, or for `user.NAME` (targeted messages) the identify
+    attribute NAME compared as text (policy.py, docs/authoring.md)."""
+    found = RULES.get(rule_id) if isinstance(rule_id, str) else None
+    if found is None and isinstance(rule_id, str) and rule_id.startswith(USER_PREFIX):
+        name = rule_id[len(USER_PREFIX):]
+        if name and len(name) <= 64 and name.replace("_", "a").replace("-", "a").isalnum() and name.isascii():
+            found = _USER_RULES.get(rule_id)
+            if found is None:
+                found = _USER_RULES[rule_id] = Rule(rule_id, "text", f"User attribute {name}",
+                                                    f"`{name}` from proactive('identify', {{...}}).",
+                                                    {"rule": rule_id, "op": "equals", "value": "pro"})
+    return found
+
+
 MESSAGE_TYPES = ("proactive", "targeted", "email")
 TEAM_VALUES = ("online", "offline", "any")
 AUDIENCE_VALUES = ("visitors", "users", "all")

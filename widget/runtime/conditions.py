@@ -97,7 +97,7 @@ class Condition(Node):
 
     def __init__(self, rule: str, op: str, value=None):
         self.rule, self.op, self.value = rule, op, value
-        self.kind = catalog.RULES[rule].kind
+        self.kind = catalog.rule(rule).kind
         self.reads = frozenset((rule,))
         self.static = self.kind != "duration"
         self.values = _as_list(value) if op not in catalog.NO_VALUE_OPS else []

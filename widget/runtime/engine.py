@@ -27,6 +27,8 @@ import heapq
 
 from . import bundle as bundle_mod
 from . import catalog, urls, useragent
+from . import content as content_mod
+from . import policy as policy_mod
 
 RECORD_VERSION = 1
 VISIT_GAP_MS = 30 * 60 * 1000
@@ -43,7 +45,7 @@ def new_record() -> dict:
             "page_views": 0, "source_url": None, "utm": {}, "invitations_sent": 0,
             "last_invitation": None, "once": [], "chat": False, "visitor_msg_at": None,
             "agent_msg_at": None, "rating": None, "rating_at": None,
-            "widget_closed_at": None, "dismissed": {}, "clicked": {}}
+            "widget_closed_at": None, "dismissed": {}, "clicked": {}, "shows": {}}
 
 
 def upgrade_record(record: dict | None) -> dict:
@@ -89,6 +91,7 @@ def merge_records(a: dict | None, b: dict | None) -> dict:
     out["chat"] = bool(a["chat"] or b["chat"])
     out["dismissed"] = _max_map(a["dismissed"], b["dismissed"])
     out["clicked"] = _max_map(a["clicked"], b["clicked"])
+    out["shows"] = policy_mod.merge_shows(a["shows"], b["shows"])
     va, vb = a["visit_start"], b["visit_start"]
     if va == vb:
         out["visit_start"] = va
@@ -141,6 +144,13 @@ class DeliveryPolicy:
     def wakeup(self, engine: "Engine", t: int) -> int | None:
         return None
 
+    def reopens(self, engine: "Engine", t: int) -> bool:
+        """True at an instant `wakeup` reported: re-evaluate every message."""
+        return False
+
+    def delivered(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> None:
+        """A message was delivered at t (caps keep their history here)."""
+
 
 # -- the engine ----------------------------------------------------------------
 
@@ -151,7 +161,7 @@ class Engine:
                  policy: DeliveryPolicy | None = None, incremental: bool = True):
         self.bundle = payload if isinstance(payload, bundle_mod.Bundle) else bundle_mod.parse(payload)
         self.messages = self.bundle.messages
-        self.policy = policy or DeliveryPolicy()
+        self.policy = policy or policy_mod.Delivery()   # team hours, caps, gaps, cooldowns, dates
         self.incremental = incremental
         self.record = upgrade_record(record)
         self._once = set(self.record["once"])
@@ -362,7 +372,7 @@ class Engine:
         vmsg, amsg = rec["visitor_msg_at"], rec["agent_msg_at"]
         utm = rec["utm"]
         ua = self._ua
-        return {
+        facts = {
             "widget_opened": self.widget_open,
             "browser_language": language or None,
             "chat_history": rec["chat"],
@@ -389,12 +399,15 @@ class Engine:
             "utm_source": utm.get("utm_source"),
             "utm_term": utm.get("utm_term"),
         }
+        for name, value in self.attributes.items():   # user.NAME rules (targeted messages)
+            facts[catalog.USER_PREFIX + str(name)] = content_mod.clean_value(value)
+        return facts
 
     # -- evaluation and delivery ----------------------------------------------
     def _refresh(self, t: int) -> None:
         facts = self._facts_at(t)
         old = self.facts
-        if self._all_dirty or not self.incremental:
+        if self._all_dirty or not self.incremental or self.policy.reopens(self, t):
             dirty = range(len(self.messages))
             self._all_dirty = False
         else:
@@ -469,7 +482,7 @@ class Engine:
         rec = self.record
         rec["invitations_sent"] += 1
         rec["last_invitation"] = t
-        decisions.append({"action": "show", "message": msg.id, "t": t, "content": msg.content,
+        decisions.append({"action": "show", "message": msg.id, "t": t, "content": self.resolve_content(msg),
                           "priority": msg.priority, "type": msg.type, "widget": msg.widget})
         return True
 
@@ -486,10 +499,19 @@ class Engine:
         for idx in sorted(ready, key=self._rank.__getitem__):
             msg = self.messages[idx]
             self._deliver(msg, idx, t)
-            decisions.append({"action": "email", "message": msg.id, "t": t, "content": msg.content,
+            decisions.append({"action": "email", "message": msg.id, "t": t, "content": self.resolve_content(msg),
                               "priority": msg.priority, "type": msg.type})
 
+    def resolve_content(self, msg) -> dict:
+        """The content as this visitor sees it: language variant chosen,
+        placeholders filled as plain text (content.py)."""
+        ctx = self.context
+        languages = ctx.get("languages") or ([ctx["language"]] if ctx.get("language") else [])
+        values = content_mod.placeholder_values(self.attributes, self.geo, self.record["utm"])
+        return content_mod.resolve(msg.content, languages, values)
+
     def _deliver(self, msg, idx: int, t: int) -> None:
+        self.policy.delivered(self, msg, t)
         self.page_shown.add(msg.id)
         self._next[idx] = None
         if msg.once_per_user and msg.id not in self._once:
