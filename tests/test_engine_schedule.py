@@ -37,6 +37,8 @@ event_cond = st.sampled_from([
     {"rule": "widget_opened", "op": "is_true"}, {"rule": "widget_opened", "op": "is_false"},
     {"rule": "invitations_sent", "op": "less", "value": 2}, {"rule": "invitations_sent", "op": "greater", "value": 0},
     {"rule": "page_views", "op": "greater", "value": 1}, {"rule": "chat_history", "op": "exists"},
+    {"rule": "page_url", "op": "contains", "value": "/p"}, {"rule": "page_url", "op": "is_not", "value": "/p"},
+    {"rule": "country", "op": "equals", "value": "DE"},
 ])
 leaf = st.one_of(duration_cond, duration_cond, exit_cond, event_cond)
 tree = st.recursive(leaf, lambda kids: st.one_of(
@@ -52,7 +54,7 @@ def scenarios(draw):
                  "priority": draw(st.integers(0, 2)), "once_per_user": draw(st.booleans()),
                  "team": draw(st.sampled_from(["any", "any", "online"]))} for i in range(n)]
     kinds = st.sampled_from(["page_view", "exit_intent", "widget_open", "widget_close",
-                             "visitor_message", "agent_message", "dismiss", "team", "tick"])
+                             "visitor_message", "agent_message", "dismiss", "team", "tick", "geo"])
     raw = draw(st.lists(st.tuples(st.integers(1, 120), kinds), max_size=10))
     events = [{"t": 0, "type": "page_view", "url": "https://s.example/", "referrer": ""}]
     for step, kind in sorted(raw):
@@ -61,6 +63,8 @@ def scenarios(draw):
             e.update(url="https://s.example/p", referrer="")
         elif kind == "dismiss":
             e["message"] = draw(st.sampled_from([m["id"] for m in messages]))
+        elif kind == "geo":
+            e["country"] = draw(st.sampled_from(["DE", "FR", None]))
         elif kind == "team":
             e["value"] = draw(st.sampled_from(["online", "offline"]))
         events.append(e)

@@ -278,6 +278,7 @@ def _parse(payload):
         chk.add(("widgets",), "not a list", "[{id: main}, ...]")
         widgets = []
     for i, w in enumerate(widgets):
+        content_mod.check_widget(w, ("widgets", i), chk.add)   # colour, position, launcher, title
         wid = w.get("id") if isinstance(w, dict) else None
         if not isinstance(wid, str) or not ID_PATTERN.match(wid):
             chk.add(("widgets", i, "id"), f"bad widget id {wid!r}", "[a-z0-9-]")
@@ -289,7 +290,7 @@ def _parse(payload):
     if not isinstance(raw_messages, list):
         chk.add(("messages",), "missing or not a list", "a list of messages")
         raw_messages = []
-    messages, seen = [], {}
+    messages, seen, shared = [], {}, {}
     for i, m in enumerate(raw_messages):
         path = ("messages", i)
         if not isinstance(m, dict):
@@ -323,7 +324,7 @@ def _parse(payload):
                 id=mid, type=values["type"], widget=values["widget"], team=values["team"],
                 audience=values["audience"], once_per_user=values["once_per_user"],
                 delay_ms=values["delay"], priority=values["priority"], content=values["content"],
-                rules=m.get("rules"), order=i, node=conditions.compile_rules(m.get("rules")),
+                rules=m.get("rules"), order=i, node=conditions.compile_rules(m.get("rules"), shared),
                 policy={k: v for k, v in values.items() if k not in CORE_FIELDS}))
     if chk.problems:
         return None, chk.problems

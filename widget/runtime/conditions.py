@@ -23,6 +23,7 @@ from . import catalog, urls, useragent
 
 TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
 SECOND = 1000
+MEMO = "__memo__"   # facts key of the per-instant result cache of shared leaves
 
 
 def to_ms(seconds) -> int:
@@ -93,64 +94,96 @@ class Any(All):
 
 
 class Condition(Node):
-    """One {rule, op, value} leaf."""
+    """One {rule, op, value} leaf. Its test is specialised once, at compile
+    time, for the rule's kind and operator."""
 
     def __init__(self, rule: str, op: str, value=None):
         self.rule, self.op, self.value = rule, op, value
-        self.kind = catalog.rule(rule).kind
+        self.kind = catalog.RULES[rule].kind
         self.reads = frozenset((rule,))
         self.static = self.kind != "duration"
         self.values = _as_list(value) if op not in catalog.NO_VALUE_OPS else []
-        if self.kind in ("duration", "exit_duration"):
-            self.ms = [to_ms(v) for v in self.values]
-        elif self.kind == "count":
-            self.nums = [float(v) for v in self.values]
-        elif self.kind == "country":
-            self.codes = [catalog.country_code(str(v)) or str(v).strip().casefold() for v in self.values]
-        elif self.kind == "language":
-            self.langs = [catalog.language_code(str(v)) for v in self.values]
-        elif self.kind in ("text", "enum"):
-            self.texts = [str(v).strip().casefold() for v in self.values]
         self.negative = op in catalog.NEGATIVE_OPS
+        kind = self.kind
+        if kind in ("duration", "exit_duration"):
+            self.ms = [to_ms(v) for v in self.values]
+        elif kind == "count":
+            self.nums = [float(v) for v in self.values]
+        elif kind == "url":
+            make = {"matches": urls.matches_matcher, "contains": urls.contains_matcher,
+                    "not_contains": urls.contains_matcher}.get(op, urls.equals_matcher)
+            self.matchers = [make(str(v)) for v in self.values]
+        elif kind == "country":
+            self.codes = [catalog.country_code(str(v)) or str(v).strip().casefold() for v in self.values]
+        elif kind == "language":
+            self.langs = [catalog.language_code(str(v)) for v in self.values]
+        elif kind in ("text", "enum"):
+            self.texts = [str(v).strip().casefold() for v in self.values]
+        self.test = {"duration": self._test_duration, "exit_duration": self._test_exit,
+                     "bool": self._test_bool, "presence": self._test_presence,
+                     "count": self._test_count}.get(kind, self._test_present)
+
+    def key(self) -> tuple:
+        """Identical conditions share one compiled leaf (and one result per instant)."""
+        return (self.rule, self.op, repr(self.value))
 
     # -- evaluation -----------------------------------------------------
     def evaluate(self, facts, now):
+        memo = facts.get(MEMO)
+        if memo is not None:
+            hit = memo.get(self)
+            if hit is None:
+                result, nxt = self.test(facts, now)
+                hit = memo[self] = (result is True, nxt)
+            return hit
         result, nxt = self.test(facts, now)
         return result is True, nxt
 
-    def test(self, facts: dict, now: int) -> tuple[bool | None, int | None]:
-        """(True/False, or None for unknown; next time-based change)."""
-        kind, op = self.kind, self.op
+    # test(facts, now) -> (True/False, or None for unknown; next time-based change)
+    def _test_duration(self, facts, now):
+        anchor = facts.get(self.rule)
+        if anchor is None:
+            return None, None
+        return self._duration(now - anchor, anchor, now)
+
+    def _test_exit(self, facts, now):
         raw = facts.get(self.rule)
-        if kind == "duration":
-            if raw is None:
-                return None, None
-            return self._duration(now - raw, raw, now)
-        if kind == "bool":
-            b = bool(raw)
-            if op == "is_true":
-                return b, None
-            if op == "is_false":
-                return not b, None
-            hit = b in [bool(v) for v in self.values]
-            return (not hit if op == "is_not" else hit), None
-        if kind == "presence":
-            return (bool(raw) if op == "exists" else not raw), None
-        if kind == "count":
-            n = raw or 0
-            return self._compare(n, self.nums), None
-        if kind == "exit_duration":
-            if raw is None or raw[0] != now:
-                return None, None
-            return self._duration(raw[1], None, now)
+        if raw is None or raw[0] != now:
+            return None, None
+        return self._duration(raw[1], None, now)
+
+    def _test_bool(self, facts, now):
+        b = bool(facts.get(self.rule))
+        op = self.op
+        if op == "is_true":
+            return b, None
+        if op == "is_false":
+            return not b, None
+        hit = b in [bool(v) for v in self.values]
+        return (not hit if op == "is_not" else hit), None
+
+    def _test_presence(self, facts, now):
+        raw = facts.get(self.rule)
+        return (bool(raw) if self.op == "exists" else not raw), None
+
+    def _test_count(self, facts, now):
+        return self._compare(facts.get(self.rule) or 0, self.nums), None
+
+    def _test_present(self, facts, now):
+        raw = facts.get(self.rule)
         present = raw is not None and raw != ""
+        op = self.op
         if op == "exists":
             return present, None
         if op == "not_exists":
             return not present, None
         if not present:
             return None, None
-        hit = any(self._match(raw, i) for i in range(len(self.values)))
+        if self.kind == "url":
+            o = urls.parse(raw)
+            hit = any(m(o) for m in self.matchers)
+        else:
+            hit = any(self._match(raw, i) for i in range(len(self.values)))
         return (not hit if self.negative else hit), None
 
     def _compare(self, n, nums) -> bool:
@@ -182,13 +215,6 @@ class Condition(Node):
 
     def _match(self, raw, i: int) -> bool:
         kind, op = self.kind, self.op
-        if kind == "url":
-            v = str(self.values[i])
-            if op == "matches":
-                return urls.matches(raw, v)
-            if op in ("contains", "not_contains"):
-                return urls.contains(raw, v)
-            return urls.equals(raw, v)
         if kind == "user_agent":
             v = str(self.values[i])
             if op in ("contains", "not_contains"):
@@ -232,17 +258,38 @@ class Condition(Node):
         return [entry]
 
 
-def compile_rules(tree) -> Node:
-    """Compile a validated rule tree (see bundle.py for validation)."""
+def compile_rules(tree, shared: dict | None = None) -> Node:
+    """Compile a validated rule tree (see bundle.py for validation).
+    `shared` interns identical conditions across the messages of a bundle."""
     if tree is None:
         return All([])
     if isinstance(tree, list):
-        return All([compile_rules(c) for c in tree])
+        return All([compile_rules(c, shared) for c in tree])
     if "all" in tree:
-        return All([compile_rules(c) for c in tree["all"]])
+        return All([compile_rules(c, shared) for c in tree["all"]])
     if "any" in tree:
-        return Any([compile_rules(c) for c in tree["any"]])
-    return Condition(tree["rule"], tree["op"], tree.get("value"))
+        return Any([compile_rules(c, shared) for c in tree["any"]])
+    leaf = Condition(tree["rule"], tree["op"], tree.get("value"))
+    if shared is None:
+        return leaf
+    return shared.setdefault(leaf.key(), leaf)
+
+
+def watched(node: Node, facts: dict, now: int) -> tuple[bool, int | None, frozenset]:
+    """Evaluate a message's rules and say which facts can change the result:
+    when a top-level `all` fails on a member that only events can change,
+    nothing else matters until one of that member's facts changes."""
+    if isinstance(node, All) and not isinstance(node, Any):
+        soonest = None
+        for child in node.order:
+            ok, nxt = child.evaluate(facts, now)
+            if not ok:
+                return False, nxt, (child.reads if nxt is None else node.reads)
+            if nxt is not None and (soonest is None or nxt < soonest):
+                soonest = nxt
+        return True, soonest, node.reads
+    ok, nxt = node.evaluate(facts, now)
+    return ok, nxt, node.reads
 
 
 def facts_from_state(state: dict) -> tuple[dict, int]:

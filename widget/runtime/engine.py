@@ -26,7 +26,7 @@ import copy
 import heapq
 
 from . import bundle as bundle_mod
-from . import catalog, urls, useragent
+from . import catalog, conditions, urls, useragent
 from . import content as content_mod
 from . import policy as policy_mod
 
@@ -187,6 +187,10 @@ class Engine:
         self._next = [None] * n
         self._heap: list[tuple[int, int]] = []
         self._all_dirty = True
+        self._also_dirty: set[int] = set()
+        self._watch: list = [None] * n
+        self.watchers: dict[str, set[int]] = {}
+        self._idx = {m.id: i for i, m in enumerate(self.messages)}
         self._order = sorted(range(n), key=lambda i: (-self.messages[i].priority, i))
         self._rank = {idx: r for r, idx in enumerate(self._order)}
         self.index: dict[str, list[int]] = {}
@@ -358,11 +362,14 @@ class Engine:
         rec["page_views"] += 1
         rec["last_seen"] = _max(last, t)
         self.page = {"start": t, "url": url, "referrer": referrer}
+        # Messages delivered or armed on the last page had their time
+        # boundaries dropped; everything else is re-evaluated by what it reads.
+        self._also_dirty.update(self._idx[mid] for mid in self.page_shown)
+        self._also_dirty.update(self.pending)
         self.page_shown = set()
         self.pending = {}
         self.on_screen = None
         self.exit = None
-        self._all_dirty = True
 
     # -- facts ---------------------------------------------------------------
     def _facts_at(self, t: int) -> dict:
@@ -373,6 +380,7 @@ class Engine:
         utm = rec["utm"]
         ua = self._ua
         facts = {
+            conditions.MEMO: {},
             "widget_opened": self.widget_open,
             "browser_language": language or None,
             "chat_history": rec["chat"],
@@ -410,12 +418,14 @@ class Engine:
         if self._all_dirty or not self.incremental or self.policy.reopens(self, t):
             dirty = range(len(self.messages))
             self._all_dirty = False
+            self._also_dirty = set()
         else:
-            dirty = set()
-            index = self.index
+            dirty = self._also_dirty
+            self._also_dirty = set()
+            watchers = self.watchers
             for rule_id in RULE_IDS:
-                if facts[rule_id] != old.get(rule_id) and rule_id in index:
-                    dirty.update(index[rule_id])
+                if facts[rule_id] != old.get(rule_id) and rule_id in watchers:
+                    dirty.update(watchers[rule_id])
             heap, nexts = self._heap, self._next
             while heap and heap[0][0] <= t:
                 at, idx = heapq.heappop(heap)
@@ -428,7 +438,16 @@ class Engine:
 
     def _reevaluate(self, idx: int, facts: dict, t: int) -> None:
         msg = self.messages[idx]
-        ok, nxt = msg.node.evaluate(facts, t)
+        ok, nxt, watch = conditions.watched(msg.node, facts, t)
+        old_watch = self._watch[idx]
+        if watch is not old_watch:
+            watchers = self.watchers
+            if old_watch is not None:
+                for rule_id in old_watch:
+                    watchers[rule_id].discard(idx)
+            for rule_id in watch:
+                watchers.setdefault(rule_id, set()).add(idx)
+            self._watch[idx] = watch
         self.holds[idx] = ok
         if ok:
             self.holding.add(idx)

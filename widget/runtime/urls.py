@@ -15,6 +15,7 @@ visitor's query string; a value with one must match it (parameter order free).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
@@ -24,12 +25,13 @@ UTM_KEYS = ("utm_campaign", "utm_content", "utm_medium", "utm_source", "utm_term
 class Url:
     """A parsed, normalised URL: the parts the rules compare."""
 
-    __slots__ = ("scheme", "host", "path", "query", "full")
+    __slots__ = ("scheme", "host", "path", "query", "full", "raw")
 
-    def __init__(self, scheme: str, host: str, path: str, query: str):
+    def __init__(self, scheme: str, host: str, path: str, query: str, raw: str = ""):
         self.scheme, self.host, self.path, self.query = scheme, host, path, query
         text = host + path + ("?" + query if query else "")
         self.full = (scheme + "://" + text) if scheme else text
+        self.raw = raw.strip().casefold()
 
 
 def _norm_path(path: str) -> str:
@@ -48,12 +50,15 @@ def _norm_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
 
 
+@lru_cache(maxsize=512)
 def parse(url: str) -> Url:
-    """Normalise an absolute URL, a scheme-less URL or a path."""
-    url = (url or "").strip()
+    """Normalise an absolute URL, a scheme-less URL or a path (cached: the
+    same page URL is compared with many rule values)."""
+    original = url or ""
+    url = original.strip()
     if url.startswith("/") and not url.startswith("//"):
         parts = urlsplit(url)
-        return Url("", "", _norm_path(parts.path).casefold(), _norm_query(parts.query).casefold())
+        return Url("", "", _norm_path(parts.path).casefold(), _norm_query(parts.query).casefold(), original)
     if "://" not in url and not url.startswith("//"):
         url = "//" + url
     parts = urlsplit(url)
@@ -65,7 +70,7 @@ def parse(url: str) -> Url:
         port = None
     if port is not None and DEFAULT_PORTS.get(scheme) != str(port):
         host = f"{host}:{port}"
-    return Url(scheme, host, _norm_path(parts.path).casefold(), _norm_query(parts.query).casefold())
+    return Url(scheme, host, _norm_path(parts.path).casefold(), _norm_query(parts.query).casefold(), original)
 
 
 def normalize(url: str) -> str:
@@ -85,14 +90,24 @@ def _comparable(observed: Url, value: Url) -> str:
 
 
 def equals(observed: str, value: str) -> bool:
-    o, v = parse(observed), parse(value)
-    return _comparable(o, v) == v.full
+    return equals_matcher(value)(parse(observed))
 
 
 def contains(observed: str, value: str) -> bool:
-    """Substring test on the normalised URL (query and all)."""
+    """Substring test on the normalised URL (query and all) or the raw one."""
+    return contains_matcher(value)(parse(observed))
+
+
+def equals_matcher(value: str):
+    """A test of a parsed URL against one `equals` value, prepared once."""
+    v = parse(value)
+    want = v.full
+    return lambda o: _comparable(o, v) == want
+
+
+def contains_matcher(value: str):
     needle = value.strip().casefold()
-    return needle in parse(observed).full or needle in observed.strip().casefold()
+    return lambda o: needle in o.full or needle in o.raw
 
 
 def _wildcard_regex(pattern: str) -> re.Pattern:
@@ -100,10 +115,13 @@ def _wildcard_regex(pattern: str) -> re.Pattern:
 
 
 def matches(observed: str, pattern: str) -> bool:
-    """`*` matches any run of characters. The pattern is normalised like a
-    value and compared with the same part of the URL; a pattern without a
+    """`*` matches any run of characters. The pattern is compared with the
+    same part of the URL that a value of its shape names; a pattern without a
     query ignores the visitor's query string."""
-    o = parse(observed)
+    return matches_matcher(pattern)(parse(observed))
+
+
+def matches_matcher(pattern: str):
     raw = pattern.strip()
     if raw.startswith("/") and not raw.startswith("//"):
         shape = Url("", "", "/", "?" if "?" in raw else "")
@@ -111,16 +129,15 @@ def matches(observed: str, pattern: str) -> bool:
         shape = Url("x", "h", "/", "?" if "?" in raw else "")
     else:
         shape = Url("", "h", "/", "?" if "?" in raw else "")
-    target = _comparable(o, shape)
     p = raw.casefold()
-    if "://" in p:
-        scheme, rest = p.split("://", 1)
-        p = scheme + "://" + rest
     rx = _wildcard_regex(p)
-    if rx.match(target):
-        return True
-    # "/blog/*" should also match "/blog" itself once trailing slashes are gone.
-    return p.endswith("/*") and _wildcard_regex(p[:-2]).match(target) is not None
+    # "/blog/*" also matches "/blog" itself, since trailing slashes are dropped.
+    rx_parent = _wildcard_regex(p[:-2]) if p.endswith("/*") else None
+
+    def test(o: Url) -> bool:
+        target = _comparable(o, shape)
+        return rx.match(target) is not None or (rx_parent is not None and rx_parent.match(target) is not None)
+    return test
 
 
 def utm_params(url: str) -> dict:
