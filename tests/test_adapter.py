@@ -49,7 +49,7 @@ def test_accepts_a_signed_bundle_and_decides(key):
     rt = runtime_for(key)
     assert verify_like_the_browser(rt, envelope(key))
     accepted = json.loads(rt.accept_payload(None, NOW))
-    assert accepted == {"ok": True, "site": "acme", "version": 1}
+    assert accepted == {"ok": True, "site": "acme", "version": 1, "widgets": [{"id": "main"}]}  # + appearance (render)
     first = json.loads(rt.start("", json.dumps([{"type": "page_view", "t": NOW, "url": "https://a.example/", "referrer": ""}]), NOW))
     assert first["ok"] and first["decisions"] == [] and first["next_wakeup"] == NOW + 3001
     later = json.loads(rt.step(json.dumps([{"type": "tick", "t": NOW + 3001}]), NOW + 3001))

@@ -159,6 +159,12 @@
       endpoint: attr("endpoint"),
       mode: attr("mode"),
       debug: attr("debug"),
+      // appearance (widget/render.mjs): override the bundle's `widgets` entry
+      widget: attr("widget"),
+      color: attr("color"),
+      position: attr("position"),
+      launcher: attr("launcher"),
+      title: attr("title"),
     };
     if (!src) {
       console.warn("[proactive] the loader must be included with <script src=…>; widget not started");

@@ -87,7 +87,9 @@ class Runtime:
         finally:
             self._opened = None
         self._staged = (payload, compiled)
-        return _reply(site=payload["site"], version=payload["version"])
+        from widget.runtime import content  # the widgets' appearance, for the renderer
+
+        return _reply(site=payload["site"], version=payload["version"], widgets=content.appearance(payload))
 
     def swap(self, now) -> str:
         """Replace the running engine with the staged bundle, keeping the

@@ -530,3 +530,45 @@ def placeholder_values(attributes: dict | None, geo: dict | None, utm: dict | No
             values[key] = geo[key]
     values.update(extra or {})
     return values
+
+
+# -- widget appearance ------------------------------------------------------------------
+
+HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})\Z")
+POSITIONS = ("right", "left")
+LAUNCHERS = ("bubble", "none")
+WIDGET_FIELDS = ("id", "color", "position", "launcher", "title")
+
+
+def check_widget(w, path=(), add=None) -> dict:
+    """A `widgets:` entry's appearance: {id, color: "#4f46e5", position:
+    right|left, launcher: bubble|none, title}. Returns the appearance."""
+    report = _Problems(add or (lambda *a: None))
+    out = {}
+    if not isinstance(w, dict):
+        return out
+    _unknown_keys(w, WIDGET_FIELDS, tuple(path), report)
+    if "color" in w:
+        if isinstance(w["color"], str) and HEX_COLOR.match(w["color"].strip()):
+            out["color"] = w["color"].strip()
+        else:
+            report(tuple(path) + ("color",), f"{w['color']!r} is not a hex colour", "#rgb or #rrggbb")
+    for key, allowed in (("position", POSITIONS), ("launcher", LAUNCHERS)):
+        if key in w:
+            if w[key] in allowed:
+                out[key] = w[key]
+            else:
+                report(tuple(path) + (key,), f"unknown value {w[key]!r}", " | ".join(allowed))
+    if "title" in w:
+        out["title"] = _text(w["title"], tuple(path) + ("title",), report, MAX_LABEL, "a short title")
+    return out
+
+
+def appearance(payload) -> list:
+    """Every widget's appearance, for the renderer: [{id, color, ...}]."""
+    out = []
+    widgets = payload.get("widgets") if isinstance(payload, dict) else None
+    for w in widgets if isinstance(widgets, list) else []:
+        if isinstance(w, dict) and isinstance(w.get("id"), str):
+            out.append(dict(check_widget(w), id=w["id"]))
+    return out
