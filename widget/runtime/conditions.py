@@ -99,7 +99,7 @@ class Condition(Node):
 
     def __init__(self, rule: str, op: str, value=None):
         self.rule, self.op, self.value = rule, op, value
-        self.kind = catalog.RULES[rule].kind
+        self.kind = catalog.rule(rule).kind   # catalog rules and user.NAME (targeted messages)
         self.reads = frozenset((rule,))
         self.static = self.kind != "duration"
         self.values = _as_list(value) if op not in catalog.NO_VALUE_OPS else []
