@@ -1,8 +1,13 @@
-"""`proactive keygen | sign | verify | validate | schema`."""
+"""`proactive keygen | sign | verify | validate | schema`: from a messages file
+to a signed bundle a static host serves (docs/publishing.md).
+
+Exit status: 0 done / valid / accepted; 1 invalid file or rejected bundle;
+2 a usage problem (unreadable key, bad option)."""
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 ADD_ARGUMENTS_TAKES_COMMAND = True
@@ -12,17 +17,24 @@ def add_arguments(p, command: str) -> None:
     if command == "keygen":
         p.add_argument("--out", type=Path, default=Path("proactive-signing.key"), help="private key file (created 0600)")
     elif command == "sign":
-        p.add_argument("messages", type=Path)
-        p.add_argument("--key", type=Path, action="append", required=True, help="private key (repeat to co-sign)")
-        p.add_argument("--out", type=Path, required=True)
-        p.add_argument("--version", type=int, help="default: last published version + 1")
-        p.add_argument("--expires", help="30d, 12h or an ISO 8601 instant")
+        p.add_argument("messages", type=Path, help="messages file (YAML or JSON)")
+        p.add_argument("--key", type=Path, action="append", required=True,
+                       help="private key file; repeat to co-sign (key rotation)")
+        p.add_argument("--out", type=Path, required=True, help="the bundle to write (its version is read first)")
+        p.add_argument("--version", type=int, help="default: the last published version + 1")
+        p.add_argument("--previous", type=Path, help="the last published bundle, when --out is a new path")
+        p.add_argument("--expires", help="30d, 12h, 90m from now, or an ISO 8601 instant")
     elif command == "verify":
         p.add_argument("bundle", type=Path)
-        p.add_argument("--key", required=True, help="ed25519:BASE64[,ed25519:…] as in the script tag")
-        p.add_argument("--site")
+        p.add_argument("--key", required=True,
+                       help="ed25519:BASE64[,ed25519:…] as in the script tag's data-key (or a key file)")
+        p.add_argument("--site", help="the tag's data-site, when it has one")
+        p.add_argument("--last-version", type=int, help="the version a returning visitor's browser already accepted")
+        p.add_argument("--now", help="check expiry at this ISO 8601 instant instead of now")
     elif command == "validate":
-        p.add_argument("messages", type=Path)
+        p.add_argument("messages", type=Path, nargs="+", help="messages file(s), YAML or JSON")
+    elif command == "schema":
+        p.add_argument("--out", type=Path, help="write the schema here instead of printing it")
     p.set_defaults(_command=command)
 
 
@@ -30,47 +42,127 @@ def run(args) -> int:
     return {"keygen": keygen, "sign": sign, "verify": verify, "validate": validate, "schema": schema}[args._command](args)
 
 
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
 def keygen(args) -> int:
     from proactive import signing
+    from widget.runtime import trust
 
     key = signing.generate_private_key()
     try:
         signing.write_private_key(key, args.out)
     except FileExistsError:
-        print(f"proactive keygen: {args.out} exists; refusing to overwrite a key", file=sys.stderr)
+        _err(f"proactive keygen: {args.out} exists; refusing to overwrite a key")
         return 1
+    except OSError as exc:
+        _err(f"proactive keygen: cannot write {args.out} ({exc.strerror})")
+        return 2
     print(signing.public_key_spec(key))
-    return 0
-
-
-def sign(args) -> int:
-    from proactive import publishing
-
-    envelope, version = publishing.sign_file(args.messages, args.key, args.out, version=args.version, expires=args.expires)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(envelope)
-    print(f"signed {args.messages} → {args.out} (version {version})")
-    return 0
-
-
-def verify(args) -> int:
-    from proactive import publishing
-    from widget.runtime.trust import BundleRejected
-
-    try:
-        payload = publishing.verify_bundle(args.bundle.read_bytes(), args.key, site=args.site)
-    except BundleRejected as exc:
-        print(f"{args.bundle}: rejected: {exc}", file=sys.stderr)
-        return 1
-    print(f"{args.bundle}: ok (site {payload['site']}, version {payload['version']})")
+    _err(f"private key written to {args.out} (mode 0600, key id {trust.key_id(signing.raw_public_key(key))}); "
+         f"keep it secret. Put the line above in the script tag's data-key.")
     return 0
 
 
 def validate(args) -> int:
-    print("proactive validate: not implemented yet", file=sys.stderr)
-    return 2
+    from proactive import authoring
+
+    status = 0
+    for path in args.messages:
+        source, problems = authoring.check_file(path)
+        for p in problems:
+            print(p)
+        if problems:
+            _err(f"{path}: {len(problems)} problem(s)")
+            status = 1
+        else:
+            count = len(source.document.get("messages") or [])
+            _err(f"{path}: ok ({count} message{'s' if count != 1 else ''})")
+    return status
 
 
 def schema(args) -> int:
-    print("proactive schema: not implemented yet", file=sys.stderr)
-    return 2
+    from proactive import schema as schema_mod
+
+    text = schema_mod.dumps()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        _err(f"schema written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def sign(args) -> int:
+    from proactive import publishing, signing
+    from widget.runtime import trust
+
+    try:
+        envelope, version = publishing.sign_file(args.messages, args.key, args.out, version=args.version,
+                                                 expires=args.expires, previous=args.previous)
+    except publishing.PublishError as exc:
+        for p in exc.problems:
+            print(p)
+        _err(f"proactive sign: {exc}")
+        return 1 if exc.problems else 2
+    except trust.BundleRejected as exc:  # the self-check: should not happen
+        _err(f"proactive sign: the signed bundle does not verify: {exc}")
+        return 1
+    publishing.write_bundle(envelope, args.out)
+    payload = publishing.read_payload(envelope)
+    pins = ",".join(signing.public_key_spec(signing.load_private_key(k)) for k in args.key)
+    expiry = f", expires {payload['expires_at']}" if payload.get("expires_at") else ""
+    print(f"signed {args.messages} → {args.out} (site {payload['site']}, version {version}{expiry})")
+    _err(f"data-key for the script tag: {pins}")
+    return 0
+
+
+def verify(args) -> int:
+    from proactive import publishing, signing
+    from widget.runtime import trust
+
+    try:
+        spec = _key_spec(args.key, signing)
+        trust.parse_key_list(spec)
+    except (OSError, ValueError) as exc:
+        _err(f"proactive verify: --key: {exc}")
+        return 2
+    now_ms = None
+    if args.now:
+        try:
+            now_ms = int(publishing.parse_expiry(args.now, datetime.now(timezone.utc)).timestamp() * 1000)
+        except ValueError:
+            _err(f"proactive verify: --now {args.now!r} is not an ISO 8601 instant")
+            return 2
+    try:
+        raw = args.bundle.read_bytes()
+    except OSError as exc:
+        _err(f"proactive verify: cannot read {args.bundle} ({exc.strerror})")
+        return 2
+    try:
+        payload = publishing.verify_bundle(raw, spec, site=args.site, last_version=args.last_version, now_ms=now_ms)
+    except trust.BundleRejected as exc:
+        print(f"{args.bundle}: rejected: {exc}")
+        return 1
+    note = ""
+    if args.last_version is not None and payload["version"] == args.last_version:
+        note = "; same version as already accepted: a browser keeps its cached copy"
+    expiry = f", expires {payload['expires_at']}" if payload.get("expires_at") else ""
+    print(f"{args.bundle}: ok (site {payload['site']}, version {payload['version']}, "
+          f"{len(payload['messages'])} message(s){expiry}){note}")
+    return 0
+
+
+def _key_spec(value: str, signing) -> str:
+    """The tag's ed25519:… text, or a file holding it or a private key."""
+    if value.strip().lower().startswith("ed25519:"):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(f"{value!r} is neither ed25519:BASE64 nor a key file")
+    data = path.read_bytes()
+    if b"PRIVATE KEY" in data:
+        return signing.public_key_spec(signing.load_private_key(path))
+    return data.decode("utf-8").strip()

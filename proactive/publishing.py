@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import yaml
-
-from proactive import signing
+from proactive import authoring, signing
 from widget.runtime import trust
 
 
+class PublishError(Exception):
+    """Signing refused; `.problems` lists file:line:col problems when the
+    messages file is invalid."""
+
+    def __init__(self, message: str, problems: list | None = None):
+        self.problems = list(problems or [])
+        super().__init__(message)
+
+
 def load_messages(path: Path) -> dict:
-    text = Path(path).read_text(encoding="utf-8")
-    doc = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping with site, widgets and messages")
-    return doc
+    """The messages file as a document, or PublishError listing every problem."""
+    source, problems = authoring.check_file(path)
+    if problems:
+        raise PublishError(f"{path}: {len(problems)} problem(s); nothing signed", problems)
+    return source.document
 
 
 def last_published_version(bundle_path: Path) -> int | None:
@@ -50,25 +58,65 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | None = None, expires: str | None = None) -> tuple[bytes, int]:
+def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | None = None, expires: str | None = None,
+              previous: Path | None = None, now: datetime | None = None) -> tuple[bytes, int]:
+    """Validate, then sign `messages` into envelope bytes (not written).
+
+    The version defaults to the last published one + 1, read from `out` (the
+    bundle being replaced) and `previous`; an explicit version must be above
+    it, since browsers refuse a lower one (rollback) and keep their copy on an
+    equal one. The result is checked the way a browser checks it before it is
+    returned."""
+    now = now or datetime.now(timezone.utc)
     doc = load_messages(messages)
+    known = [v for v in (last_published_version(out), previous and last_published_version(previous)) if v]
+    last = max(known) if known else None
     if version is None:
-        last = last_published_version(out)
-        version = 1 if last is None else last + 1
-    expires_at = parse_expiry(expires) if expires else None
-    payload = build_payload(doc, version=version, expires_at=expires_at)
-    envelope = signing.sign_payload(payload, [signing.load_private_key(k) for k in keys])
+        version = (last or 0) + 1
+    elif version < 1:
+        raise PublishError(f"version {version}: a version is a positive integer")
+    elif last is not None and version <= last:
+        raise PublishError(f"version {version} is not above the last published version {last}: browsers that "
+                           f"accepted {last} would {'refuse it (rollback)' if version < last else 'keep their copy'}")
+    try:
+        expires_at = parse_expiry(expires, now) if expires else None
+    except ValueError:
+        raise PublishError(f"--expires {expires!r}: expected 30d, 12h, 90m or an ISO 8601 instant") from None
+    if expires_at is not None and expires_at <= now:
+        raise PublishError(f"--expires {expires!r} is not in the future")
+    private = []
+    for k in keys:
+        try:
+            private.append(signing.load_private_key(k))
+        except (OSError, ValueError, TypeError) as exc:
+            raise PublishError(f"{k}: cannot load the private key ({exc})") from None
+    payload = build_payload(doc, version=version, now=now, expires_at=expires_at)
+    envelope = signing.sign_payload(payload, private)
+    now_ms = int(now.timestamp() * 1000)
+    pins = [signing.raw_public_key(k) for k in private]
+    trust.verify(envelope, pins, signing.verify_signature, site=doc.get("site"), last_version=last, now=now_ms)
     return envelope, version
+
+
+def write_bundle(envelope: bytes, out: Path) -> None:
+    """Replace `out` atomically: a static host never serves half a bundle."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(envelope)
+    os.replace(tmp, out)
 
 
 def verify_bundle(raw: bytes, key_spec: str, *, site: str | None = None, last_version: int | None = None,
                   now_ms: int | None = None) -> dict:
     """Every check the browser makes, in its order (widget/runtime/trust.py),
     with `cryptography` standing in for WebCrypto for the signature."""
-    try:
-        keys = trust.parse_key_list(key_spec)
-    except ValueError as exc:
-        raise trust.BundleRejected("unknown_key", str(exc)) from None
+    keys = trust.parse_key_list(key_spec)  # ValueError: a usage error, not a rejection
     if now_ms is None:
         now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     return trust.verify(raw, keys, signing.verify_signature, site=site, last_version=last_version, now=now_ms)
+
+
+def read_payload(envelope: bytes) -> dict:
+    """The payload of an envelope this process just made or verified."""
+    return json.loads(base64.b64decode(json.loads(envelope)["payload"]))

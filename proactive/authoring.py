@@ -1,0 +1,204 @@
+"""Reading a messages file (YAML or JSON) so that every problem can be told as
+`file:line:col: where: what is wrong (expected …)`.
+
+PyYAML composes the file into nodes that carry their start marks; the document
+is constructed from those same nodes, and the engine's validator
+(widget/runtime/bundle.py) reports problems as paths into the document, which
+`Source.locate` maps back to nodes. Syntax errors, duplicate keys and the
+classic YAML 1.1 surprises (`NO` read as false, `9:30` read as 570) are
+reported the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+# Unquoted scalars YAML 1.1 turns into something else than the text written.
+_SURPRISES = {"tag:yaml.org,2002:bool": "true/false", "tag:yaml.org,2002:int": "a number",
+              "tag:yaml.org,2002:float": "a number", "tag:yaml.org,2002:null": "null",
+              "tag:yaml.org,2002:timestamp": "a date"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    where: str
+    message: str
+    expected: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        tail = f" (expected {self.expected})" if self.expected else ""
+        return f"{self.file}:{self.line}:{self.col}: {where}{self.message}{tail}"
+
+
+class AuthoringError(Exception):
+    """The file cannot be read as a document at all; `.problems` says where."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that records duplicate mapping keys instead of silently
+    keeping the last one."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[yaml.Node, str]] = []
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        seen = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    self.duplicates.append((key, key.value))
+                seen.add(key.value)
+        return node
+
+
+def format_path(path: tuple) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+class Source:
+    """A loaded messages file: the document, its nodes, and problems found
+    while reading it (duplicate keys)."""
+
+    def __init__(self, path: Path | str, text: str | None = None):
+        self.path = Path(path)
+        self.name = str(path)
+        if text is None:
+            try:
+                text = self.path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise AuthoringError([Problem(self.name, 1, 1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+        self.text = text
+        self.root: yaml.Node | None = None
+        self.problems: list[Problem] = []
+        self.document = self._load(text)
+
+    def _load(self, text: str):
+        loader = _Loader(text)
+        try:
+            self.root = loader.get_single_node()
+            if self.root is None:
+                raise AuthoringError([Problem(self.name, 1, 1, "", "the file is empty", "site, widgets, messages")])
+            document = loader.construct_document(self.root)
+        except yaml.MarkedYAMLError as exc:
+            if self.path.suffix == ".json":
+                return self._load_json(text)
+            mark = exc.problem_mark or exc.context_mark
+            what = " ".join(s for s in (exc.context, exc.problem) if s) or "YAML syntax error"
+            raise AuthoringError([Problem(self.name, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "",
+                                          what, "valid YAML")]) from None
+        except yaml.YAMLError as exc:
+            raise AuthoringError([Problem(self.name, 1, 1, "", f"YAML error: {exc}")]) from None
+        finally:
+            loader.dispose()
+        for key, name in loader.duplicates:
+            self.problems.append(Problem(self.name, key.start_mark.line + 1, key.start_mark.column + 1, "",
+                                         f"duplicate key {name!r} (YAML keeps only the last one)", "each key once"))
+        return document
+
+    def _load_json(self, text: str):
+        """JSON that YAML 1.1 cannot read (rare: tabs, some escapes)."""
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AuthoringError([Problem(self.name, exc.lineno, exc.colno, "", exc.msg, "valid JSON")]) from None
+
+    # -- paths to places -------------------------------------------------------
+    def node_at(self, path: tuple) -> tuple[yaml.Node | None, yaml.Node | None, int]:
+        """(node, key node of the last mapping step, how many steps matched)."""
+        node, key_node = self.root, None
+        for depth, step in enumerate(path):
+            child, key_node = None, None
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == str(step):
+                        key_node, child = k, v
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+                child = node.value[step]
+            if child is None:
+                return node, None, depth
+            node = child
+        return node, key_node, len(path)
+
+    def locate(self, path: tuple, *, at_key: bool = False) -> tuple[int, int]:
+        """1-based (line, col) of the value at `path`; of its key when `at_key`;
+        of the nearest enclosing node when the path does not exist (a missing field)."""
+        if self.root is None:
+            return 1, 1
+        node, key_node, _ = self.node_at(path)
+        mark = (key_node if at_key and key_node is not None else node).start_mark
+        return mark.line + 1, mark.column + 1
+
+    def surprise(self, path: tuple) -> str:
+        """A hint when the value at `path` is an unquoted scalar YAML read as
+        something else than text (`NO` → false)."""
+        node, _, depth = self.node_at(path)
+        if depth != len(path) or not isinstance(node, yaml.ScalarNode) or node.style is not None:
+            return ""
+        if node.tag not in _SURPRISES or self.path.suffix == ".json":
+            return ""
+        try:
+            became = json.dumps(yaml.safe_load(node.value), default=str)
+        except (yaml.YAMLError, TypeError, ValueError):
+            became = _SURPRISES[node.tag]
+        return f"; YAML reads unquoted {node.value} as {became}: write \"{node.value}\" for the text"
+
+    def problem(self, path: tuple, message: str, expected: str = "") -> Problem:
+        at_key = message.startswith(("unknown field", "unknown key", "unknown cap", "duplicate"))
+        line, col = self.locate(tuple(path), at_key=at_key)
+        where = format_path(tuple(path))
+        mid = self._message_id(tuple(path))
+        if mid:
+            where += f" (message {mid})"
+        return Problem(self.name, line, col, where, message + self.surprise(tuple(path)), expected)
+
+    def _message_id(self, path: tuple) -> str | None:
+        if len(path) >= 3 and path[0] == "messages" and isinstance(path[1], int):
+            messages = self.document.get("messages") if isinstance(self.document, dict) else None
+            if isinstance(messages, list) and 0 <= path[1] < len(messages) and isinstance(messages[path[1]], dict):
+                mid = messages[path[1]].get("id")
+                return mid if isinstance(mid, str) else None
+        return None
+
+
+def load(path: Path | str) -> Source:
+    """Read a messages file; AuthoringError if it is not a document at all."""
+    return Source(path)
+
+
+def validate(source: Source) -> list[Problem]:
+    """Every problem of the file, in file order: reading problems (duplicate
+    keys) and the engine's own validation (widget/runtime/bundle.py)."""
+    from widget.runtime import bundle
+
+    problems = list(source.problems)
+    for p in bundle.validate(source.document):
+        problems.append(source.problem(p.path, p.message, p.expected))
+    return sorted(problems, key=lambda p: (p.line, p.col))
+
+
+def check_file(path: Path | str) -> tuple[Source | None, list[Problem]]:
+    """(source, problems) for `proactive validate` and `proactive sign`."""
+    try:
+        source = load(path)
+    except AuthoringError as exc:
+        return None, exc.problems
+    except OSError as exc:
+        return None, [Problem(str(path), 1, 1, "", f"cannot read the file ({exc.strerror})")]
+    return source, validate(source)
