@@ -1,12 +1,19 @@
 """`proactive serve`: the reference endpoint (widget origin) and the demo site
-(a second origin), as a site owner would run them side by side."""
+(a second origin), as a site owner would run them side by side.
+
+The widget origin serves the widget's static files, the bundles, the endpoint
+API (/api, docs/endpoint.md) and the agent page (/agent)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("proactive.serve")
 
 
 def add_arguments(p) -> None:
@@ -17,6 +24,21 @@ def add_arguments(p) -> None:
     p.add_argument("--static", type=Path, default=ROOT / "dist" / "widget")
     p.add_argument("--data", type=Path, default=ROOT / ".data", help="demo keys and bundles")
     p.add_argument("--no-demo", action="store_true", help="serve only the widget origin")
+    p.add_argument("--db", type=Path, default=None,
+                   help="the endpoint's SQLite file (default: DATA/endpoint.db); data survives restarts")
+    p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
+                   help="a site origin allowed to embed the widget and call the endpoint (repeat for several; "
+                        "'*' allows any). Default: the demo site's origin, or '*' with --no-demo")
+    p.add_argument("--geo-db", type=Path, default=None,
+                   help="a MaxMind-format database (e.g. GeoLite2-City.mmdb) for visitors' country and city")
+    p.add_argument("--trust-proxy", action="store_true",
+                   help="take the client IP from X-Forwarded-For (only behind a proxy you run)")
+    p.add_argument("--test-geo", action="store_true",
+                   help="honour the X-Proactive-Test-Geo header (QA only: anyone could send it)")
+    p.add_argument("--agent-token", default=None,
+                   help="require this token for the agent page and API (open /agent#token=TOKEN once)")
+    p.add_argument("--delivery-webhook", default=None, metavar="URL",
+                   help="POST each new email delivery request as JSON to this URL (your mail system)")
 
 
 def prepare_demo(data: Path, messages: Path) -> tuple[Path, str]:
@@ -35,6 +57,20 @@ def prepare_demo(data: Path, messages: Path) -> tuple[Path, str]:
     return bundles, signing.public_key_spec(signing.load_private_key(key_path))
 
 
+def webhook(url: str):
+    """The delivery hook that hands each request to a mail system over HTTP."""
+
+    def deliver(request: dict) -> str:
+        body = json.dumps({"type": "proactive.delivery_request", "delivery": request}).encode()
+        req = urllib.request.Request(url, data=body, method="POST", headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as response:
+            if not 200 <= response.status < 300:
+                raise RuntimeError(f"webhook answered HTTP {response.status}")
+        return "handed_over"
+
+    return deliver
+
+
 def run(args) -> int:
     import uvicorn
 
@@ -46,14 +82,33 @@ def run(args) -> int:
         build(type("Args", (), {"out": args.static})())
     bundles, public_key = prepare_demo(args.data, ROOT / "demo" / "messages.yaml")
     widget_origin = f"http://{args.host}:{args.port}"
-    servers = [uvicorn.Server(uvicorn.Config(create_widget_app(args.static, bundles), host=args.host, port=args.port, log_level="warning"))]
+    site_origin = f"http://{args.site_host}:{args.site_port}"
+    origins = args.allow_origin or (["*"] if args.no_demo else [site_origin])
+    db = args.db or (args.data / "endpoint.db")
+    app = create_widget_app(
+        args.static, bundles, allowed_origins=origins, db_path=db, geo_database=args.geo_db,
+        test_geo=args.test_geo, trust_proxy=args.trust_proxy, agent_token=args.agent_token,
+        on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
+    )
+
+    def server(app, host, port):
+        # Open event streams never finish on their own: give them 2 s at exit.
+        return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                             timeout_graceful_shutdown=2))
+
+    servers = [server(app, args.host, args.port)]
+    tag = script_tag(widget_origin, f"{widget_origin}/bundles/demo.json", public_key)
     if not args.no_demo:
-        tag = script_tag(widget_origin, f"{widget_origin}/bundles/demo.json", public_key)
         site = create_site_app(ROOT / "demo" / "site", tag)
-        servers.append(uvicorn.Server(uvicorn.Config(site, host=args.site_host, port=args.site_port, log_level="warning")))
-        print(f"Demo site:      http://{args.site_host}:{args.site_port}/   (open it: a proactive message appears after a few seconds)")
-    print(f"Widget origin:  {widget_origin}/loader.js")
-    print(f"Script tag:     {script_tag(widget_origin, widget_origin + '/bundles/demo.json', public_key)}", flush=True)
+        servers.append(server(site, args.site_host, args.site_port))
+        print(f"Demo site:      {site_origin}/   (open it: a proactive message appears after a few seconds)")
+    agent = f"{widget_origin}/agent" + ("#token=…" if args.agent_token else "")
+    print(f"Agent page:     {agent}   (go online, answer visitors, see stats)")
+    print(f"Widget origin:  {widget_origin}/loader.js   (endpoint {widget_origin}/api, data {db})")
+    print(f"Allowed sites:  {', '.join(origins)}")
+    if args.test_geo:
+        print("Test geo:       X-Proactive-Test-Geo is honoured (QA only)")
+    print(f"Script tag:     {tag}", flush=True)
 
     async def serve_all():
         await asyncio.gather(*(s.serve() for s in servers))

@@ -1,32 +1,100 @@
 """The reference endpoint (widget origin) and the demo site (a second origin).
 
-    create_widget_app(static_dir, bundles_dir)   → the widget's origin
-    create_site_app(site_dir, tag)               → a site that embeds the tag
+    create_widget_app(static_dir, bundles_dir, ...)  → the widget's origin:
+        static widget files, bundles, the endpoint API (/api, docs/endpoint.md)
+        and the agent page (/agent)
+    create_site_app(site_dir, tag)                   → a site that embeds the tag
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from server_stub.api import Endpoint, EndpointConfig
+from server_stub.geo import GeoLocator
 from server_stub.static import WidgetFiles
+from server_stub.storage import Store
+
+AGENT_DIR = Path(__file__).resolve().parent / "agent"
+AGENT_ASSETS = {"agent.mjs": "text/javascript", "agent.css": "text/css"}
+AGENT_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def create_widget_app(static_dir: Path, bundles_dir: Path | None = None) -> Starlette:
+def create_widget_app(
+    static_dir: Path,
+    bundles_dir: Path | None = None,
+    *,
+    allowed_origins: list[str] | tuple[str, ...] | str | None = None,
+    db_path: Path | str | None = None,
+    store: Store | None = None,
+    geo_database: Path | str | None = None,
+    test_geo: bool = False,
+    trust_proxy: bool = False,
+    agent_token: str | None = None,
+    on_delivery: Callable[[dict], object] | None = None,
+    rate_limits: dict | None = None,
+    stream_heartbeat: float = 15.0,
+) -> Starlette:
+    """The widget's origin. `allowed_origins`: the sites that may embed the
+    widget and call the endpoint (default "*": any). `db_path`: the SQLite
+    file (default: in memory, gone at exit). `app.state.endpoint` exposes the
+    endpoint (store, broker) to tools and tests."""
     static_dir = Path(static_dir)
     if not (static_dir / "loader.js").exists():
         raise RuntimeError(f"{static_dir} has no loader.js: build the widget first (proactive build)")
-    routes = [Route("/health", lambda request: JSONResponse({"ok": True}))]
+    if allowed_origins is None:
+        origins = ["*"]
+    elif isinstance(allowed_origins, str):
+        origins = [allowed_origins]
+    else:
+        origins = [o.rstrip("/") for o in allowed_origins]
+    endpoint = Endpoint(
+        store or Store(db_path),
+        GeoLocator(geo_database, test_override=test_geo, trust_proxy=trust_proxy),
+        EndpointConfig(allowed_origins=origins, agent_token=agent_token, rate_limits=dict(rate_limits or {}),
+                       on_delivery=on_delivery, stream_heartbeat=stream_heartbeat),
+    )
+
+    async def agent_page(request: Request) -> Response:
+        return FileResponse(AGENT_DIR / "index.html", media_type="text/html",
+                            headers={"content-security-policy": AGENT_CSP, "cache-control": "no-cache",
+                                     "x-frame-options": "DENY", "referrer-policy": "no-referrer"})
+
+    async def agent_asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in AGENT_ASSETS:
+            return JSONResponse({"error": {"code": "not_found", "message": f"no agent asset {name}"}}, status_code=404)
+        return FileResponse(AGENT_DIR / name, media_type=AGENT_ASSETS[name], headers={"cache-control": "no-cache"})
+
+    routes = [
+        Route("/health", lambda request: JSONResponse({"ok": True})),
+        Mount("/api/agent", app=endpoint.agent_app()),
+        Mount("/api", app=endpoint.visitor_app()),
+        Route("/agent", agent_page, methods=["GET"]),
+        Route("/agent/{name}", agent_asset, methods=["GET"]),
+    ]
     if bundles_dir is not None:
-        routes.append(Mount("/bundles", app=WidgetFiles(directory=str(bundles_dir)), name="bundles"))
-    routes.append(Mount("/", app=WidgetFiles(directory=str(static_dir)), name="static"))
-    return Starlette(routes=routes)
+        routes.append(Mount("/bundles", app=WidgetFiles(directory=str(bundles_dir), allowed_origins=origins), name="bundles"))
+    routes.append(Mount("/", app=WidgetFiles(directory=str(static_dir), allowed_origins=origins), name="static"))
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        endpoint.geo.close()
+        endpoint.store.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.endpoint = endpoint
+    return app
 
 
 def script_tag(widget_origin: str, bundle: str, keys: str, **extra: str) -> str:

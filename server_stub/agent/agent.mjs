@@ -1,0 +1,273 @@
+// The agent page: conversations (live), replies, presence, stats per auto
+// message, and email delivery requests. Same origin as the agent API; plain
+// DOM, no dependencies, every visitor-controlled string set as text.
+
+const $ = (sel) => document.querySelector(sel);
+const SVG = "http://www.w3.org/2000/svg";
+const KINDS = ["shown", "clicked", "dismissed", "replied"];
+
+// An agent token, when the endpoint needs one, comes in the URL fragment
+// (/agent#token=…) once and is kept for this tab only.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("token")) {
+  sessionStorage.setItem("proactive-agent-token", fragment.get("token"));
+  history.replaceState(null, "", location.pathname);
+}
+const token = sessionStorage.getItem("proactive-agent-token");
+
+const state = { selected: null, online: false, conversations: [], tab: "conversations" };
+
+async function api(method, path, body) {
+  const headers = { accept: "application/json" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(`/api/agent${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new Error((data && data.error && data.error.message) || `HTTP ${response.status}`);
+  showProblem(null);
+  return data;
+}
+
+function showProblem(text) {
+  const p = $("#problem");
+  p.hidden = !text;
+  p.textContent = text || "";
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+function when(t) {
+  return t ? new Date(t).toLocaleString() : "";
+}
+
+// -- presence ------------------------------------------------------------------
+function agentName() {
+  return ($("#agent-name").value || "").trim() || "Agent";
+}
+
+function renderPresence(p) {
+  const me = (p.agents || []).find((a) => a.name === agentName());
+  state.online = Boolean(me && me.online);
+  const toggle = $("#presence-toggle");
+  toggle.setAttribute("aria-pressed", String(state.online));
+  toggle.textContent = state.online ? "Online — go offline" : "Go online";
+  const team = $("#team-status");
+  team.textContent = p.team === "online" ? `Team online (${p.agents_online})` : "Team offline";
+  team.classList.toggle("online", p.team === "online");
+}
+
+async function togglePresence() {
+  try {
+    renderPresence(await api("POST", "/presence", { agent: agentName(), online: !state.online }));
+  } catch (err) {
+    showProblem(`Could not change presence: ${err.message}`);
+  }
+}
+
+// -- conversations ---------------------------------------------------------------
+async function loadConversations() {
+  try {
+    state.conversations = (await api("GET", "/conversations")).conversations;
+  } catch (err) {
+    return showProblem(`Could not load conversations: ${err.message}`);
+  }
+  const list = $("#conversation-list");
+  list.replaceChildren(...state.conversations.map((c) => {
+    const item = el("li", { class: c.awaiting_reply ? "conversation awaiting" : "conversation", "data-id": String(c.id), tabindex: "0" },
+      el("div", { class: "who", text: `Visitor ${c.visitor}` }),
+      el("div", { class: "last", text: `${c.last_sender === "agent" ? "You: " : ""}${c.last_text || ""}` }),
+      el("div", { class: "last", text: [c.auto_message && `reply to ${c.auto_message}`, c.rating && `rated ${c.rating}`].filter(Boolean).join(" · ") }));
+    if (c.id === state.selected) item.setAttribute("aria-current", "true");
+    const open = () => selectConversation(c.id);
+    item.addEventListener("click", open);
+    item.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
+    return item;
+  }));
+  const awaiting = state.conversations.filter((c) => c.awaiting_reply).length;
+  $("#awaiting").hidden = !awaiting;
+  $("#awaiting").textContent = String(awaiting);
+  if (state.selected == null && state.conversations.length) selectConversation(state.conversations[0].id);
+}
+
+async function selectConversation(id) {
+  state.selected = id;
+  for (const li of document.querySelectorAll("#conversation-list li")) {
+    if (Number(li.dataset.id) === id) li.setAttribute("aria-current", "true");
+    else li.removeAttribute("aria-current");
+  }
+  await loadThread();
+}
+
+async function loadThread() {
+  if (state.selected == null) return;
+  let conv;
+  try {
+    conv = (await api("GET", `/conversations/${state.selected}`)).conversation;
+  } catch (err) {
+    return showProblem(`Could not load the conversation: ${err.message}`);
+  }
+  $("#thread-empty").hidden = true;
+  $("#thread").hidden = false;
+  $("#thread-head").textContent = [
+    `Visitor ${conv.visitor}`, conv.page_url && `on ${conv.page_url}`, conv.auto_message && `replying to “${conv.auto_message}”`,
+    `started ${when(conv.started_at)}`, conv.rating && `rating: ${conv.rating}`,
+  ].filter(Boolean).join(" · ");
+  const box = $("#thread-messages");
+  box.replaceChildren(...conv.messages.map((m) => el("li", { class: `msg ${m.sender}`, "data-id": String(m.id) },
+    el("span", { class: "meta", text: `${m.sender === "agent" ? m.author || "Agent" : "Visitor"} · ${when(m.t)}` }),
+    el("span", { class: "text", text: m.text }))));
+  box.scrollTop = box.scrollHeight;
+}
+
+async function sendReply(e) {
+  e.preventDefault();
+  const text = $("#reply-text").value.trim();
+  if (!text || state.selected == null) return;
+  $("#reply-send").disabled = true;
+  try {
+    await api("POST", `/conversations/${state.selected}/messages`, { text, author: agentName() });
+    $("#reply-text").value = "";
+    await loadThread();
+    await loadConversations();
+  } catch (err) {
+    showProblem(`Could not send the reply: ${err.message}`);
+  } finally {
+    $("#reply-send").disabled = false;
+  }
+}
+
+// -- stats -----------------------------------------------------------------------
+async function loadStats() {
+  let stats;
+  try {
+    stats = await api("GET", `/stats?bucket=${encodeURIComponent($("#bucket").value)}`);
+  } catch (err) {
+    return showProblem(`Could not load stats: ${err.message}`);
+  }
+  $("#stats-empty").hidden = stats.messages.length > 0;
+  $("#stats-table").hidden = stats.messages.length === 0;
+  $("#stats-table tbody").replaceChildren(...stats.messages.map((m) => el("tr", { "data-message": m.message },
+    el("td", { text: m.message }),
+    ...KINDS.map((k) => el("td", { class: `num ${k}`, text: String(m[k]) })),
+    el("td", { class: "num", text: m.shown ? `${Math.round((100 * m.replied) / m.shown)} %` : "–" }),
+    el("td", {}, chart(m.series, stats.bucket_ms)))));
+}
+
+/** A small line chart, one polyline per kind, as inline SVG. */
+function chart(series, bucketMs) {
+  const w = 260;
+  const h = 64;
+  const pad = 14;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("width", String(w));
+  svg.setAttribute("height", String(h));
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("role", "img");
+  if (!series.length) {
+    svg.setAttribute("aria-label", "no data");
+    return svg;
+  }
+  const t0 = series[0].t;
+  const t1 = Math.max(series[series.length - 1].t, t0 + bucketMs);
+  const max = Math.max(1, ...series.flatMap((p) => KINDS.map((k) => p[k])));
+  const x = (t) => pad + ((w - 2 * pad) * (t - t0)) / (t1 - t0);
+  const y = (v) => h - pad - ((h - 2 * pad) * v) / max;
+  const axis = document.createElementNS(SVG, "line");
+  axis.setAttribute("class", "axis");
+  axis.setAttribute("x1", String(pad));
+  axis.setAttribute("x2", String(w - pad));
+  axis.setAttribute("y1", String(h - pad));
+  axis.setAttribute("y2", String(h - pad));
+  svg.append(axis);
+  // Buckets with no events are zeros, so lines drop to the axis between them.
+  const points = [];
+  for (let t = t0; t <= series[series.length - 1].t; t += bucketMs) {
+    points.push(series.find((p) => p.t === t) || { t, shown: 0, clicked: 0, dismissed: 0, replied: 0 });
+    if (points.length > 500) break;
+  }
+  if (points.length === 1) points.push({ ...points[0], t: t0 + bucketMs });
+  for (const k of KINDS) {
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("class", k);
+    line.setAttribute("points", points.map((p) => `${x(p.t).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" "));
+    svg.append(line);
+  }
+  const label = document.createElementNS(SVG, "text");
+  label.setAttribute("x", String(pad));
+  label.setAttribute("y", "10");
+  label.textContent = `max ${max} per ${$("#bucket").value}`;
+  svg.append(label);
+  svg.setAttribute("aria-label", `${KINDS.map((k) => `${k} ${series.reduce((s, p) => s + p[k], 0)}`).join(", ")}`);
+  return svg;
+}
+
+// -- deliveries --------------------------------------------------------------------
+async function loadDeliveries() {
+  let list;
+  try {
+    list = (await api("GET", "/deliveries")).deliveries;
+  } catch (err) {
+    return showProblem(`Could not load delivery requests: ${err.message}`);
+  }
+  $("#deliveries-empty").hidden = list.length > 0;
+  $("#deliveries-table").hidden = list.length === 0;
+  $("#deliveries-table tbody").replaceChildren(...list.map((d) => el("tr", { "data-id": String(d.id) },
+    el("td", { text: String(d.id) }), el("td", { text: d.message }), el("td", { text: d.recipient || "(no address)" }),
+    el("td", { text: when(d.requested_at) }), el("td", { class: `status ${d.status}`, text: d.status }))));
+}
+
+// -- tabs, live updates ------------------------------------------------------------
+function showTab(name) {
+  state.tab = name;
+  for (const b of document.querySelectorAll("[data-tab]")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${name}`;
+  if (name === "stats") loadStats();
+  if (name === "deliveries") loadDeliveries();
+}
+
+function listen() {
+  const query = token ? `?token=${encodeURIComponent(token)}` : "";
+  const stream = new EventSource(`/api/agent/stream${query}`);
+  stream.addEventListener("presence", (e) => renderPresence(JSON.parse(e.data)));
+  stream.addEventListener("conversation", (e) => {
+    const news = JSON.parse(e.data);
+    loadConversations();
+    if (news.conversation === state.selected) loadThread();
+  });
+  stream.addEventListener("stats", () => { if (state.tab === "stats") loadStats(); });
+  stream.addEventListener("delivery", () => { if (state.tab === "deliveries") loadDeliveries(); });
+  stream.addEventListener("hello", () => { showProblem(null); loadConversations(); });
+  stream.onerror = () => showProblem("Live updates interrupted; reconnecting…");
+}
+
+function start() {
+  const name = $("#agent-name");
+  name.value = localStorage.getItem("proactive-agent-name") || "Agent";
+  name.addEventListener("change", async () => {
+    localStorage.setItem("proactive-agent-name", agentName());
+    renderPresence(await api("GET", "/presence"));
+  });
+  $("#presence-toggle").addEventListener("click", togglePresence);
+  $("#reply-form").addEventListener("submit", sendReply);
+  $("#reply-text").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#reply-form").requestSubmit(); }
+  });
+  $("#bucket").addEventListener("change", loadStats);
+  $("#stats-refresh").addEventListener("click", loadStats);
+  for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  api("GET", "/presence").then(renderPresence, (err) => showProblem(`The agent API is unavailable: ${err.message}`));
+  loadConversations();
+  listen();
+}
+
+start();

@@ -1,0 +1,115 @@
+"""In-process publish/subscribe for live news (presence, agent replies), and
+the server-sent-events response that carries it to browsers.
+
+A subscriber is an asyncio queue on the event loop that created it; `publish`
+may be called from any thread (request handlers run on the loop, a delivery
+hook in a worker thread) and hands each message to the right loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterable
+
+import anyio
+from starlette.types import Receive, Scope, Send
+
+
+class Broker:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._subs: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue, frozenset[str]]] = {}
+        self._next = 0
+
+    def subscribe(self, topics: Iterable[str]) -> tuple[int, asyncio.Queue]:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=256)
+        with self._lock:
+            self._next += 1
+            self._subs[self._next] = (asyncio.get_running_loop(), queue, frozenset(topics))
+            return self._next, queue
+
+    def unsubscribe(self, sub_id: int) -> None:
+        with self._lock:
+            self._subs.pop(sub_id, None)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def publish(self, topic: str, event: str, data: dict) -> None:
+        with self._lock:
+            targets = [(loop, q) for loop, q, topics in self._subs.values() if topic in topics]
+        for loop, queue in targets:
+            try:
+                loop.call_soon_threadsafe(_put, queue, (event, data))
+            except RuntimeError:  # that loop is closed: its subscriber is gone
+                pass
+
+
+def _put(queue: asyncio.Queue, item) -> None:
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:  # a stuck client: drop rather than grow without bound
+        pass
+
+
+def sse_frame(event: str, data: dict, event_id: str | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+class EventStream:
+    """An ASGI response streaming `text/event-stream` until the client leaves
+    (or `max_seconds` pass: the browser reconnects, which bounds the life of
+    any one connection). Comments every `heartbeat` seconds keep proxies from
+    closing an idle stream."""
+
+    def __init__(self, broker: Broker, topics: Iterable[str], initial: Callable[[], list[tuple[str, dict]]],
+                 headers: dict | None = None, heartbeat: float = 15.0, max_seconds: float = 300.0, retry_ms: int = 2000):
+        self.broker, self.topics, self.initial = broker, list(topics), initial
+        self.headers = headers or {}
+        self.heartbeat, self.max_seconds, self.retry_ms = heartbeat, max_seconds, retry_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sub_id, self._queue = self.broker.subscribe(self.topics)
+        try:
+            headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store",
+                       "x-accel-buffering": "no", **self.headers}
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+            async with anyio.create_task_group() as tg:
+
+                async def watch_disconnect():
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch_disconnect)
+                await self._stream(send)
+                tg.cancel_scope.cancel()
+        except OSError:
+            pass
+        finally:
+            self.broker.unsubscribe(sub_id)
+
+    async def _stream(self, send: Send) -> None:
+        async def emit(chunk: bytes) -> None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        await emit(f"retry: {self.retry_ms}\n\n".encode())
+        for event, data in self.initial():
+            await emit(sse_frame(event, data))
+        with anyio.move_on_after(self.max_seconds):
+            while True:
+                try:
+                    event, data = await asyncio.wait_for(self._queue.get(), self.heartbeat)
+                except asyncio.TimeoutError:
+                    await emit(b": keep-alive\n\n")
+                    continue
+                await emit(sse_frame(event, data))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,306 @@
+"""The endpoint's storage: one SQLite file in WAL mode.
+
+What is kept, and why it is shaped so:
+- visitors are stored by the SHA-256 of their token, never the token itself,
+  so a copy of the database cannot be used to read anyone's conversation;
+- one conversation per visitor (a reply to a proactive message starts it);
+  messages from the visitor or an agent; the visitor's last rating;
+- agents' presence (the team is online while any agent is);
+- analytics events from the widget's beacons, de-duplicated by the event id
+  the widget gives each event (beacons are retried, counts must not double);
+- delivery requests for `email` auto messages, one per visitor and message.
+
+All times are server milliseconds since the epoch. Every method is a short
+transaction on one connection guarded by a lock: SQLite is fast enough here
+that the event loop never waits noticeably, and WAL lets readers (e.g. a
+second process with `sqlite3`) look while the server writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS visitors (
+  id TEXT PRIMARY KEY,              -- sha256(token) hex
+  site TEXT, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  visitor_id TEXT NOT NULL UNIQUE REFERENCES visitors(id),
+  site TEXT, auto_message TEXT, page_url TEXT,
+  started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  rating TEXT, rating_at INTEGER, agent_seen_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+  sender TEXT NOT NULL CHECK (sender IN ('visitor', 'agent')),
+  author TEXT, text TEXT NOT NULL, t INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
+CREATE TABLE IF NOT EXISTS agents (
+  name TEXT PRIMARY KEY, online INTEGER NOT NULL, changed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,              -- the widget's event id, scoped by sender
+  kind TEXT NOT NULL CHECK (kind IN ('shown', 'clicked', 'dismissed', 'replied')),
+  message TEXT NOT NULL, button TEXT, site TEXT,
+  client_t INTEGER, received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_message ON events(message, kind, received_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  visitor_id TEXT NOT NULL, site TEXT, message TEXT NOT NULL,
+  recipient TEXT, attributes TEXT NOT NULL, requested_at INTEGER NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending', status_detail TEXT, updated_at INTEGER NOT NULL,
+  UNIQUE (visitor_id, message)
+);
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def visitor_key(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """SQLite storage. `path=None` keeps everything in memory (tests, throwaway)."""
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = str(path) if path is not None else ":memory:"
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self.journal_mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self, fn):
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    def _read(self, sql: str, args=()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- visitors ----------------------------------------------------------------
+    def add_visitor(self, token: str, site: str | None) -> str:
+        key, t = visitor_key(token), now_ms()
+        self._tx(lambda db: db.execute("INSERT INTO visitors VALUES (?, ?, ?, ?)", (key, site, t, t)))
+        return key
+
+    def visitor(self, token: str) -> str | None:
+        """The visitor's key for a token, or None for a token we never issued."""
+        key = visitor_key(token)
+        rows = self._read("SELECT id FROM visitors WHERE id = ?", (key,))
+        return rows[0]["id"] if rows else None
+
+    # -- conversations -------------------------------------------------------------
+    def conversation_of(self, visitor: str) -> dict | None:
+        rows = self._read("SELECT * FROM conversations WHERE visitor_id = ?", (visitor,))
+        return self._conversation(rows[0]) if rows else None
+
+    def conversation(self, conversation_id: int) -> dict | None:
+        rows = self._read("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        return self._conversation(rows[0]) if rows else None
+
+    def _conversation(self, row: sqlite3.Row) -> dict:
+        messages = self._read(
+            "SELECT id, sender, author, text, t FROM messages WHERE conversation_id = ? ORDER BY id", (row["id"],))
+        return {
+            "id": row["id"], "visitor": row["visitor_id"][:12], "site": row["site"],
+            "auto_message": row["auto_message"], "page_url": row["page_url"],
+            "started_at": row["started_at"], "updated_at": row["updated_at"],
+            "rating": row["rating"], "rating_at": row["rating_at"],
+            "messages": [dict(m) for m in messages],
+        }
+
+    def add_visitor_message(self, visitor: str, text: str, *, site=None, auto_message=None, page_url=None) -> tuple[int, dict]:
+        """Stores a visitor message, starting the conversation on the first one."""
+        t = now_ms()
+
+        def tx(db):
+            row = db.execute("SELECT id FROM conversations WHERE visitor_id = ?", (visitor,)).fetchone()
+            if row is None:
+                cid = db.execute(
+                    "INSERT INTO conversations (visitor_id, site, auto_message, page_url, started_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (visitor, site, auto_message, page_url, t, t)).lastrowid
+            else:
+                cid = row["id"]
+                db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (t, cid))
+            db.execute("UPDATE visitors SET last_seen = ? WHERE id = ?", (t, visitor))
+            mid = db.execute("INSERT INTO messages (conversation_id, sender, author, text, t) VALUES (?, 'visitor', NULL, ?, ?)",
+                             (cid, text, t)).lastrowid
+            return cid, {"id": mid, "sender": "visitor", "author": None, "text": text, "t": t}
+
+        return self._tx(tx)
+
+    def add_agent_message(self, conversation_id: int, author: str, text: str) -> tuple[str, dict] | None:
+        """Stores an agent reply; returns (visitor key, message) or None for an unknown conversation."""
+        t = now_ms()
+
+        def tx(db):
+            row = db.execute("SELECT visitor_id FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE conversations SET updated_at = ?, agent_seen_at = ? WHERE id = ?", (t, t, conversation_id))
+            mid = db.execute("INSERT INTO messages (conversation_id, sender, author, text, t) VALUES (?, 'agent', ?, ?, ?)",
+                             (conversation_id, author, text, t)).lastrowid
+            return row["visitor_id"], {"id": mid, "sender": "agent", "author": author, "text": text, "t": t}
+
+        return self._tx(tx)
+
+    def rate(self, visitor: str, value: str) -> dict | None:
+        """Stores the visitor's rating of their conversation; None if they have none."""
+        t = now_ms()
+
+        def tx(db):
+            row = db.execute("SELECT id FROM conversations WHERE visitor_id = ?", (visitor,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE conversations SET rating = ?, rating_at = ?, updated_at = ? WHERE id = ?",
+                       (value, t, t, row["id"]))
+            return {"conversation": row["id"], "rating": value, "rating_at": t}
+
+        return self._tx(tx)
+
+    def conversations(self, limit: int = 200) -> list[dict]:
+        rows = self._read(
+            """SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS n,
+                      (SELECT m.sender FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1) AS last_sender,
+                      (SELECT m.text FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1) AS last_text
+               FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?""", (limit,))
+        return [{
+            "id": r["id"], "visitor": r["visitor_id"][:12], "site": r["site"], "auto_message": r["auto_message"],
+            "page_url": r["page_url"], "started_at": r["started_at"], "updated_at": r["updated_at"],
+            "rating": r["rating"], "messages": r["n"], "last_sender": r["last_sender"], "last_text": r["last_text"],
+            "awaiting_reply": r["last_sender"] == "visitor",
+        } for r in rows]
+
+    # -- presence ------------------------------------------------------------------
+    def set_agent_online(self, agent: str, online: bool) -> None:
+        t = now_ms()
+        self._tx(lambda db: db.execute(
+            "INSERT INTO agents VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET online = excluded.online,"
+            " changed_at = excluded.changed_at", (agent, int(online), t)))
+
+    def presence(self) -> dict:
+        rows = self._read("SELECT name, online, changed_at FROM agents ORDER BY name")
+        online = [r["name"] for r in rows if r["online"]]
+        return {"team": "online" if online else "offline", "agents_online": len(online),
+                "agents": [{"name": r["name"], "online": bool(r["online"]), "changed_at": r["changed_at"]} for r in rows]}
+
+    # -- analytics -----------------------------------------------------------------
+    def add_events(self, sender: str, site: str | None, events: list[dict]) -> int:
+        """Stores beacon events; returns how many were new (retries are ignored)."""
+        t = now_ms()
+
+        def tx(db):
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
+            return db.total_changes - before
+
+        return self._tx(tx)
+
+    def stats(self, bucket_ms: int, since: int | None = None) -> dict:
+        """Per auto message: totals of each kind and a time series in buckets."""
+        args: tuple = ()
+        where = ""
+        if since is not None:
+            where, args = "WHERE received_at >= ?", (since,)
+        totals = self._read(f"SELECT message, kind, COUNT(*) AS n FROM events {where} GROUP BY message, kind", args)
+        series = self._read(
+            f"SELECT message, kind, (received_at / ?) * ? AS bucket, COUNT(*) AS n FROM events {where}"
+            " GROUP BY message, kind, bucket ORDER BY bucket", (bucket_ms, bucket_ms, *args))
+        buttons = self._read(
+            f"SELECT message, button, COUNT(*) AS n FROM events {where} {'AND' if where else 'WHERE'}"
+            " kind = 'clicked' AND button IS NOT NULL GROUP BY message, button", args)
+        out: dict[str, dict] = {}
+
+        def entry(mid):
+            return out.setdefault(mid, {"message": mid, "shown": 0, "clicked": 0, "dismissed": 0, "replied": 0,
+                                        "buttons": {}, "series": []})
+
+        for r in totals:
+            entry(r["message"])[r["kind"]] = r["n"]
+        points: dict[tuple[str, int], dict] = {}
+        for r in series:
+            key = (r["message"], r["bucket"])
+            if key not in points:
+                points[key] = {"t": r["bucket"], "shown": 0, "clicked": 0, "dismissed": 0, "replied": 0}
+                entry(r["message"])["series"].append(points[key])
+            points[key][r["kind"]] = r["n"]
+        for r in buttons:
+            entry(r["message"])["buttons"][r["button"]] = r["n"]
+        return {"bucket_ms": bucket_ms, "messages": sorted(out.values(), key=lambda m: m["message"])}
+
+    # -- delivery requests -----------------------------------------------------------
+    def add_delivery(self, visitor: str, site: str | None, message: str, recipient: str | None,
+                     attributes: dict) -> tuple[dict, bool]:
+        """Stores a delivery request; returns (request, created). One per visitor and message."""
+        t = now_ms()
+
+        def tx(db):
+            cur = db.execute(
+                "INSERT OR IGNORE INTO deliveries (visitor_id, site, message, recipient, attributes, requested_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", (visitor, site, message, recipient, json.dumps(attributes), t, t))
+            created = cur.rowcount == 1
+            row = db.execute("SELECT * FROM deliveries WHERE visitor_id = ? AND message = ?", (visitor, message)).fetchone()
+            return self._delivery(row), created
+
+        return self._tx(tx)
+
+    def set_delivery_status(self, delivery_id: int, status: str, detail: str | None = None) -> dict | None:
+        t = now_ms()
+
+        def tx(db):
+            db.execute("UPDATE deliveries SET status = ?, status_detail = ?, updated_at = ? WHERE id = ?",
+                       (status, detail, t, delivery_id))
+            row = db.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            return self._delivery(row) if row else None
+
+        return self._tx(tx)
+
+    def deliveries(self, status: str | None = None, limit: int = 500) -> list[dict]:
+        if status:
+            rows = self._read("SELECT * FROM deliveries WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit))
+        else:
+            rows = self._read("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?", (limit,))
+        return [self._delivery(r) for r in rows]
+
+    @staticmethod
+    def _delivery(row: sqlite3.Row) -> dict:
+        return {"id": row["id"], "visitor": row["visitor_id"][:12], "site": row["site"], "message": row["message"],
+                "recipient": row["recipient"], "attributes": json.loads(row["attributes"]),
+                "requested_at": row["requested_at"], "status": row["status"], "status_detail": row["status_detail"],
+                "updated_at": row["updated_at"]}
