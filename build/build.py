@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDGET = ROOT / "widget"
 PYODIDE_NPM = ROOT / "node_modules" / "pyodide"
 PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]
-JS_FILES = ["loader.js", "shell.mjs", "render.mjs", "host.mjs", "worker.mjs"]
+JS_FILES = ["loader.js", "shell.mjs", "render.mjs", "host.mjs", "worker.mjs", "endpoint.mjs"]
 
 
 def pyodide_version() -> str:

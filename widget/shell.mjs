@@ -12,6 +12,7 @@ import { createRenderer } from "./render.mjs";
 const ENGINE_EVENTS = new Set([
   "page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
   "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "tick",
+  "chat_history", // from the endpoint (widget/endpoint.mjs)
 ]);
 // Signals a site with its own chat feeds in with proactive('track', name, …).
 const TRACKED_SIGNALS = new Set(["visitor_message", "agent_message", "rating"]);
@@ -275,6 +276,22 @@ function createWidget(api, rawConfig, capture) {
       : { how: event.how, t: event.t };
   }
   api.__signal = (event) => send(event, signalName(event), signalDetail(event));
+
+  // --- endpoint wiring (owner: endpoint; widget/endpoint.mjs, docs/endpoint.md) ---
+  // Geo, presence, chat and beacons: the endpoint's news become engine events
+  // when they arrive. Nothing waits on it; when it is down those rules read
+  // "unknown". data-endpoint picks another backend ("off" disables it).
+  import(new URL("endpoint.mjs", config.src).href).then((endpoint) => {
+    const base = endpoint.endpointBase(rawConfig.endpoint, config.src);
+    if (!base || stopped) return;
+    const connection = endpoint.connect({
+      base, site: config.site, emit, warn: warnOnce,
+      send: (event) => send({ ...event, t: Date.now() }),
+      on: (name, fn) => { if (!handlers.has(name)) handlers.set(name, new Set()); handlers.get(name).add(fn); },
+    });
+    cleanup.push(() => connection.close());
+  }).catch((err) => warnOnce(`the chat endpoint module could not load: ${err && err.message}`));
+  // --- end endpoint wiring ---
 
   function setOpen(open, fromRenderer) {
     if (widgetOpen === open) return;
