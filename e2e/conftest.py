@@ -75,10 +75,15 @@ class Site:
         # tests always exercise the current code and never race another build.
         self.static = tmp / "widget"
         build_widget(self.static)
-        self.widget = _Server(create_widget_app(self.static, self.bundles), "127.0.0.1")
-        self.widget_origin = f"http://127.0.0.1:{self.widget.port}"
         self.site = _Server(create_site_app(self.pages, ""), "localhost")
         self.site_origin = f"http://localhost:{self.site.port}"
+        # The endpoint allows only the site's origin (CORS allow-list), keeps
+        # its data in this session's folder, and honours the test geo header.
+        self.widget_app = create_widget_app(self.static, self.bundles, allowed_origins=[self.site_origin],
+                                            db_path=tmp / "endpoint.db", test_geo=True)
+        self.endpoint = self.widget_app.state.endpoint
+        self.widget = _Server(self.widget_app, "127.0.0.1")
+        self.widget_origin = f"http://127.0.0.1:{self.widget.port}"
         self._n = 0
 
     def publish(self, messages: dict, name: str = "test", *, version: int = 1, keys=None, expires_at=None) -> str:
