@@ -1,0 +1,76 @@
+"""Reading messages files with line:col for every node (proactive/authoring.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from proactive import authoring
+
+DOC = """\
+site: acme
+widgets: [{id: main}]
+team: {timezone: Europe/Berlin, hours: {mon-fri: 9:00-17:00}}
+messages:
+  - id: a
+    content: {text: hi}
+    rules:
+      any:
+        - {rule: visits, op: greater, value: 1}
+        - rule: page_url
+          op: contains
+          value: /pricing
+  - id: b
+    type: email
+"""
+
+
+@pytest.fixture
+def source(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text(DOC)
+    return authoring.load(f)
+
+
+@pytest.mark.parametrize("path, at_key, where", [
+    (("site",), False, (1, 7)),
+    (("messages", 0), False, (5, 5)),
+    (("messages", 0, "rules", "any", 0, "value"), False, (9, 46)),
+    (("messages", 0, "rules", "any", 1, "value"), False, (12, 18)),
+    (("messages", 0, "rules", "any", 1, "value"), True, (12, 11)),
+    (("messages", 1, "type"), False, (14, 11)),
+    (("messages", 1, "rules"), False, (13, 5)),  # missing: the enclosing message
+    (("messages", 7, "id"), False, (5, 3)),       # no such message: the list
+])
+def test_paths_map_to_line_and_column(source, path, at_key, where):
+    assert source.locate(path, at_key=at_key) == where
+
+
+def test_problem_text_names_file_place_path_message_and_expectation(source):
+    p = source.problem(("messages", 0, "rules", "any", 1, "op"), "operator 'near' is not allowed", "equals | contains")
+    assert str(p) == (f"{source.name}:11:15: messages[0].rules.any[1].op (message a): "
+                      "operator 'near' is not allowed (expected equals | contains)")
+
+
+def test_yaml_reading_a_time_as_a_number_is_explained(source):
+    hint = source.surprise(("team", "hours", "mon-fri"))
+    assert hint == ""  # "9:00-17:00" is text; a bare 9:30 is not:
+    f = source.path.with_name("t.yaml")
+    f.write_text("site: acme\nmessages: []\nstart: 9:30\n")
+    assert "YAML reads unquoted 9:30 as 570" in authoring.load(f).surprise(("start",))
+
+
+def test_not_utf8_and_missing_file(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_bytes(b"site: \xff\n")
+    _, problems = authoring.check_file(f)
+    assert len(problems) == 1 and str(problems[0]).startswith(f"{f}:1:1: not UTF-8")
+    _, problems = authoring.check_file(tmp_path / "nope.yaml")
+    assert "cannot read the file" in str(problems[0])
+
+
+def test_problems_come_in_file_order(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("site: acme\nmessages:\n  - id: Bad_Id\n    rules: {rule: nope, op: equals, value: 1}\n  - {id: ok, tpye: email}\nsite: again\n")
+    _, problems = authoring.check_file(f)
+    places = [(p.line, p.col) for p in problems]
+    assert places == sorted(places) and len(problems) == 5, [str(p) for p in problems]
