@@ -1,12 +1,29 @@
 """Build the static widget folder a site owner hosts.
 
-    python build/build.py [--out dist/widget]
+    python build/build.py [--out dist/widget] [--plain] [--snapshot local|off]
 
 Output (everything the widget's origin serves, nothing from a CDN):
-  loader.js, shell.mjs, render.mjs, host.mjs, worker.mjs   the browser side
-  runtime-<hash>.tar                                      the Python runtime (content-hashed)
-  pyodide-<version>/                                       the pinned, self-hosted Pyodide core
-  manifest.json                                            what was built, for tools and tests
+  loader.js                        the one file a tag names (revalidated, never renamed)
+  shell-<hash>.mjs, render-<hash>.mjs, host-<hash>.mjs, worker-<hash>.mjs, ...
+                                   the browser side, content-hashed (immutable);
+                                   the same files under their plain names too
+  runtime-<hash>.tar               the Python runtime, with .pyc precompiled for Pyodide
+  stdlib-<hash>.zip                the standard library trimmed to what the runtime
+                                   needs, precompiled (sourceless .pyc)
+  pyodide-<version>/               the pinned, self-hosted Pyodide core
+  *.br, *.gz                       precompressed siblings (the endpoint picks one)
+  manifest.json                    what was built, for tools and tests
+
+Start-up work happens here, not in the visitor's browser: the .pyc files are
+compiled by Pyodide's own CPython (run under Node: build/pyodide_compile.mjs),
+because a .pyc is only valid for the interpreter version that wrote it. The
+expensive results (compiled zip, brotli) are cached by a hash of their inputs
+in $PROACTIVE_BUILD_CACHE (default ~/.cache/proactive/build), so a rebuild
+takes a second or two; the first build on a new machine takes ~30-60 s.
+
+`--plain` builds the unoptimised baseline (Pyodide's full source stdlib, no
+.pyc, no snapshot) that the benchmarks compare against. `--snapshot off`
+disables the memory snapshot kept in the visitor's browser (docs/benchmarks.md).
 
 This folder is not an importable package on purpose (it would shadow PyPA's
 `build`); `proactive build` runs this file.
@@ -15,19 +32,41 @@ This folder is not an importable package on purpose (it would shadow PyPA's
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
 import tarfile
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 WIDGET = ROOT / "widget"
 PYODIDE_NPM = ROOT / "node_modules" / "pyodide"
-PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]
-JS_FILES = ["loader.js", "shell.mjs", "render.mjs", "host.mjs", "worker.mjs", "endpoint.mjs"]
+PYODIDE_CORE = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "pyodide-lock.json"]
+PYODIDE_FILES = PYODIDE_CORE + ["python_stdlib.zip"]
+JS_FILES = ["loader.js", "shell.mjs", "render.mjs", "host.mjs", "worker.mjs", "debug.mjs", "endpoint.mjs"]
+UNHASHED = {"loader.js"}  # the name in every site's script tag
+# Stdlib modules the runtime imports lazily inside stdlib functions (the
+# static closure only follows import-time imports in the stdlib). Add here
+# when tests/test_build_stdlib.py or e2e/test_startup.py says one is missing.
+EXTRA_MODULES = ["_strptime"]
+COMPILE_FORMAT = 1  # bump to invalidate every cached compile
+COMPRESS_SUFFIXES = (".js", ".mjs", ".wasm", ".zip", ".tar", ".json")
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("PROACTIVE_BUILD_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "proactive" / "build"
 
 
 def pyodide_version() -> str:
@@ -37,14 +76,16 @@ def pyodide_version() -> str:
     return json.loads(package.read_text())["version"]
 
 
-def runtime_archive() -> bytes:
-    """A reproducible tar of the `widget` package's Python files."""
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tar(files: list[tuple[str, bytes]]) -> bytes:
+    """A reproducible tar (sorted names, mtime 0)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        files = sorted(p for p in WIDGET.rglob("*.py") if "__pycache__" not in p.parts)
-        for path in files:
-            data = path.read_bytes()
-            info = tarfile.TarInfo(str(path.relative_to(ROOT)))
+        for name, data in sorted(files):
+            info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o644
             info.mtime = 0
@@ -52,28 +93,211 @@ def runtime_archive() -> bytes:
     return buf.getvalue()
 
 
-def build(out: Path) -> dict:
+def runtime_sources() -> list[tuple[str, bytes]]:
+    files = sorted(p for p in WIDGET.rglob("*.py") if "__pycache__" not in p.parts)
+    return [(str(p.relative_to(ROOT)), p.read_bytes()) for p in files]
+
+
+def runtime_archive() -> bytes:
+    """A reproducible tar of the `widget` package's Python sources."""
+    return _tar(runtime_sources())
+
+
+def _atomic_dir(target: Path, fill) -> Path:
+    """Fill a temp dir beside `target`, then rename it into place (parallel
+    builds of the same key both succeed; one rename wins)."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        fill(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def compile_for_pyodide(source_tar: bytes) -> Path:
+    """The trimmed precompiled stdlib + runtime .pyc, from the cache or by
+    running Pyodide under Node. Returns the directory holding stdlib.zip,
+    runtime/ and manifest.json."""
+    key = hashlib.sha256()
+    for part in (
+        str(COMPILE_FORMAT).encode(),
+        pyodide_version().encode(),
+        (PYODIDE_NPM / "python_stdlib.zip").read_bytes(),
+        (PYODIDE_NPM / "pyodide.asm.wasm").stat().st_size.to_bytes(8, "little"),
+        (HERE / "pyodide_compile.mjs").read_bytes(),
+        (HERE / "pyodide_compile.py").read_bytes(),
+        json.dumps(EXTRA_MODULES).encode(),
+        source_tar,
+    ):
+        key.update(_sha(part).encode())
+    target = cache_dir() / f"compile-{key.hexdigest()[:24]}"
+
+    def fill(tmp: Path) -> None:
+        (tmp / "source.tar").write_bytes(source_tar)
+        job = {
+            "root": str(ROOT),
+            "pyodide_dir": str(PYODIDE_NPM),
+            "runtime_tar": str(tmp / "source.tar"),
+            "out": str(tmp),
+            "runtime_prefix": "/proactive",
+            "optimize": 0,
+            "extra_modules": EXTRA_MODULES,
+        }
+        (tmp / "job.json").write_text(json.dumps(job))
+        node = shutil.which("node")
+        if not node:
+            sys.exit("node is missing: the build compiles .pyc files with Pyodide under Node (apt-get install nodejs)")
+        result = subprocess.run([node, str(HERE / "pyodide_compile.mjs"), str(tmp / "job.json")],
+                                capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            sys.exit(f"compiling .pyc under Pyodide failed:\n{result.stdout}\n{result.stderr}")
+        (tmp / "source.tar").unlink()
+
+    return _atomic_dir(target, fill)
+
+
+def _compressed(data: bytes, kind: str) -> bytes:
+    """brotli (quality 11) or gzip (level 9) of `data`, cached by content."""
+    path = cache_dir() / "compressed" / f"{_sha(data)}.{kind}"
+    if path.exists():
+        return path.read_bytes()
+    if kind == "br":
+        import brotli
+
+        out = brotli.compress(data, quality=11)
+    else:
+        out = gzip.compress(data, compresslevel=9, mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_bytes(out)
+    os.replace(tmp, path)
+    return out
+
+
+def precompress(out: Path) -> dict:
+    """NAME.br and NAME.gz beside every compressible file that shrinks."""
+    sizes = {}
+    for path in sorted(out.rglob("*")):
+        if not path.is_file() or path.suffix not in COMPRESS_SUFFIXES or path.name == "manifest.json":
+            continue
+        data = path.read_bytes()
+        entry = {"raw": len(data)}
+        for kind in ("br", "gz"):
+            packed = _compressed(data, kind)
+            if len(packed) < len(data):
+                path.with_name(path.name + "." + kind).write_bytes(packed)
+                entry[kind] = len(packed)
+        sizes[str(path.relative_to(out))] = entry
+    return sizes
+
+
+def _hashed(name: str, data: bytes) -> str:
+    stem, dot, ext = name.partition(".")
+    return f"{stem}-{_sha(data)[:12]}.{ext}"
+
+
+def _ref_pattern(name: str) -> re.Pattern:
+    # A module name in quotes, optionally "./"-relative: "host.mjs", './render.mjs'.
+    return re.compile(r"""(["'`])(\./)?""" + re.escape(name) + r"\1")
+
+
+def write_js(out: Path, replacements: dict[str, str]) -> dict[str, str]:
+    """Copy the JS files with placeholders filled in and every reference to a
+    sibling module pointed at its content-hashed name. Returns plain → served name."""
+    texts = {}
+    for name in JS_FILES:
+        if not (WIDGET / name).exists():
+            continue
+        text = (WIDGET / name).read_text(encoding="utf-8")
+        for placeholder, value in replacements.items():
+            text = text.replace(placeholder, value)
+        texts[name] = text
+    deps = {name: {other for other in texts if other != name and _ref_pattern(other).search(text)} for name, text in texts.items()}
+    served: dict[str, str] = {}
+    while len(served) < len(texts):
+        progress = False
+        for name, text in texts.items():
+            if name in served or not deps[name] <= served.keys():
+                continue
+            for dep in deps[name]:
+                text = _ref_pattern(dep).sub(lambda m, d=dep: f"{m.group(1)}{m.group(2) or ''}{served[d]}{m.group(1)}", text)
+            data = text.encode("utf-8")
+            served[name] = name if name in UNHASHED else _hashed(name, data)
+            (out / served[name]).write_bytes(data)
+            if served[name] != name:
+                (out / name).write_bytes(data)  # the plain name too, revalidated (tools, old tags)
+            progress = True
+        if not progress:
+            sys.exit(f"circular references between widget modules: {deps}")
+    return served
+
+
+def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: bool = True) -> dict:
+    """Build the widget folder into `out` (replaced). `plain`: the unoptimised
+    baseline (full source stdlib, no .pyc, no snapshot)."""
+    started = time.monotonic()
     version = pyodide_version()
     pyodide_dir = f"pyodide-{version}"
+    if snapshot not in ("local", "off"):
+        raise ValueError(f"snapshot must be 'local' or 'off', not {snapshot!r}")
     if out.exists():
         shutil.rmtree(out)
     (out / pyodide_dir).mkdir(parents=True)
     (out / "bundles").mkdir()
-    for name in PYODIDE_FILES:
+    for name in PYODIDE_CORE:
         shutil.copy2(PYODIDE_NPM / name, out / pyodide_dir / name)
 
-    archive = runtime_archive()
-    archive_name = f"runtime-{hashlib.sha256(archive).hexdigest()[:12]}.tar"
+    sources = runtime_sources()
+    compiled_manifest = None
+    if plain:
+        snapshot = "off"
+        stdlib = (PYODIDE_NPM / "python_stdlib.zip").read_bytes()
+        archive = _tar(sources)
+    else:
+        compiled = compile_for_pyodide(_tar(sources))
+        compiled_manifest = json.loads((compiled / "manifest.json").read_text())
+        stdlib = (compiled / "stdlib.zip").read_bytes()
+        pycs = [(f"widget/{rel}", (compiled / "runtime" / "widget" / rel).read_bytes())
+                for rel in (p[len("widget/"):] for p in compiled_manifest["runtime_pycs"])]
+        archive = _tar(sources + pycs)
+    stdlib_name = _hashed("stdlib.zip", stdlib)
+    (out / stdlib_name).write_bytes(stdlib)
+    archive_name = _hashed("runtime.tar", archive)
     (out / archive_name).write_bytes(archive)
 
-    replacements = {"__PYODIDE_DIR__": pyodide_dir, "__RUNTIME_ARCHIVE__": archive_name}
-    for name in JS_FILES:
-        text = (WIDGET / name).read_text(encoding="utf-8")
-        for placeholder, value in replacements.items():
-            text = text.replace(placeholder, value)
-        (out / name).write_text(text, encoding="utf-8")
+    replacements = {
+        "__PYODIDE_DIR__": pyodide_dir,
+        "__RUNTIME_ARCHIVE__": archive_name,
+        "__STDLIB_ZIP__": stdlib_name,
+        "__SNAPSHOT__": snapshot,
+    }
+    served = write_js(out, replacements)
 
-    manifest = {"pyodide": version, "pyodide_dir": pyodide_dir, "runtime_archive": archive_name, "files": JS_FILES}
+    manifest = {
+        "pyodide": version,
+        "pyodide_dir": pyodide_dir,
+        "runtime_archive": archive_name,
+        "stdlib_zip": stdlib_name,
+        "precompiled": not plain,
+        "snapshot": snapshot,
+        "files": [name for name in JS_FILES if name in served],
+        "served": served,
+    }
+    if compiled_manifest:
+        manifest["python"] = compiled_manifest["python"]
+        manifest["stdlib_modules"] = sorted(compiled_manifest["stdlib_modules"])
+        manifest["runtime_import_errors"] = compiled_manifest["runtime_import_errors"]
+    if compress:
+        manifest["sizes"] = precompress(out)
+    manifest["build_seconds"] = round(time.monotonic() - started, 2)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -81,9 +305,16 @@ def build(out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "widget")
+    parser.add_argument("--plain", action="store_true", help="the unoptimised baseline (for benchmarks)")
+    parser.add_argument("--snapshot", choices=["local", "off"], default="local",
+                        help="keep a memory snapshot in the visitor's browser for repeat visits (default: local)")
+    parser.add_argument("--no-compress", action="store_true", help="skip the .br/.gz siblings")
     args = parser.parse_args(argv)
-    manifest = build(args.out)
-    print(f"built {args.out} (runtime {manifest['runtime_archive']}, Pyodide {manifest['pyodide']})")
+    manifest = build(args.out, plain=args.plain, snapshot=args.snapshot, compress=not args.no_compress)
+    for module, error in (manifest.get("runtime_import_errors") or {}).items():
+        print(f"warning: {module} failed to import under Pyodide: {error}", file=sys.stderr)
+    print(f"built {args.out} in {manifest['build_seconds']} s (runtime {manifest['runtime_archive']}, "
+          f"stdlib {manifest['stdlib_zip']}, Pyodide {manifest['pyodide']}, snapshot {manifest['snapshot']})")
     return 0
 
 

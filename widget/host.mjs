@@ -7,6 +7,8 @@
 // Build-time placeholders (replaced by build/build.py):
 const PYODIDE_DIR = "__PYODIDE_DIR__";
 const RUNTIME_ARCHIVE = "__RUNTIME_ARCHIVE__";
+const STDLIB_ZIP = "__STDLIB_ZIP__"; // the trimmed, precompiled stdlib (content-hashed)
+const SNAPSHOT = "__SNAPSHOT__"; // "local": keep a memory snapshot in this browser for later loads; "off"
 
 const base = new URL(".", import.meta.url);
 
@@ -53,17 +55,10 @@ export function createHost(postToMain) {
       if (!r.ok) throw new Error(`runtime archive: HTTP ${r.status}`);
       return r.arrayBuffer();
     });
-    const { loadPyodide } = await import(new URL(`${PYODIDE_DIR}/pyodide.mjs`, base).href);
-    const pyodide = await loadPyodide({
-      indexURL: new URL(`${PYODIDE_DIR}/`, base).href,
-      stdout: () => {},
-      stderr: (line) => console.debug("[proactive] python:", line),
-    });
-    const tPyodide = performance.now();
-
-    // 2. The runtime: one archive, unpacked into its own directory.
-    pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" });
-    pyodide.runPython("import sys; sys.path.insert(0, '/proactive')");
+    // 2. Pyodide and the runtime (one archive, unpacked into its own
+    //    directory): restored from this browser's memory snapshot when it has
+    //    one made by this very build, else started and a snapshot made.
+    const { pyodide, snapshot, tPyodide } = await startPython(archiveFetch, SNAPSHOT === "local" && config.snapshot !== "off");
     const adapter = pyodide.pyimport("widget.runtime.adapter");
     runtime = adapter.Runtime(JSON.stringify({ site: config.site, keys: config.keys, context: config.context }));
     const tRuntime = performance.now();
@@ -92,8 +87,9 @@ export function createHost(postToMain) {
     postToMain({
       type: "ready",
       bundle: accepted,
-      timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0 },
+      timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh },
     });
+    snapshot.keepLater();
     post(reply);
     const queued = pending;
     pending = [];
@@ -175,4 +171,119 @@ export function createHost(postToMain) {
   }
 
   return { receive };
+}
+
+// ---------------------------------------------------------------------------
+// Steps 1-2 of init: Pyodide + the runtime.
+//
+// The stdlib is STDLIB_ZIP: trimmed to what the runtime needs and
+// precompiled (.pyc made by this Pyodide's CPython at build time), so CPython
+// does not compile ~150 modules at every start. On top of that, with
+// SNAPSHOT = "local", the first start in a browser takes a memory snapshot of
+// the interpreter right after the runtime's modules are imported (before any
+// site or visitor data enters Python) and keeps it in IndexedDB; later page
+// loads restore it instead of starting CPython (docs/benchmarks.md). A
+// snapshot is only used by the exact build that made it (SNAPSHOT_KEY names
+// the stdlib zip, the runtime archive and Pyodide); any other is refused and
+// replaced. Only in the worker: on the main thread the copy would be a long task.
+const SNAPSHOT_KEY = `${PYODIDE_DIR}/${STDLIB_ZIP}/${RUNTIME_ARCHIVE}`;
+const IN_WORKER = typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope;
+const PREPARE = `
+import sys
+sys.path.insert(0, "/proactive")
+import widget.runtime.adapter, widget.runtime.engine, widget.runtime.bundle
+`;
+// After a restore: reseed `random` (a restored heap would replay the same
+// numbers in every page load) and load, fresh from STDLIB_ZIP, the code of
+// every stdlib module the snapshot has not imported yet: the heap caches the
+// zip's directory, so a zip that does not match fails here, at start-up,
+// instead of at some later import.
+const AFTER_RESTORE = `
+import importlib.util, random, sys, zipfile
+random.seed()
+def _fresh_imports():
+    path = next(p for p in sys.path if p.endswith(".zip"))
+    with zipfile.ZipFile(path) as z:
+        names = [i.filename.rpartition(".")[0].replace("/", ".").removesuffix(".__init__")
+                 for i in z.infolist() if i.filename.endswith((".pyc", ".py"))]
+    # (a submodule of a package not imported yet would run the package)
+    fresh = sorted(n for n in names if n not in sys.modules and n.rpartition(".")[0] in ("", *sys.modules))
+    for name in fresh:
+        if importlib.util.find_spec(name).loader.get_code(name) is None:
+            raise ImportError(f"{name}: no code in {path}")
+    return f"{len(fresh)} modules, e.g. {fresh[0]}" if fresh else "none left"
+_fresh_imports()
+`;
+
+async function startPython(archiveFetch, wantSnapshot) {
+  const { loadPyodide } = await import(new URL(`${PYODIDE_DIR}/pyodide.mjs`, base).href);
+  const options = {
+    indexURL: new URL(`${PYODIDE_DIR}/`, base).href,
+    stdLibURL: new URL(STDLIB_ZIP, base).href,
+    stdout: () => {},
+    stderr: (line) => console.debug("[proactive] python:", line),
+  };
+  wantSnapshot = wantSnapshot && IN_WORKER && typeof indexedDB !== "undefined";
+  const snapshot = { state: wantSnapshot ? "none" : "off", fresh: null, bytes: null, keepLater() {} };
+  let stored = null;
+  if (wantSnapshot) {
+    stored = await snapshotStore("get").catch(() => null);
+    if (stored && (stored.key !== SNAPSHOT_KEY || !(stored.bytes instanceof ArrayBuffer || ArrayBuffer.isView(stored.bytes)))) {
+      snapshot.state = "refused"; // made by another build: its heap expects another stdlib
+      stored = null;
+    }
+  }
+  let pyodide = null;
+  if (stored) {
+    try {
+      pyodide = await loadPyodide({ ...options, _loadSnapshot: stored.bytes });
+      stored = null;
+      pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" }); // files are not in the heap
+      snapshot.fresh = pyodide.runPython(AFTER_RESTORE);
+      snapshot.state = "restored";
+      return { pyodide, snapshot, tPyodide: performance.now() };
+    } catch (err) {
+      console.debug("[proactive] the kept snapshot did not restore; starting afresh:", err);
+      snapshot.state = "failed";
+      pyodide = null;
+    }
+  }
+  pyodide = await loadPyodide({ ...options, _makeSnapshot: wantSnapshot });
+  const tPyodide = performance.now();
+  pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" });
+  pyodide.runPython(PREPARE);
+  if (wantSnapshot) {
+    try {
+      const bytes = pyodide.makeMemorySnapshot();
+      snapshot.state = snapshot.state === "none" ? "made" : `${snapshot.state}, made`;
+      // Kept once the runtime is live, off the critical path.
+      snapshot.keepLater = () => setTimeout(() => {
+        snapshotStore("put", { key: SNAPSHOT_KEY, bytes, made: Date.now() }).catch((err) =>
+          console.debug("[proactive] the snapshot could not be kept:", err));
+      }, 500);
+    } catch (err) {
+      console.debug("[proactive] no memory snapshot:", err);
+      snapshot.state = "unavailable";
+    }
+  }
+  return { pyodide, snapshot, tPyodide };
+}
+
+// One IndexedDB record ("current"): the latest snapshot of this build.
+function snapshotStore(op, value) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open("proactive-snapshot", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("snapshots");
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction("snapshots", op === "get" ? "readonly" : "readwrite");
+      const store = tx.objectStore("snapshots");
+      const req = op === "get" ? store.get("current") : store.put(value, "current");
+      let result;
+      req.onsuccess = () => { result = req.result; };
+      tx.oncomplete = () => { db.close(); resolve(result ?? null); };
+      tx.onerror = tx.onabort = () => { db.close(); reject(tx.error); };
+    };
+  });
 }
