@@ -275,21 +275,24 @@ def compile_rules(tree, shared: dict | None = None) -> Node:
     return shared.setdefault(leaf.key(), leaf)
 
 
-def watched(node: Node, facts: dict, now: int) -> tuple[bool, int | None, frozenset]:
-    """Evaluate a message's rules and say which facts can change the result:
-    when a top-level `all` fails on a member that only events can change,
-    nothing else matters until one of that member's facts changes."""
+def watched(node: Node, facts: dict, now: int) -> tuple[bool, int | None, frozenset, Node | None]:
+    """Evaluate a message's rules and say what can change the result: when a
+    top-level `all` fails on a member that only events can change (the
+    blocker), nothing else matters until that member's facts change, and
+    until the blocker itself holds."""
     if isinstance(node, All) and not isinstance(node, Any):
         soonest = None
         for child in node.order:
             ok, nxt = child.evaluate(facts, now)
             if not ok:
-                return False, nxt, (child.reads if nxt is None else node.reads)
+                if nxt is None:
+                    return False, None, child.reads, child
+                return False, nxt, node.reads, None
             if nxt is not None and (soonest is None or nxt < soonest):
                 soonest = nxt
-        return True, soonest, node.reads
+        return True, soonest, node.reads, None
     ok, nxt = node.evaluate(facts, now)
-    return ok, nxt, node.reads
+    return ok, nxt, node.reads, None
 
 
 def facts_from_state(state: dict) -> tuple[dict, int]:

@@ -188,7 +188,9 @@ class Engine:
         self._heap: list[tuple[int, int]] = []
         self._all_dirty = True
         self._also_dirty: set[int] = set()
+        self._reset: set[int] = set()
         self._watch: list = [None] * n
+        self._blocker: list = [None] * n
         self.watchers: dict[str, set[int]] = {}
         self._idx = {m.id: i for i, m in enumerate(self.messages)}
         self._order = sorted(range(n), key=lambda i: (-self.messages[i].priority, i))
@@ -421,7 +423,7 @@ class Engine:
             self._also_dirty = set()
         else:
             dirty = self._also_dirty
-            self._also_dirty = set()
+            self._reset, self._also_dirty = set(dirty), set()
             watchers = self.watchers
             for rule_id in RULE_IDS:
                 if facts[rule_id] != old.get(rule_id) and rule_id in watchers:
@@ -433,12 +435,19 @@ class Engine:
                     dirty.add(idx)
         self.facts = facts
         self.t = t
+        blockers = self._blocker
         for idx in dirty:
+            blocker = blockers[idx]
+            if blocker is not None and idx not in self._reset:
+                ok, nxt = blocker.evaluate(facts, t)   # shared leaf: usually a cached result
+                if not ok and nxt is None:
+                    continue   # still blocked by the same condition: nothing else to do
             self._reevaluate(idx, facts, t)
+        self._reset = set()
 
     def _reevaluate(self, idx: int, facts: dict, t: int) -> None:
         msg = self.messages[idx]
-        ok, nxt, watch = conditions.watched(msg.node, facts, t)
+        ok, nxt, watch, self._blocker[idx] = conditions.watched(msg.node, facts, t)
         old_watch = self._watch[idx]
         if watch is not old_watch:
             watchers = self.watchers
