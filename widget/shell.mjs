@@ -149,6 +149,17 @@ function visitorContext() {
   };
 }
 
+// The runtime starts once the host page has loaded, so the page's own loading
+// never competes with Pyodide's (the loader captures signals meanwhile); at
+// the latest 10 s after the shell started, for pages whose load never ends.
+function afterPageLoad() {
+  if (document.readyState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 10000);
+    window.addEventListener("load", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
+
 // 3. The runtime: a module worker from a same-origin blob that imports the
 // widget's module (the widget lives on another origin than the page); the
 // main thread when asked (data-mode="main"), when workers are unavailable, or
@@ -416,7 +427,7 @@ function createWidget(api, rawConfig, capture) {
     }
   }
 
-  const runtimeStarted = startRuntime(config, onMessage).then((r) => {
+  const runtimeStarted = afterPageLoad().then(() => startRuntime(config, onMessage)).then((r) => {
     runtime = r;
     status.mode = r.mode;
     if (stopped) r.stop();
