@@ -52,3 +52,13 @@ def test_runner_accepts_json_text_and_survives_a_crashing_case():
     (name, expected, actual), = run_cases(text)
     assert (name, expected) == ("crash", False)
     assert actual is False or str(actual).startswith("error:")
+
+
+def test_docs_rules_md_documents_every_rule_and_its_operators():
+    from widget.runtime import catalog
+    text = (Path(__file__).parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+    for rule in catalog.RULES.values():
+        start = text.index(f"### `{rule.id}`")
+        section = text[start:text.find("\n### ", start + 1)]
+        for op in rule.ops:
+            assert f"`{op}`" in section, (rule.id, op)

@@ -421,6 +421,7 @@ class Engine:
             dirty = range(len(self.messages))
             self._all_dirty = False
             self._also_dirty = set()
+            self._reset = None   # everything is re-evaluated from scratch
         else:
             dirty = self._also_dirty
             self._reset, self._also_dirty = set(dirty), set()
@@ -438,7 +439,7 @@ class Engine:
         blockers = self._blocker
         for idx in dirty:
             blocker = blockers[idx]
-            if blocker is not None and idx not in self._reset:
+            if blocker is not None and self._reset is not None and idx not in self._reset:
                 ok, nxt = blocker.evaluate(facts, t)   # shared leaf: usually a cached result
                 if not ok and nxt is None:
                     continue   # still blocked by the same condition: nothing else to do
