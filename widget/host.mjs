@@ -11,6 +11,7 @@ const STDLIB_ZIP = "__STDLIB_ZIP__"; // the trimmed, precompiled stdlib (content
 const SNAPSHOT = "__SNAPSHOT__"; // "local": keep a memory snapshot in this browser for later loads; "off"
 
 const base = new URL(".", import.meta.url);
+const BUNDLE_TIMEOUT_MS = 8000; // a slower bundle endpoint is reported; the cached bundle runs meanwhile
 
 export function createHost(postToMain) {
   let runtime = null; // Python widget.runtime.adapter.Runtime proxy
@@ -63,23 +64,57 @@ export function createHost(postToMain) {
     runtime = adapter.Runtime(JSON.stringify({ site: config.site, keys: config.keys, context: config.context }));
     const tRuntime = performance.now();
 
-    // 3. The bundle: the freshly fetched one, else the last good cached one.
-    const fresh = await bundleFetch;
+    // 3. The bundle: the last good one cached in this browser is used at
+    //    once; the fetched one replaces it when it verifies and is newer, so
+    //    triggering never waits on the network (see docs/publishing.md).
+    const cachedText = typeof msg.cachedBundle === "string" && msg.cachedBundle ? msg.cachedBundle : null;
+    const lastVersion = Number.isInteger(msg.lastVersion) ? msg.lastVersion : null;
     let accepted = null;
-    if (fresh.bytes) {
-      accepted = await tryBundle(fresh.bytes, msg.lastVersion, msg.now, "fetched");
-      if (accepted) postToMain({ type: "bundle", envelope: new TextDecoder().decode(fresh.bytes), version: accepted.version });
-    } else if (fresh.problem) {
-      warn(fresh.problem);
+    let cachedProblem = null;
+    let fetchOutcome = null; // {accepted, problem} once the fetched bundle is judged
+    const judgeFetched = async (fresh, current) => {
+      if (fresh.problem) return { problem: fresh.problem };
+      if (cachedText !== null && sameBytes(fresh.bytes, cachedText)) return {}; // 304 / unchanged
+      const floor = Math.max(lastVersion ?? 0, current ? current.version : 0) || null;
+      const r = await tryBundle(fresh.bytes, floor, msg.now, "fetched");
+      if (!r.ok) return { problem: `bundle ${config.bundle} rejected: ${r.error}` };
+      if (floor !== null && r.version <= floor) return { same: r, bytes: fresh.bytes }; // the same publication: keep ours
+      return remember(r, fresh.bytes);
+    };
+    const remember = (r, bytes) => {
+      postToMain({ type: "bundle", envelope: new TextDecoder().decode(bytes), bundle: r, version: r.version });
+      return { accepted: r };
+    };
+    const settledNow = await Promise.race([bundleFetch, Promise.resolve(null)]);
+    if (settledNow) {
+      fetchOutcome = await judgeFetched(settledNow, null);
+      accepted = fetchOutcome.accepted || null;
     }
-    if (!accepted && msg.cachedBundle) {
-      accepted = await tryBundle(new TextEncoder().encode(msg.cachedBundle), null, msg.now, "cached");
+    if (!accepted && cachedText !== null) {
+      const r = await tryBundle(new TextEncoder().encode(cachedText), lastVersion, msg.now, "cached");
+      if (r.ok) accepted = r;
+      else cachedProblem = `the cached bundle was rejected: ${r.error}`;
     }
+    if (!accepted && !fetchOutcome) {
+      fetchOutcome = await judgeFetched(await bundleFetch, null);
+      accepted = fetchOutcome.accepted || null;
+    }
+    if (!accepted && fetchOutcome.same) accepted = remember(fetchOutcome.same, fetchOutcome.bytes).accepted;
     if (!accepted) {
-      warn("no usable bundle: no auto message will be shown on this page");
+      const why = [fetchOutcome.problem, cachedProblem || (cachedText === null && "nothing cached from an earlier visit")];
+      warn(`${why.filter(Boolean).join("; ")}: no auto message will be shown`);
       die("no bundle");
       return;
     }
+    const usingCache = `using the cached bundle (version ${accepted.version})`;
+    if (fetchOutcome && fetchOutcome.problem) warn(`${fetchOutcome.problem}; ${usingCache}`);
+    // Judged after going live: a slow endpoint never delays triggering.
+    const lateFetch = fetchOutcome ? null : async () => {
+      const outcome = await judgeFetched(await bundleFetch, accepted);
+      if (outcome.problem) warn(`${outcome.problem}; ${usingCache}`);
+      if (!outcome.accepted) return;
+      post(JSON.parse(runtime.swap(null))); // at the engine's present: no clock read here
+    };
 
     // 4. Replay what happened before we were ready, then go live.
     const reply = JSON.parse(runtime.start(msg.record ? JSON.stringify(msg.record) : "", JSON.stringify(msg.events || []), msg.now));
@@ -94,32 +129,40 @@ export function createHost(postToMain) {
     const queued = pending;
     pending = [];
     for (const m of queued) handle(m);
+    if (lateFetch) lateFetch().catch((err) => warn(`the fetched bundle could not be applied: ${err && err.message}`));
   }
 
+  // The bundle endpoint through the HTTP cache: "no-cache" revalidates with
+  // If-None-Match, so an unchanged bundle costs a 304. Never throws.
   async function fetchBundle(url) {
     if (!url) return { problem: "data-bundle is missing" };
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), 10000);
+    const timer = setTimeout(() => controller.abort(), BUNDLE_TIMEOUT_MS);
     try {
       const response = await fetch(url, { cache: "no-cache", credentials: "omit", signal: controller.signal });
       if (!response.ok) return { problem: `bundle ${url}: HTTP ${response.status}` };
       return { bytes: new Uint8Array(await response.arrayBuffer()) };
     } catch (err) {
-      return { problem: `bundle ${url} could not be fetched (${err.name === "AbortError" ? "timeout" : err.message})` };
+      const why = err && err.name === "AbortError" ? `no answer within ${BUNDLE_TIMEOUT_MS / 1000} s` : `${err && err.message}`;
+      return { problem: `bundle ${url} could not be fetched (${why})` };
     } finally {
       clearTimeout(timer);
     }
   }
 
-  // Checks 1-3 and 5-8 in Python, the signature (4) with WebCrypto.
+  function sameBytes(bytes, text) {
+    return bytes.length >= text.length && new TextDecoder().decode(bytes) === text;
+  }
+
+  // Checks 1-3 and 5-8 in Python (widget/runtime/trust.py), the signature (4)
+  // with WebCrypto. {ok: true, site, version, source} or {ok: false, reason, error};
+  // an accepted bundle is staged in the runtime (start / swap run it).
   async function tryBundle(bytes, lastVersion, now, which) {
     const opened = JSON.parse(runtime.open_envelope(bytes));
-    if (!opened.ok) {
-      warn(`${which} bundle rejected: ${opened.error}`);
-      return null;
-    }
+    if (!opened.ok) return opened;
     const message = fromBase64(opened.message);
     let valid = false;
+    let cryptoError = null;
     for (const [keyB64, sigB64] of opened.candidates) {
       try {
         const key = await crypto.subtle.importKey("raw", fromBase64(keyB64), { name: "Ed25519" }, false, ["verify"]);
@@ -128,19 +171,16 @@ export function createHost(postToMain) {
           break;
         }
       } catch (err) {
-        warn(`${which} bundle: WebCrypto Ed25519 failed (${err.message})`);
+        cryptoError = err;
       }
     }
     if (!valid) {
-      warn(`${which} bundle rejected: bad_signature: the signature does not match the payload`);
-      return null;
+      const detail = cryptoError ? ` (WebCrypto Ed25519 failed: ${cryptoError.message})` : "";
+      return { ok: false, reason: "bad_signature", error: `bad_signature: the signature does not match the payload${detail}` };
     }
     const accepted = JSON.parse(runtime.accept_payload(lastVersion ?? undefined, now));
-    if (!accepted.ok) {
-      warn(`${which} bundle rejected: ${accepted.error}`);
-      return null;
-    }
-    return { site: accepted.site, version: accepted.version, source: which };
+    if (!accepted.ok) return accepted;
+    return { ok: true, site: accepted.site, version: accepted.version, source: which, widgets: accepted.widgets || [] };
   }
 
   function fromBase64(text) {
