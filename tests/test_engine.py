@@ -166,3 +166,11 @@ def test_every_problem_is_collected_and_engine_refuses():
 def test_payload_metadata_from_the_signer_is_accepted():
     payload = dict(PRICING, version=7, issued_at="2026-01-01T00:00:00Z", expires_at="2027-01-01T00:00:00Z")
     assert Engine(payload).bundle.version == 7
+
+
+@pytest.mark.parametrize("bad", [{"type": "page_view"}, {"t": "soon", "type": "tick"}, {"t": True, "type": "tick"},
+                                 "not an event", {"t": float("nan"), "type": "tick"}])
+def test_events_without_a_usable_time_are_dropped(bad):
+    engine = start()
+    r = engine.step([bad, {"t": T0 + 10, "type": "geo", "country": "DE"}], T0 + 10)
+    assert r["decisions"] == [] and engine.geo["country"] == "DE"

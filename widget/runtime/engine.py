@@ -62,6 +62,10 @@ def upgrade_record(record: dict | None) -> dict:
     return out
 
 
+def _is_time(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
 def _max(a, b):
     if a is None:
         return b
@@ -204,7 +208,9 @@ class Engine:
     def step(self, events: list[dict], now: int) -> dict:
         """Apply events (each with "t" ms, sorted) and advance to `now`."""
         decisions: list[dict] = []
-        events = sorted(events, key=lambda e: e["t"])
+        # An event without a usable timestamp cannot be placed in time: dropped.
+        events = sorted((e for e in events or () if isinstance(e, dict) and _is_time(e.get("t"))),
+                        key=lambda e: e["t"])
         now = int(now)
         if events:
             now = max(now, int(events[-1]["t"]))
