@@ -68,41 +68,48 @@ export function createHost(postToMain) {
     //    once; the fetched one replaces it when it verifies and is newer, so
     //    triggering never waits on the network (see docs/publishing.md).
     const cachedText = typeof msg.cachedBundle === "string" && msg.cachedBundle ? msg.cachedBundle : null;
-    const lastVersion = Number.isInteger(msg.lastVersion) ? msg.lastVersion : null;
-    let accepted = null;
-    let cachedProblem = null;
-    let fetchOutcome = null; // {accepted, problem} once the fetched bundle is judged
-    const judgeFetched = async (fresh, current) => {
-      if (fresh.problem) return { problem: fresh.problem };
-      if (cachedText !== null && sameBytes(fresh.bytes, cachedText)) return {}; // 304 / unchanged
-      const floor = Math.max(lastVersion ?? 0, current ? current.version : 0) || null;
-      const r = await tryBundle(fresh.bytes, floor, msg.now, "fetched");
-      if (!r.ok) return { problem: `bundle ${config.bundle} rejected: ${r.error}` };
-      if (floor !== null && r.version <= floor) return { same: r, bytes: fresh.bytes }; // the same publication: keep ours
-      return remember(r, fresh.bytes);
-    };
+    const encoder = new TextEncoder();
+    // The rollback floor: the highest version accepted here before. It is
+    // dropped when the cached bundle's key is no longer pinned, so that after
+    // a key compromise and rotation a bundle the thief signed with a huge
+    // version cannot lock the site owner out.
+    let floor = Number.isInteger(msg.lastVersion) ? msg.lastVersion : null;
+    let cached = null;
+    let cachedProblem = cachedText === null ? "nothing cached from an earlier visit" : null;
+    if (cachedText !== null) {
+      const r = await tryBundle(encoder.encode(cachedText), floor, msg.now, "cached");
+      if (r.ok) cached = r;
+      else cachedProblem = `the cached bundle was rejected: ${r.error}`;
+      if (!r.ok && r.reason === "unknown_key") floor = null;
+    }
+    const floorDropped = floor === null && Number.isInteger(msg.lastVersion);
     const remember = (r, bytes) => {
-      postToMain({ type: "bundle", envelope: new TextDecoder().decode(bytes), bundle: r, version: r.version });
+      // `untrustedFloor`: the stored version came from a key no longer pinned; replace it.
+      postToMain({ type: "bundle", envelope: new TextDecoder().decode(bytes), bundle: r, version: r.version, untrustedFloor: floorDropped });
       return { accepted: r };
     };
+    // {accepted} a newer verified bundle | {same} the same publication | {problem} | {} unchanged
+    const judgeFetched = async (fresh, current) => {
+      if (fresh.problem) return { problem: fresh.problem };
+      if (cachedText !== null && sameBytes(fresh.bytes, cachedText)) return {}; // a 304, or unchanged
+      const base = Math.max(floor ?? 0, current ? current.version : 0) || null;
+      const r = await tryBundle(fresh.bytes, base, msg.now, "fetched");
+      if (!r.ok) return { problem: `bundle ${config.bundle} rejected: ${r.error}` };
+      if (base !== null && r.version <= base) return { same: r, bytes: fresh.bytes };
+      return remember(r, fresh.bytes);
+    };
+    let fetchOutcome = null;
     const settledNow = await Promise.race([bundleFetch, Promise.resolve(null)]);
-    if (settledNow) {
-      fetchOutcome = await judgeFetched(settledNow, null);
-      accepted = fetchOutcome.accepted || null;
+    if (settledNow) fetchOutcome = await judgeFetched(settledNow, cached);
+    else if (!cached) fetchOutcome = await judgeFetched(await bundleFetch, null); // nothing to run meanwhile
+    let accepted = (fetchOutcome && fetchOutcome.accepted) || cached;
+    if (fetchOutcome && fetchOutcome.same) {
+      if (cached) await tryBundle(encoder.encode(cachedText), floor, msg.now, "cached"); // equal version: keep ours
+      else accepted = remember(fetchOutcome.same, fetchOutcome.bytes).accepted;
     }
-    if (!accepted && cachedText !== null) {
-      const r = await tryBundle(new TextEncoder().encode(cachedText), lastVersion, msg.now, "cached");
-      if (r.ok) accepted = r;
-      else cachedProblem = `the cached bundle was rejected: ${r.error}`;
-    }
-    if (!accepted && !fetchOutcome) {
-      fetchOutcome = await judgeFetched(await bundleFetch, null);
-      accepted = fetchOutcome.accepted || null;
-    }
-    if (!accepted && fetchOutcome.same) accepted = remember(fetchOutcome.same, fetchOutcome.bytes).accepted;
     if (!accepted) {
-      const why = [fetchOutcome.problem, cachedProblem || (cachedText === null && "nothing cached from an earlier visit")];
-      warn(`${why.filter(Boolean).join("; ")}: no auto message will be shown`);
+      const why = [fetchOutcome && fetchOutcome.problem, cachedProblem].filter(Boolean).join("; ");
+      warn(`${why}: no auto message will be shown`);
       die("no bundle");
       return;
     }
@@ -255,7 +262,8 @@ def _fresh_imports():
 _fresh_imports()
 `;
 
-async function startPython(archiveFetch, wantSnapshot) {
+// Exported for e2e/test_startup.py, which drives it in a worker of its own.
+export async function startPython(archiveFetch, wantSnapshot) {
   const { loadPyodide } = await import(new URL(`${PYODIDE_DIR}/pyodide.mjs`, base).href);
   const options = {
     indexURL: new URL(`${PYODIDE_DIR}/`, base).href,
@@ -264,7 +272,7 @@ async function startPython(archiveFetch, wantSnapshot) {
     stderr: (line) => console.debug("[proactive] python:", line),
   };
   wantSnapshot = wantSnapshot && IN_WORKER && typeof indexedDB !== "undefined";
-  const snapshot = { state: wantSnapshot ? "none" : "off", fresh: null, bytes: null, keepLater() {} };
+  const snapshot = { state: wantSnapshot ? "none" : "off", fresh: null, keepLater: async () => false };
   let stored = null;
   if (wantSnapshot) {
     stored = await snapshotStore("get").catch(() => null);
@@ -296,11 +304,14 @@ async function startPython(archiveFetch, wantSnapshot) {
     try {
       const bytes = pyodide.makeMemorySnapshot();
       snapshot.state = snapshot.state === "none" ? "made" : `${snapshot.state}, made`;
-      // Kept once the runtime is live, off the critical path.
-      snapshot.keepLater = () => setTimeout(() => {
-        snapshotStore("put", { key: SNAPSHOT_KEY, bytes, made: Date.now() }).catch((err) =>
-          console.debug("[proactive] the snapshot could not be kept:", err));
-      }, 500);
+      // Kept once the runtime is live, off the critical path; resolves
+      // true once stored.
+      snapshot.keepLater = () => new Promise((resolve) => setTimeout(resolve, 500))
+        .then(() => snapshotStore("put", { key: SNAPSHOT_KEY, bytes, made: Date.now() }))
+        .then(() => true, (err) => {
+          console.debug("[proactive] the snapshot could not be kept:", err);
+          return false;
+        });
     } catch (err) {
       console.debug("[proactive] no memory snapshot:", err);
       snapshot.state = "unavailable";
@@ -310,7 +321,7 @@ async function startPython(archiveFetch, wantSnapshot) {
 }
 
 // One IndexedDB record ("current"): the latest snapshot of this build.
-function snapshotStore(op, value) {
+export function snapshotStore(op, value) {
   return new Promise((resolve, reject) => {
     const open = indexedDB.open("proactive-snapshot", 1);
     open.onupgradeneeded = () => open.result.createObjectStore("snapshots");
