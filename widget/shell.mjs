@@ -383,9 +383,10 @@ function createWidget(api, rawConfig, capture) {
         break;
       case "bundle": {
         // A verified, newer bundle: the last good one for the next page. Never
-        // lower the stored version (another tab may have accepted a newer one).
+        // lower the stored version (another tab may have accepted a newer one),
+        // unless it came from a key the tag no longer pins (after a rotation).
         const stored = (store.read(":bundle-version") || {}).version;
-        if (!(Number.isInteger(stored) && stored > msg.version)) {
+        if (msg.untrustedFloor || !(Number.isInteger(stored) && stored > msg.version)) {
           store.write(msg.envelope, ":bundle");
           store.write({ version: msg.version }, ":bundle-version");
         }
