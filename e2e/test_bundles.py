@@ -229,6 +229,21 @@ def test_key_rotation(site, visitor, guard):
     assert "unknown_key" in only_warning(visitor)
 
 
+def test_recovery_after_a_key_compromise(site, visitor, guard):
+    """A thief signs a huge version with a stolen key the tag still pins; once
+    the tag pins only a new key, the site owner's next bundle is accepted again
+    (the rollback floor came from a key that is no longer trusted)."""
+    stolen, fresh = site.key, signing.generate_private_key()
+    name = "compromise"
+    site.publish(messages("thief"), name, version=1_000_000, keys=[stolen])
+    assert visitor.visit(site.page(tag=site.tag(bundle=site.bundle_url(name))))["bundle"]["version"] == 1_000_000
+    assert visitor.stored_version() == 1_000_000
+    site.publish(messages("owner-again"), name, version=5, keys=[fresh])
+    status = visitor.visit(site.page(tag=site.tag(bundle=site.bundle_url(name), key=signing.public_key_spec(fresh))))
+    assert status["bundle"]["version"] == 5 and visitor.shown(["owner-again"]) == ["owner-again"]
+    assert visitor.warnings() == [] and visitor.stored_version() == 5
+
+
 # -- the endpoint: 304, 404, 500, garbage, slow, offline ---------------------------
 
 def test_returning_visitor_keeps_working_when_the_endpoint_fails(site, visitor, guard, ep):
