@@ -212,3 +212,34 @@ def test_no_mutation_is_accepted():
     assert tried >= 1000
     # The mutations reach every check after the size cap, not only the parser.
     assert {"bad_envelope", "unknown_key", "bad_signature", "wrong_site", "expired", "rollback"} <= set(reasons), reasons
+
+
+def test_the_browser_half_gives_the_same_verdict_as_proactive_verify():
+    """The worker drives widget.runtime.adapter exactly like this (WebCrypto in
+    place of `cryptography`): same reasons, never an exception, nothing accepted."""
+    from widget.runtime.adapter import Runtime
+
+    def browser(raw: bytes) -> str:
+        rt = Runtime(json.dumps({"keys": PINS, "site": "acme", "context": {}}))
+        opened = json.loads(rt.open_envelope(raw))
+        if not opened["ok"]:
+            return opened["reason"]
+        message = base64.b64decode(opened["message"])
+        if not any(signing.verify_signature(base64.b64decode(k), message, base64.b64decode(s))
+                   for k, s in opened["candidates"]):
+            return "bad_signature"
+        accepted = json.loads(rt.accept_payload(VERSION, NOW_MS))
+        return "accepted" if accepted["ok"] else accepted["reason"]
+
+    def cli(raw: bytes) -> str:
+        try:
+            check(raw)
+        except trust.BundleRejected as exc:
+            return exc.reason
+        return "accepted"
+
+    assert browser(ORIGINAL) == cli(ORIGINAL) == "accepted"
+    rng = random.Random(SEED + 1)
+    for i in range(300):
+        what, raw = rng.choice(MUTATIONS)(rng)
+        assert browser(raw) == cli(raw) != "accepted", (i, what)
