@@ -57,7 +57,16 @@
     var touch = false;
     try { touch = !!(window.matchMedia && matchMedia("(pointer: coarse)").matches); } catch (e) { /* desktop */ }
 
-    var navStart = Math.round(Date.now() - (window.performance && performance.now ? performance.now() : 0));
+    // Time on page counts from navigation start: now minus the time since it.
+    // document.timeline trails performance.now() by at most a frame in a
+    // browser, and test clocks leave it alone (Playwright's page.clock makes
+    // performance.now() count from the clock's installation, not this page's).
+    var sinceNavigation = function () {
+      var perf = window.performance && performance.now ? performance.now() : 0;
+      var frame = document.timeline ? document.timeline.currentTime : null;
+      return typeof frame === "number" && frame >= 0 && frame < perf ? frame : perf;
+    };
+    var navStart = Math.round(Date.now() - sinceNavigation());
     var signals = [];
     var record = function (event) {
       if (api.__signal) api.__signal(event);

@@ -258,10 +258,42 @@ function createWidget(api, rawConfig, capture) {
 
   const renderer = createRenderer({
     onDismiss: (id) => send({ type: "dismiss", message: id, t: Date.now() }, "dismissed", { message: id }),
-    onClick: (id, button) => send({ type: "click", message: id, button, t: Date.now() }, "clicked", { message: id, button }),
+    onClick: (id, button, how = {}) => send({ type: "click", message: id, button, t: Date.now() }, "clicked",
+      { message: id, button, action: how.action, label: how.label }),
     onOpen: () => setOpen(true, true),
     onClose: () => setOpen(false, true),
+    onReply: (text, id) => reply(text, id),
+    onRate: (value) => chatModule && chatModule.rate(value),
   });
+
+  // --- chat panel wiring (owner: render; widget/render.mjs) ---
+  // The panel talks to the endpoint module (sendMessage/rate/onMessage); a
+  // reply is announced as "replied" with the auto message it answers.
+  let chatModule = null;
+  let lastShown = null;
+  function reply(text, id) {
+    const message = id || lastShown;
+    emit("replied", { message, text });
+    const sending = chatModule ? chatModule.sendMessage(text, message ? { message } : {}) : Promise.resolve(null);
+    sending.then((sent) => { if (!sent) renderer.chat({ type: "failed", text }); }, () => renderer.chat({ type: "failed", text }));
+  }
+  import(new URL("endpoint.mjs", config.src).href).then((m) => {
+    if (stopped) return;
+    chatModule = m;
+    cleanup.push(m.onMessage((news) => renderer.chat(news)));
+  }).catch(() => { /* reported by the endpoint wiring */ });
+  if (!handlers.has("team")) handlers.set("team", new Set());
+  const onTeam = (d) => renderer.setTeam(d && d.value);
+  handlers.get("team").add(onTeam);
+  if (rawConfig.widget) early.push({ type: "context", widget: String(rawConfig.widget), t: Date.now() });
+  function appearanceFor(bundle) {
+    const widgets = (bundle && bundle.widgets) || [];
+    const entry = widgets.find((w) => w.id === rawConfig.widget) || widgets[0] || {};
+    const fromTag = {};
+    for (const key of ["color", "position", "launcher", "title"]) if (rawConfig[key]) fromTag[key] = rawConfig[key];
+    return { ...entry, ...fromTag };
+  }
+  // --- end chat panel wiring ---
 
   function emit(name, detail) {
     for (const fn of handlers.get(name) || []) {
@@ -379,6 +411,7 @@ function createWidget(api, rawConfig, capture) {
         status.timings = msg.timings;
         status.readyAt = Math.round(performance.now()); // ms since navigation start
         emit("ready", { bundle: msg.bundle });
+        renderer.configure(appearanceFor(msg.bundle));
         if (debug) logSnapshot();
         break;
       case "bundle": {
@@ -400,6 +433,7 @@ function createWidget(api, rawConfig, capture) {
           if (debug) logDecision(d);
           if (d.action === "show") {
             status.shown.push({ message: d.message, t: d.t });
+            lastShown = d.message;
             renderer.show(d);
             emit("shown", { message: d.message, t: d.t });
           } else if (d.action === "email") {
@@ -562,6 +596,7 @@ function createWidget(api, rawConfig, capture) {
           return ask("explain");
         case "status":
           if (runtime) status.mode = runtime.mode;
+          status.storage = store.persistent ? "localStorage" : "memory";
           return JSON.parse(JSON.stringify(status));
         case "shutdown":
           shutdown();
