@@ -1,0 +1,592 @@
+"""Test a site's auto messages with Playwright: the `proactive` fixture.
+
+    def test_pricing_help(proactive):
+        proactive.install()                    # paused clock, fresh visitor
+        proactive.visit("/pricing", utm={"campaign": "spring"})
+        proactive.expect_shown("pricing-help", within=60)
+
+The fixture drives pytest-playwright's `page` on any site that embeds the
+widget (pass `--base-url https://staging.example.com`). Time moves only when
+the test says so (Playwright's clock, paused), so a 40-second rule takes
+milliseconds to test; a failed expectation says why, from the engine's live
+trace in the page:
+
+    pricing-help not shown within 60 s: time_on_page greater 40 → false
+    (observed 12.0 s); country equals DE → unknown (no geo)
+
+Installed with the package and registered through the `pytest11` entry
+point, so it is loaded in every pytest run: importing it costs nothing
+(standard library and pytest only; Playwright is reached through the page).
+See docs/qa.md.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import secrets
+import time as _time
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+__all__ = ["Proactive", "why_not"]
+
+STORAGE_PREFIX = "proactive:v1:"
+GEO_TEST_HEADER = "X-Proactive-Test-Geo"
+UTM_FIELDS = ("campaign", "content", "medium", "source", "term")
+DAY_MS = 86_400_000
+VISIT_GAP_MS = 30 * 60 * 1000  # the engine's visit gap (docs/rules.md)
+MAX_STEPS = 10_000
+
+# Why a condition's value is unknown, in words (the engine traces "unknown").
+UNKNOWN_BECAUSE = {
+    "country": "no geo", "city": "no geo",
+    "referrer_url": "no referrer",
+    "source_url": "no landing page",
+    "page_url": "no page view", "time_on_page": "no page view",
+    "time_this_visit": "no visit",
+    "time_before_exit_intent": "no exit intent at this instant",
+    "time_without_agent_reply": "no unanswered visitor message",
+    "time_since_widget_closed": "the widget has not been closed",
+    "time_since_last_invitation": "no invitation yet",
+    "browser_language": "no browser language",
+    "user_agent": "no user agent", "platform": "platform unknown",
+    "rating": "no rating",
+}
+
+
+def pytest_addoption(parser):
+    parser.addini("proactive_timeout", "seconds to wait for the Proactive widget to be ready (default 30)",
+                  default="30")
+
+
+@pytest.fixture
+def proactive(request, page):
+    """The Proactive QA driver bound to pytest-playwright's `page`."""
+    timeout = float(request.config.getini("proactive_timeout") or 30)
+    yield Proactive(page, new_context=lambda **kw: request.getfixturevalue("new_context")(**kw), timeout=timeout)
+
+
+# -- failure messages ------------------------------------------------------------
+
+def _seconds(value: float) -> str:
+    text = f"{value:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _duration(value) -> str:
+    """Seconds as a test writes them: 60 -> "60 s", 0.5 -> "0.5 s"."""
+    return f"{value:g} s"
+
+
+def _value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def describe_condition(c: dict) -> str:
+    """`time_on_page greater 40 → false (observed 12.0 s)`."""
+    head = f"{c.get('rule')} {c.get('op')}"
+    if c.get("expected") is not None:
+        head += f" {_value(c['expected'])}"
+    result = c.get("result")
+    observed = c.get("observed")
+    if result == "unknown" and observed is None:
+        detail = UNKNOWN_BECAUSE.get(c.get("rule"), "unknown")
+    elif str(c.get("rule", "")).startswith("time_") and isinstance(observed, (int, float)) \
+            and not isinstance(observed, bool):
+        detail = f"observed {_seconds(observed)} s"
+    elif c.get("observed_as"):
+        detail = f"observed {_value(c['observed_as'])}"
+    else:
+        detail = f"observed {_value(observed) if observed is not None else 'nothing'}"
+    return f"{head} → {result} ({detail})"
+
+
+def describe_gate(name: str, gate: dict) -> str:
+    """A closed delivery gate in words."""
+    if name == "team":
+        return f"team must be {gate.get('required')}, is {gate.get('current') or 'unknown'}"
+    if name == "audience":
+        who = "a logged-in user" if gate.get("authenticated") else "an anonymous visitor"
+        return f"audience is {gate.get('required')}, the visitor is {who}"
+    if name == "once_per_user":
+        return "once per user, and this visitor already had it"
+    if name == "per_page":
+        return "already shown on this page"
+    if name == "screen":
+        return f"another message is on screen ({gate.get('on_screen')})"
+    if name == "page":
+        return "no page view yet"
+    if name == "widget":
+        return f"for widget {gate.get('required')}, this is {gate.get('current')}"
+    details = ", ".join(f"{k} {_value(v)}" for k, v in gate.items() if k != "ok")
+    return f"{name} closed" + (f" ({details})" if details else "")
+
+
+def why_not(message_id: str, entry: dict) -> str:
+    """The short reason a message is not (or not yet) shown, from its explain entry."""
+    result = entry.get("result")
+    gates = entry.get("gates") or {}
+    closed = [describe_gate(n, gates[n]) for n in entry.get("blocked_by") or [] if n in gates]
+    if result == "rules_false":
+        failing = [describe_condition(c) for c in entry.get("conditions") or [] if c.get("result") != "true"]
+        return "; ".join(failing + closed) or "its rules do not hold"
+    if result == "blocked":
+        return "its rules hold, but " + "; ".join(closed)
+    if result == "pending":
+        return "its rules hold; it is delayed" + (f" (due at {entry['due']} ms)" if "due" in entry else "")
+    if result == "ready":
+        return "its rules hold and nothing blocks it, but the widget did not show it"
+    if result == "delivered":
+        return "the engine delivered it, but the page did not render it"
+    return f"result {result}"
+
+
+def describe_entry(entry: dict, indent: str = "    ") -> list[str]:
+    lines = [indent + describe_condition(c) for c in entry.get("conditions") or []]
+    if not lines:
+        lines.append(indent + "(no conditions: always true)")
+    gates = entry.get("gates") or {}
+    if gates:
+        lines.append(indent + "gates: " + ", ".join(
+            f"{n} {'ok' if g.get('ok') else 'CLOSED'}" for n, g in gates.items()))
+    return lines
+
+
+# -- the driver --------------------------------------------------------------------
+
+class _Snapshot:
+    """One synchronised look at the page: its clock and the widget's status."""
+
+    def __init__(self, raw: dict):
+        self.now: int = raw["now"]
+        self.status: dict = raw.get("status") or {}
+        self.rendered: list[str] = raw.get("rendered") or []
+
+    @property
+    def shown(self) -> list[str]:
+        return [s["message"] for s in self.status.get("shown") or []]
+
+    def shown_at(self, message_id: str) -> int | None:
+        for s in self.status.get("shown") or []:
+            if s.get("message") == message_id:
+                return s.get("t")
+        return None
+
+
+_SNAPSHOT_JS = """async () => {
+  const p = window.proactive;
+  if (p && typeof p.__target === "function") await p("sync");
+  const el = document.querySelector("proactive-widget");
+  const rendered = el && el.shadowRoot
+    ? [...el.shadowRoot.querySelectorAll("[data-message-id]")].map((e) => e.dataset.messageId) : [];
+  return { now: Date.now(), status: p && typeof p.__target === "function" ? p("status") : null, rendered };
+}"""
+
+_READY_JS = """() => {
+  const p = window.proactive;
+  if (!p) return { loader: false };
+  if (typeof p.__target !== "function") return { loader: true, shell: false };
+  return { loader: true, shell: true, status: p("status") };
+}"""
+
+# Runs before the page's scripts, in the top frame, until a widget has started
+# on this origin in this tab: forget every earlier visitor record (a fresh
+# visitor) and queue the seeded record, if any, before the loader arrives.
+_PREPARE_JS = """(() => { try {
+  if (window.top !== window) return;
+  const flag = "proactive-qa:" + %(nonce)s;
+  if (sessionStorage.getItem(flag)) return;
+  if (%(fresh)s) {
+    for (let i = localStorage.length - 1; i >= 0; i--) {
+      const key = localStorage.key(i);
+      if (key && key.startsWith(%(prefix)s)) localStorage.removeItem(key);
+    }
+  }
+  const stub = window.proactive || function () { (stub.q = stub.q || []).push(Array.prototype.slice.call(arguments)); };
+  window.proactive = stub;
+  const seed = %(seed)s;
+  if (seed) stub("seed", seed);
+  stub("on", "ready", () => { try { sessionStorage.setItem(flag, "1"); } catch (e) {} });
+} catch (e) {} })();"""
+
+
+class Proactive:
+    """Drives one visitor's browser tab against a site that embeds the widget.
+
+    Setup (before `visit`): `install`, `as_visitor`, `returning_visitor`.
+    Actions: `visit`, `advance`, `exit_intent`, `open_widget`, `close_widget`, `reply`.
+    Checks: `expect_shown`, `expect_not_shown`, `shown`, `explain`, `why`.
+    Every action waits until the widget's runtime has handled it."""
+
+    def __init__(self, page, *, new_context=None, timeout: float = 30.0):
+        self.page = page
+        self.timeout = timeout
+        self._new_context = new_context
+        self._context_hooks: list = []
+        self._start: float | None = None      # epoch seconds the clock was paused at
+        self._clocked: set[int] = set()       # ids of contexts whose clock is installed
+        self._fresh = True
+        self._seed: dict | None = None
+        self._seed_fields: dict | None = None
+        self._geo: tuple[str | None, str | None] | None = None
+        self._geo_answers: list[dict] = []
+        self._prepared: set[int] = set()      # ids of pages with the prepare script
+        self.console: list[tuple[str, str]] = []
+        self._watch(page)
+
+    # -- setup -------------------------------------------------------------------
+    def install(self, time=None, *, fresh: bool = True) -> "Proactive":
+        """Install Playwright's clock, paused at `time` (a datetime or epoch
+        seconds; default: now, to the second), and start as a fresh visitor
+        (the widget's stored record `proactive:v1:*` is forgotten) unless
+        `fresh=False`. Call it before `visit`; `visit` calls it if you did not."""
+        if isinstance(time, _dt.datetime):
+            time = time.timestamp()
+        self._start = float(math.floor(_time.time()) if time is None else time)
+        self._fresh = fresh
+        self._install_clock(self.page.context)
+        return self
+
+    def as_visitor(self, language: str | None = None, user_agent: str | None = None,
+                   country: str | None = None, city: str | None = None) -> "Proactive":
+        """Be a visitor with this browser language (e.g. "de-DE") and user
+        agent — a new browser context with those options, so navigator and
+        HTTP headers agree — and from this country/city, through the
+        endpoint's test override (the `X-Proactive-Test-Geo` request header,
+        honoured only by an endpoint started with `--test-geo`)."""
+        if language or user_agent:
+            options = {}
+            if language:
+                options["locale"] = language
+            if user_agent:
+                options["user_agent"] = user_agent
+            if self._new_context is None:
+                raise RuntimeError("as_visitor(language=…, user_agent=…) needs pytest-playwright's new_context")
+            context = self._new_context(**options)
+            for hook in self._context_hooks:
+                hook(context)
+            self.page = context.new_page()
+            self._watch(self.page)
+            if self._start is not None:
+                self._install_clock(context)
+        if country is not None or city is not None:
+            self._geo = (country, city)
+            self._route_geo(self.page.context)
+        return self
+
+    def returning_visitor(self, visits: int = 3, last_visit_days_ago: float = 2,
+                          invitations_sent: int = 1, **record) -> "Proactive":
+        """Seed the visitor record so that the next `visit` is this visitor's
+        visit number `visits` (the `visits` rule observes it), the previous
+        one `last_visit_days_ago` days before, after `invitations_sent`
+        invitations. Other record fields may be given too (e.g. `chat=True`,
+        `rating="great"`). Call it before `visit`."""
+        if visits < 2:
+            raise ValueError("a returning visitor is on visit 2 or later (visits counts this visit too); "
+                             "a first visit is what install() gives")
+        self._seed_fields = {"visits": visits, "last_visit_days_ago": last_visit_days_ago,
+                             "invitations_sent": invitations_sent, **record}
+        return self
+
+    def on_new_context(self, hook) -> "Proactive":
+        """Call `hook(context)` for each browser context `as_visitor` creates
+        (to route requests, add cookies, or watch for errors)."""
+        self._context_hooks.append(hook)
+        return self
+
+    # -- actions -----------------------------------------------------------------
+    def visit(self, url: str, *, utm: dict | None = None, referrer: str | None = None) -> "Proactive":
+        """Open `url` (relative to --base-url) as the visitor, with UTM
+        parameters added to it (`{"campaign": "spring"}` or `{"utm_campaign": …}`)
+        and this referrer, then wait until the widget is ready."""
+        __tracebackhide__ = True
+        if self._start is None:
+            self.install()
+        self._prepare(self.page)
+        self.page.goto(with_utm(url, utm), referer=referrer)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> dict:
+        """Wait (in real time; the page's clock stays paused) until the
+        widget has started, verified its bundle and handled everything."""
+        __tracebackhide__ = True
+        deadline = _time.monotonic() + self.timeout
+        probe = {}
+        while _time.monotonic() < deadline:
+            probe = self.page.evaluate(_READY_JS)
+            status = probe.get("status") or {}
+            if status.get("ready") or status.get("failed"):
+                self.page.evaluate("() => window.proactive('sync')")
+                return status
+            _time.sleep(0.05)
+        if not probe.get("loader"):
+            raise AssertionError(
+                f"no Proactive widget on {self.page.url}: window.proactive is missing after "
+                f"{_duration(self.timeout)} (does the page embed the widget's script tag?)"
+                + self._warnings_text())
+        raise AssertionError(f"the Proactive widget on {self.page.url} was not ready after "
+                             f"{_duration(self.timeout)}: {probe}" + self._warnings_text())
+
+    def advance(self, seconds: float) -> "Proactive":
+        """Let `seconds` pass on the page's clock, stopping at each of the
+        widget's wake-ups so every decision happens at its exact instant."""
+        self._run(self._snapshot().now + _ms(seconds))
+        return self
+
+    def exit_intent(self) -> "Proactive":
+        """Move the real mouse up and out through the top edge of the window.
+        As for a real visitor, the widget ignores it in the first second
+        after the page loaded and right after a scroll."""
+        size = self.page.viewport_size or {"width": 1280, "height": 720}
+        x = size["width"] // 2
+        self.page.mouse.move(x, min(200, size["height"] // 2))
+        self.page.mouse.move(x, 2, steps=4)
+        self.page.mouse.move(x, -20)
+        self._snapshot()
+        return self
+
+    def open_widget(self) -> "Proactive":
+        """Open the chat widget (the site's `proactive('open')`)."""
+        self.page.evaluate("() => window.proactive('open')")
+        self._snapshot()
+        return self
+
+    def close_widget(self) -> "Proactive":
+        """Close the chat widget (the site's `proactive('close')`)."""
+        self.page.evaluate("() => window.proactive('close')")
+        self._snapshot()
+        return self
+
+    def reply(self, text: str) -> "Proactive":
+        """Type `text` into the widget's reply box and send it, as the visitor."""
+        __tracebackhide__ = True
+        self.open_widget()
+        box = self.page.locator("proactive-widget").locator(
+            "[data-proactive-composer] textarea, [data-proactive-composer] input[type=text], textarea")
+        if box.count() == 0:
+            raise AssertionError("reply(): the widget shows no reply box (no textarea in proactive-widget)")
+        box.first.fill(text)
+        box.first.press("Enter")
+        self._snapshot()
+        return self
+
+    # -- checks ------------------------------------------------------------------
+    def shown(self) -> list[str]:
+        """Ids of the messages shown on this page so far, in order."""
+        return self._snapshot().shown
+
+    def explain(self, message_id: str | None = None) -> dict:
+        """The engine's trace, live from the page: per message its result,
+        each condition (rule, op, expected, observed, result) and each gate."""
+        __tracebackhide__ = True
+        self._snapshot()
+        trace = self.page.evaluate("() => window.proactive('explain')") or {}
+        if message_id is None:
+            return trace
+        if message_id not in trace:
+            raise AssertionError(self._unknown(message_id, trace))
+        return trace[message_id]
+
+    def why(self, message_id: str) -> str:
+        """Why `message_id` is not shown right now, in one line."""
+        return why_not(message_id, self.explain(message_id))
+
+    def expect_shown(self, message_id: str, within: float = 0) -> "Proactive":
+        """Pass as soon as `message_id` is shown, letting at most `within`
+        seconds pass (the clock stops at the instant it shows)."""
+        __tracebackhide__ = True
+        start = self._snapshot()
+        snap = self._run(start.now + _ms(within), stop=lambda s: message_id in s.shown)
+        if message_id in snap.shown:
+            if message_id not in snap.rendered and not self._rendered(message_id):
+                raise AssertionError(f"{message_id} was shown at {self._on_page(snap, snap.shown_at(message_id))} "
+                                     f"but is not in the page (no [data-message-id] element in the widget)")
+            return self
+        trace = self._trace(message_id)
+        raise AssertionError(self._report(f"{message_id} not shown within {_duration(within)}: "
+                                          f"{why_not(message_id, trace[message_id])}", message_id, trace, snap))
+
+    def expect_not_shown(self, message_id: str, during: float = 0) -> "Proactive":
+        """Let `during` seconds pass, failing at the instant `message_id` shows."""
+        __tracebackhide__ = True
+        start = self._snapshot()
+        trace = self._trace(message_id)  # an unknown id fails here, not silently
+        if message_id in start.shown:
+            raise AssertionError(self._report(
+                f"{message_id} was already shown (at {self._on_page(start, start.shown_at(message_id))})",
+                message_id, trace, start))
+        snap = self._run(start.now + _ms(during), stop=lambda s: message_id in s.shown)
+        if message_id in snap.shown:
+            trace = self._trace(message_id)
+            conditions = "; ".join(describe_condition(c) for c in trace[message_id].get("conditions") or [])
+            raise AssertionError(self._report(
+                f"{message_id} shown after {_seconds((snap.now - start.now) / 1000)} s, expected not within "
+                f"{_duration(during)}: {conditions or 'it has no conditions'}", message_id, trace, snap))
+        return self
+
+    # -- internals -----------------------------------------------------------------
+    def _watch(self, page) -> None:
+        page.on("console", lambda msg: self.console.append((msg.type, msg.text)))
+
+    def _install_clock(self, context) -> None:
+        if id(context) in self._clocked:
+            return
+        # Paused: time moves only when the test says so. Installed a second
+        # early and paused at the start, so the page's time is exactly it.
+        context.clock.install(time=self._start - 1)
+        context.clock.pause_at(self._start)
+        self._clocked.add(id(context))
+
+    def _prepare(self, page) -> None:
+        if self._seed_fields is not None:
+            self._seed = self._seed_record(**self._seed_fields)
+            self._seed_fields = None
+        key = id(page)
+        if key in self._prepared:
+            return
+        self._prepared.add(key)
+        page.add_init_script(_PREPARE_JS % {
+            "nonce": json.dumps(secrets.token_hex(8)), "fresh": "true" if self._fresh else "false",
+            "prefix": json.dumps(STORAGE_PREFIX), "seed": json.dumps(self._seed),
+        })
+
+    def _seed_record(self, visits, last_visit_days_ago, invitations_sent, **fields) -> dict:
+        from widget.runtime.engine import new_record  # the record format, from the engine itself
+
+        now = int(round(self._start * 1000))
+        last = now - int(round(last_visit_days_ago * DAY_MS))
+        new_visit = now - last >= VISIT_GAP_MS
+        record = new_record()
+        record.update({
+            "visits": visits - 1 if new_visit else visits,
+            "visit_start": last, "last_seen": last, "page_views": 1,
+            "invitations_sent": invitations_sent,
+            "last_invitation": last if invitations_sent else None,
+        })
+        unknown = set(fields) - set(record)
+        if unknown:
+            raise TypeError(f"returning_visitor(): unknown record fields {sorted(unknown)} "
+                            f"(fields: {', '.join(sorted(record))})")
+        record.update(fields)
+        return record
+
+    def _route_geo(self, context) -> None:
+        if getattr(context, "_proactive_geo_routed", False):
+            return
+        context._proactive_geo_routed = True
+
+        def is_geo(url: str) -> bool:
+            return urlsplit(url).path.rstrip("/").endswith("/geo")
+
+        def add_header(route, request):
+            country, city = self._geo or (None, None)
+            value = "; ".join(p for p in ((country or ""), (city or "")))
+            route.continue_(headers={**request.headers, GEO_TEST_HEADER: value})
+
+        context.route(is_geo, add_header)
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(self.page.evaluate(_SNAPSHOT_JS))
+
+    def _run(self, target: int, stop=None) -> _Snapshot:
+        """Advance the paused clock to `target` (ms), one wake-up at a time,
+        returning early when `stop(snapshot)` holds."""
+        clock = self.page.clock
+        snap = self._snapshot()
+        stalled = 0
+        for _ in range(MAX_STEPS):
+            if stop is not None and stop(snap):
+                return snap
+            if snap.now >= target:
+                return snap
+            wake = snap.status.get("nextWakeup")
+            if isinstance(wake, (int, float)) and wake <= target:
+                step = max(0, int(wake) - snap.now)
+                if step == 0:
+                    stalled += 1
+                    step = 0 if stalled < 3 else 1
+                else:
+                    stalled = 0
+            else:
+                step = target - snap.now
+            clock.run_for(step)
+            snap = self._snapshot()
+        raise AssertionError(f"the widget asked for more than {MAX_STEPS} wake-ups before {target} ms")
+
+    def _trace(self, message_id: str) -> dict:
+        __tracebackhide__ = True
+        trace = self.page.evaluate("() => window.proactive('explain')") or {}
+        if message_id not in trace:
+            raise AssertionError(self._unknown(message_id, trace))
+        return trace
+
+    def _unknown(self, message_id: str, trace: dict) -> str:
+        status = self._snapshot().status
+        if status.get("failed") or not status.get("bundle"):
+            return (f"{message_id}: the widget on {self.page.url} has no bundle "
+                    f"({status.get('failed') or 'not ready'})" + self._warnings_text())
+        bundle = status["bundle"]
+        names = ", ".join(sorted(trace)) or "none"
+        return (f"{message_id} is not a message of the bundle on {self.page.url} "
+                f"(site {bundle.get('site')}, version {bundle.get('version')}); its messages: {names}")
+
+    def _rendered(self, message_id: str) -> bool:
+        return bool(self.page.evaluate(
+            """(id) => { const el = document.querySelector("proactive-widget");
+                        return !!(el && el.shadowRoot && [...el.shadowRoot.querySelectorAll("[data-message-id]")]
+                          .some((e) => e.dataset.messageId === id)); }""", message_id))
+
+    def _on_page(self, snap: _Snapshot, t) -> str:
+        nav = snap.status.get("navStart")
+        if t is None or nav is None:
+            return "an earlier instant"
+        return f"{_seconds((t - nav) / 1000)} s on the page"
+
+    def _report(self, headline: str, message_id: str, trace: dict, snap: _Snapshot) -> str:
+        bundle = snap.status.get("bundle") or {}
+        lines = [headline,
+                 f"  trace at {self._on_page(snap, snap.now)} ({self.page.url}, "
+                 f"bundle {bundle.get('site')} v{bundle.get('version')}):"]
+        lines += describe_entry(trace[message_id])
+        others = snap.shown
+        if others:
+            lines.append(f"  shown on this page: {', '.join(others)}")
+        return "\n".join(lines) + self._warnings_text()
+
+    def _warnings_text(self) -> str:
+        warnings = [t for kind, t in self.console if kind == "warning" and t.startswith("[proactive]")]
+        return ("\n  widget warnings:\n    " + "\n    ".join(warnings)) if warnings else ""
+
+
+def _ms(seconds: float) -> int:
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
+    return int(round(seconds * 1000))
+
+
+def with_utm(url: str, utm: dict | None) -> str:
+    """`url` with utm_* query parameters added (or replaced)."""
+    if not utm:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = {}
+    for key, value in utm.items():
+        name = key if key.startswith("utm_") else f"utm_{key}"
+        if name[4:] not in UTM_FIELDS:
+            raise ValueError(f"unknown UTM field {key!r} (one of: {', '.join(UTM_FIELDS)})")
+        names[name] = str(value)
+    query = [(k, v) for k, v in query if k not in names] + list(names.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))

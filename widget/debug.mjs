@@ -1,0 +1,197 @@
+// The debug view: why each auto message of the bundle shows or not, live.
+//
+// Loaded by the shell (dynamic import) only when asked for, with
+// proactive('debug', true) or ?proactive_debug=1 in the page's URL; a visitor
+// never downloads it otherwise. It lives inside the widget's shadow root, is
+// styled by a constructed stylesheet (no <style>, no inline style attribute:
+// strict-CSP friendly) and sets every string as text.
+//
+// What it shows, from proactive('status') and proactive('explain'):
+//   the bundle (site, version, signature status), the runtime mode, the next
+//   wake-up; per message its result, every condition (rule, operator,
+//   expected value, observed value, result) and every delivery gate.
+
+const CSS = `
+.debug { position: fixed; top: 12px; left: 12px; z-index: 2147483001; box-sizing: border-box;
+  width: min(560px, calc(100vw - 24px)); max-height: calc(100vh - 24px); overflow: auto;
+  background: #0d1117; color: #e6edf3; border-radius: 10px; box-shadow: 0 8px 30px rgba(0,0,0,.35);
+  font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; padding: 10px 12px; }
+.debug h2 { font: 600 13px/1.4 system-ui, sans-serif; margin: 0 28px 6px 0; }
+.debug .x { position: absolute; top: 6px; right: 8px; border: 0; background: transparent; color: #8b949e;
+  font: 18px/1 system-ui, sans-serif; cursor: pointer; padding: 2px 6px; }
+.debug .x:hover, .debug .x:focus-visible { color: #fff; outline: none; }
+.debug .meta { color: #8b949e; margin-bottom: 8px; }
+.debug .meta b { color: #e6edf3; font-weight: 600; }
+.debug .msg { border-top: 1px solid #30363d; padding: 6px 0; }
+.debug .head { font-weight: 600; }
+.debug .badge { display: inline-block; padding: 0 6px; border-radius: 8px; margin-left: 6px; font-weight: 400; }
+.debug .delivered, .debug .ready { background: #1f6feb; } .debug .pending { background: #9e6a03; }
+.debug .rules_false { background: #30363d; } .debug .blocked { background: #8e1519; }
+.debug table { border-collapse: collapse; width: 100%; margin-top: 3px; }
+.debug td { padding: 1px 6px 1px 0; vertical-align: top; overflow-wrap: anywhere; }
+.debug .true { color: #3fb950; } .debug .false { color: #f85149; } .debug .unknown { color: #d29922; }
+.debug .gates { color: #8b949e; margin-top: 3px; }
+.debug .warn { color: #d29922; }
+`;
+
+export function openDebug({ command, renderer, warnings = [], onClose = () => {} }) {
+  const root = renderer.root();
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(CSS);
+  root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
+  const panel = el("section", "debug");
+  panel.setAttribute("aria-label", "Proactive debug view");
+  panel.dataset.proactiveDebug = "";
+  const close = el("button", "x", "×");
+  close.type = "button";
+  close.setAttribute("aria-label", "Close the debug view");
+  close.addEventListener("click", () => onClose());
+  const body = el("div");
+  panel.append(close, el("h2", "", "Proactive — debug view"), body);
+  root.appendChild(panel);
+
+  let closed = false;
+  let busy = false;
+  let again = false;
+  // Time-based conditions change between decisions: refresh every second.
+  // The timer is the page's own, so Playwright's clock drives it too.
+  const timer = setInterval(() => (panel.isConnected ? update() : stop()), 1000);
+
+  async function update() {
+    if (closed) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const status = command("status") || {};
+      const explain = status.ready ? await command("explain") : null;
+      if (!closed) render(status, explain);
+    } catch (err) {
+      body.replaceChildren(el("div", "warn", `debug view: ${err && err.message}`));
+    } finally {
+      busy = false;
+      if (again) { again = false; update(); }
+    }
+  }
+
+  function render(status, explain) {
+    const now = Date.now();
+    const meta = el("div", "meta");
+    const b = status.bundle;
+    const rejected = warnings.filter((w) => / bundle rejected: /.test(w));
+    line(meta, "bundle", b ? `site ${b.site}, version ${b.version}` : status.failed ? "none" : "loading…");
+    line(meta, "signature", b ? `verified (Ed25519, ${b.source === "cached" ? "cached copy" : "fetched"})`
+      : rejected.length ? "rejected" : status.failed ? "no valid bundle" : "not checked yet");
+    for (const w of rejected) meta.append(el("div", "warn", w));
+    if (status.failed) meta.append(el("div", "warn", `runtime: ${status.failed}`));
+    line(meta, "runtime", `${status.mode || "starting"}${status.ready ? ", ready" : ""}`);
+    line(meta, "now", `${secs(now - status.navStart)} on this page`);
+    line(meta, "next wake-up", status.nextWakeup == null ? "none (only an event can change a decision)"
+      : `in ${secs(status.nextWakeup - now)} (${secs(status.nextWakeup - status.navStart)} on this page)`);
+    const shown = (status.shown || []).map((s) => s.message);
+    line(meta, "shown", shown.length ? shown.join(", ") : "nothing yet");
+    const nodes = [meta];
+    for (const [id, entry] of Object.entries(explain || {})) nodes.push(message(id, entry, now));
+    body.replaceChildren(...nodes);
+  }
+
+  function message(id, entry, now) {
+    const box = el("div", "msg");
+    box.dataset.message = id;
+    const head = el("div", "head", id);
+    head.append(el("span", `badge ${entry.result}`, resultText(entry, now)));
+    box.append(head);
+    const table = el("table");
+    for (const c of entry.conditions || []) {
+      const row = el("tr");
+      row.dataset.rule = c.rule;
+      row.append(
+        el("td", "", c.rule),
+        el("td", "", c.op),
+        el("td", "", c.expected == null ? "" : fmt(c.expected)),
+        el("td", "", `observed ${observed(c)}`),
+        el("td", c.result, c.result),
+      );
+      table.append(row);
+    }
+    if (!(entry.conditions || []).length) table.append(row1("no conditions (always true)"));
+    box.append(table);
+    const gates = el("div", "gates");
+    gates.append("gates: ");
+    Object.entries(entry.gates || {}).forEach(([name, g], i) => {
+      if (i) gates.append(", ");
+      gates.append(el("span", g.ok ? "true" : "false", `${name} ${g.ok ? "ok" : "blocks"}`), gateDetail(g));
+    });
+    box.append(gates);
+    return box;
+  }
+
+  function stop() {
+    closed = true;
+    clearInterval(timer);
+  }
+
+  update();
+  return {
+    update,
+    close() {
+      stop();
+      panel.remove();
+      root.adoptedStyleSheets = root.adoptedStyleSheets.filter((s) => s !== sheet);
+    },
+  };
+}
+
+function resultText(entry, now) {
+  switch (entry.result) {
+    case "delivered": return "shown on this page";
+    case "pending": return entry.due != null ? `delayed, due in ${secs(entry.due - now)}` : "delayed";
+    case "rules_false": return "rules do not hold";
+    case "blocked": return `blocked by ${(entry.blocked_by || []).join(", ")}`;
+    case "ready": return "rules hold, deliverable";
+    default: return String(entry.result);
+  }
+}
+
+function gateDetail(g) {
+  const parts = Object.entries(g).filter(([k]) => k !== "ok").map(([k, v]) => `${k}=${fmt(v)}`);
+  return parts.length ? ` (${parts.join(" ")})` : "";
+}
+
+function observed(c) {
+  if (c.result === "unknown" && c.observed == null) return "unknown";
+  if (c.observed_as) return `${fmt(c.observed_as)}`;
+  if (typeof c.observed === "number" && /^time_/.test(c.rule)) return secs(c.observed * 1000);
+  return fmt(c.observed);
+}
+
+function fmt(v) {
+  if (v == null) return "—";
+  if (Array.isArray(v)) return v.map(fmt).join(", ");
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+function secs(ms) {
+  return `${(ms / 1000).toFixed(ms % 1000 === 0 ? 1 : 3).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, ".0")} s`;
+}
+
+function line(parent, label, text) {
+  const d = el("div");
+  d.append(el("b", "", `${label}: `), text);
+  parent.append(d);
+}
+
+function row1(text) {
+  const r = el("tr");
+  const td = el("td", "", text);
+  td.colSpan = 5;
+  r.append(td);
+  return r;
+}
+
+function el(tag, className = "", text = null) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text != null) e.textContent = text;
+  return e;
+}
