@@ -79,7 +79,7 @@ a { color: var(--accent); }
   display: flex; flex-direction: column; background: #fff; border-radius: 20px; overflow: hidden;
   box-shadow: 0 20px 50px rgba(15,23,42,.25), 0 2px 8px rgba(15,23,42,.08); animation: rise .22s cubic-bezier(.2,.8,.2,1); }
 :host([data-position="left"]) .panel { right: auto; left: 0; }
-.panel[hidden], .stack[hidden] { display: none; }
+.panel[hidden], .stack[hidden], .rate[hidden] { display: none; }
 .head { background: var(--accent); color: var(--on-accent); padding: 16px 52px 16px 18px; position: relative; }
 .head .title { font-weight: 700; font-size: 17px; }
 .head .status { font-size: 13px; opacity: .9; display: flex; align-items: center; gap: 6px; margin-top: 2px; }
@@ -116,6 +116,7 @@ a { color: var(--accent); }
   .stack { position: fixed; left: 12px; right: 12px; bottom: 78px; width: auto; max-width: none; }
   :host([data-position="left"]) .stack { left: 12px; right: 12px; }
   .panel, :host([data-position="left"]) .panel { position: fixed; inset: 0; width: auto; height: auto; border-radius: 0; }
+  :host([data-open]) .launcher { display: none; }
   .text { font-size: 16px; }
   .compose textarea, .reply input { font-size: 16px; }
 }
@@ -420,7 +421,13 @@ export function createRenderer({
   function show(decision) {
     mount();
     const id = decision.message;
-    if (cards.has(id)) return;
+    // The engine shows one message at a time: a new decision means the
+    // screen is free again (e.g. a single-page-app route change), so a card
+    // still on screen is replaced, not stacked (and not "dismissed").
+    for (const [old, entry] of cards) {
+      entry.card.remove();
+      cards.delete(old);
+    }
     const content = decision.content || {};
     const card = el("article", "card");
     card.dataset.messageId = id;
@@ -520,7 +527,7 @@ export function createRenderer({
       const rate = el("div", "rate");
       rate.setAttribute("role", "group");
       rate.setAttribute("aria-label", "Rate this conversation");
-      for (const [value, label] of [["great", "👍 Great"], ["average", "😐 Okay"], ["poor", "👎 Poor"]]) {
+      for (const [value, label] of [["great", "Great"], ["average", "Okay"], ["poor", "Poor"]]) {
         const b = el("button", "", label);
         b.type = "button";
         b.dataset.rating = value;
@@ -594,6 +601,7 @@ export function createRenderer({
     }
     panel.hidden = false;
     stack.hidden = true;
+    host.dataset.open = "";
     launcher.setAttribute("aria-expanded", "true");
     updateBadge();
     if (focus && !isTypingInPage()) input.focus({ preventScroll: true });
@@ -606,6 +614,7 @@ export function createRenderer({
     isOpen = false;
     panel.hidden = true;
     stack.hidden = false;
+    delete host.dataset.open;
     launcher.setAttribute("aria-expanded", "false");
     updateBadge();
     if (byVisitor) onClose();
