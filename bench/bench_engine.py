@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from widget.runtime.bundle import parse  # noqa: E402
-from widget.runtime.engine import Engine  # noqa: E402
+from widget.runtime.engine import Engine, settle_memory  # noqa: E402
 
 SECTIONS = 50
 
@@ -60,8 +60,10 @@ def journey(rnd: random.Random):
     yield "page_view", [{"type": "page_view", "url": f"https://shop.example/s{rnd.randrange(SECTIONS)}/", "referrer": ""}], 5000
 
 
-def run(payload, rounds: int, incremental: bool) -> dict:
+def run(payload, rounds: int, incremental: bool, freeze: bool = True) -> dict:
     compiled = parse(payload)
+    if freeze:
+        settle_memory()
     timings: dict[str, list[float]] = {}
     rnd = random.Random(1)
     for r in range(rounds):
@@ -90,14 +92,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-freeze", action="store_true", help="skip engine.settle_memory() after compiling")
     args = ap.parse_args()
     payload = make_payload(args.messages)
     t0 = time.perf_counter()
     parse(payload)
     compile_ms = (time.perf_counter() - t0) * 1000
-    print(f"Python {sys.version.split()[0]}; {args.messages} messages x 10 conditions; compile {compile_ms:.1f} ms")
+    print(f"Python {sys.version.split()[0]}; {args.messages} messages x 10 conditions; compile {compile_ms:.1f} ms; "
+          f"settle_memory {'off' if args.no_freeze else 'on'}")
     for incremental in (True, False):
-        timings = run(payload, args.rounds, incremental)
+        timings = run(payload, args.rounds, incremental, freeze=not args.no_freeze)
         all_times = [x for xs in timings.values() for x in xs]
         print(f"\n{'incremental' if incremental else 'full re-evaluation (for comparison)'}")
         print(f"| event | n | mean ms | median ms | p95 ms |")
