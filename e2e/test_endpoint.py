@@ -1,0 +1,308 @@
+"""The reference endpoint end to end: real Chromium, two origins, the agent
+page in a second browser context, live presence and replies over SSE, geo
+from a CDN header, beacons counted on the endpoint, email delivery requests.
+
+Visitor actions go through the endpoint module's public API (sendMessage,
+rate — what the chat panel calls); the agent acts on the real /agent page.
+Server-sent news arrives in real time, so those waits poll; rule timing is
+driven by Playwright's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from conftest import PageGuard, T0, shown_ids, simple_messages, sync, wait_ready
+
+
+# -- helpers -------------------------------------------------------------------------
+
+def agent_api(site, method: str, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{site.widget_origin}/api/agent{path}", data=data, method=method,
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def team_offline(site) -> None:
+    for agent in agent_api(site, "GET", "/presence")["agents"]:
+        if agent["online"]:
+            agent_api(site, "POST", "/presence", {"agent": agent["name"], "online": False})
+
+
+def until(fn, what: str, timeout: float = 15.0):
+    """Poll (real time) until fn() is truthy: for news that travels over the network."""
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
+        time.sleep(0.05)
+
+
+_site: list = []
+
+
+@pytest.fixture(autouse=True)
+def _remember_site(site):
+    _site[:] = [site]
+
+
+def module_url(site) -> str:
+    """The URL the widget imports widget/endpoint.mjs from (the build may content-hash it)."""
+    manifest = json.loads((site.static / "manifest.json").read_text())
+    served = manifest.get("served") or {}
+    return f"{site.widget_origin}/{served.get('endpoint.mjs', 'endpoint.mjs')}"
+
+
+def endpoint(page, call: str, *args):
+    """Call the endpoint module the widget itself loaded (same URL → same instance)."""
+    return page.evaluate(
+        "async ([url, call, args]) => (await import(url))[call](...args)",
+        [module_url(_site[0]), call, list(args)],
+    )
+
+
+def collect_chat(page) -> None:
+    page.evaluate("() => { window.__chat = []; proactive('on', 'message', (m) => __chat.push(m)); }")
+
+
+def chat(page) -> list:
+    return page.evaluate("() => window.__chat || []")
+
+
+def boot(page, url: str) -> dict:
+    page.clock.install(time=T0)
+    page.clock.pause_at(T0 + 1)
+    page.goto(url)
+    return wait_ready(page)
+
+
+def shown_soon(page, message: str) -> bool:
+    sync(page)
+    return message in shown_ids(page)
+
+
+@pytest.fixture
+def agent_page(browser, site, guard):
+    """The /agent page in its own browser context (another person), guarded too."""
+    context = browser.new_context()
+    agent_guard = PageGuard([site.widget_origin])
+    context.on("page", agent_guard.attach)
+    context.on("request", agent_guard.on_request)
+    p = context.new_page()
+    p.goto(f"{site.widget_origin}/agent")
+    p.wait_for_selector("#presence-toggle")
+    yield p
+    context.close()
+    agent_guard.check()
+
+
+def bundle(site, name: str, *messages: dict) -> str:
+    return site.publish(simple_messages(*messages), name)
+
+
+# -- tests -----------------------------------------------------------------------------
+
+def test_visitor_replies_agent_answers_on_agent_page_visitor_sees_it_live(site, page, guard, agent_page):
+    url = bundle(site, "chat",
+                 {"id": "hello", "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]},
+                 {"id": "no-answer", "rules": [{"rule": "time_without_agent_reply", "op": "greater", "value": 60}]})
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    page.clock.run_for(2000)
+    sync(page)
+    assert shown_ids(page) == ["hello"]
+    collect_chat(page)
+
+    sent = endpoint(page, "sendMessage", "Do you deliver to Vienna?")
+    assert sent and sent["sender"] == "visitor" and sent["text"] == "Do you deliver to Vienna?"
+
+    # The agent sees the conversation appear live, opens it and answers.
+    item = agent_page.locator("#conversation-list li.conversation").filter(has_text="Do you deliver to Vienna?")
+    item.wait_for()
+    item.click()
+    agent_page.locator("#thread-messages .msg.visitor").filter(has_text="Do you deliver to Vienna?").wait_for()
+    assert "reply to hello" in item.inner_text()
+    agent_page.fill("#reply-text", "Yes — tomorrow <b>morning</b>.")
+    agent_page.click("#reply-send")
+    agent_page.locator("#thread-messages .msg.agent").filter(has_text="tomorrow").wait_for()
+
+    # The visitor's page gets the answer over the live stream, as text.
+    answer = until(lambda: [m for m in chat(page) if m["sender"] == "agent"], "the agent's answer")
+    assert answer[0]["text"] == "Yes — tomorrow <b>morning</b>."
+    # Answered: the "no reply from agent" message never comes.
+    page.clock.run_for(120_000)
+    sync(page)
+    assert "no-answer" not in shown_ids(page)
+
+    # History survives a reload (and it is this visitor's only).
+    page.goto(site.page(tag=site.tag(bundle=url)))
+    wait_ready(page)
+    history = until(lambda: endpoint(page, "messages"), "the chat history after reload")
+    assert [(m["sender"], m["text"]) for m in history] == [
+        ("visitor", "Do you deliver to Vienna?"), ("agent", "Yes — tomorrow <b>morning</b>.")]
+
+
+def test_time_without_agent_reply_fires_when_the_agent_stays_silent(site, page, guard):
+    url = bundle(site, "silent", {"id": "sorry-wait", "rules": [
+        {"rule": "time_without_agent_reply", "op": "greater", "value": 30}]})
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    assert endpoint(page, "sendMessage", "Hello? Anyone there?")["sender"] == "visitor"
+    sync(page)
+    page.clock.run_for(30_000)  # exactly 30 s without a reply: "greater 30" is still false
+    sync(page)
+    assert shown_ids(page) == []
+    page.clock.run_for(1)
+    sync(page)
+    assert shown_ids(page) == ["sorry-wait"]
+
+
+def test_rating_rule_fires_after_a_rating(site, page, guard):
+    url = bundle(site, "rating", {"id": "sorry-poor", "rules": [{"rule": "rating", "op": "equals", "value": "poor"}]})
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    endpoint(page, "sendMessage", "The checkout is broken")
+    assert endpoint(page, "rate", "great") == {"rating": "great", "stored": True}
+    sync(page)
+    assert shown_ids(page) == []
+    assert endpoint(page, "rate", "poor") == {"rating": "poor", "stored": True}
+    sync(page)
+    assert shown_ids(page) == ["sorry-poor"]
+    conv = agent_api(site, "GET", "/conversations")["conversations"]
+    assert any(c["last_text"] == "The checkout is broken" and c["rating"] == "poor" for c in conv)
+
+
+def test_team_online_message_appears_only_after_an_agent_goes_online(site, page, guard, agent_page):
+    team_offline(site)
+    agent_page.fill("#agent-name", "Grace")
+    agent_page.dispatch_event("#agent-name", "change")
+    url = site.publish({"site": "test", "widgets": [{"id": "main"}], "messages": [
+        {"id": "we-are-here", "type": "proactive", "widget": "main", "team": "online", "content": {"text": "Chat now"},
+         "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]}]}, "team")
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    page.clock.run_for(10_000)
+    sync(page)
+    assert shown_ids(page) == [], "shown while the team is offline"
+    assert agent_page.inner_text("#team-status") == "Team offline"
+    agent_page.click("#presence-toggle")
+    agent_page.wait_for_selector('#presence-toggle[aria-pressed="true"]')
+    assert agent_page.inner_text("#team-status").startswith("Team online")
+    until(lambda: shown_soon(page, "we-are-here"), "the team-online message after the agent went online")
+    agent_page.click("#presence-toggle")  # leave the team offline for other tests
+    agent_page.wait_for_selector('#presence-toggle[aria-pressed="false"]')
+
+
+def test_country_rule_fires_from_a_cdn_geo_header_and_geo_is_asked_once_per_visit(site, page, guard):
+    url = bundle(site, "geo",
+                 {"id": "hallo-berlin", "rules": [{"rule": "country", "op": "equals", "value": "DE"},
+                                                  {"rule": "city", "op": "equals", "value": "Berlin"}]},
+                 {"id": "bonjour", "rules": [{"rule": "country", "op": "equals", "value": "FR"}]})
+    geo_requests = []
+
+    def add_cdn_headers(route):
+        geo_requests.append(route.request.url)
+        route.continue_(headers={**route.request.headers, "cf-ipcountry": "DE", "cf-ipcity": "Berlin"})
+
+    page.route(f"{site.widget_origin}/api/geo", add_cdn_headers)
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    until(lambda: shown_soon(page, "hallo-berlin"), "the country rule to fire")
+    assert shown_ids(page) == ["hallo-berlin"]
+    assert len(geo_requests) == 1
+    # The next page of the same visit uses the cached answer: no new request.
+    page.goto(site.page(tag=site.tag(bundle=url)))
+    wait_ready(page)
+    until(lambda: shown_soon(page, "hallo-berlin"), "the country rule on the next page")
+    assert len(geo_requests) == 1
+
+
+def test_widget_works_when_the_endpoint_is_down(site, page, guard):
+    dead = "http://127.0.0.1:9"
+    guard.allowed.append(dead)
+    guard.allowed_console_errors += ["ERR_CONNECTION_REFUSED", "Failed to load resource", "EventSource"]
+    url = bundle(site, "down",
+                 {"id": "de-only", "rules": [{"rule": "country", "op": "equals", "value": "DE"}]},
+                 {"id": "fr-not", "rules": [{"rule": "country", "op": "is_not", "value": "FR"}]},
+                 {"id": "welcome", "rules": [{"rule": "time_on_page", "op": "greater", "value": 3}]})
+    status = boot(page, site.page(tag=site.tag(bundle=url, data_endpoint=f"{dead}/api")))
+    page.clock.run_for(3000 - (page.evaluate("Date.now()") - status["navStart"]))  # exactly 3 s on the page
+    sync(page)
+    assert shown_ids(page) == []
+    page.clock.run_for(10)
+    sync(page)
+    assert shown_ids(page) == ["welcome"]  # unknown country: neither "equals DE" nor "is_not FR" holds
+    until(lambda: any("geo answer is unavailable" in w for w in guard.warnings()), f"a warning (console: {guard.console})", 5)
+
+
+def test_beacons_count_shown_and_dismissed_once_with_retry_on_the_next_page(site, context, page, guard):
+    url = bundle(site, "beacons", {"id": "beacon-me", "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]})
+    guard.allowed_console_errors += ["Failed to load resource", "ERR_FAILED"]
+    blocked = []
+    page.route(f"{site.widget_origin}/api/events", lambda route: (blocked.append(route.request.url), route.abort()))
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    page.clock.run_for(2000)
+    sync(page)
+    assert shown_ids(page) == ["beacon-me"]
+    page.get_by_role("button", name="Dismiss").first.click()
+    page.clock.run_for(2500)  # the batch is due: its send fails (the endpoint is unreachable)
+    until(lambda: blocked, "a beacon attempt")
+    queued = page.evaluate("() => Object.entries(localStorage).filter(([k]) => k.endsWith(':beacons')).map(([, v]) => JSON.parse(v))")
+    assert [e["type"] for e in queued[0]] == ["shown", "dismissed"]
+    page.close()  # its last-chance sendBeacon is blocked too
+
+    # The next page of the visitor (same storage), with the endpoint reachable, re-sends.
+    sent = []
+    nxt = context.new_page()
+    nxt.on("request", lambda r: sent.append(r.url) if r.url.endswith("/api/events") else None)
+    nxt.goto(site.page(tag=site.tag(bundle=url)))
+    wait_ready(nxt)
+
+    def counted():
+        m = {m["message"]: m for m in site.endpoint.store.stats(60_000)["messages"]}.get("beacon-me")
+        return m and m["shown"] >= 1 and m["dismissed"] >= 1 and m
+
+    stats = until(counted, "the beacons to be counted")
+    assert (stats["shown"], stats["dismissed"]) == (1, 1)
+    assert sent, "the next page did not re-send the batch"
+    until(lambda: not nxt.evaluate(
+        "() => Object.entries(localStorage).filter(([k]) => k.endsWith(':beacons')).flatMap(([, v]) => JSON.parse(v)).length"),
+        "the queue to empty once the endpoint confirmed")
+
+
+def test_agent_page_shows_stats_with_a_chart(site, page, guard, agent_page):
+    # Feed a few beacons for a message id of this test (stats are endpoint-wide).
+    r = urllib.request.Request(f"{site.widget_origin}/api/events", method="POST", data=json.dumps({
+        "sender": "e2e-stats", "events": [
+            {"id": "1", "type": "shown", "message": "stats-demo"}, {"id": "2", "type": "shown", "message": "stats-demo"},
+            {"id": "3", "type": "clicked", "message": "stats-demo", "button": "Chat"},
+            {"id": "4", "type": "replied", "message": "stats-demo"}]}).encode())
+    with urllib.request.urlopen(r, timeout=10) as resp:
+        assert resp.status == 202
+    agent_page.click('[data-tab="stats"]')
+    row = agent_page.locator('#stats-table tr[data-message="stats-demo"]')
+    row.wait_for()
+    assert [row.locator(f"td.{k}").inner_text() for k in ("shown", "clicked", "dismissed", "replied")] == ["2", "1", "0", "1"]
+    assert row.locator("td").nth(5).inner_text() == "50 %"
+    assert row.locator("svg.chart polyline.shown").count() == 1
+    assert "shown 2" in row.locator("svg.chart").get_attribute("aria-label")
+
+
+def test_email_message_becomes_a_delivery_request(site, page, guard, agent_page):
+    url = site.publish({"site": "test", "widgets": [{"id": "main"}], "messages": [
+        {"id": "welcome-mail", "type": "email", "widget": "main", "audience": "users",
+         "content": {"text": "Welcome aboard"}, "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]}]}, "mail")
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    page.evaluate("() => proactive('identify', {email: 'ada@example.com', name: 'Ada'})")
+    page.clock.run_for(2000)
+    sync(page)
+    assert shown_ids(page) == []  # never shown in the page
+    deliveries = until(lambda: [d for d in site.endpoint.store.deliveries() if d["recipient"] == "ada@example.com"],
+                       "the delivery request")
+    assert deliveries[0]["message"] == "welcome-mail" and deliveries[0]["attributes"]["name"] == "Ada"
+    agent_page.click('[data-tab="deliveries"]')
+    agent_page.locator("#deliveries-table td").filter(has_text="ada@example.com").wait_for()
