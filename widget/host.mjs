@@ -170,6 +170,7 @@ export function createHost(postToMain) {
     const message = fromBase64(opened.message);
     let valid = false;
     let cryptoError = null;
+    let failures = 0;
     for (const [keyB64, sigB64] of opened.candidates) {
       try {
         const key = await crypto.subtle.importKey("raw", fromBase64(keyB64), { name: "Ed25519" }, false, ["verify"]);
@@ -179,12 +180,14 @@ export function createHost(postToMain) {
         }
       } catch (err) {
         cryptoError = err;
+        failures += 1;
       }
     }
-    if (!valid) {
-      const detail = cryptoError ? ` (WebCrypto Ed25519 failed: ${cryptoError.message})` : "";
-      return { ok: false, reason: "bad_signature", error: `bad_signature: the signature does not match the payload${detail}` };
+    if (!valid && cryptoError && failures === opened.candidates.length) {
+      const why = typeof crypto === "undefined" || !crypto.subtle ? "WebCrypto needs a secure (https) page" : cryptoError.message;
+      return { ok: false, reason: "no_ed25519", error: `no_ed25519: this browser cannot verify Ed25519 signatures (${why})` };
     }
+    if (!valid) return { ok: false, reason: "bad_signature", error: "bad_signature: the signature does not match the payload" };
     const accepted = JSON.parse(runtime.accept_payload(lastVersion ?? undefined, now));
     if (!accepted.ok) return accepted;
     return { ok: true, site: accepted.site, version: accepted.version, source: which, widgets: accepted.widgets || [] };
