@@ -247,8 +247,10 @@ def test_recovery_after_a_key_compromise(site, visitor, guard):
 # -- the endpoint: 304, 404, 500, garbage, slow, offline ---------------------------
 
 def test_returning_visitor_keeps_working_when_the_endpoint_fails(site, visitor, guard, ep):
-    guard.allowed_console_errors.append("Failed to load resource")  # Chromium logs HTTP errors itself
-    url = site.page(tag=site.tag(bundle=ep.url))
+    guard.allowed_console_errors += ["Failed to load resource", "ERR_CONNECTION_REFUSED"]  # Chromium logs these itself
+    guard.allowed.append("http://127.0.0.1:9")
+    # data-site keys the visitor's cache by site, so the bundle URL may change.
+    url = site.page(tag=site.tag(bundle=ep.url, data_site="test"))
     ep.set("ok", signed(messages("cached"), 1, [site.key]))
     assert visitor.visit(url)["bundle"]["version"] == 1 and visitor.shown(["cached"]) == ["cached"]
     assert ep.requests[-1]["if_none_match"] is None
@@ -258,9 +260,10 @@ def test_returning_visitor_keeps_working_when_the_endpoint_fails(site, visitor, 
     assert ep.requests[-1]["if_none_match"], ep.requests
     assert status["bundle"]["version"] == 1 and visitor.shown(["cached"]) == ["cached"] and visitor.warnings() == []
 
-    for mode, reason in [("404", "HTTP 404"), ("500", "HTTP 500"), ("garbage", "bad_envelope")]:
+    down = site.page(tag=site.tag(bundle="http://127.0.0.1:9/bundle.json", data_site="test"))  # nothing listens there
+    for mode, reason in [("404", "HTTP 404"), ("500", "HTTP 500"), ("garbage", "bad_envelope"), ("down", "could not be fetched")]:
         ep.set(mode)
-        status = visitor.visit(url)
+        status = visitor.visit(down if mode == "down" else url)
         assert status["ready"] and status["bundle"]["version"] == 1, (mode, status)
         assert visitor.shown(["cached"]) == ["cached"], mode
         warning = only_warning(visitor)
