@@ -464,7 +464,7 @@ class Endpoint:
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
         cors = Middleware(CORSMiddleware, allow_origins=self.config.allowed_origins, allow_methods=["GET", "POST"],
-                          allow_headers=["Authorization", "Content-Type"], max_age=600)
+                          allow_headers=["Authorization", "Content-Type", "X-Proactive-Test-Geo"], max_age=600)
         return Starlette(routes=routes, middleware=[cors], exception_handlers=EXCEPTION_HANDLERS)
 
     def agent_app(self) -> Starlette:
