@@ -220,11 +220,12 @@ def plain_text(nodes: list) -> str:
 # -- validation ---------------------------------------------------------------------
 
 def is_variants(value) -> bool:
-    """`{en: {...}, de: {...}}`: every key a language code, every value a mapping."""
+    """`{en: {...}, de: {...}}`: every key a language code (not a content
+    field), some value a mapping (a non-mapping variant is then reported)."""
     return (isinstance(value, dict) and bool(value)
             and all(isinstance(k, str) and LANGUAGE_KEY.match(k) and k not in CONTENT_FIELDS
                     for k in value)
-            and all(isinstance(v, dict) for v in value.values()))
+            and any(isinstance(v, dict) for v in value.values()))
 
 
 def check(value, path=(), add=None) -> dict:

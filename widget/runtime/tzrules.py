@@ -237,11 +237,13 @@ class TimeZone:
 
     def to_utc(self, local: int) -> int:
         """UTC seconds of a local wall-clock time (as seconds since the local
-        epoch). In a gap, the later offset; in an overlap, the first occurrence."""
-        guess = local - self.std
-        off = self.offset(guess)
-        t = local - off
-        return t if self.offset(t) == off else local - self.offset(t)
+        epoch). In a gap, read with the offset before it (like Python's fold=0);
+        in an overlap, the first occurrence."""
+        offsets = {self.std} if self.dst is None else {self.std, self.dst}
+        valid = [local - off for off in offsets if self.offset(local - off) == off]
+        if valid:
+            return min(valid)
+        return local - min(offsets)   # a gap opens when the offset grows: the smaller one was before it
 
 
 def lookup(name: str) -> TimeZone | None:
