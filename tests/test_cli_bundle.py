@@ -250,3 +250,25 @@ def test_the_installed_command_line(owner):
     assert signed.returncode == 0, signed.stderr
     verified = subprocess.run(cmd + ["verify", "b.json", "--key", pin], cwd=folder, env=env, capture_output=True, text=True, timeout=60)
     assert verified.returncode == 0 and "ok" in verified.stdout
+
+
+def test_verify_a_published_url(owner):
+    """`proactive verify https://…` checks what the host actually serves."""
+    import functools
+    import http.server
+    import threading
+
+    folder, pin = owner
+    run("sign", folder / "messages.yaml", "--key", folder / "site.key", "--out", folder / "site.json")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        code, out, _ = run("verify", f"{base}/site.json", "--key", pin)
+        assert code == 0 and "ok (site acme, version 1" in out
+        code, _, err = run("verify", f"{base}/missing.json", "--key", pin)
+        assert code == 2 and "404" in err
+    finally:
+        server.shutdown()
