@@ -54,6 +54,7 @@ UNKNOWN_BECAUSE = {
     "browser_language": "no browser language",
     "user_agent": "no user agent", "platform": "platform unknown",
     "rating": "no rating",
+    **{f"utm_{f}": f"no utm_{f} in the landing URL" for f in ("campaign", "content", "medium", "source", "term")},
 }
 
 
@@ -369,6 +370,17 @@ class Proactive:
         self._snapshot()
         return self
 
+    def dismiss(self, message_id: str) -> "Proactive":
+        """Click the dismiss button of a shown message, as the visitor."""
+        __tracebackhide__ = True
+        button = self.page.locator("proactive-widget").locator(
+            f'[data-message-id={json.dumps(message_id)}] button[aria-label^="Dismiss"]')
+        if button.count() == 0:
+            raise AssertionError(f"dismiss(): {message_id} is not on screen with a dismiss button")
+        button.first.click()
+        self._snapshot()
+        return self
+
     def reply(self, text: str) -> "Proactive":
         """Type `text` into the widget's reply box and send it, as the visitor."""
         __tracebackhide__ = True
@@ -383,6 +395,15 @@ class Proactive:
         return self
 
     # -- checks ------------------------------------------------------------------
+    def status(self) -> dict:
+        """The widget's `proactive('status')`: navStart, bundle, nextWakeup, shown, …."""
+        return self._snapshot().status
+
+    def seconds_on_page(self) -> float:
+        """Time on the current page, in seconds, by the page's clock."""
+        snap = self._snapshot()
+        return (snap.now - snap.status["navStart"]) / 1000
+
     def shown(self) -> list[str]:
         """Ids of the messages shown on this page so far, in order."""
         return self._snapshot().shown
@@ -492,8 +513,12 @@ class Proactive:
 
         def add_header(route, request):
             country, city = self._geo or (None, None)
-            value = "; ".join(p for p in ((country or ""), (city or "")))
-            route.continue_(headers={**request.headers, GEO_TEST_HEADER: value})
+            response = route.fetch(headers={**request.headers, GEO_TEST_HEADER: f"{country or ''}; {city or ''}"})
+            try:
+                self._geo_answers.append(response.json())
+            except Exception:  # noqa: BLE001 - not JSON: reported as not honoured
+                self._geo_answers.append({"status": response.status})
+            route.fulfill(response=response)
 
         context.route(is_geo, add_header)
 
@@ -563,7 +588,20 @@ class Proactive:
         others = snap.shown
         if others:
             lines.append(f"  shown on this page: {', '.join(others)}")
+        lines += self._geo_problems()
         return "\n".join(lines) + self._warnings_text()
+
+    def _geo_problems(self) -> list[str]:
+        if self._geo is None:
+            return []
+        wanted = f"as_visitor(country={self._geo[0]!r}, city={self._geo[1]!r})"
+        if not self._geo_answers:
+            return [f"  {wanted}: the widget asked no geo endpoint (…/geo) on this page"]
+        answer = self._geo_answers[-1]
+        if answer.get("source") != "test":
+            return [f"  {wanted} was not honoured: the endpoint answered {json.dumps(answer, sort_keys=True)} "
+                    f"(start it with --test-geo, docs/endpoint.md)"]
+        return []
 
     def _warnings_text(self) -> str:
         warnings = [t for kind, t in self.console if kind == "warning" and t.startswith("[proactive]")]
