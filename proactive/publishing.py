@@ -69,7 +69,15 @@ def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | Non
     returned."""
     now = now or datetime.now(timezone.utc)
     doc = load_messages(messages)
-    known = [v for v in (last_published_version(out), previous and last_published_version(previous)) if v]
+    known = []
+    for path in (out, previous):
+        if path is None or not Path(path).exists():
+            continue
+        v = last_published_version(path)
+        if v is None and version is None:
+            raise PublishError(f"{path} exists but holds no readable version: pass --version (above the last published one)")
+        if v is not None:
+            known.append(v)
     last = max(known) if known else None
     if version is None:
         version = (last or 0) + 1

@@ -272,3 +272,12 @@ def test_verify_a_published_url(owner):
         assert code == 2 and "404" in err
     finally:
         server.shutdown()
+
+
+def test_sign_will_not_restart_numbering_over_an_unreadable_bundle(owner):
+    folder, _ = owner
+    (folder / "b.json").write_text("<html>not a bundle</html>")
+    code, _, err = run("sign", folder / "messages.yaml", "--key", folder / "site.key", "--out", folder / "b.json")
+    assert code == 2 and "pass --version" in err
+    assert run("sign", folder / "messages.yaml", "--key", folder / "site.key", "--out", folder / "b.json", "--version", 9)[0] == 0
+    assert payload_of(folder / "b.json")["version"] == 9
