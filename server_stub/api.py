@@ -140,7 +140,7 @@ def field_of(body: dict, name: str, kind: type | tuple, *, required: bool = True
 
 DEFAULT_LIMITS = {
     # name: (burst, refill per second) — per visitor (or per IP before one exists)
-    "register": (20, 0.5),
+    "register": (60, 1.0),
     "message": (20, 0.5),
     "rating": (10, 0.2),
     "events": (60, 2.0),
