@@ -6,6 +6,8 @@ e2e/test_qa_any_site.py runs the kit against a different site."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import T0, simple_messages
 
@@ -177,3 +179,48 @@ def test_open_close_and_reply_reach_the_engine(site, proactive):
     proactive.dismiss("after-close")
     proactive.reply("Hello, is anyone there?")
     proactive.expect_shown("replied")
+
+
+def test_debug_view_loads_only_when_asked_and_shows_every_condition_live(site, proactive):
+    from playwright.sync_api import expect
+
+    tag = publish(site, "qa-debug",
+                  {"id": "pricing-help", "rules": [{"rule": "time_on_page", "op": "greater", "value": 40}]},
+                  {"id": "german", "rules": [{"rule": "country", "op": "equals", "value": "DE"}]},
+                  {"id": "members", "audience": "users", "rules": [{"rule": "page_views", "op": "greater", "value": 0}]})
+    url = site.page(tag=tag)
+    requests = []
+    proactive.page.on("request", lambda r: requests.append(r.url))
+    proactive.install(time=T0).visit(url)
+    widget = proactive.page.locator("proactive-widget")
+    debug_module = re.compile(r"/debug(-[0-9a-f]+)?\.mjs$")  # content-hashed by the build
+    assert not any(debug_module.search(u) for u in requests)
+    assert widget.locator("[data-proactive-debug]").count() == 0
+
+    proactive.visit(url + "?proactive_debug=1")
+    assert any(debug_module.search(u) for u in requests)
+    view = widget.locator("[data-proactive-debug]")
+    expect(view).to_be_visible()
+    expect(view).to_contain_text("bundle: site qa, version 1")
+    expect(view).to_contain_text("signature: verified (Ed25519")
+    pricing = view.locator('[data-message="pricing-help"]')
+    time_row = pricing.locator('tr[data-rule="time_on_page"]')
+    expect(time_row).to_contain_text("greater")
+    expect(time_row).to_contain_text("40")
+    expect(time_row).to_contain_text("false")
+    expect(view.locator('[data-message="german"] tr[data-rule="country"]')).to_contain_text("observed unknown")
+    members = view.locator('[data-message="members"]')
+    expect(members).to_contain_text("blocked by audience")
+    expect(members).to_contain_text("audience blocks (required=users authenticated=false)")
+    expect(members).to_contain_text("gates open: team, ")
+    expect(view).to_contain_text(re.compile(r"next wake-up: in [0-9.]+ s \(40\.001 s on this page\)"))
+    proactive.advance(12)
+    expect(time_row).to_contain_text("observed 12.")  # live: follows the page's clock
+    proactive.advance(30)
+    expect(time_row).to_contain_text("true")
+    expect(view).to_contain_text("next wake-up: none")
+
+    proactive.page.evaluate("proactive('debug', false)")
+    expect(view).to_have_count(0)
+    proactive.page.evaluate("proactive('debug', true)")
+    expect(widget.locator("[data-proactive-debug]")).to_be_visible()

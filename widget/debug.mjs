@@ -115,12 +115,14 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
     }
     if (!(entry.conditions || []).length) table.append(row1("no conditions (always true)"));
     box.append(table);
+    // Delivery gates (team, audience, caps, once per user, …): closed ones with why.
     const gates = el("div", "gates");
-    gates.append("gates: ");
-    Object.entries(entry.gates || {}).forEach(([name, g], i) => {
-      if (i) gates.append(", ");
-      gates.append(el("span", g.ok ? "true" : "false", `${name} ${g.ok ? "ok" : "blocks"}`), gateDetail(g));
-    });
+    const all = Object.entries(entry.gates || {});
+    for (const [name, g] of all.filter(([, g]) => !g.ok)) {
+      gates.append(el("span", "false", `${name} blocks`), `${gateDetail(g)}; `);
+    }
+    const open = all.filter(([, g]) => g.ok).map(([name]) => name);
+    if (open.length) gates.append("gates open: ", el("span", "true", open.join(", ")));
     box.append(gates);
     return box;
   }
