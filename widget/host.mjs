@@ -129,7 +129,7 @@ export function createHost(postToMain) {
     postToMain({
       type: "ready",
       bundle: accepted,
-      timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh },
+      timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh, heap_bytes: snapshot.heap },
     });
     snapshot.keepLater();
     post(reply);
@@ -275,7 +275,7 @@ export async function startPython(archiveFetch, wantSnapshot) {
     stderr: (line) => console.debug("[proactive] python:", line),
   };
   wantSnapshot = wantSnapshot && IN_WORKER && typeof indexedDB !== "undefined";
-  const snapshot = { state: wantSnapshot ? "none" : "off", fresh: null, keepLater: async () => false };
+  const snapshot = { state: wantSnapshot ? "none" : "off", fresh: null, heap: null, keepLater: async () => false };
   let stored = null;
   if (wantSnapshot) {
     stored = await snapshotStore("get").catch(() => null);
@@ -292,6 +292,7 @@ export async function startPython(archiveFetch, wantSnapshot) {
       pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" }); // files are not in the heap
       snapshot.fresh = pyodide.runPython(AFTER_RESTORE);
       snapshot.state = "restored";
+      snapshot.heap = pyodide._module.HEAP8.length;
       return { pyodide, snapshot, tPyodide: performance.now() };
     } catch (err) {
       console.debug("[proactive] the kept snapshot did not restore; starting afresh:", err);
@@ -320,6 +321,7 @@ export async function startPython(archiveFetch, wantSnapshot) {
       snapshot.state = "unavailable";
     }
   }
+  snapshot.heap = pyodide._module.HEAP8.length; // the worker's wasm memory (most of its footprint)
   return { pyodide, snapshot, tPyodide };
 }
 

@@ -1,0 +1,603 @@
+"""Start-up and speed benchmarks, side by side with their baselines (`make bench`).
+
+    .venv/bin/python bench/run.py [--runs 5] [--triggers 60] [--events 200] [--quick]
+
+Real Chromium (/usr/bin/chromium, the e2e harness's flags), real HTTP on two
+origins, the widget built three ways in the same run:
+
+  plain     Pyodide as shipped: full source stdlib, nothing precompiled (the "before")
+  pyc       trimmed stdlib + runtime precompiled to .pyc by Pyodide's CPython
+  snapshot  pyc + the memory snapshot kept in the visitor's browser (the default build)
+  main      the default build with data-mode="main": Pyodide on the page's main thread
+
+Measured, median and range over --runs runs (a new browser profile each):
+  ready         navigation start -> the widget's "ready" event (the runtime can decide),
+                cold (new profile) and warm (second load, same profile)
+  long tasks    the page's PerformanceObserver("longtask") total, minus the same page
+                without the widget
+  LCP           the host page's largest contentful paint, with and without the widget
+  bytes         what the widget's origin sent per file (counted by the server), first
+                and repeat visit; brotli sizes from the build
+  heap          the worker's wasm memory at ready
+  triggers      DOM event (pointer leaving through the top; SPA pushState) -> message
+                painted (next animation frame), p50/p95 over --triggers each
+  decision      one event with 1,000 messages x 10 conditions: the runtime under Pyodide
+                (adapter.Runtime.step, JSON in and out, as the worker calls it) vs
+                json-logic-js on equivalent rules, in the same worker
+
+Prints a table and writes bench/results/bench-<UTC time>.json. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "e2e")]
+
+import runpy  # noqa: E402
+
+from conftest import CHROMIUM, CHROMIUM_FLAGS, _Server  # noqa: E402  (the e2e harness's launch flags and server)
+from proactive import publishing, signing  # noqa: E402
+from server_stub.app import create_site_app, create_widget_app, script_tag  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+VARIANTS = ("plain", "pyc", "snapshot", "main")
+
+
+# -- servers ----------------------------------------------------------------
+
+class ByteCounter:
+    """ASGI middleware: bytes each path sent (body + status line/headers
+    estimate), with status and content-encoding, until reset()."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.sent: dict[str, dict] = {}
+        self.accept_encoding: set[str] = set()
+
+    def reset(self) -> dict:
+        with self.lock:
+            out, self.sent = self.sent, {}
+        return out
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        for k, v in scope.get("headers", []):
+            if k == b"accept-encoding":
+                self.accept_encoding.add(v.decode())
+
+        async def counting(message):
+            with self.lock:
+                entry = self.sent.setdefault(path, {"bytes": 0, "requests": 0, "status": [], "encoding": None})
+                if message["type"] == "http.response.start":
+                    entry["requests"] += 1
+                    entry["status"].append(message["status"])
+                    headers = message.get("headers", [])
+                    entry["bytes"] += 17 + sum(len(k) + len(v) + 4 for k, v in headers)
+                    for k, v in headers:
+                        if k.lower() == b"content-encoding":
+                            entry["encoding"] = v.decode()
+                elif message["type"] == "http.response.body":
+                    entry["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        return await self.app(scope, receive, counting)
+
+
+def _png(width: int, height: int) -> bytes:
+    """A gradient PNG (the host page's hero image: its LCP element)."""
+    rows = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 160))
+                    for y in range(height))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 6)) + chunk(b"IEND", b""))
+
+
+INSTRUMENT = """<script>
+window.__bench = { longtasks: [], lcp: null, readyAt: null };
+new PerformanceObserver((list) => { for (const e of list.getEntries()) __bench.longtasks.push([e.startTime, e.duration]); })
+  .observe({ type: "longtask", buffered: true });
+new PerformanceObserver((list) => { const all = list.getEntries(); __bench.lcp = all[all.length - 1].startTime; })
+  .observe({ type: "largest-contentful-paint", buffered: true });
+window.proactive = window.proactive || function () { (window.proactive.q = window.proactive.q || []).push([].slice.call(arguments)); };
+proactive("on", "ready", function () { __bench.readyAt = performance.now(); });
+</script>"""
+
+HOST_BODY = """<header><h1>Acme outdoor gear</h1></header>
+<main><img src="/hero.png" width="960" height="400" alt="Hero">
+<p>{text}</p><p>{text}</p><p>{text}</p></main>"""
+LOREM = ("Tents, stoves and jackets for every season. Free returns within 30 days, "
+         "and a repair service for everything we sell. ") * 6
+
+TRIGGER_JS = """
+window.__cardAdded = (id) => new Promise((resolve) => {
+  const root = document.querySelector("proactive-widget").shadowRoot;
+  const observer = new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) {
+      if (n.nodeType === 1 && (n.dataset.messageId === id || (n.querySelector && n.querySelector(`[data-message-id="${id}"]`)))) {
+        observer.disconnect();
+        requestAnimationFrame(() => resolve(performance.now()));
+        return;
+      }
+    }
+  });
+  observer.observe(root, { childList: true, subtree: true });
+});
+window.__triggerSpa = async (i) => {
+  const added = __cardAdded("spa");
+  const t0 = performance.now();
+  history.pushState({}, "", `/spa/${i}`);
+  return (await added) - t0;
+};
+window.__triggerExit = async (i) => {
+  history.pushState({}, "", `/exit/${i}`);
+  await proactive("sync");
+  const added = __cardAdded("exit");
+  const t0 = performance.now();
+  document.dispatchEvent(new MouseEvent("mouseout", { clientX: 300, clientY: 0, relatedTarget: null, bubbles: true }));
+  return (await added) - t0;
+};
+"""
+
+# A module worker on the widget's origin: json-logic-js (wrapped as a module)
+# and the runtime through host.mjs's startPython, the way the widget's worker runs it.
+DECISION_WORKER = """
+import jsonLogic from "./jsonlogic.mjs";
+self.onmessage = async (e) => {
+  const job = e.data;
+  try {
+    const { startPython } = await import("./%(host)s");
+    const archive = fetch("./%(runtime)s").then((r) => r.arrayBuffer());
+    const { pyodide } = await startPython(archive, false);
+    const adapter = pyodide.pyimport("widget.runtime.adapter");
+    const rt = adapter.Runtime(JSON.stringify({ site: "bench", keys: job.key, context: job.context }));
+    const envelope = new Uint8Array(await (await fetch(job.bundle)).arrayBuffer());
+    const opened = JSON.parse(rt.open_envelope(envelope));
+    if (!opened.ok) throw new Error(opened.error);
+    const accepted = JSON.parse(rt.accept_payload(undefined, job.now));
+    if (!accepted.ok) throw new Error(accepted.error);
+    let t = job.now;
+    JSON.parse(rt.start("", JSON.stringify([{ type: "page_view", t, url: job.urls[0], referrer: job.referrer }]), t));
+    const py = [], jl = [];
+    let shownPy = 0, shownJl = 0;
+    for (let i = 0; i < job.events; i++) {
+      t += 1000;
+      const url = job.urls[i %% job.urls.length];
+      const events = JSON.stringify([{ type: "page_view", t, url, referrer: job.referrer }]);
+      let t0 = performance.now();
+      const reply = JSON.parse(rt.step(events, t));
+      py.push(performance.now() - t0);
+      if (!reply.ok) throw new Error(reply.error);
+      shownPy += reply.decisions.length;
+      const data = { ...job.data, url, page_views: job.data.page_views + i + 1 };
+      t0 = performance.now();
+      let matched = 0;
+      for (const rule of job.rules) if (jsonLogic.apply(rule, data)) matched++;
+      jl.push(performance.now() - t0);
+      shownJl += matched ? 1 : 0;
+    }
+    self.postMessage({ ok: true, py, jl, shownPy, shownJl });
+  } catch (err) {
+    self.postMessage({ ok: false, error: String((err && err.stack) || err) });
+  }
+};
+"""
+
+DECISION_PAGE = """<!doctype html><meta charset=utf-8><link rel=icon href="data:,"><title>decision</title><script>
+window.runDecision = (job) => new Promise((resolve) => {
+  const w = new Worker("./decision-worker.mjs", { type: "module" });
+  w.onmessage = (e) => { w.terminate(); resolve(e.data); };
+  w.onerror = (e) => { w.terminate(); resolve({ ok: false, error: e.message }); };
+  w.postMessage(job);
+});
+</script>"""
+
+
+def decision_messages(n: int = 1000) -> tuple[dict, list]:
+    """n messages x 10 conditions in the authoring format, and the same rules
+    for json-logic-js (same order, so both can stop at the same condition)."""
+    messages, rules = [], []
+    for i in range(n):
+        conds = [
+            ({"rule": "page_url", "op": "contains", "value": f"/products/{i}"}, {"in": [f"/products/{i}", {"var": "url"}]}),
+            ({"rule": "time_on_page", "op": "less", "value": 600}, {"<": [{"var": "time_on_page"}, 600]}),
+            ({"rule": "browser_language", "op": "equals", "value": ["de", "en"]}, {"in": [{"var": "language"}, ["de", "en"]]}),
+            ({"rule": "page_views", "op": "greater", "value": i % 5}, {">": [{"var": "page_views"}, i % 5]}),
+            ({"rule": "visits", "op": "less", "value": 50 + i % 3}, {"<": [{"var": "visits"}, 50 + i % 3]}),
+            ({"rule": "platform", "op": "equals", "value": "desktop"}, {"==": [{"var": "platform"}, "desktop"]}),
+            ({"rule": "referrer_url", "op": "contains", "value": "google"}, {"in": ["google", {"var": "referrer"}]}),
+            ({"rule": "user_agent", "op": "contains", "value": "Chrome"}, {"in": ["Chrome", {"var": "user_agent"}]}),
+            ({"rule": "time_this_visit", "op": "less", "value": 3600}, {"<": [{"var": "time_this_visit"}, 3600]}),
+            ({"rule": "invitations_sent", "op": "less", "value": 100 + i % 7}, {"<": [{"var": "invitations_sent"}, 100 + i % 7]}),
+        ]
+        messages.append({"id": f"m{i}", "type": "proactive", "widget": "main", "content": {"text": f"Message {i}"},
+                         "rules": [c for c, _ in conds]})
+        rules.append({"and": [j for _, j in conds]})
+    return {"site": "bench", "widgets": [{"id": "main"}], "messages": messages}, rules
+
+
+def trigger_messages() -> dict:
+    return {"site": "bench", "widgets": [{"id": "main"}], "messages": [
+        {"id": "spa", "type": "proactive", "widget": "main", "content": {"text": "Welcome to this section"},
+         "rules": [{"rule": "page_url", "op": "contains", "value": "/spa/"}]},
+        {"id": "exit", "type": "proactive", "widget": "main", "content": {"text": "Before you go"},
+         "rules": [{"rule": "page_url", "op": "contains", "value": "/exit/"},
+                   {"rule": "time_before_exit_intent", "op": "greater", "value": 0}]},
+    ]}
+
+
+class Bench:
+    def __init__(self, tmp: Path, args):
+        self.tmp = tmp
+        self.args = args
+        build = runpy.run_path(str(ROOT / "build" / "build.py"))
+        self.key = signing.generate_private_key()
+        self.public_key = signing.public_key_spec(self.key)
+        self.bundles = tmp / "bundles"
+        self.bundles.mkdir()
+        self.pages = tmp / "site"
+        self.pages.mkdir()
+        (self.pages / "hero.png").write_bytes(_png(960, 400))
+        self.site = _Server(create_site_app(self.pages, ""), "localhost")
+        self.site_origin = f"http://localhost:{self.site.port}"
+        self.builds, self.servers, self.counters, self.origins = {}, {}, {}, {}
+        for variant, options in (("plain", {"plain": True}), ("pyc", {"snapshot": "off"}), ("snapshot", {})):
+            out = tmp / f"widget-{variant}"
+            print(f"building {variant} ...", flush=True)
+            self.builds[variant] = (out, build["build"](out, **options))
+            counter = ByteCounter(create_widget_app(out, self.bundles, allowed_origins=[self.site_origin],
+                                                   db_path=tmp / f"endpoint-{variant}.db"))
+            self.counters[variant] = counter
+            self.servers[variant] = _Server(counter, "127.0.0.1")
+            self.origins[variant] = f"http://127.0.0.1:{self.servers[variant].port}"
+        for alias in ("main",):
+            self.builds[alias], self.counters[alias], self.origins[alias] = (
+                self.builds["snapshot"], self.counters["snapshot"], self.origins["snapshot"])
+        self._sign(simple_page_messages(), "page")
+        self._sign(trigger_messages(), "trigger")
+        self.decision_doc, self.decision_rules = decision_messages(1000)
+        self._sign(self.decision_doc, "decision")
+
+    def _sign(self, doc: dict, name: str) -> None:
+        payload = publishing.build_payload(doc, version=1)
+        (self.bundles / f"{name}.json").write_bytes(signing.sign_payload(payload, [self.key]))
+
+    def tag(self, variant: str, bundle: str = "page", **attrs) -> str:
+        origin = self.origins[variant]
+        if variant == "main":
+            attrs["data_mode"] = "main"
+        return script_tag(origin, f"{origin}/bundles/{bundle}.json", self.public_key, **attrs)
+
+    def page(self, name: str, tag: str, extra: str = "") -> str:
+        html = (f"<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href=\"data:,\"><title>{name}</title>"
+                f"{INSTRUMENT}{tag}{extra}</head><body>{HOST_BODY.format(text=LOREM)}</body></html>")
+        (self.pages / f"{name}.html").write_text(html)
+        return f"{self.site_origin}/{name}.html"
+
+    def stop(self):
+        for s in self.servers.values():
+            s.stop()
+        self.site.stop()
+
+
+def simple_page_messages() -> dict:
+    return {"site": "bench", "widgets": [{"id": "main"}], "messages": [
+        {"id": "hello", "type": "proactive", "widget": "main", "content": {"text": "Hello"},
+         "rules": [{"rule": "time_on_page", "op": "greater", "value": 30}]}]}
+
+
+# -- measurements -----------------------------------------------------------
+
+def _launch(p, profile: Path):
+    return p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                                headless=True, viewport={"width": 1280, "height": 800})
+
+
+def _load(context, url: str, widget: bool, settle_ms: int = 1000) -> dict:
+    page = context.new_page()
+    page.goto(url, wait_until="load")
+    if widget:
+        page.wait_for_function("() => window.__bench.readyAt !== null || (window.proactive && window.proactive('status') && window.proactive('status').failed)",
+                               timeout=120_000, polling=50)
+    page.wait_for_timeout(settle_ms)
+    data = page.evaluate("() => ({ ...window.__bench, status: window.proactive && window.proactive.__target ? window.proactive('status') : null })")
+    page.close()
+    if widget and data["readyAt"] is None:
+        raise RuntimeError(f"widget failed: {data.get('status')}")
+    return {
+        "ready_ms": data["readyAt"],
+        "longtask_ms": sum(d for _, d in data["longtasks"]),
+        "longtask_max_ms": max((d for _, d in data["longtasks"]), default=0),
+        "lcp_ms": data["lcp"],
+        "heap_bytes": ((data.get("status") or {}).get("timings") or {}).get("heap_bytes"),
+        "snapshot": ((data.get("status") or {}).get("timings") or {}).get("snapshot"),
+    }
+
+
+def _wait_snapshot_kept(context, origin_url: str, timeout: float = 30) -> bool:
+    page = context.new_page()
+    page.goto(origin_url)
+    deadline = time.time() + timeout
+    kept = False
+    while time.time() < deadline and not kept:
+        kept = page.evaluate("""() => new Promise((resolve) => {
+            const open = indexedDB.open("proactive-snapshot", 1);
+            open.onupgradeneeded = () => open.result.createObjectStore("snapshots");
+            open.onerror = () => resolve(false);
+            open.onsuccess = () => { const db = open.result;
+              const req = db.transaction("snapshots").objectStore("snapshots").count("current");
+              req.onsuccess = () => { db.close(); resolve(req.result === 1); }; req.onerror = () => { db.close(); resolve(false); }; };
+          })""")
+        if not kept:
+            time.sleep(0.2)
+    page.close()
+    return kept
+
+
+def measure_loads(bench: Bench, p, variant: str | None, runs: int) -> dict:
+    """cold + warm loads of the host page with the widget `variant` (None: no widget)."""
+    name = f"host-{variant or 'none'}"
+    url = bench.page(name, bench.tag(variant) if variant else "")
+    cold, warm, bytes_first, bytes_repeat = [], [], [], []
+    counter = bench.counters.get(variant) if variant else None
+    for run in range(runs):
+        profile = Path(tempfile.mkdtemp(prefix="profile-", dir=bench.tmp))
+        context = _launch(p, profile)
+        try:
+            if counter:
+                counter.reset()
+            cold.append(_load(context, url, variant is not None))
+            if counter:
+                bytes_first.append(counter.reset())
+            if variant == "snapshot":
+                _wait_snapshot_kept(context, f"{bench.site_origin}/hero.png")
+            warm.append(_load(context, url, variant is not None))
+            if counter:
+                bytes_repeat.append(counter.reset())
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+        print(f"  {name} run {run + 1}: cold {cold[-1]['ready_ms'] or cold[-1]['lcp_ms']:.0f} ms, "
+              f"warm {warm[-1]['ready_ms'] or warm[-1]['lcp_ms']:.0f} ms", flush=True)
+    return {"cold": cold, "warm": warm, "bytes_first": bytes_first, "bytes_repeat": bytes_repeat}
+
+
+def measure_triggers(bench: Bench, p, n: int) -> dict:
+    url = bench.page("triggers", bench.tag("snapshot", bundle="trigger", data_exit_delay="0"), f"<script>{TRIGGER_JS}</script>")
+    profile = Path(tempfile.mkdtemp(prefix="profile-", dir=bench.tmp))
+    context = _launch(p, profile)
+    out = {}
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_function("() => window.__bench.readyAt !== null", timeout=120_000, polling=50)
+        page.evaluate("() => __triggerSpa(0)")  # mounts the widget
+        for kind, fn in (("spa_pushstate", "__triggerSpa"), ("exit_intent", "__triggerExit")):
+            samples = []
+            for i in range(1, n + 1):
+                samples.append(page.evaluate(f"(i) => {fn}(i)", i + (0 if kind == "spa_pushstate" else 10_000)))
+                page.wait_for_timeout(20)
+            out[kind] = samples
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+    return out
+
+
+def measure_decision(bench: Bench, p, events: int) -> dict:
+    out_dir, manifest = bench.builds["snapshot"]
+    logic = (ROOT / "node_modules" / "json-logic-js" / "logic.js").read_text()
+    (out_dir / "jsonlogic.mjs").write_text(  # the UMD file as a module (its CommonJS branch)
+        "const module = { exports: {} }; const exports = module.exports;\n" + logic + "\nexport default module.exports;\n")
+    (out_dir / "decision-worker.mjs").write_text(DECISION_WORKER % {"host": manifest["served"]["host.mjs"], "runtime": manifest["runtime_archive"]})
+    (out_dir / "decision.html").write_text(DECISION_PAGE)
+    origin = bench.origins["snapshot"]
+    profile = Path(tempfile.mkdtemp(prefix="profile-", dir=bench.tmp))
+    context = _launch(p, profile)
+    try:
+        page = context.new_page()
+        page.goto(f"{origin}/decision.html")
+        ua = page.evaluate("navigator.userAgent")
+        job = {
+            "key": bench.public_key, "bundle": f"{origin}/bundles/decision.json", "events": events,
+            "now": int(time.time() * 1000), "referrer": "https://www.google.com/search?q=tents",
+            "context": {"language": "en-US", "languages": ["en-US"], "user_agent": ua, "platform": "desktop"},
+            "urls": [f"https://shop.example/category/{i}" for i in range(7)],
+            "data": {"time_on_page": 1, "language": "en", "page_views": 1, "visits": 1, "platform": "desktop",
+                     "referrer": "https://www.google.com/search?q=tents", "user_agent": ua, "time_this_visit": 10,
+                     "invitations_sent": 0},
+            "rules": bench.decision_rules,
+        }
+        result = page.evaluate("(job) => window.runDecision(job)", job)
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+    if not result.get("ok"):
+        raise RuntimeError(result.get("error"))
+    return result
+
+
+# -- report -----------------------------------------------------------------
+
+def stats(values: list[float]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    ordered = sorted(values)
+    def pct(q):
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return {"median": statistics.median(values), "min": ordered[0], "max": ordered[-1],
+            "p50": pct(0.5), "p95": pct(0.95), "n": len(values)}
+
+
+def fmt(s: dict | None, unit: str = "ms", scale: float = 1.0, digits: int = 0) -> str:
+    if not s:
+        return "-"
+    return f"{s['median'] * scale:.{digits}f} {unit} ({s['min'] * scale:.{digits}f}-{s['max'] * scale:.{digits}f})"
+
+
+def bytes_total(runs: list[dict], prefix: str = "") -> list[int]:
+    return [sum(v["bytes"] for k, v in r.items() if k.startswith(prefix)) for r in runs]
+
+
+def per_file(runs: list[dict]) -> dict:
+    files = sorted({k for r in runs for k in r})
+    return {f: {"bytes_median": statistics.median([r.get(f, {}).get("bytes", 0) for r in runs]),
+                "status": sorted({s for r in runs for s in r.get(f, {}).get("status", [])}),
+                "encoding": next((r[f]["encoding"] for r in runs if f in r and r[f]["encoding"]), None)} for f in files}
+
+
+def machine() -> dict:
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    load = os.getloadavg()
+    return {"cpu": cpu, "cores": os.cpu_count(), "chromium": chromium, "python": platform.python_version(),
+            "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
+            "os": platform.platform(), "loadavg_at_start": [round(x, 2) for x in load]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--triggers", type=int, default=60)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="2 runs, 10 triggers, 30 events (a smoke test)")
+    parser.add_argument("--only", nargs="*", default=None, help="subset: loads triggers decision")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.triggers, args.events = 2, 10, 30
+    only = set(args.only or ["loads", "triggers", "decision"])
+    from playwright.sync_api import sync_playwright
+
+    started = datetime.now(timezone.utc)
+    info = machine()
+    tmp = Path(tempfile.mkdtemp(prefix="proactive-bench-"))
+    bench = Bench(tmp, args)
+    results = {"started": started.isoformat(), "machine": info, "command": " ".join(["bench/run.py", *(argv or sys.argv[1:])]),
+               "runs": args.runs, "loads": {}, "builds": {}}
+    for variant in ("plain", "pyc", "snapshot"):
+        out, manifest = bench.builds[variant]
+        sizes = manifest.get("sizes", {})
+        first = [manifest["served"][n] for n in ("loader.js", "shell.mjs", "render.mjs", "worker.mjs", "host.mjs") if n in manifest["served"]]
+        first += [manifest["stdlib_zip"], manifest["runtime_archive"]]
+        first += [f"{manifest['pyodide_dir']}/{n}" for n in ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "pyodide-lock.json")]
+        results["builds"][variant] = {
+            "brotli_first_visit_bytes": sum(sizes.get(n, {}).get("br", sizes.get(n, {}).get("raw", 0)) for n in first),
+            "raw_first_visit_bytes": sum(sizes.get(n, {}).get("raw", 0) for n in first),
+            "stdlib_zip": {"raw": sizes.get(manifest["stdlib_zip"], {}).get("raw"), "br": sizes.get(manifest["stdlib_zip"], {}).get("br")},
+        }
+    try:
+        with sync_playwright() as p:
+            if "loads" in only:
+                for variant in (None, "plain", "pyc", "snapshot", "main"):
+                    print(f"loads: {variant or 'no widget'}", flush=True)
+                    results["loads"][variant or "none"] = measure_loads(bench, p, variant, args.runs)
+            if "triggers" in only:
+                print("triggers", flush=True)
+                results["triggers"] = measure_triggers(bench, p, args.triggers)
+            if "decision" in only:
+                print("decision", flush=True)
+                results["decision"] = measure_decision(bench, p, args.events)
+    finally:
+        bench.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["accept_encoding_seen"] = sorted(bench.counters["snapshot"].accept_encoding)
+    summary = summarise(results)
+    results["summary"] = summary
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print_table(results, summary)
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return 0
+
+
+def summarise(results: dict) -> dict:
+    s: dict = {"loads": {}}
+    loads = results.get("loads", {})
+    base_long = {phase: stats([r["longtask_ms"] for r in loads["none"][phase]]) for phase in ("cold", "warm")} if "none" in loads else {}
+    for variant, data in loads.items():
+        row = {}
+        for phase in ("cold", "warm"):
+            row[f"ready_{phase}"] = stats([r["ready_ms"] for r in data[phase]])
+            row[f"longtask_{phase}"] = stats([r["longtask_ms"] for r in data[phase]])
+            row[f"lcp_{phase}"] = stats([r["lcp_ms"] for r in data[phase]])
+            if base_long.get(phase):
+                row[f"longtask_widget_{phase}"] = stats([r["longtask_ms"] - base_long[phase]["median"] for r in data[phase]])
+        row["heap"] = stats([r["heap_bytes"] for r in data["cold"]])
+        row["snapshot_states"] = sorted({str(r["snapshot"]) for r in data["cold"] + data["warm"]})
+        if data["bytes_first"]:
+            row["bytes_first"] = stats(bytes_total(data["bytes_first"]))
+            row["bytes_repeat"] = stats(bytes_total(data["bytes_repeat"]))
+            row["bytes_first_static"] = stats([sum(v["bytes"] for k, v in r.items() if not k.startswith("/api")) for r in data["bytes_first"]])
+            row["bytes_repeat_static"] = stats([sum(v["bytes"] for k, v in r.items() if not k.startswith("/api")) for r in data["bytes_repeat"]])
+            row["files_first"] = per_file(data["bytes_first"])
+            row["files_repeat"] = per_file(data["bytes_repeat"])
+        s["loads"][variant] = row
+    if "triggers" in results:
+        s["triggers"] = {k: stats(v) for k, v in results["triggers"].items()}
+    if "decision" in results:
+        d = results["decision"]
+        s["decision"] = {"pyodide": stats(d["py"]), "jsonlogic": stats(d["jl"]), "shown_pyodide": d["shownPy"], "matched_jsonlogic": d["shownJl"]}
+    ratios = {}
+    L = s["loads"]
+    for a, b, label in (("plain", "pyc", "pyc vs plain"), ("plain", "snapshot", "snapshot vs plain"), ("pyc", "snapshot", "snapshot vs pyc"),
+                        ("main", "snapshot", "worker vs main thread")):
+        if a in L and b in L:
+            ratios[label] = {phase: (L[b][f"ready_{phase}"]["median"] / L[a][f"ready_{phase}"]["median"])
+                             for phase in ("cold", "warm") if L[a].get(f"ready_{phase}") and L[b].get(f"ready_{phase}")}
+    if "main" in L and "snapshot" in L:
+        ratios["long tasks: worker vs main thread (cold)"] = {
+            "main_ms": L["main"]["longtask_cold"]["median"], "worker_ms": L["snapshot"]["longtask_cold"]["median"]}
+    if "decision" in s:
+        ratios["decision: pyodide / json-logic-js (p50)"] = s["decision"]["pyodide"]["p50"] / max(s["decision"]["jsonlogic"]["p50"], 1e-6)
+    s["ratios"] = ratios
+    return s
+
+
+def print_table(results: dict, s: dict) -> None:
+    m = results["machine"]
+    print(f"\nMachine: {m['cpu']} x{m['cores']}, {m['chromium']}, load average {m['loadavg_at_start']}")
+    print(f"Runs: {results['runs']} per cell (median, range)\n")
+    header = f"{'':10} {'ready cold':>22} {'ready warm':>22} {'long tasks cold':>20} {'long tasks warm':>20} {'LCP cold':>20} {'first visit':>18} {'repeat':>14}"
+    print(header)
+    for variant, row in s["loads"].items():
+        print(f"{variant:10} {fmt(row['ready_cold']):>22} {fmt(row['ready_warm']):>22} {fmt(row['longtask_cold']):>20} "
+              f"{fmt(row['longtask_warm']):>20} {fmt(row['lcp_cold']):>20} "
+              f"{fmt(row.get('bytes_first_static'), 'MB', 1e-6, 2):>18} {fmt(row.get('bytes_repeat_static'), 'kB', 1e-3, 1):>14}")
+    for variant, b in results["builds"].items():
+        print(f"build {variant}: {b['brotli_first_visit_bytes'] / 1e6:.2f} MB brotli first visit (stdlib zip {b['stdlib_zip']})")
+    if "triggers" in s:
+        for kind, st in s["triggers"].items():
+            print(f"trigger {kind}: p50 {st['p50']:.1f} ms, p95 {st['p95']:.1f} ms (n={st['n']})")
+    if "decision" in s:
+        d = s["decision"]
+        print(f"decision, 1,000 messages x 10 conditions, per event: Pyodide p50 {d['pyodide']['p50']:.2f} ms p95 {d['pyodide']['p95']:.2f} ms; "
+              f"json-logic-js p50 {d['jsonlogic']['p50']:.2f} ms p95 {d['jsonlogic']['p95']:.2f} ms")
+    for label, value in s["ratios"].items():
+        print(f"ratio {label}: {json.dumps(value, default=lambda x: round(x, 3)) if not isinstance(value, float) else round(value, 3)}")
+    print(f"Accept-Encoding seen by the widget origin: {results.get('accept_encoding_seen')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
