@@ -73,6 +73,15 @@ def upgrade_record(record: dict | None) -> dict:
     return out
 
 
+def _json_copy(value):
+    """A copy of JSON-like data (dicts, lists, scalars); much cheaper than deepcopy."""
+    if type(value) is dict:
+        return {k: _json_copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_json_copy(v) for v in value]
+    return value
+
+
 def _is_time(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
@@ -242,7 +251,7 @@ class Engine:
 
     def snapshot(self) -> dict:
         """The persistent record, as a JSON-able copy."""
-        return copy.deepcopy(self.record)
+        return _json_copy(self.record)
 
     def next_wakeup(self) -> int | None:
         """The earliest instant after the present at which a decision can change."""
