@@ -13,14 +13,17 @@
 // button or link; Esc dismisses; focus moves only on the visitor's own action.
 
 const CSS = `
-:host { all: initial; display: block; position: fixed; z-index: 2147483000; bottom: 20px; right: 20px;
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-  color: #1f2937; --accent: #4f46e5; --on-accent: #ffffff; --radius: 16px;
-  -webkit-font-smoothing: antialiased; }
-:host([data-position="left"]) { right: auto; left: 20px; }
+/* !important on :host: a shadow root's important rules beat the page's
+   (e.g. "* { all: unset !important }"), its normal ones do not. */
+:host { all: initial !important; display: block !important; position: fixed !important; z-index: 2147483000 !important;
+  bottom: 20px !important; right: 20px !important;
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif !important;
+  color: #1f2937 !important; --accent: #4f46e5; --on-accent: #ffffff; --accent-ink: #4f46e5; --radius: 16px;
+  -webkit-font-smoothing: antialiased !important; }
+:host([data-position="left"]) { right: auto !important; left: 20px !important; }
 *, *::before, *::after { box-sizing: border-box; }
 button, input, textarea { font: inherit; color: inherit; }
-a { color: var(--accent); }
+a { color: var(--accent-ink); }
 .launcher { position: relative; width: 60px; height: 60px; border: 0; border-radius: 50%; padding: 0; cursor: pointer;
   background: var(--accent); color: var(--on-accent); box-shadow: 0 8px 24px rgba(15,23,42,.28);
   display: grid; place-items: center; transition: transform .15s ease, box-shadow .15s ease; }
@@ -60,7 +63,7 @@ a { color: var(--accent); }
 .file .fsize { margin-left: auto; color: #6b7280; font-size: 12px; flex: none; }
 .buttons { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 12px; }
 .btn { display: inline-flex; align-items: center; justify-content: center; min-height: 36px; padding: 7px 14px;
-  border-radius: 999px; border: 1.5px solid var(--accent); background: #fff; color: var(--accent);
+  border-radius: 999px; border: 1.5px solid var(--accent); background: #fff; color: var(--accent-ink);
   font-weight: 600; font-size: 14px; cursor: pointer; text-decoration: none; transition: background .12s ease; }
 .btn:hover { background: color-mix(in srgb, var(--accent) 10%, #fff); }
 .btn.primary { background: var(--accent); color: var(--on-accent); }
@@ -103,15 +106,16 @@ a { color: var(--accent); }
 .send { width: 40px; height: 40px; border: 0; border-radius: 50%; background: var(--accent); color: var(--on-accent);
   cursor: pointer; display: grid; place-items: center; flex: none; }
 .send svg { width: 18px; height: 18px; fill: currentColor; }
-.rate { display: flex; gap: 6px; justify-content: center; padding: 6px 0 2px; }
+.rate { display: flex; gap: 6px; justify-content: center; align-items: center; padding: 6px 0 4px; background: #f8fafc; }
+.rate .ask { font-size: 12px; color: #6b7280; margin-right: 2px; }
 .rate button { border: 1px solid #e5e7eb; background: #fff; border-radius: 999px; padding: 4px 10px; cursor: pointer; font-size: 12px; }
-.rate button[aria-pressed="true"] { border-color: var(--accent); color: var(--accent); font-weight: 600; }
+.rate button[aria-pressed="true"] { border-color: var(--accent); color: var(--accent-ink); font-weight: 600; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 @keyframes pop { from { transform: translateY(10px) scale(.98); opacity: 0; } to { transform: none; opacity: 1; } }
 @keyframes rise { from { transform: translateY(16px); opacity: 0; } to { transform: none; opacity: 1; } }
 @media (max-width: 480px) {
-  :host { bottom: 12px; right: 12px; }
-  :host([data-position="left"]) { left: 12px; }
+  :host { bottom: 12px !important; right: 12px !important; }
+  :host([data-position="left"]) { left: 12px !important; right: auto !important; }
   .launcher { width: 54px; height: 54px; }
   .stack { position: fixed; left: 12px; right: 12px; bottom: 78px; width: auto; max-width: none; }
   :host([data-position="left"]) .stack { left: 12px; right: 12px; }
@@ -298,10 +302,12 @@ export function createRenderer({
     const rule = accent.cssRules[0];
     if (appearance.color && HEX.test(appearance.color)) {
       rule.style.setProperty("--accent", appearance.color);
-      rule.style.setProperty("--on-accent", contrastOn(appearance.color));
+      const on = contrastOn(appearance.color);
+      rule.style.setProperty("--on-accent", on);
+      // Text in the accent colour on white: darkened when the accent is light.
+      rule.style.setProperty("--accent-ink", on === "#ffffff" ? appearance.color : `color-mix(in srgb, ${appearance.color} 55%, #000)`);
     } else {
-      rule.style.removeProperty("--accent");
-      rule.style.removeProperty("--on-accent");
+      for (const name of ["--accent", "--on-accent", "--accent-ink"]) rule.style.removeProperty(name);
     }
     if (panel) panel.querySelector(".title").textContent = appearance.title;
   }
@@ -527,6 +533,7 @@ export function createRenderer({
       const rate = el("div", "rate");
       rate.setAttribute("role", "group");
       rate.setAttribute("aria-label", "Rate this conversation");
+      rate.appendChild(el("span", "ask", "How did we do?"));
       for (const [value, label] of [["great", "Great"], ["average", "Okay"], ["poor", "Poor"]]) {
         const b = el("button", "", label);
         b.type = "button";
