@@ -110,6 +110,7 @@ class Runtime:
             new = Engine(compiled, record=old.snapshot(), context=dict(old.context))
             _carry_page_state(old, new)
             self.engine, self.bundle = new, payload
+            _settle()
             now = int(now) if isinstance(now, (int, float)) else (old.t or 0)
             result = new.step([{"type": "tick", "t": now}], now)
             return _reply(**result, version=payload["version"])
@@ -128,6 +129,7 @@ class Runtime:
             else:
                 compiled = self.bundle
             self.engine = Engine(compiled, record=record, context=self.context)
+            _settle()
             return self._step(events_json, now)
         except Exception as exc:  # noqa: BLE001
             return _failure(exc)
@@ -147,6 +149,15 @@ class Runtime:
             return _reply(explain=self.engine.explain(int(now)) if self.engine else {})
         except Exception as exc:  # noqa: BLE001
             return _failure(exc)
+
+
+def _settle() -> None:
+    """In the long-lived worker, keep the compiled bundle out of the cyclic
+    GC's full collections (engine.settle_memory); pointless under CPython tests."""
+    if IN_PYODIDE:
+        from widget.runtime.engine import settle_memory
+
+        settle_memory()
 
 
 _PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
