@@ -22,7 +22,7 @@ def add_arguments(p, command: str) -> None:
                        help="private key file; repeat to co-sign (key rotation)")
         p.add_argument("--out", type=Path, required=True, help="the bundle to write (its version is read first)")
         p.add_argument("--version", type=int, help="default: the last published version + 1")
-        p.add_argument("--previous", type=Path, help="the last published bundle, when --out is a new path")
+        p.add_argument("--previous", help="the last published bundle (file or URL), when --out is a new path")
         p.add_argument("--expires", help="30d, 12h, 90m from now, or an ISO 8601 instant")
     elif command == "verify":
         p.add_argument("bundle", help="a bundle file, or its http(s) URL as browsers fetch it")
@@ -137,7 +137,7 @@ def verify(args) -> int:
             _err(f"proactive verify: --now {args.now!r} is not an ISO 8601 instant")
             return 2
     try:
-        raw = _read_bundle(args.bundle)
+        raw = publishing.read_bundle(args.bundle)
     except OSError as exc:
         _err(f"proactive verify: cannot read {args.bundle} ({getattr(exc, 'reason', None) or exc.strerror or exc})")
         return 2
@@ -167,16 +167,3 @@ def _key_spec(value: str, signing) -> str:
         return signing.public_key_spec(signing.load_private_key(path))
     return data.decode("utf-8").strip()
 
-
-def _read_bundle(where: str) -> bytes:
-    """A file, or a URL fetched like the widget does (no cookies, size cap + 1
-    bytes at most, so an oversized answer is still reported as too_large)."""
-    if not where.startswith(("http://", "https://")):
-        return Path(where).read_bytes()
-    import urllib.request
-
-    from widget.runtime import trust
-
-    request = urllib.request.Request(where, headers={"Accept": "application/json", "Cache-Control": "no-cache"})
-    with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - http(s) only, checked above
-        return response.read(trust.MAX_BUNDLE_BYTES + 1)

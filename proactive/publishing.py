@@ -29,10 +29,23 @@ def load_messages(path: Path) -> dict:
     return source.document
 
 
-def last_published_version(bundle_path: Path) -> int | None:
+def read_bundle(where: str | Path) -> bytes:
+    """A bundle file, or a URL fetched like the widget does (no cookies, at most
+    the size cap + 1 bytes, so an oversized answer is still `too_large`)."""
+    where = str(where)
+    if not where.startswith(("http://", "https://")):
+        return Path(where).read_bytes()
+    import urllib.request
+
+    request = urllib.request.Request(where, headers={"Accept": "application/json", "Cache-Control": "no-cache"})
+    with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - http(s) only, checked above
+        return response.read(trust.MAX_BUNDLE_BYTES + 1)
+
+
+def last_published_version(bundle: str | Path) -> int | None:
     """The version inside an existing bundle (read, not trusted: it only picks the next number)."""
     try:
-        env = json.loads(Path(bundle_path).read_bytes())
+        env = json.loads(read_bundle(bundle))
         return int(json.loads(base64.b64decode(env["payload"]))["version"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -59,7 +72,7 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
 
 
 def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | None = None, expires: str | None = None,
-              previous: Path | None = None, now: datetime | None = None) -> tuple[bytes, int]:
+              previous: str | Path | None = None, now: datetime | None = None) -> tuple[bytes, int]:
     """Validate, then sign `messages` into envelope bytes (not written).
 
     The version defaults to the last published one + 1, read from `out` (the
@@ -71,11 +84,11 @@ def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | Non
     doc = load_messages(messages)
     known = []
     for path in (out, previous):
-        if path is None or not Path(path).exists():
+        if path is None or not (str(path).startswith(("http://", "https://")) or Path(path).exists()):
             continue
         v = last_published_version(path)
         if v is None and version is None:
-            raise PublishError(f"{path} exists but holds no readable version: pass --version (above the last published one)")
+            raise PublishError(f"{path}: no readable bundle version (unreachable, or not a bundle): pass --version (above the last published one)")
         if v is not None:
             known.append(v)
     last = max(known) if known else None

@@ -270,6 +270,10 @@ def test_verify_a_published_url(owner):
         assert code == 0 and "ok (site acme, version 1" in out
         code, _, err = run("verify", f"{base}/missing.json", "--key", pin)
         assert code == 2 and "404" in err
+        # A fresh checkout signs the next version after the one the host serves.
+        assert run("sign", folder / "messages.yaml", "--key", folder / "site.key", "--out", folder / "ci" / "site.json",
+                   "--previous", f"{base}/site.json")[0] == 0
+        assert payload_of(folder / "ci" / "site.json")["version"] == 2
     finally:
         server.shutdown()
 
