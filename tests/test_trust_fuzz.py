@@ -180,13 +180,30 @@ def m_shape(rng):
     return f"envelope shape change {choice}", json.dumps(env).encode()
 
 
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def m_noncanonical(rng):
+    """Same bytes, other text: set the unused low bits of the last base64
+    character before the padding (a lenient decoder would not notice)."""
+    def bend(text):
+        i = text.rstrip("=")
+        spare = {1: 2, 2: 4}[len(text) - len(i)] if text.endswith("=") else 0
+        if not spare:
+            return text.rstrip("=") + "="  # nothing to bend: a padding change instead
+        v = B64.index(i[-1])
+        return i[:-1] + B64[(v & ~((1 << spare) - 1)) | rng.randrange(1, 1 << spare)] + text[len(i):]
+    sig = ENV["signatures"][0]
+    return "non-canonical base64 signature", envelope(signatures=[{"keyid": sig["keyid"], "sig": bend(sig["sig"])}])
+
+
 def m_replay(rng):
     return "replay of another bundle signed by the right key", rng.choice(REPLAYS)
 
 
 MUTATIONS = [m_bitflip, m_bitflip, m_bitflip, m_truncate, m_truncate, m_payload_bitflip, m_payload_truncate,
              m_payload_extend, m_payload_reencoded, m_payload_reordered, m_payload_edited, m_signature_flip,
-             m_signature_swapped, m_keyid, m_payload_type, m_shape, m_replay]
+             m_signature_swapped, m_keyid, m_payload_type, m_shape, m_replay, m_noncanonical]
 
 
 def test_the_original_is_accepted():
