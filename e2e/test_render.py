@@ -260,3 +260,28 @@ def test_data_attributes_override_the_bundle_and_launcher_can_be_hidden(assets, 
     page.evaluate("proactive('open')")
     assert shadow(page, "root.querySelector('.panel').hidden") is False
     shoot(page, "desktop-left-amber-panel")
+
+
+def test_renders_under_a_strict_content_security_policy(assets, page, guard):
+    """No 'unsafe-inline' for styles: constructed stylesheets and CSSOM only."""
+    site = assets
+    site.publish(rich_bundle(site.site_origin), "csp-render")
+    w = site.widget_origin
+    csp = (f"default-src 'none'; script-src 'self' {w} 'wasm-unsafe-eval'; worker-src blob: {w}; "
+           f"connect-src 'self' {w}; img-src 'self'; style-src 'self'")
+    url = site.page("<p>Strict page</p><input id=q>", head='<script src="/events.js"></script>',
+                    tag=site.tag(bundle=site.bundle_url("csp-render"), data_endpoint="off"),
+                    headers={"Content-Security-Policy": csp})
+    (site.pages / "events.js").write_text(EVENTS_HEAD.split(">", 1)[1].rsplit("</script>", 1)[0])
+    page.set_viewport_size({"width": 1280, "height": 800})
+    boot(page, url)
+    assert shown_ids(page) == ["rich"]
+    styled = shadow(page, """({ launcher: getComputedStyle(root.querySelector('.launcher')).backgroundColor,
+        radius: getComputedStyle(root.querySelector('.card')).borderTopLeftRadius,
+        images: [...root.querySelectorAll('img')].map(i => i.complete && i.naturalWidth > 0) })""")
+    assert styled == {"launcher": "rgb(15, 118, 110)", "radius": "16px", "images": [True, True]}
+    page.locator("proactive-widget [data-button=chat]").click()
+    assert shadow(page, "!root.querySelector('.panel').hidden")
+    assert [e[0] for e in events(page)][:2] == ["shown", "clicked"]
+    assert not [t for kind, t in guard.console if "Content Security Policy" in t or "Refused" in t]
+    shoot(page, "desktop-csp-panel")
