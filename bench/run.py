@@ -330,6 +330,7 @@ def _load(context, url: str, widget: bool, settle_ms: int = 1000) -> dict:
         "lcp_ms": data["lcp"],
         "heap_bytes": ((data.get("status") or {}).get("timings") or {}).get("heap_bytes"),
         "snapshot": ((data.get("status") or {}).get("timings") or {}).get("snapshot"),
+        "timings": ((data.get("status") or {}).get("timings") or {}),
     }
 
 
@@ -353,32 +354,42 @@ def _wait_snapshot_kept(context, origin_url: str, timeout: float = 30) -> bool:
     return kept
 
 
-def measure_loads(bench: Bench, p, variant: str | None, runs: int) -> dict:
-    """cold + warm loads of the host page with the widget `variant` (None: no widget)."""
-    name = f"host-{variant or 'none'}"
-    url = bench.page(name, bench.tag(variant) if variant else "")
-    cold, warm, bytes_first, bytes_repeat = [], [], [], []
-    counter = bench.counters.get(variant) if variant else None
+def measure_loads(bench: Bench, p, variants: list, runs: int) -> dict:
+    """cold + warm loads of the host page with each widget variant (None: no
+    widget), interleaved run by run so that the machine's load drifts the same
+    way for every variant."""
+    out = {}
+    for variant in variants:
+        name = f"host-{variant or 'none'}"
+        url = bench.page(name, bench.tag(variant) if variant else "")
+        out[variant or "none"] = {"url": url, "cold": [], "warm": [], "bytes_first": [], "bytes_repeat": []}
     for run in range(runs):
-        profile = Path(tempfile.mkdtemp(prefix="profile-", dir=bench.tmp))
-        context = _launch(p, profile)
-        try:
-            if counter:
-                counter.reset()
-            cold.append(_load(context, url, variant is not None))
-            if counter:
-                bytes_first.append(counter.reset())
-            if variant == "snapshot":
-                _wait_snapshot_kept(context, f"{bench.site_origin}/hero.png")
-            warm.append(_load(context, url, variant is not None))
-            if counter:
-                bytes_repeat.append(counter.reset())
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
-        print(f"  {name} run {run + 1}: cold {cold[-1]['ready_ms'] or cold[-1]['lcp_ms']:.0f} ms, "
-              f"warm {warm[-1]['ready_ms'] or warm[-1]['lcp_ms']:.0f} ms", flush=True)
-    return {"cold": cold, "warm": warm, "bytes_first": bytes_first, "bytes_repeat": bytes_repeat}
+        for variant in variants:
+            row = out[variant or "none"]
+            counter = bench.counters.get(variant) if variant else None
+            profile = Path(tempfile.mkdtemp(prefix="profile-", dir=bench.tmp))
+            context = _launch(p, profile)
+            try:
+                if counter:
+                    counter.reset()
+                row["cold"].append(_load(context, row["url"], variant is not None))
+                if counter:
+                    row["bytes_first"].append(counter.reset())
+                if variant == "snapshot":
+                    _wait_snapshot_kept(context, f"{bench.site_origin}/hero.png")
+                row["warm"].append(_load(context, row["url"], variant is not None))
+                if counter:
+                    row["bytes_repeat"].append(counter.reset())
+            finally:
+                context.close()
+                shutil.rmtree(profile, ignore_errors=True)
+            cold, warm = row["cold"][-1], row["warm"][-1]
+            print(f"  run {run + 1} {variant or 'no widget':9} cold {cold['ready_ms'] or cold['lcp_ms']:.0f} ms, "
+                  f"warm {warm['ready_ms'] or warm['lcp_ms']:.0f} ms ({cold['snapshot']} / {warm['snapshot']}), "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    for row in out.values():
+        del row["url"]
+    return out
 
 
 def measure_triggers(bench: Bench, p, n: int) -> dict:
@@ -509,9 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sync_playwright() as p:
             if "loads" in only:
-                for variant in (None, "plain", "pyc", "snapshot", "main"):
-                    print(f"loads: {variant or 'no widget'}", flush=True)
-                    results["loads"][variant or "none"] = measure_loads(bench, p, variant, args.runs)
+                print("page loads (ready = navigation start -> the widget's ready event)", flush=True)
+                results["loads"] = measure_loads(bench, p, [None, "plain", "pyc", "snapshot", "main"], args.runs)
             if "triggers" in only:
                 print("triggers", flush=True)
                 results["triggers"] = measure_triggers(bench, p, args.triggers)

@@ -122,6 +122,24 @@ def _atomic_dir(target: Path, fill) -> Path:
     return target
 
 
+def _prune(pattern: str, keep: int) -> None:
+    """The cache keeps the `keep` most recently used entries matching `pattern`."""
+    entries = sorted(cache_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def _touch(path: Path) -> Path:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+    return path
+
+
 def compile_for_pyodide(source_tar: bytes) -> Path:
     """The trimmed precompiled stdlib + runtime .pyc, from the cache or by
     running Pyodide under Node. Returns the directory holding stdlib.zip,
@@ -161,14 +179,18 @@ def compile_for_pyodide(source_tar: bytes) -> Path:
             sys.exit(f"compiling .pyc under Pyodide failed:\n{result.stdout}\n{result.stderr}")
         (tmp / "source.tar").unlink()
 
-    return _atomic_dir(target, fill)
+    if target.exists():
+        return _touch(target)
+    _atomic_dir(target, fill)
+    _prune("compile-*", keep=16)
+    return target
 
 
 def _compressed(data: bytes, kind: str) -> bytes:
     """brotli (quality 11) or gzip (level 9) of `data`, cached by content."""
     path = cache_dir() / "compressed" / f"{_sha(data)}.{kind}"
     if path.exists():
-        return path.read_bytes()
+        return _touch(path).read_bytes()
     if kind == "br":
         import brotli
 
@@ -179,6 +201,7 @@ def _compressed(data: bytes, kind: str) -> bytes:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_bytes(out)
     os.replace(tmp, path)
+    _prune("compressed/*", keep=600)
     return out
 
 
