@@ -119,11 +119,11 @@ _MESSAGE_FIELD_SCHEMAS = {
 
 def _content() -> dict:
     button = {"type": "object", "properties": {"label": {"type": "string"}, "action": {"enum": ["chat", "url", "reply"]},
-                                               "url": {"type": "string"}, "reply": {"type": "string"}}}
+                                               "url": {"type": "string"}, "id": {"type": "string"}}}
     single = {
         "type": "object",
         "properties": {
-            "text": {"type": "string", "description": "short text; **bold**, _italic_, [links](https://…)"},
+            "text": {"type": "string", "description": "short text; **bold**, *italic*, [links](https://…), {{placeholder|fallback}} (docs/authoring.md)"},
             "image": {"anyOf": [{"type": "string"}, {"type": "object"}]},
             "buttons": {"type": "array", "items": button},
             "links": {"type": "array", "items": {"type": "object"}},
