@@ -273,7 +273,7 @@ function createWidget(api, rawConfig, capture) {
   let lastShown = null;
   function reply(text, id) {
     const message = id || lastShown;
-    emit("replied", { message, text });
+    if (message) emit("replied", { message, text }); // a reply to an auto message (not any chat message)
     const sending = chatModule ? chatModule.sendMessage(text, message ? { message } : {}) : Promise.resolve(null);
     sending.then((sent) => { if (!sent) renderer.chat({ type: "failed", text }); }, () => renderer.chat({ type: "failed", text }));
   }
@@ -285,6 +285,8 @@ function createWidget(api, rawConfig, capture) {
   if (!handlers.has("team")) handlers.set("team", new Set());
   const onTeam = (d) => renderer.setTeam(d && d.value);
   handlers.get("team").add(onTeam);
+  if (!handlers.has("dismissed")) handlers.set("dismissed", new Set());
+  handlers.get("dismissed").add((d) => { if (d && d.message === lastShown) lastShown = null; });
   if (rawConfig.widget) early.push({ type: "context", widget: String(rawConfig.widget), t: Date.now() });
   function appearanceFor(bundle) {
     const widgets = (bundle && bundle.widgets) || [];
