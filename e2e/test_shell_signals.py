@@ -3,6 +3,8 @@ scrolling, real history API, device emulation, Playwright's clock."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import T0, shown_ids, simple_messages, sync, wait_ready
 from shell_helpers import (PIXEL_7, TALL, collect, events, explain, leave, observed, scroll_to,
@@ -190,3 +192,41 @@ def test_context_signals_language_agent_platform_referrer_landing_utm(site, page
     result = explain(page)
     assert {k: v["rules"] for k, v in result.items()} == {**dict.fromkeys(result, True), "url": False, "referrer": False}, result
     assert observed(page, "referrer") == site.site_origin + LANDING
+
+
+def test_signals_before_the_runtime_is_ready_are_replayed_in_order(site, page, guard):
+    """The bundle is held back: exit intent, an SPA page and identify happen
+    before the runtime is ready; once it is, each decision carries the
+    instant its rules held, and the messages show at once."""
+    msgs = simple_messages(
+        {"id": "early-exit", "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 1}]},
+        {"id": "second-page", "audience": "users",
+         "rules": [{"rule": "page_url", "op": "contains", "value": "/early"},
+                   {"rule": "time_on_page", "op": "greater", "value": 0.5}]},
+    )
+    bundle = site.publish(msgs, "early")
+    held = []
+    page.route(bundle, lambda route: held.append(route))
+    page.clock.install(time=T0)
+    page.clock.pause_at(T0 + 1)
+    page.goto(site.page(TALL, head=VIEWPORT, tag=site.tag(bundle=bundle)))
+    wait_shell(page)
+    start = page.evaluate("proactive('status').navStart")
+    now = page.evaluate("Date.now()")
+    page.clock.run_for(start + 1500 - now)
+    leave(page, 300, -5)                                  # exit intent at 1.5 s
+    page.clock.run_for(500)
+    page.evaluate("history.pushState({}, '', '/early')")  # a new page at 2 s
+    page.evaluate("proactive('identify', {id: 7})")
+    page.clock.run_for(1000)                              # 3 s
+    status = page.evaluate("proactive('status')")
+    assert not status["ready"] and status["shown"] == [] and shown_ids(page) == []
+    deadline = time.time() + 20
+    while not held and time.time() < deadline:
+        time.sleep(0.05)
+    held[0].continue_()
+    wait_ready(page)
+    shown = page.evaluate("proactive('status')")["shown"]
+    assert shown == [{"message": "early-exit", "t": start + 1500}, {"message": "second-page", "t": start + 2501}]
+    assert shown_ids(page) == ["second-page"]          # one card at a time: the newer page's
+    assert observed(page, "second-page", "page_url") == site.site_origin + "/early"

@@ -232,6 +232,7 @@ function createWidget(api, rawConfig, capture) {
   }
   config.src = rawConfig.src;
   config.mode = rawConfig.mode;
+  config.snapshot = rawConfig.snapshot;
   const cleanup = []; // undo functions, run by shutdown
   const listen = (target, type, fn, opts) => {
     target.addEventListener(type, fn, opts);
@@ -351,7 +352,15 @@ function createWidget(api, rawConfig, capture) {
     timer = null;
     status.nextWakeup = at;
     if (at == null || stopped) return;
-    const delay = Math.min(Math.max(0, at - Date.now()), MAX_TIMEOUT);
+    if (at <= Date.now()) {
+      // Already due (events replayed after a slow start): wake now, not on a
+      // timer, which a paused test clock would never fire.
+      queueMicrotask(() => {
+        if (!stopped && status.nextWakeup === at) runtime.post({ type: "wake", now: Date.now() });
+      });
+      return;
+    }
+    const delay = Math.min(at - Date.now(), MAX_TIMEOUT);
     timer = setTimeout(() => {
       timer = null;
       if (!stopped) runtime.post({ type: "wake", now: Math.max(Date.now(), at) });
@@ -397,7 +406,7 @@ function createWidget(api, rawConfig, capture) {
         booted = true;
         runtime.post({
           type: "init",
-          config: { bundle: config.bundle, keys: config.keys, site: config.site, context: visitorContext() },
+          config: { bundle: config.bundle, keys: config.keys, site: config.site, context: visitorContext(), snapshot: config.snapshot },
           record: store.read() || record,
           cachedBundle: store.read(":bundle"),
           lastVersion: (store.read(":bundle-version") || {}).version ?? null,
