@@ -176,3 +176,13 @@ def test_widget_restores_its_snapshot_on_the_next_page_load(site, context, guard
     explain = second.evaluate("() => window.proactive('explain')")
     assert explain and "hello" in explain, explain
     assert not guard.warnings(), guard.warnings()
+
+
+def test_data_snapshot_off_keeps_no_snapshot(site, page, guard):
+    site.publish(simple_messages({"id": "hello", "rules": [{"rule": "time_on_page", "op": "greater", "value": 0}]}), "nosnap")
+    page.goto(site.page(tag=site.tag(bundle=site.bundle_url("nosnap"), data_snapshot="off")))
+    status = wait_ready(page)
+    assert status["ready"] and status["timings"]["snapshot"] == "off", status
+    page.wait_for_timeout(1500)  # past the moment a snapshot would be kept
+    assert not _stored_snapshot(page)
+    assert shown_ids(page) == ["hello"]

@@ -167,6 +167,7 @@
       site: attr("site"),
       endpoint: attr("endpoint"),
       mode: attr("mode"),
+      snapshot: attr("snapshot"), // "off": no memory snapshot kept in this browser
       debug: attr("debug"),
       // appearance (widget/render.mjs): override the bundle's `widgets` entry
       widget: attr("widget"),
