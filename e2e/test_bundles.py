@@ -76,6 +76,8 @@ class Endpoint:
             status, out = 500, b"internal server error"
         elif mode == "garbage":
             out = b"<html><body>Welcome to nginx!</body></html>"
+        elif mode == "huge":
+            out = b" " * (5 * 1024 * 1024)
         else:
             etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
             extra = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
@@ -259,7 +261,8 @@ def test_returning_visitor_keeps_working_when_the_endpoint_fails(site, visitor, 
     assert status["bundle"]["version"] == 1 and visitor.shown(["cached"]) == ["cached"] and visitor.warnings() == []
 
     down = site.page(tag=site.tag(bundle="http://127.0.0.1:9/bundle.json", data_site="test"))  # nothing listens there
-    for mode, reason in [("404", "HTTP 404"), ("500", "HTTP 500"), ("garbage", "bad_envelope"), ("down", "could not be fetched")]:
+    for mode, reason in [("404", "HTTP 404"), ("500", "HTTP 500"), ("garbage", "bad_envelope"), ("huge", "too_large"),
+                         ("down", "could not be fetched")]:
         ep.set(mode)
         status = visitor.visit(down if mode == "down" else url)
         assert status["ready"] and status["bundle"]["version"] == 1, (mode, status)

@@ -150,3 +150,18 @@ def test_signature_covers_pae_of_the_exact_payload_bytes():
 def test_malformed_pins_are_refused_clearly(spec):
     with pytest.raises(ValueError):
         trust.parse_key_list(spec)
+
+
+def test_the_browser_reads_no_more_than_the_size_cap():
+    """host.mjs stops reading at the cap + 1 byte; its constant is trust.py's."""
+    import re
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / "widget" / "host.mjs").read_text()
+    factors = re.search(r"const BUNDLE_MAX_BYTES = ([\d\s*]+);", source).group(1).split("*")
+    value = 1
+    for f in factors:
+        value *= int(f)
+    assert value == trust.MAX_BUNDLE_BYTES
+    with pytest.raises(trust.BundleRejected, match="too_large"):
+        check(b" " * (value + 1))

@@ -11,6 +11,7 @@ const STDLIB_ZIP = "__STDLIB_ZIP__"; // the trimmed, precompiled stdlib (content
 const SNAPSHOT = "__SNAPSHOT__"; // "local": keep a memory snapshot in this browser for later loads; "off"
 
 const base = new URL(".", import.meta.url);
+const BUNDLE_MAX_BYTES = 1024 * 1024; // = widget/runtime/trust.py MAX_BUNDLE_BYTES
 const BUNDLE_TIMEOUT_MS = 8000; // a slower bundle endpoint is reported; the cached bundle runs meanwhile
 
 export function createHost(postToMain) {
@@ -148,13 +149,32 @@ export function createHost(postToMain) {
     try {
       const response = await fetch(url, { cache: "no-cache", credentials: "omit", signal: controller.signal });
       if (!response.ok) return { problem: `bundle ${url}: HTTP ${response.status}` };
-      return { bytes: new Uint8Array(await response.arrayBuffer()) };
+      return { bytes: await readCapped(response, BUNDLE_MAX_BYTES + 1) };
     } catch (err) {
       const why = err && err.name === "AbortError" ? `no answer within ${BUNDLE_TIMEOUT_MS / 1000} s` : `${err && err.message}`;
       return { problem: `bundle ${url} could not be fetched (${why})` };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  // At most `limit` bytes: an oversized answer is neither downloaded in full
+  // nor parsed (trust.py then names it too_large from the first limit bytes).
+  async function readCapped(response, limit) {
+    const declared = Number(response.headers.get("content-length"));
+    if (!response.body || (declared > 0 && declared <= limit)) return new Uint8Array(await response.arrayBuffer());
+    const reader = response.body.getReader();
+    const out = new Uint8Array(limit);
+    let size = 0;
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const take = Math.min(value.length, limit - size);
+      out.set(value.subarray(0, take), size);
+      size += take;
+    }
+    reader.cancel().catch(() => {});
+    return out.slice(0, size);
   }
 
   function sameBytes(bytes, text) {
