@@ -168,7 +168,6 @@
       endpoint: attr("endpoint"),
       mode: attr("mode"),
       snapshot: attr("snapshot"), // "off": no memory snapshot kept in this browser
-      debug: attr("debug"),
       // appearance (widget/render.mjs): override the bundle's `widgets` entry
       widget: attr("widget"),
       color: attr("color"),
