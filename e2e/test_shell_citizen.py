@@ -109,6 +109,12 @@ def test_hostile_css_and_host_scripts_that_throw(site, page, guard):
     sync(page)
     assert shown_ids(page) == []
 
+    # Shutdown leaves the router's history patch in place (ours becomes a pass-through).
+    page.evaluate("proactive('shutdown')")
+    page.evaluate("history.pushState({}, '', '/after-shutdown')")
+    assert page.evaluate("window.routed") == 2 and len(events(page, "page_view")) == 1
+    assert page.evaluate("location.pathname") == "/after-shutdown"
+
     host_errors = [e for e in guard.errors if "host " in e]
     assert any("host boom at load" in e for e in host_errors) and any("host rejection" in e for e in host_errors)
     assert any("host boom in mouseout" in e for e in host_errors)
@@ -163,6 +169,21 @@ def test_main_thread_when_workers_are_unavailable(site, page, guard):
     page.goto(site.page(tag=site.tag(bundle=bundle)))
     status = wait_ready(page)
     assert status["mode"] == "main" and page.workers == []
+    page.clock.run_for(3000)
+    sync(page)
+    assert shown_ids(page) == ["hello"]
+
+
+def test_worker_refused_by_the_policy_falls_back_to_the_main_thread(site, page, guard):
+    bundle = site.publish(simple_messages(HELLO), "nocspworker")
+    w = site.widget_origin
+    policy = f"script-src 'self' {w} 'wasm-unsafe-eval'; worker-src {w}; connect-src 'self' {w}"   # no blob:
+    guard.allowed_console_errors.append("violates the following Content Security Policy directive: \"worker-src")
+    page.clock.install(time=T0)
+    page.goto(site.page(tag=site.tag(bundle=bundle), headers={"Content-Security-Policy": policy}))
+    status = wait_ready(page)
+    assert status["ready"] and status["mode"] == "main", status
+    assert len([w for w in guard.warnings() if "main thread" in w]) == 1, guard.warnings()
     page.clock.run_for(3000)
     sync(page)
     assert shown_ids(page) == ["hello"]
