@@ -172,6 +172,11 @@ class DeliveryPolicy:
         """True at an instant `wakeup` reported: re-evaluate every message."""
         return False
 
+    def retry_at(self, engine: "Engine", msg: bundle_mod.Message, t: int, nxt: int) -> int | None:
+        """A blocked message's rules change at `nxt`: when to re-evaluate it
+        (None: only an event can unblock it)."""
+        return None
+
     def delivered(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> None:
         """A message was delivered at t (caps keep their history here)."""
 
@@ -489,9 +494,10 @@ class Engine:
             self.holding.add(idx)
         else:
             self.holding.discard(idx)
-        if nxt is not None and (msg.id in self.page_shown or idx in self.pending
-                                or not self.policy.allows(self, msg, t)):
+        if nxt is not None and (msg.id in self.page_shown or idx in self.pending):
             nxt = None   # cannot be delivered again before an event re-evaluates it
+        elif nxt is not None and not self.policy.allows(self, msg, t):
+            nxt = self.policy.retry_at(self, msg, t, nxt)   # a gate that opens with time: look again then
         old = self._next[idx]
         self._next[idx] = nxt
         if nxt is not None and nxt != old:

@@ -146,9 +146,10 @@ def _parse_instant(value, tz: tzrules.TimeZone | None, end: bool) -> int | None:
         return None
     days = tzrules._days_from_civil(dt.year, dt.month, dt.day)
     local = days * 86400 + dt.hour * 3600 + dt.minute * 60 + dt.second
+    ms = dt.microsecond // 1000
     if dt.utcoffset() is not None:
-        return (local - int(dt.utcoffset().total_seconds())) * 1000
-    return (tz.to_utc(local) if tz else local) * 1000
+        return (local - int(dt.utcoffset().total_seconds())) * 1000 + ms
+    return (tz.to_utc(local) if tz else local) * 1000 + ms
 
 
 # -- validation (called by bundle.py) ------------------------------------------------
@@ -422,6 +423,13 @@ class Delivery:
         if best is not None:
             self._reported.add(best)
         return best
+
+    def retry_at(self, engine, msg, t: int, nxt: int) -> int | None:
+        """Blocked now, rules changing at `nxt`: re-evaluate when both the
+        gates may have opened and the rules may have changed (None: blocked
+        by an event-driven gate)."""
+        opens = self._opens_at(engine, msg, t)
+        return None if opens is None else max(nxt, opens)
 
     def reopens(self, engine, t: int) -> bool:
         due = {x for x in self._reported if x <= t}
