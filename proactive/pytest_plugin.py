@@ -346,6 +346,18 @@ class Proactive:
         self._run(self._snapshot().now + _ms(seconds))
         return self
 
+    def advance_to(self, seconds_on_page: float) -> "Proactive":
+        """Let time pass until the current page has been open `seconds_on_page`
+        seconds (counted from its navigation start, as `time_on_page` is)."""
+        __tracebackhide__ = True
+        snap = self._snapshot()
+        target = snap.status["navStart"] + _ms(seconds_on_page)
+        if target < snap.now:
+            raise ValueError(f"advance_to({seconds_on_page:g}): the page is already "
+                             f"{_seconds((snap.now - snap.status['navStart']) / 1000)} s old")
+        self._run(target)
+        return self
+
     def exit_intent(self) -> "Proactive":
         """Move the real mouse up and out through the top edge of the window.
         As for a real visitor, the widget ignores it in the first second
