@@ -88,7 +88,7 @@ def test_targeted_and_email_messages_follow_identify(site, page, guard):
 
 def test_conversation_through_the_panel_with_the_endpoint(site, page, guard):
     site.publish({"site": "test", "widgets": [{"id": "main", "title": "Acme Support"}], "messages": [
-        {"id": "hello", "content": {"text": "Need help choosing a plan?", "sender": "Maya",
+        {"id": "convo-hello", "content": {"text": "Need help choosing a plan?", "sender": "Maya",
                                     "buttons": [{"id": "plans", "label": "Compare plans", "action": "url", "url": "/plans.html"},
                                                 {"id": "chat", "label": "Ask us", "action": "chat"}]},
          "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]}]}, "convo")
@@ -100,21 +100,21 @@ def test_conversation_through_the_panel_with_the_endpoint(site, page, guard):
     wait_ready(page)
     page.clock.run_for(2000)
     sync(page)
-    assert shown_ids(page) == ["hello"]
+    assert shown_ids(page) == ["convo-hello"]
 
     # A url button is a real link: a new tab opens, the click is reported.
     with page.context.expect_page() as popup:
         page.locator("proactive-widget [data-button=plans]").click()
     assert popup.value.url.endswith("/plans.html")
     popup.value.close()
-    assert ["clicked", {"message": "hello", "button": "plans", "action": "url", "label": "Compare plans"}] in events(page)
+    assert ["clicked", {"message": "convo-hello", "button": "plans", "action": "url", "label": "Compare plans"}] in events(page)
 
     # The visitor answers in the card: the panel opens with the conversation.
     field = page.locator("proactive-widget .card input")
     field.fill("Do you ship to Vienna?")
     field.press("Enter")
     assert shadow(page, "!root.querySelector('.panel').hidden")
-    assert ["replied", {"message": "hello", "text": "Do you ship to Vienna?"}] in events(page)
+    assert ["replied", {"message": "convo-hello", "text": "Do you ship to Vienna?"}] in events(page)
     until(lambda: shadow(page, "[...root.querySelectorAll('.bubble.visitor')].map(b => b.className)") == ["bubble visitor"],
           "the endpoint to confirm the visitor's message")
 
@@ -137,3 +137,9 @@ def test_conversation_through_the_panel_with_the_endpoint(site, page, guard):
     assert answer["text"].endswith("Yes — tomorrow <b>morning</b>.") and answer["elements"] == 0 and answer["rate"]
     page.set_viewport_size({"width": 1280, "height": 800})
     shoot(page, "desktop-conversation")
+
+    # The site owner counts them: shown, clicked (which button) and replied reach the endpoint in a batch.
+    page.clock.run_for(3000)   # the endpoint's batching timer runs on the page's clock
+    counted = until(lambda: [m for m in agent("GET", "/stats")["messages"]
+                             if m["message"] == "convo-hello" and m["replied"]], "the events batch")[0]
+    assert (counted["shown"], counted["clicked"], counted["replied"], counted["buttons"]) == (1, 1, 1, {"plans": 1})
