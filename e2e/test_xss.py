@@ -1,5 +1,5 @@
 """No script can ride in: a corpus of XSS payloads goes through every way a
-string reaches the widget — bundle content, identify attributes and UTM
+string reaches the widget — bundle content, identify attributes, the geo city and UTM
 parameters (as placeholders), the page URL and the referrer, and straight
 into the renderer with hostile URLs — and nothing runs.
 
@@ -11,6 +11,8 @@ images with a scheme other than http(s)/mailto/tel (data:image for images)."""
 
 from __future__ import annotations
 
+import json
+import time
 from urllib.parse import quote
 
 from conftest import T0, shown_ids, sync, wait_ready
@@ -274,4 +276,26 @@ def test_the_renderer_refuses_hostile_urls_and_renders_nodes_as_text(site, page,
         assert p.replace("\u2028", "") in result["text"].replace("\u2028", "")
     assert "nested" in result["text"]
     assert result == dict(result, anchors=0, images=0, buttons=0)
+    _assert_nothing_ran(page, dialogs)
+
+
+def test_a_hostile_geo_answer_is_text_in_the_city_placeholder(site, page, guard):
+    """The city comes from the endpoint (or a CDN header behind it): here a
+    hostile answer, served in place of the endpoint's /geo."""
+    city = '<img src=x onerror=alert(1)>"><script>window.__pwned=1</script>{{name}}**b**'
+    site.publish({"site": "test", "messages": [
+        {"id": "weather", "content": {"text": "Sunny in **{{city|your city}}** today"},
+         "rules": [{"rule": "city", "op": "exists"}]}]}, "geo-xss")
+    page.route(f"{site.widget_origin}/api/geo*", lambda route: route.fulfill(
+        status=200, headers={"access-control-allow-origin": "*", "content-type": "application/json"},
+        body=json.dumps({"country": "DE", "city": city})))
+    url = site.page("<p>geo</p>", tag=site.tag(bundle=site.bundle_url("geo-xss")))
+    dialogs = _start(page, url)
+    deadline = time.time() + 15
+    while shown_ids(page) != ["weather"] and time.time() < deadline:
+        time.sleep(0.05)
+        sync(page)
+    assert shown_ids(page) == ["weather"]
+    assert _card_text(page) == f"Sunny in {city} today"
+    assert page.evaluate("() => document.querySelector('proactive-widget').shadowRoot.querySelector('.card .text strong').textContent") == city
     _assert_nothing_ran(page, dialogs)
