@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from conftest import T0, shown_ids, simple_messages, sync, wait_ready
+from conftest import T0, shown_ids, simple_messages, wait_ready
 
 
-def test_message_appears_after_time_on_page_and_not_before(site, page, guard):
+def test_message_appears_after_time_on_page_and_not_before(site, proactive, guard):
+    # Through the QA kit (proactive/pytest_plugin.py), its first user: a paused
+    # clock, and every step waits until the runtime has handled it.
     site.publish(simple_messages({"id": "hello", "rules": [{"rule": "time_on_page", "op": "greater", "value": 5}]}))
-    url = site.page()
-    page.clock.install(time=T0)
-    page.clock.pause_at(T0 + 1)
-    page.goto(url)
-    status = wait_ready(page)
+    proactive.install(time=T0).visit(site.page())
+    status = proactive.status()
     assert status["ready"] and status["mode"] == "worker", (status, guard.console)
-    assert shown_ids(page) == []
-    # The page started at navigation start (a few ms before the loader ran).
-    elapsed = page.evaluate("Date.now()") - status["navStart"]
-    page.clock.run_for(5000 - elapsed)  # exactly 5 s on the page: "greater 5" is still false
-    sync(page)
-    assert shown_ids(page) == []
-    page.clock.run_for(1)  # 5.001 s
-    sync(page)
-    assert shown_ids(page) == ["hello"]
-    assert page.locator('proactive-widget [data-message-id="hello"]').inner_text().strip().startswith("hello")
+    assert shown_ids(proactive.page) == []
+    # Time on page counts from navigation start (a few ms before the loader ran).
+    proactive.advance_to(5)  # exactly 5 s on the page: "greater 5" is still false
+    assert shown_ids(proactive.page) == [] and proactive.shown() == []
+    proactive.expect_shown("hello", within=0.001)  # 5.001 s
+    assert [(s["message"], s["t"]) for s in proactive.status()["shown"]] == [("hello", status["navStart"] + 5001)]
+    assert shown_ids(proactive.page) == ["hello"]
+    assert proactive.page.locator('proactive-widget [data-message-id="hello"]').inner_text().strip().startswith("hello")
 
 
 def test_host_page_and_widget_are_on_different_origins(site, page, guard):
