@@ -243,7 +243,8 @@ def test_beacons_count_shown_and_dismissed_once_with_retry_on_the_next_page(site
     url = bundle(site, "beacons", {"id": "beacon-me", "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]})
     guard.allowed_console_errors += ["Failed to load resource", "ERR_FAILED"]
     blocked = []
-    page.route(f"{site.widget_origin}/api/events", lambda route: (blocked.append(route.request.url), route.abort()))
+    # On the context: keepalive fetches and beacons leave through the browser, not the page.
+    context.route(f"{site.widget_origin}/api/events", lambda route: (blocked.append(route.request.url), route.abort()))
     boot(page, site.page(tag=site.tag(bundle=url)))
     page.clock.run_for(2000)
     sync(page)
@@ -254,6 +255,7 @@ def test_beacons_count_shown_and_dismissed_once_with_retry_on_the_next_page(site
     queued = page.evaluate("() => Object.entries(localStorage).filter(([k]) => k.endsWith(':beacons')).map(([, v]) => JSON.parse(v))")
     assert [e["type"] for e in queued[0]] == ["shown", "dismissed"]
     page.close()  # its last-chance sendBeacon is blocked too
+    context.unroute(f"{site.widget_origin}/api/events")
 
     # The next page of the visitor (same storage), with the endpoint reachable, re-sends.
     sent = []
@@ -360,3 +362,34 @@ def test_an_answer_given_while_the_visitor_was_away_stops_the_no_reply_timer(sit
     back.clock.run_for(120_000)
     sync(back)
     assert "still-waiting" not in shown_ids(back)
+
+
+def test_presence_stream_reconnects_with_backoff(site, page, guard):
+    guard.allowed_console_errors += ["Failed to load resource", "ERR_FAILED"]
+    team_offline(site)
+    agent_api(site, "POST", "/presence", {"agent": "backoff-test", "online": True})
+    try:
+        url = site.publish({"site": "test", "widgets": [{"id": "main"}], "messages": [
+            {"id": "online-now", "type": "proactive", "widget": "main", "team": "online", "content": {"text": "Hi"},
+             "rules": [{"rule": "time_on_page", "op": "greater", "value": 0}]}]}, "backoff")
+        attempts = []
+        page.route(f"{site.widget_origin}/api/stream*", lambda route: (attempts.append(1), route.abort()))
+        boot(page, site.page(tag=site.tag(bundle=url)))
+        until(lambda: attempts, "the first stream attempt")
+        # Step the clock in small steps so each failure is seen before time moves on.
+        for _ in range(60):  # 15 s of page time
+            page.clock.run_for(250)
+            time.sleep(0.03)
+        # Retries after 0.5–1 s, 1–2 s, 2–4 s, 4–8 s (jittered): 4 or 5 attempts in 15 s, not one every few hundred ms.
+        assert 4 <= len(attempts) <= 6, attempts
+        sync(page)
+        assert shown_ids(page) == []  # team unknown while disconnected
+        page.unroute(f"{site.widget_origin}/api/stream*")
+        # The next retry connects (within 8–16 s), presence arrives, the message shows.
+        for _ in range(80):
+            page.clock.run_for(250)
+            if shown_soon(page, "online-now"):
+                break
+        assert shown_ids(page) == ["online-now"]
+    finally:
+        agent_api(site, "POST", "/presence", {"agent": "backoff-test", "online": False})

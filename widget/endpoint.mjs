@@ -297,12 +297,13 @@ export function connect({ base, site = null, send, on, emit = () => {}, warn = (
       const conv = data.conversation;
       const offset = typeof data.now === "number" ? Date.now() - data.now : 0;
       const local = (t) => (typeof t === "number" ? t + offset : null);
-      const fresh = [];
+      // On a page's first read the messages are history; on a re-read after
+      // a reconnect, the ones we had not seen were said meanwhile: news.
+      const catchUp = historyKnown;
       let lastVisitor = null;
       let lastAgent = null;
       for (const m of (conv && conv.messages) || []) {
-        if (!known.has(m.id)) fresh.push(m);
-        receive(m, false);
+        receive(m, catchUp);
         if (m.sender === "visitor") lastVisitor = local(m.t);
         else lastAgent = local(m.t);
       }
