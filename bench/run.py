@@ -195,7 +195,22 @@ self.onmessage = async (e) => {
       jl.push(performance.now() - t0);
       shownJl += matched ? 1 : 0;
     }
-    self.postMessage({ ok: true, py, jl, shownPy, shownJl });
+    // The engine alone (no JSON across the boundary), timed in Python.
+    pyodide.globals.set("rt", rt);
+    const engineOnly = JSON.parse(pyodide.runPython(`
+import json, time
+_times = []
+_t = ${t}
+for _i in range(${job.events}):
+    _t += 1000
+    _ev = [{"type": "page_view", "t": _t, "url": "https://shop.example/category/%%d" %% (_i %% 7), "referrer": "${job.referrer}"}]
+    _s = time.perf_counter()
+    rt.engine.step(_ev, _t)
+    _times.append((time.perf_counter() - _s) * 1000)
+json.dumps(_times)
+`));
+    const replyBytes = rt.step(JSON.stringify([{ type: "tick", t: t + 1000 * (job.events + 1) }]), t + 1000 * (job.events + 1)).length;
+    self.postMessage({ ok: true, py, jl, shownPy, shownJl, engineOnly, replyBytes });
   } catch (err) {
     self.postMessage({ ok: false, error: String((err && err.stack) || err) });
   }
@@ -532,13 +547,15 @@ def main(argv: list[str] | None = None) -> int:
         bench.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     results["accept_encoding_seen"] = sorted(bench.counters["snapshot"].accept_encoding)
+    results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     summary = summarise(results)
     results["summary"] = summary
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(results, indent=1))
     print_table(results, summary)
-    print(f"\nwrote {path.relative_to(ROOT)}")
+    path.with_suffix(".md").write_text(markdown(results, summary))
+    print(f"\nwrote {path.relative_to(ROOT)} and {path.with_suffix('.md').relative_to(ROOT)}")
     return 0
 
 
@@ -568,7 +585,8 @@ def summarise(results: dict) -> dict:
         s["triggers"] = {k: stats(v) for k, v in results["triggers"].items()}
     if "decision" in results:
         d = results["decision"]
-        s["decision"] = {"pyodide": stats(d["py"]), "jsonlogic": stats(d["jl"]), "shown_pyodide": d["shownPy"], "matched_jsonlogic": d["shownJl"]}
+        s["decision"] = {"pyodide": stats(d["py"]), "jsonlogic": stats(d["jl"]), "shown_pyodide": d["shownPy"], "matched_jsonlogic": d["shownJl"],
+                         "engine_only": stats(d.get("engineOnly") or []), "reply_bytes": d.get("replyBytes")}
     ratios = {}
     L = s["loads"]
     for a, b, label in (("plain", "pyc", "pyc vs plain"), ("plain", "snapshot", "snapshot vs plain"), ("pyc", "snapshot", "snapshot vs pyc"),
@@ -604,10 +622,73 @@ def print_table(results: dict, s: dict) -> None:
         d = s["decision"]
         print(f"decision, 1,000 messages x 10 conditions, per event: Pyodide p50 {d['pyodide']['p50']:.2f} ms p95 {d['pyodide']['p95']:.2f} ms; "
               f"json-logic-js p50 {d['jsonlogic']['p50']:.2f} ms p95 {d['jsonlogic']['p95']:.2f} ms")
+        if d.get("engine_only"):
+            print(f"  the engine alone: p50 {d['engine_only']['p50']:.2f} ms p95 {d['engine_only']['p95']:.2f} ms; reply {d.get('reply_bytes')} chars")
     for label, value in s["ratios"].items():
         print(f"ratio {label}: {json.dumps(value, default=lambda x: round(x, 3)) if not isinstance(value, float) else round(value, 3)}")
     print(f"Accept-Encoding seen by the widget origin: {results.get('accept_encoding_seen')}")
 
 
+def markdown(results: dict, s: dict) -> str:
+    """The docs/benchmarks.md tables for one run."""
+    m = results["machine"]
+    lines = [f"Machine: {m['cpu']} × {m['cores']} cores, {m['chromium']}, Node {m['node']}; "
+             f"load average {m['loadavg_at_start'][0]} at the start{(', ' + str(m['loadavg_at_end'][0]) + ' at the end') if m.get('loadavg_at_end') else ''}. "
+             f"{results['runs']} runs per cell: median (min–max).", "",
+             "| build | ready cold | ready warm | long tasks cold | long tasks warm | host LCP cold | first visit (sent) | repeat visit (sent) | wasm heap |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    def ms(st):
+        return f"{st['median'] / 1000:.2f} s ({st['min'] / 1000:.2f}–{st['max'] / 1000:.2f})" if st else "–"
+    def lt(st):
+        return f"{st['median']:.0f} ms ({st['min']:.0f}–{st['max']:.0f})" if st else "–"
+    names = {"none": "no widget", "plain": "plain (before)", "pyc": "pyc", "snapshot": "pyc + snapshot (default)", "main": "main thread (data-mode=main)"}
+    for variant, row in s["loads"].items():
+        first = row.get("bytes_first_static")
+        repeat = row.get("bytes_repeat_static")
+        first, repeat, heap = row.get("bytes_first_static"), row.get("bytes_repeat_static"), row.get("heap")
+        first_txt = f"{first['median'] / 1e6:.2f} MB" if first else "–"
+        repeat_txt = f"{repeat['median'] / 1e3:.1f} kB" if repeat else "–"
+        heap_txt = f"{heap['median'] / 2**20:.0f} MiB" if heap else "–"
+        lines.append(f"| {names.get(variant, variant)} | {ms(row['ready_cold'])} | {ms(row['ready_warm'])} | {lt(row['longtask_cold'])} | "
+                     f"{lt(row['longtask_warm'])} | {lt(row['lcp_cold'])} | {first_txt} | {repeat_txt} | {heap_txt} |")
+    lines.append("")
+    for variant, b in results["builds"].items():
+        lines.append(f"- build `{variant}`: {b['brotli_first_visit_bytes'] / 1e6:.2f} MB brotli on a first visit "
+                     f"({b['raw_first_visit_bytes'] / 1e6:.2f} MB uncompressed); stdlib zip {b['stdlib_zip']['raw'] / 1e6:.2f} MB, "
+                     f"{b['stdlib_zip']['br'] / 1e6:.2f} MB brotli")
+    if "triggers" in s:
+        lines.append("")
+        for kind, st in s["triggers"].items():
+            lines.append(f"- trigger `{kind}` → message painted: p50 {st['p50']:.1f} ms, p95 {st['p95']:.1f} ms, max {st['max']:.1f} ms (n = {st['n']})")
+    if "decision" in s:
+        d = s["decision"]
+        lines.append(f"- decision per event, 1,000 messages × 10 conditions: runtime under Pyodide p50 {d['pyodide']['p50']:.2f} ms, "
+                     f"p95 {d['pyodide']['p95']:.2f} ms; json-logic-js p50 {d['jsonlogic']['p50']:.2f} ms, p95 {d['jsonlogic']['p95']:.2f} ms "
+                     f"(n = {d['pyodide']['n']}); the engine alone (`Engine.step`, no JSON) p50 "
+                     f"{(d.get('engine_only') or {}).get('p50', float('nan')):.2f} ms, p95 {(d.get('engine_only') or {}).get('p95', float('nan')):.2f} ms; "
+                     f"a reply is {d.get('reply_bytes')} characters of JSON")
+    lines.append("")
+    lines.append("| ratio (one run) | cold | warm |")
+    lines.append("|---|---|---|")
+    for label, value in s["ratios"].items():
+        if isinstance(value, dict) and "cold" in value:
+            lines.append(f"| ready: {label} | {value['cold']:.2f} | {value.get('warm', float('nan')):.2f} |")
+    for label, value in s["ratios"].items():
+        if isinstance(value, float):
+            lines.append(f"| {label} | {value:.2f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def report(path: Path) -> int:
+    results = json.loads(path.read_text())
+    summary = summarise(results)
+    print_table(results, summary)
+    print()
+    print(markdown(results, summary))
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        sys.exit(report(Path(sys.argv[2])))
     sys.exit(main())

@@ -47,7 +47,7 @@ import { startPython, snapshotStore } from "./%(host)s";
 self.onmessage = async (e) => {
   const job = e.data;
   try {
-    if (job.plant) await snapshotStore("put", { key: "made by another build", bytes: new Uint8Array(64), made: 0 });
+    if (job.plant) await snapshotStore("put", { meta: { key: job.plant, made: 0 }, current: new Uint8Array(64) });
     const archive = fetch("./%(runtime)s").then((r) => r.arrayBuffer());
     const t0 = performance.now();
     const { pyodide, snapshot } = await startPython(archive, job.snapshot);
@@ -131,10 +131,17 @@ def test_trimmed_stdlib_has_every_module_the_runtime_imports_and_the_snapshot_ro
     assert first["rand"] != second["rand"], "two restores of one snapshot gave the same random numbers"
 
     # 4. A snapshot another build made is refused (and replaced).
-    refused = start(snapshot=True, plant=True)
+    refused = start(snapshot=True, plant="made by another build")
     assert refused["state"] == "refused, made", refused
     again = start(snapshot=True)
     assert again["state"] == "restored", again
+
+    # 5. Bytes that do not restore (this build's key, a broken heap): a
+    #    normal start instead, and a new snapshot.
+    manifest = json.loads((site.static / "manifest.json").read_text())
+    key = f"{manifest['pyodide_dir']}/{manifest['stdlib_zip']}/{manifest['runtime_archive']}"
+    broken = start(snapshot=True, plant=key)
+    assert broken["state"] == "failed, made", broken
 
 
 def _stored_snapshot(page) -> bool:

@@ -130,7 +130,7 @@ export function createHost(postToMain) {
     postToMain({
       type: "ready",
       bundle: accepted,
-      timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh, heap_bytes: snapshot.heap },
+      timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh, heap_bytes: snapshot.heap, start_phases: snapshot.phases },
     });
     snapshot.keepLater();
     post(reply);
@@ -287,51 +287,67 @@ _fresh_imports()
 
 // Exported for e2e/test_startup.py, which drives it in a worker of its own.
 export async function startPython(archiveFetch, wantSnapshot) {
-  const { loadPyodide } = await import(new URL(`${PYODIDE_DIR}/pyodide.mjs`, base).href);
+  wantSnapshot = wantSnapshot && IN_WORKER && typeof indexedDB !== "undefined";
+  const phases = {}; // ms per step, reported in the ready timings
+  let lapStart = performance.now();
+  const lap = (name) => {
+    const now = performance.now();
+    phases[name] = Math.round(now - lapStart);
+    lapStart = now;
+  };
+  const snapshot = { state: wantSnapshot ? "none" : "off", fresh: null, heap: null, phases, keepLater: async () => false };
+  // Whether this browser keeps a snapshot of this very build: a small record,
+  // read while pyodide.mjs loads.
+  const [{ loadPyodide }, meta] = await Promise.all([
+    import(new URL(`${PYODIDE_DIR}/pyodide.mjs`, base).href),
+    wantSnapshot ? snapshotStore("get", "meta").catch(() => null) : null,
+  ]);
+  lap("import");
   const options = {
     indexURL: new URL(`${PYODIDE_DIR}/`, base).href,
     stdLibURL: new URL(STDLIB_ZIP, base).href,
     stdout: () => {},
     stderr: (line) => console.debug("[proactive] python:", line),
   };
-  wantSnapshot = wantSnapshot && IN_WORKER && typeof indexedDB !== "undefined";
-  const snapshot = { state: wantSnapshot ? "none" : "off", fresh: null, heap: null, keepLater: async () => false };
-  let stored = null;
-  if (wantSnapshot) {
-    stored = await snapshotStore("get").catch(() => null);
-    if (stored && (stored.key !== SNAPSHOT_KEY || !(stored.bytes instanceof ArrayBuffer || ArrayBuffer.isView(stored.bytes)))) {
-      snapshot.state = "refused"; // made by another build: its heap expects another stdlib
-      stored = null;
-    }
-  }
-  let pyodide = null;
-  if (stored) {
+  if (meta && meta.key !== SNAPSHOT_KEY) snapshot.state = "refused"; // another build's heap expects another stdlib
+  if (meta && meta.key === SNAPSHOT_KEY) {
     try {
-      pyodide = await loadPyodide({ ...options, _loadSnapshot: stored.bytes });
-      stored = null;
+      // The 31 MB read overlaps with fetching and compiling the wasm.
+      const bytes = snapshotStore("get", "current").then((b) => {
+        if (!(b instanceof ArrayBuffer || ArrayBuffer.isView(b))) throw new Error("the snapshot's bytes are missing");
+        return b;
+      });
+      bytes.catch(() => {});
+      const pyodide = await loadPyodide({ ...options, _loadSnapshot: bytes });
+      lap("restore");
       pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" }); // files are not in the heap
+      lap("unpack");
       snapshot.fresh = pyodide.runPython(AFTER_RESTORE);
+      lap("check");
       snapshot.state = "restored";
       snapshot.heap = pyodide._module.HEAP8.length;
       return { pyodide, snapshot, tPyodide: performance.now() };
     } catch (err) {
       console.debug("[proactive] the kept snapshot did not restore; starting afresh:", err);
       snapshot.state = "failed";
-      pyodide = null;
     }
   }
-  pyodide = await loadPyodide({ ...options, _makeSnapshot: wantSnapshot });
+  const pyodide = await loadPyodide({ ...options, _makeSnapshot: wantSnapshot });
   const tPyodide = performance.now();
+  lap("load");
   pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" });
+  lap("unpack");
   pyodide.runPython(PREPARE);
+  lap("imports");
   if (wantSnapshot) {
     try {
       const bytes = pyodide.makeMemorySnapshot();
+      lap("snapshot");
       snapshot.state = snapshot.state === "none" ? "made" : `${snapshot.state}, made`;
       // Kept once the runtime is live, off the critical path; resolves
       // true once stored.
       snapshot.keepLater = () => new Promise((resolve) => setTimeout(resolve, 500))
-        .then(() => snapshotStore("put", { key: SNAPSHOT_KEY, bytes, made: Date.now() }))
+        .then(() => snapshotStore("put", { meta: { key: SNAPSHOT_KEY, made: Date.now(), bytes: bytes.length }, current: bytes }))
         .then(() => true, (err) => {
           console.debug("[proactive] the snapshot could not be kept:", err);
           return false;
@@ -345,7 +361,8 @@ export async function startPython(archiveFetch, wantSnapshot) {
   return { pyodide, snapshot, tPyodide };
 }
 
-// One IndexedDB record ("current"): the latest snapshot of this build.
+// Two IndexedDB records: "meta" ({key, made, bytes}) and "current" (the heap).
+// snapshotStore("get", name) → the record or null; snapshotStore("put", {meta, current}).
 export function snapshotStore(op, value) {
   return new Promise((resolve, reject) => {
     const open = indexedDB.open("proactive-snapshot", 1);
@@ -355,10 +372,14 @@ export function snapshotStore(op, value) {
       const db = open.result;
       const tx = db.transaction("snapshots", op === "get" ? "readonly" : "readwrite");
       const store = tx.objectStore("snapshots");
-      const req = op === "get" ? store.get("current") : store.put(value, "current");
-      let result;
-      req.onsuccess = () => { result = req.result; };
-      tx.oncomplete = () => { db.close(); resolve(result ?? null); };
+      let result = null;
+      if (op === "get") {
+        const req = store.get(value);
+        req.onsuccess = () => { result = req.result ?? null; };
+      } else {
+        for (const [name, record] of Object.entries(value)) store.put(record, name);
+      }
+      tx.oncomplete = () => { db.close(); resolve(result); };
       tx.onerror = tx.onabort = () => { db.close(); reject(tx.error); };
     };
   });
