@@ -225,3 +225,25 @@ def test_debug_view_loads_only_when_asked_and_shows_every_condition_live(site, p
     expect(view).to_have_count(0)
     proactive.page.evaluate("proactive('debug', true)")
     expect(widget.locator("[data-proactive-debug]")).to_be_visible()
+
+
+def test_a_rejected_bundle_is_reported_not_waited_for(site, proactive):
+    from proactive import signing
+
+    other_key = signing.public_key_spec(signing.generate_private_key())
+    site.publish(simple_messages({"id": "hello", "rules": []}, site_id="qa"), "qa-bad-key")
+    url = site.page(tag=site.tag(bundle=site.bundle_url("qa-bad-key"), key=other_key))
+    proactive.install(time=T0).visit(url)
+    with pytest.raises(AssertionError) as failed:
+        proactive.expect_shown("hello", within=10)
+    text = str(failed.value)
+    assert text.startswith(f"hello: the widget on {url} has no bundle (no bundle)\n  widget warnings:\n"), text
+    assert re.search(r"\[proactive\] bundle .*qa-bad-key.json rejected: unknown_key", text), text
+    # The debug view says the same.
+    from playwright.sync_api import expect
+
+    proactive.page.evaluate("proactive('debug', true)")
+    view = proactive.page.locator("proactive-widget [data-proactive-debug]")
+    expect(view).to_contain_text("signature: rejected")
+    expect(view).to_contain_text("rejected: unknown_key")
+    expect(view).to_contain_text("bundle: none")

@@ -201,6 +201,16 @@ _READY_JS = """() => {
   return { loader: true, shell: true, status: p("status") };
 }"""
 
+# The engine's trace; only from a live runtime (one without a bundle answers
+# pings but not explain).
+_EXPLAIN_JS = """async () => {
+  const p = window.proactive;
+  if (!p || typeof p.__target !== "function") return null;
+  const s = p("status");
+  if (!s || !s.ready || s.failed) return null;
+  return await p("explain");
+}"""
+
 # Runs before the page's scripts, in the top frame, until a widget has started
 # on this origin in this tab: forget every earlier visitor record (a fresh
 # visitor) and queue the seeded record, if any, before the loader arrives.
@@ -425,7 +435,7 @@ class Proactive:
         each condition (rule, op, expected, observed, result) and each gate."""
         __tracebackhide__ = True
         self._snapshot()
-        trace = self.page.evaluate("() => window.proactive('explain')") or {}
+        trace = self.page.evaluate(_EXPLAIN_JS) or {}
         if message_id is None:
             return trace
         if message_id not in trace:
@@ -564,7 +574,7 @@ class Proactive:
 
     def _trace(self, message_id: str) -> dict:
         __tracebackhide__ = True
-        trace = self.page.evaluate("() => window.proactive('explain')") or {}
+        trace = self.page.evaluate(_EXPLAIN_JS) or {}
         if message_id not in trace:
             raise AssertionError(self._unknown(message_id, trace))
         return trace

@@ -98,7 +98,7 @@ class FakeWidgetPage:
         if script == plugin._SNAPSHOT_JS:
             return {"now": self.now, "status": self.status() if self.widget else None,
                     "rendered": [s["message"] for s in self.shown]}
-        if "proactive('explain')" in script:
+        if script == plugin._EXPLAIN_JS:
             return self.engine.explain(self.now)
         if "proactive('sync')" in script:
             return True

@@ -77,7 +77,7 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
     const now = Date.now();
     const meta = el("div", "meta");
     const b = status.bundle;
-    const rejected = warnings.filter((w) => / bundle rejected: /.test(w));
+    const rejected = warnings.filter((w) => /\bbundle\b.* rejected: /.test(w));
     line(meta, "bundle", b ? `site ${b.site}, version ${b.version}` : status.failed ? "none" : "loading…");
     line(meta, "signature", b ? `verified (Ed25519, ${b.source === "cached" ? "cached copy" : "fetched"})`
       : rejected.length ? "rejected" : status.failed ? "no valid bundle" : "not checked yet");
