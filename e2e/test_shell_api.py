@@ -104,7 +104,13 @@ def test_open_close_identify_track_reach_the_engine_and_the_handlers(site, page,
     assert (r["waiting"], r["rated"]) == (False, True)
     assert explain(page)["members"]["gates"]["audience"]["ok"] is True
 
-    assert len(events(page, "open")) == 1 and len(events(page, "close")) == 1
+    page.locator('proactive-widget button[aria-label^="Open chat"]').click()   # the visitor's own click
+    sync(page)
+    assert rules()["opened"] is True
+    page.locator('proactive-widget button[aria-label="Close chat"]').first.click()
+    sync(page)
+    assert rules()["opened"] is False
+    assert len(events(page, "open")) == 2 and len(events(page, "close")) == 2
     assert page.evaluate("offed") == 0
     assert [e["name"] for e in events(page, "track")] == ["visitor_message", "agent_message", "rating", "signed_up"]
     assert events(page, "track")[3]["properties"] == {"plan": "pro"}
