@@ -369,3 +369,52 @@ def test_an_unknown_utm_field_is_refused():
 
     with pytest.raises(ValueError, match="unknown UTM field 'campain'"):
         with_utm("/", {"campain": "x"})
+
+
+class _Page:
+    url = "https://shop.example/"
+
+    def on(self, event, callback):
+        pass
+
+
+@pytest.mark.parametrize(("answers", "expected"), [
+    ([], ["  as_visitor(country='DE', city='Berlin'): the widget asked no geo endpoint (…/geo) on this page"]),
+    ([{"country": None, "city": None, "source": None}],
+     ["  as_visitor(country='DE', city='Berlin') was not honoured: the endpoint answered "
+      '{"city": null, "country": null, "source": null} (start it with --test-geo, docs/endpoint.md)']),
+    ([{"country": "DE", "city": "Berlin", "source": "test"}], []),
+])
+def test_a_geo_override_the_endpoint_ignored_is_named_in_failures(answers, expected):
+    from proactive.pytest_plugin import Proactive
+
+    qa = Proactive(_Page())
+    qa._geo, qa._geo_answers = ("DE", "Berlin"), answers
+    assert qa._geo_problems() == expected
+
+
+def test_returning_visitor_seeds_the_engines_record():
+    from proactive.pytest_plugin import Proactive
+    from widget.runtime.engine import Engine, new_record
+
+    qa = Proactive(_Page())
+    qa._start = 1_780_000_000
+    record = qa._seed_record(visits=3, last_visit_days_ago=2, invitations_sent=1, chat=True)
+    assert set(record) == set(new_record())
+    # What the engine makes of it on the next page view, two days later.
+    doc = {"site": "s", "widgets": [{"id": "main"}], "messages": []}
+    import json
+
+    from proactive import publishing
+
+    engine = Engine(json.loads(publishing.build_payload(doc, version=1)), record)
+    now = 1_780_000_000_000
+    out = engine.step([{"type": "page_view", "t": now, "url": "https://shop.example/", "referrer": ""}], now)
+    facts = engine._facts_at(now)
+    assert (facts["visits"], facts["invitations_sent"], facts["page_views"], facts["chat_history"]) == (3, 1, 1, True)
+    assert now - facts["time_since_last_invitation"] == 2 * 86_400_000
+    assert out["record"]["visits"] == 3
+    with pytest.raises(TypeError, match="unknown record fields"):
+        qa._seed_record(visits=3, last_visit_days_ago=2, invitations_sent=1, colour="red")
+    with pytest.raises(ValueError, match="visit 2 or later"):
+        qa.returning_visitor(visits=1)
