@@ -40,7 +40,8 @@ a { color: var(--accent-ink); }
 :host([data-launcher="none"]) .stack, :host([data-launcher="none"]) .panel { bottom: 0; }
 .card { position: relative; width: 100%; background: #fff; border-radius: var(--radius);
   border: 1px solid rgba(15,23,42,.06); box-shadow: 0 12px 32px rgba(15,23,42,.16), 0 2px 6px rgba(15,23,42,.06);
-  padding: 14px 16px 14px; animation: pop .22s cubic-bezier(.2,.8,.2,1); overflow: hidden; }
+  padding: 14px 16px 14px; animation: pop .22s cubic-bezier(.2,.8,.2,1); overflow: hidden auto;
+  max-height: calc(100vh - 120px); overscroll-behavior: contain; }
 .card .sender { display: flex; align-items: center; gap: 10px; margin: 0 28px 8px 0; }
 .avatar { width: 32px; height: 32px; border-radius: 50%; object-fit: cover; flex: none; background: var(--accent);
   color: var(--on-accent); display: grid; place-items: center; font-weight: 700; font-size: 14px; }
@@ -359,6 +360,7 @@ export function createRenderer({
   function body(content, messageId, { withButtons = true } = {}) {
     const frag = document.createDocumentFragment();
     const text = renderNodes(content.body, el("div", "text"));
+    text.dir = "auto"; // right-to-left languages read right
     if (!content.body && typeof content.text === "string") text.textContent = content.text;
     frag.appendChild(text);
     const img = content.image && safeHref(content.image.src, { image: true });
@@ -581,6 +583,7 @@ export function createRenderer({
 
   function addBubble(sender, text, extra = "") {
     const bubble = el("div", `bubble ${sender === "visitor" ? "visitor" : "agent"} ${extra}`.trim());
+    bubble.dir = "auto";
     bubble.textContent = String(text);
     log.appendChild(bubble);
     scrollLog();
