@@ -250,8 +250,14 @@ def test_beacons_count_shown_and_dismissed_once_with_retry_on_the_next_page(site
     sync(page)
     assert shown_ids(page) == ["beacon-me"]
     page.get_by_role("button", name="Dismiss").first.click()
-    page.clock.run_for(2500)  # the batch is due: its send fails (the endpoint is unreachable)
-    until(lambda: blocked, "a beacon attempt")
+    # The batch is due 2 s after its first event; its send fails (the endpoint is unreachable).
+    for _ in range(40):
+        page.clock.run_for(250)
+        if blocked:
+            break
+        time.sleep(0.05)
+    assert blocked, json.dumps({"stats": site.endpoint.store.stats(60_000)["messages"], "now": page.evaluate("Date.now()"),
+                                "storage": page.evaluate("() => Object.fromEntries(Object.entries(localStorage))")})[:3000]
     queued = page.evaluate("() => Object.entries(localStorage).filter(([k]) => k.endsWith(':beacons')).map(([, v]) => JSON.parse(v))")
     assert [e["type"] for e in queued[0]] == ["shown", "dismissed"]
     page.close()  # its last-chance sendBeacon is blocked too
@@ -288,6 +294,7 @@ def test_agent_page_shows_stats_with_a_chart(site, page, guard, agent_page):
     agent_page.click('[data-tab="stats"]')
     row = agent_page.locator('#stats-table tr[data-message="stats-demo"]')
     row.wait_for()
+    assert agent_page.locator("#tab-conversations").is_hidden()  # one tab at a time
     assert [row.locator(f"td.{k}").inner_text() for k in ("shown", "clicked", "dismissed", "replied")] == ["2", "1", "0", "1"]
     assert row.locator("td").nth(5).inner_text() == "50 %"
     assert row.locator("svg.chart polyline.shown").count() == 1
