@@ -195,7 +195,10 @@ function startRuntime(config, onMessage) {
       }
       worker.terminate();
       warnOnce("the widget's worker could not start (check the page's Content-Security-Policy: worker-src blob: and the widget's origin); running on the main thread");
-      onMain().catch((err) => warnOnce(`the runtime could not start: ${err.message}`));
+      onMain().catch((err) => {
+        warnOnce(`the runtime could not start: ${err.message}`);
+        onMessage({ type: "failed", text: "the runtime could not start" });
+      });
     };
     runtime.mode = "worker";
     runtime.post = (m) => { if (!runtime.stopped && runtime.mode === "worker") worker.postMessage(m); };
@@ -373,8 +376,8 @@ function createWidget(api, rawConfig, capture) {
       if (stopped) return resolve(null);
       const id = nextPing++;
       waiting.set(id, (m) => resolve(kind === "sync" ? true : m.explain));
-      const post = () => (stopped ? resolve(null) : runtime.post({ type: kind === "sync" ? "ping" : "explain", id, now: now ?? Date.now() }));
-      runtimeStarted.then(post, () => resolve(null));
+      const post = (alive) => (stopped || !alive ? resolve(null) : runtime.post({ type: kind === "sync" ? "ping" : "explain", id, now: now ?? Date.now() }));
+      bootedOnce.then(post); // after init: the runtime answers in order
     });
   }
 
@@ -413,6 +416,7 @@ function createWidget(api, rawConfig, capture) {
           events: early.splice(0).sort((a, b) => a.t - b.t),
           now: Date.now(),
         });
+        markBooted(true);
         });
         break;
       case "ready":
@@ -467,19 +471,25 @@ function createWidget(api, rawConfig, capture) {
         break;
       case "failed":
         status.failed = msg.text;
+        if (!booted) markBooted(false); // never started: round trips answer null
         break;
       default:
         break;
     }
   }
 
+  let markBooted;
+  const bootedOnce = new Promise((resolve) => { markBooted = resolve; });
   const runtimeStarted = afterPageLoad().then(() => startRuntime(config, onMessage)).then((r) => {
     runtime = r;
     status.mode = r.mode;
     if (stopped) r.stop();
     return r;
   });
-  runtimeStarted.catch((err) => warnOnce(`the runtime could not start: ${err.message}`));
+  runtimeStarted.catch((err) => {
+    warnOnce(`the runtime could not start: ${err.message}`);
+    onMessage({ type: "failed", text: "the runtime could not start" });
+  });
 
   // Other tabs of the site: their record is merged by the engine.
   listen(window, "storage", (e) => {
