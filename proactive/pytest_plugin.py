@@ -264,9 +264,20 @@ class Proactive:
         `fresh=False`. Call it before `visit`; `visit` calls it if you did not."""
         if isinstance(time, _dt.datetime):
             time = time.timestamp()
-        self._start = float(math.floor(_time.time()) if time is None else time)
+        start = float(math.floor(_time.time()) if time is None else time)
+        if id(self.page) in self._prepared:
+            raise RuntimeError("install() comes before the first visit() of this tab")
         self._fresh = fresh
-        self._install_clock(self.page.context)
+        context = self.page.context
+        if id(context) in self._clocked:  # installed already (e.g. by an autouse fixture): move it
+            if start < self._start:
+                raise ValueError("install(time=…) cannot move the clock back: call it once per test, "
+                                 "before the other calls")
+            context.clock.pause_at(start)
+            self._start = start
+            return self
+        self._start = start
+        self._install_clock(context)
         return self
 
     def as_visitor(self, language: str | None = None, user_agent: str | None = None,
@@ -303,6 +314,8 @@ class Proactive:
         one `last_visit_days_ago` days before, after `invitations_sent`
         invitations. Other record fields may be given too (e.g. `chat=True`,
         `rating="great"`). Call it before `visit`."""
+        if id(self.page) in self._prepared:
+            raise RuntimeError("returning_visitor() comes before the first visit() of this tab")
         if visits < 2:
             raise ValueError("a returning visitor is on visit 2 or later (visits counts this visit too); "
                              "a first visit is what install() gives")
