@@ -327,13 +327,18 @@ def test_through_the_chat_ui_reply_on_the_card_answer_in_the_panel_then_rate(sit
     assert shown_ids(page) == ["ui-hello"]
     widget = page.locator("proactive-widget")
     reply = widget.get_by_label("Reply to this message")
-    reply.fill("Is the blue one in stock?")
+    hostile = 'Is the blue one in stock? <img src=x onerror="window.__pwned=1">'
+    reply.fill(hostile)
     reply.press("Enter")
 
     item = agent_page.locator("#conversation-list li.conversation").filter(has_text="Is the blue one in stock?")
     item.wait_for()
     assert "reply to ui-hello" in item.inner_text()
     item.click()
+    # The visitor's text is text on the agent page too.
+    agent_page.locator("#thread-messages .msg.visitor").filter(has_text=hostile).wait_for()
+    assert agent_page.locator("#thread-messages img, #conversation-list img").count() == 0
+    assert agent_page.evaluate("() => window.__pwned") is None
     agent_page.fill("#reply-text", "It is <script>alert(1)</script>!")
     agent_page.press("#reply-text", "Enter")
 
