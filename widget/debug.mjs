@@ -12,26 +12,27 @@
 //   expected value, observed value, result) and every delivery gate.
 
 const CSS = `
-.debug { position: fixed; top: 12px; left: 12px; z-index: 2147483001; box-sizing: border-box;
-  width: min(560px, calc(100vw - 24px)); max-height: calc(100vh - 24px); overflow: auto;
+.pd { all: initial; position: fixed; top: 12px; left: 12px; z-index: 2147483001; box-sizing: border-box;
+  width: min(620px, calc(100vw - 24px)); max-height: calc(100vh - 24px); overflow: auto; display: block;
   background: #0d1117; color: #e6edf3; border-radius: 10px; box-shadow: 0 8px 30px rgba(0,0,0,.35);
   font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; padding: 10px 12px; }
-.debug h2 { font: 600 13px/1.4 system-ui, sans-serif; margin: 0 28px 6px 0; }
-.debug .x { position: absolute; top: 6px; right: 8px; border: 0; background: transparent; color: #8b949e;
+.pd-title { display: block; font: 600 13px/1.4 system-ui, sans-serif; margin: 0 28px 6px 0; }
+.pd-x { position: absolute; top: 6px; right: 8px; border: 0; background: transparent; color: #8b949e;
   font: 18px/1 system-ui, sans-serif; cursor: pointer; padding: 2px 6px; }
-.debug .x:hover, .debug .x:focus-visible { color: #fff; outline: none; }
-.debug .meta { color: #8b949e; margin-bottom: 8px; }
-.debug .meta b { color: #e6edf3; font-weight: 600; }
-.debug .msg { border-top: 1px solid #30363d; padding: 6px 0; }
-.debug .head { font-weight: 600; }
-.debug .badge { display: inline-block; padding: 0 6px; border-radius: 8px; margin-left: 6px; font-weight: 400; }
-.debug .delivered, .debug .ready { background: #1f6feb; } .debug .pending { background: #9e6a03; }
-.debug .rules_false { background: #30363d; } .debug .blocked { background: #8e1519; }
-.debug table { border-collapse: collapse; width: 100%; margin-top: 3px; }
-.debug td { padding: 1px 6px 1px 0; vertical-align: top; overflow-wrap: anywhere; }
-.debug .true { color: #3fb950; } .debug .false { color: #f85149; } .debug .unknown { color: #d29922; }
-.debug .gates { color: #8b949e; margin-top: 3px; }
-.debug .warn { color: #d29922; }
+.pd-x:hover, .pd-x:focus-visible { color: #fff; outline: none; }
+.pd-meta { color: #8b949e; margin-bottom: 8px; }
+.pd-meta b { color: #e6edf3; font-weight: 600; }
+.pd-msg { border-top: 1px solid #30363d; padding: 6px 0; }
+.pd-id { font-weight: 600; }
+.pd-badge { display: inline-block; padding: 0 6px; border-radius: 8px; margin-left: 6px; font-weight: 400; }
+.pd-delivered, .pd-ready { background: #1f6feb; } .pd-pending { background: #9e6a03; }
+.pd-rules_false { background: #30363d; } .pd-blocked { background: #8e1519; }
+.pd table { border-collapse: collapse; margin-top: 3px; }
+.pd td { padding: 1px 10px 1px 0; vertical-align: top; white-space: nowrap; color: inherit; font: inherit; }
+.pd td.pd-observed { white-space: normal; overflow-wrap: anywhere; }
+.pd .pd-true { color: #3fb950; } .pd .pd-false { color: #f85149; } .pd .pd-unknown { color: #d29922; }
+.pd-gates { color: #8b949e; margin-top: 3px; }
+.pd-warn { color: #d29922; }
 `;
 
 export function openDebug({ command, renderer, warnings = [], onClose = () => {} }) {
@@ -39,15 +40,15 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
   const sheet = new CSSStyleSheet();
   sheet.replaceSync(CSS);
   root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
-  const panel = el("section", "debug");
+  const panel = el("section", "pd");
   panel.setAttribute("aria-label", "Proactive debug view");
   panel.dataset.proactiveDebug = "";
-  const close = el("button", "x", "×");
+  const close = el("button", "pd-x", "×");
   close.type = "button";
   close.setAttribute("aria-label", "Close the debug view");
   close.addEventListener("click", () => onClose());
   const body = el("div");
-  panel.append(close, el("h2", "", "Proactive — debug view"), body);
+  panel.append(close, el("div", "pd-title", "Proactive — debug view"), body);
   root.appendChild(panel);
 
   let closed = false;
@@ -66,7 +67,7 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
       const explain = status.ready ? await command("explain") : null;
       if (!closed) render(status, explain);
     } catch (err) {
-      body.replaceChildren(el("div", "warn", `debug view: ${err && err.message}`));
+      body.replaceChildren(el("div", "pd-warn", `debug view: ${err && err.message}`));
     } finally {
       busy = false;
       if (again) { again = false; update(); }
@@ -75,14 +76,14 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
 
   function render(status, explain) {
     const now = Date.now();
-    const meta = el("div", "meta");
+    const meta = el("div", "pd-meta");
     const b = status.bundle;
     const rejected = warnings.filter((w) => /\bbundle\b.* rejected: /.test(w));
     line(meta, "bundle", b ? `site ${b.site}, version ${b.version}` : status.failed ? "none" : "loading…");
     line(meta, "signature", b ? `verified (Ed25519, ${b.source === "cached" ? "cached copy" : "fetched"})`
       : rejected.length ? "rejected" : status.failed ? "no valid bundle" : "not checked yet");
-    for (const w of rejected) meta.append(el("div", "warn", w));
-    if (status.failed) meta.append(el("div", "warn", `runtime: ${status.failed}`));
+    for (const w of rejected) meta.append(el("div", "pd-warn", w));
+    if (status.failed) meta.append(el("div", "pd-warn", `runtime: ${status.failed}`));
     line(meta, "runtime", `${status.mode || "starting"}${status.ready ? ", ready" : ""}`);
     line(meta, "now", `${secs(now - status.navStart)} on this page`);
     line(meta, "next wake-up", status.nextWakeup == null ? "none (only an event can change a decision)"
@@ -95,10 +96,10 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
   }
 
   function message(id, entry, now) {
-    const box = el("div", "msg");
+    const box = el("div", "pd-msg");
     box.dataset.message = id;
-    const head = el("div", "head", id);
-    head.append(el("span", `badge ${entry.result}`, resultText(entry, now)));
+    const head = el("div", "pd-id", id);
+    head.append(el("span", `pd-badge pd-${entry.result}`, resultText(entry, now)));
     box.append(head);
     const table = el("table");
     for (const c of entry.conditions || []) {
@@ -108,21 +109,21 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
         el("td", "", c.rule),
         el("td", "", c.op),
         el("td", "", c.expected == null ? "" : fmt(c.expected)),
-        el("td", "", `observed ${observed(c)}`),
-        el("td", c.result, c.result),
+        el("td", "pd-observed", `observed ${observed(c)}`),
+        el("td", `pd-${c.result}`, c.result),
       );
       table.append(row);
     }
     if (!(entry.conditions || []).length) table.append(row1("no conditions (always true)"));
     box.append(table);
     // Delivery gates (team, audience, caps, once per user, …): closed ones with why.
-    const gates = el("div", "gates");
+    const gates = el("div", "pd-gates");
     const all = Object.entries(entry.gates || {});
     for (const [name, g] of all.filter(([, g]) => !g.ok)) {
-      gates.append(el("span", "false", `${name} blocks`), `${gateDetail(g)}; `);
+      gates.append(el("span", "pd-false", `${name} blocks`), `${gateDetail(g)}; `);
     }
     const open = all.filter(([, g]) => g.ok).map(([name]) => name);
-    if (open.length) gates.append("gates open: ", el("span", "true", open.join(", ")));
+    if (open.length) gates.append("gates open: ", el("span", "pd-true", open.join(", ")));
     box.append(gates);
     return box;
   }
