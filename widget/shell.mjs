@@ -238,8 +238,11 @@ function createWidget(api, rawConfig, capture) {
   config.snapshot = rawConfig.snapshot;
   const cleanup = []; // undo functions, run by shutdown
   const listen = (target, type, fn, opts) => {
-    target.addEventListener(type, fn, opts);
-    cleanup.push(() => target.removeEventListener(type, fn, opts));
+    const safe = (e) => {
+      try { fn(e); } catch (err) { warnOnce(`internal error in the ${type} listener: ${err && err.message}`); }
+    };
+    target.addEventListener(type, safe, opts);
+    cleanup.push(() => target.removeEventListener(type, safe, opts));
   };
   const store = openStore(config.site || config.bundle);
   const handlers = new Map(); // event name → Set of callbacks
@@ -400,7 +403,16 @@ function createWidget(api, rawConfig, capture) {
     });
   }
 
+  // Entry point for everything the runtime says: nothing escapes to the page.
   function onMessage(msg) {
+    try {
+      handleMessage(msg);
+    } catch (err) {
+      warnOnce(`internal error handling "${msg && msg.type}": ${err && err.message}`);
+    }
+  }
+
+  function handleMessage(msg) {
     if (stopped) return;
     switch (msg.type) {
       case "booted":
