@@ -330,16 +330,20 @@ class Proactive:
         return self
 
     # -- actions -----------------------------------------------------------------
-    def visit(self, url: str, *, utm: dict | None = None, referrer: str | None = None) -> "Proactive":
+    def visit(self, url: str, *, utm: dict | None = None, referrer: str | None = None,
+              wait: bool = True) -> "Proactive":
         """Open `url` (relative to --base-url) as the visitor, with UTM
         parameters added to it (`{"campaign": "spring"}` or `{"utm_campaign": …}`)
-        and this referrer, then wait until the widget is ready."""
+        and this referrer, then wait until the widget is ready (`wait=False`:
+        call `wait_ready()` yourself, e.g. after accepting a consent banner
+        that loads the widget)."""
         __tracebackhide__ = True
         if self._start is None:
             self.install()
         self._prepare(self.page)
         self.page.goto(with_utm(url, utm), referer=referrer)
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
         return self
 
     def wait_ready(self) -> dict:
@@ -349,7 +353,13 @@ class Proactive:
         deadline = _time.monotonic() + self.timeout
         probe = {}
         while _time.monotonic() < deadline:
-            probe = self.page.evaluate(_READY_JS)
+            try:
+                probe = self.page.evaluate(_READY_JS)
+            except Exception as exc:  # noqa: BLE001 - the site navigated (a redirect): look again
+                if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                    raise
+                _time.sleep(0.05)
+                continue
             status = probe.get("status") or {}
             if status.get("ready") or status.get("failed"):
                 self.page.evaluate("() => window.proactive('sync')")
