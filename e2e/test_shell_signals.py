@@ -193,6 +193,13 @@ def test_context_signals_language_agent_platform_referrer_landing_utm(site, page
     assert {k: v["rules"] for k, v in result.items()} == {**dict.fromkeys(result, True), "url": False, "referrer": False}, result
     assert observed(page, "referrer") == site.site_origin + LANDING
 
+    page.evaluate("""() => {   // the visitor changes the browser's languages
+        Object.defineProperty(navigator, 'languages', { configurable: true, get: () => ['fr-FR', 'fr'] });
+        Object.defineProperty(navigator, 'language', { configurable: true, get: () => 'fr-FR' });
+        dispatchEvent(new Event('languagechange')); }""")
+    sync(page)
+    assert observed(page, "language") == "fr-FR" and explain(page)["language"]["rules"] is False
+
 
 def test_signals_before_the_runtime_is_ready_are_replayed_in_order(site, page, guard):
     """The bundle is held back: exit intent, an SPA page and identify happen
