@@ -95,6 +95,7 @@ async function loadConversations() {
   const awaiting = state.conversations.filter((c) => c.awaiting_reply).length;
   $("#awaiting").hidden = !awaiting;
   $("#awaiting").textContent = String(awaiting);
+  document.title = `${awaiting ? `(${awaiting}) ` : ""}Proactive — agent`; // visible from another tab
   if (state.selected == null && state.conversations.length) selectConversation(state.conversations[0].id);
 }
 
