@@ -11,6 +11,8 @@ import re
 import pytest
 from conftest import T0, simple_messages
 
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
 WINDOWS_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
                   "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
 
@@ -106,6 +108,15 @@ def test_visitor_language_user_agent_utm_and_referrer(site, page, proactive):
     assert seen == {"browser_language": "de-DE", "user_agent": WINDOWS_CHROME, "utm_campaign": "spring",
                     "referrer_url": "https://www.google.com/search?q=chat"}
     assert proactive.page.evaluate("location.search") == "?utm_campaign=spring&utm_source=news"
+
+
+def test_a_mobile_visitor(site, proactive):
+    tag = publish(site, "qa-mobile", {"id": "phones", "rules": [
+        {"rule": "platform", "op": "equals", "value": "mobile"},
+        {"rule": "user_agent", "op": "equals", "value": "iPhone"}]})
+    proactive.install(time=T0).as_visitor(user_agent=IPHONE, mobile=True).visit(site.page(tag=tag))
+    proactive.expect_shown("phones")
+    assert proactive.page.evaluate("navigator.maxTouchPoints > 0 && screen.width === 390")
 
 
 def test_a_plain_visitor_is_told_why_not(site, proactive):

@@ -281,18 +281,22 @@ class Proactive:
         return self
 
     def as_visitor(self, language: str | None = None, user_agent: str | None = None,
-                   country: str | None = None, city: str | None = None) -> "Proactive":
+                   country: str | None = None, city: str | None = None, *,
+                   mobile: bool = False) -> "Proactive":
         """Be a visitor with this browser language (e.g. "de-DE") and user
-        agent — a new browser context with those options, so navigator and
-        HTTP headers agree — and from this country/city, through the
-        endpoint's test override (the `X-Proactive-Test-Geo` request header,
-        honoured only by an endpoint started with `--test-geo`)."""
-        if language or user_agent:
+        agent (and, with `mobile=True`, a phone's touch screen and viewport) —
+        a new browser context with those options, so navigator and HTTP
+        headers agree — and from this country/city, through the endpoint's
+        test override (the `X-Proactive-Test-Geo` request header, honoured
+        only by an endpoint started with `--test-geo`)."""
+        if language or user_agent or mobile:
             options = {}
             if language:
                 options["locale"] = language
             if user_agent:
                 options["user_agent"] = user_agent
+            if mobile:
+                options.update(is_mobile=True, has_touch=True, viewport={"width": 390, "height": 844})
             if self._new_context is None:
                 raise RuntimeError("as_visitor(language=…, user_agent=…) needs pytest-playwright's new_context")
             context = self._new_context(**options)
