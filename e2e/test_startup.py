@@ -126,7 +126,7 @@ def test_trimmed_stdlib_has_every_module_the_runtime_imports_and_the_snapshot_ro
     second = start(snapshot=True)
     for r in (first, second):
         assert r["state"] == "restored", r
-        assert r["fresh"] and not r["fresh"].startswith("0 "), r["fresh"]
+        assert r["fresh"] and "not imported yet" in r["fresh"], r["fresh"]
     assert first["check"]["fresh"], "every stdlib module was already imported: nothing was imported fresh"
     assert first["rand"] != second["rand"], "two restores of one snapshot gave the same random numbers"
 

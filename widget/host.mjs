@@ -265,24 +265,26 @@ import widget.runtime.adapter, widget.runtime.engine, widget.runtime.bundle
 `;
 // After a restore: reseed `random` (a restored heap would replay the same
 // numbers in every page load) and load, fresh from STDLIB_ZIP, the code of
-// every stdlib module the snapshot has not imported yet: the heap caches the
-// zip's directory, so a zip that does not match fails here, at start-up,
-// instead of at some later import.
+// the smallest stdlib module the snapshot has not imported yet: the heap
+// caches the zip's directory (offsets), so a zip that does not match fails
+// here, at start-up, instead of at some later import.
 const AFTER_RESTORE = `
 import importlib.util, random, sys, zipfile
 random.seed()
-def _fresh_imports():
+def _fresh_import():
     path = next(p for p in sys.path if p.endswith(".zip"))
     with zipfile.ZipFile(path) as z:
-        names = [i.filename.rpartition(".")[0].replace("/", ".").removesuffix(".__init__")
+        sizes = [(i.file_size, i.filename.rpartition(".")[0].replace("/", ".").removesuffix(".__init__"))
                  for i in z.infolist() if i.filename.endswith((".pyc", ".py"))]
     # (a submodule of a package not imported yet would run the package)
-    fresh = sorted(n for n in names if n not in sys.modules and n.rpartition(".")[0] in ("", *sys.modules))
-    for name in fresh:
-        if importlib.util.find_spec(name).loader.get_code(name) is None:
-            raise ImportError(f"{name}: no code in {path}")
-    return f"{len(fresh)} modules, e.g. {fresh[0]}" if fresh else "none left"
-_fresh_imports()
+    fresh = sorted((size, n) for size, n in sizes if n not in sys.modules and n.rpartition(".")[0] in ("", *sys.modules))
+    if not fresh:
+        return "none left"
+    name = fresh[0][1]
+    if importlib.util.find_spec(name).loader.get_code(name) is None:
+        raise ImportError(f"{name}: no code in {path}")
+    return f"{name} (1 of {len(fresh)} not imported yet)"
+_fresh_import()
 `;
 
 // Exported for e2e/test_startup.py, which drives it in a worker of its own.
