@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-__all__ = ["Proactive", "why_not"]
+__all__ = ["Proactive", "describe_condition", "describe_gate", "why_not", "with_utm"]
 
 STORAGE_PREFIX = "proactive:v1:"
 GEO_TEST_HEADER = "X-Proactive-Test-Geo"
@@ -49,12 +49,12 @@ UNKNOWN_BECAUSE = {
     "time_this_visit": "no visit",
     "time_before_exit_intent": "no exit intent at this instant",
     "time_without_agent_reply": "no unanswered visitor message",
-    "time_since_widget_closed": "the widget has not been closed",
+    "time_since_widget_closed": "the widget is open or was never closed",
     "time_since_last_invitation": "no invitation yet",
     "browser_language": "no browser language",
     "user_agent": "no user agent", "platform": "platform unknown",
     "rating": "no rating",
-    **{f"utm_{f}": f"no utm_{f} in the landing URL" for f in ("campaign", "content", "medium", "source", "term")},
+    **{f"utm_{f}": f"no utm_{f} in the landing URL" for f in UTM_FIELDS},
 }
 
 
@@ -80,6 +80,13 @@ def _seconds(value: float) -> str:
 def _duration(value) -> str:
     """Seconds as a test writes them: 60 -> "60 s", 0.5 -> "0.5 s"."""
     return f"{value:g} s"
+
+
+def _instant(ms) -> str:
+    if not isinstance(ms, (int, float)):
+        return "—"
+    when = _dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _value(value) -> str:
@@ -116,7 +123,17 @@ def describe_condition(c: dict) -> str:
 def describe_gate(name: str, gate: dict) -> str:
     """A closed delivery gate in words."""
     if name == "team":
-        return f"team must be {gate.get('required')}, is {gate.get('current') or 'unknown'}"
+        source = f" ({gate['source']})" if gate.get("source") else ""
+        return f"team must be {gate.get('required')}, is {gate.get('current') or 'unknown'}{source}"
+    if name == "schedule":
+        return f"outside its dates (from {_instant(gate.get('start'))} until {_instant(gate.get('end'))})"
+    if name == "caps":
+        return (f"frequency cap reached ({_value(gate.get('caps') or {})}; shown {gate.get('lifetime')} in all, "
+                f"{gate.get('this_visit')} this visit, {gate.get('last_24h')} in 24 h)")
+    if name == "min_gap":
+        return f"too soon after the last invitation (the gap ends at {_instant(gate.get('opens_at'))})"
+    if name == "dismissed":
+        return f"dismissed by the visitor, away until {_instant(gate.get('until'))}"
     if name == "audience":
         who = "a logged-in user" if gate.get("authenticated") else "an anonymous visitor"
         return f"audience is {gate.get('required')}, the visitor is {who}"

@@ -418,3 +418,29 @@ def test_returning_visitor_seeds_the_engines_record():
         qa._seed_record(visits=3, last_visit_days_ago=2, invitations_sent=1, colour="red")
     with pytest.raises(ValueError, match="visit 2 or later"):
         qa.returning_visitor(visits=1)
+
+
+@pytest.mark.parametrize(("name", "gate", "text"), [
+    ("team", {"ok": False, "required": "online", "current": "offline", "source": "business hours"},
+     "team must be online, is offline (business hours)"),
+    ("audience", {"ok": False, "required": "users", "authenticated": False},
+     "audience is users, the visitor is an anonymous visitor"),
+    ("screen", {"ok": False, "on_screen": "welcome"}, "another message is on screen (welcome)"),
+    ("once_per_user", {"ok": False, "required": True, "already_delivered": True},
+     "once per user, and this visitor already had it"),
+    ("caps", {"ok": False, "caps": {"per_visit": 1}, "lifetime": 3, "this_visit": 1, "last_24h": 2},
+     'frequency cap reached ({"per_visit": 1}; shown 3 in all, 1 this visit, 2 in 24 h)'),
+    ("dismissed", {"ok": False, "dismissed_at": 1_780_000_000_000, "dismissed_for_ms": 86_400_000,
+                   "until": 1_780_086_400_000},
+     "dismissed by the visitor, away until 2026-05-29T20:26:40.000Z"),
+    ("min_gap", {"ok": False, "min_gap_ms": 60_000, "last_invitation": 1_780_000_000_000,
+                 "opens_at": 1_780_000_060_001},
+     "too soon after the last invitation (the gap ends at 2026-05-28T20:27:40.001Z)"),
+    ("schedule", {"ok": False, "start": 1_780_000_000_000, "end": None},
+     "outside its dates (from 2026-05-28T20:26:40.000Z until —)"),
+    ("someday", {"ok": False, "why": "new"}, "someday closed (why new)"),
+])
+def test_gate_wording(name, gate, text):
+    from proactive.pytest_plugin import describe_gate
+
+    assert describe_gate(name, gate) == text
