@@ -155,8 +155,11 @@ function resultText(entry, now) {
   }
 }
 
+const INSTANTS = new Set(["start", "end", "until", "opens_at", "dismissed_at", "last_invitation", "next_change"]);
+
 function gateDetail(g) {
-  const parts = Object.entries(g).filter(([k]) => k !== "ok").map(([k, v]) => `${k}=${fmt(v)}`);
+  const parts = Object.entries(g).filter(([k]) => k !== "ok")
+    .map(([k, v]) => `${k}=${INSTANTS.has(k) && typeof v === "number" ? new Date(v).toISOString() : fmt(v)}`);
   return parts.length ? ` (${parts.join(" ")})` : "";
 }
 
