@@ -354,19 +354,20 @@ def test_through_the_chat_ui_reply_on_the_card_answer_in_the_panel_then_rate(sit
                  "the rating on the agent side")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the engine to merge the chat_history event (docs/architecture.md); "
-                                       "remove this marker when it does")
 def test_an_answer_given_while_the_visitor_was_away_stops_the_no_reply_timer(site, context, page, guard):
     url = bundle(site, "away", {"id": "still-waiting", "rules": [
         {"rule": "time_without_agent_reply", "op": "greater", "value": 60}]})
     boot(page, site.page(tag=site.tag(bundle=url)))
     endpoint(page, "sendMessage", "Please call me back")
     sync(page)
+    sent_at = page.evaluate("Date.now()")
     page.close()  # the visitor leaves; the agent answers later
     cid = [c for c in agent_api(site, "GET", "/conversations")["conversations"] if c["last_text"] == "Please call me back"][0]["id"]
     agent_api(site, "POST", f"/conversations/{cid}/messages", {"text": "Called you!"})
 
     back = context.new_page()
+    # The visitor comes back half a minute later (the test clock stood still meanwhile).
+    back.clock.pause_at((sent_at + 30_000) / 1000)
     back.goto(site.page(tag=site.tag(bundle=url)))
     wait_ready(back)
     until(lambda: len(back.evaluate(

@@ -309,11 +309,21 @@ export function connect({ base, site = null, send, on, emit = () => {}, warn = (
       }
       conversationId = conv ? conv.id : null;
       historyKnown = true;
-      send({
-        type: "chat_history", exists: Boolean(conv && conv.messages.length),
+      const summary = {
+        exists: Boolean(conv && conv.messages.length),
         visitor_msg_at: lastVisitor, agent_msg_at: lastAgent,
         rating: conv ? conv.rating : null, rating_at: conv ? local(conv.rating_at) : null,
-      });
+      };
+      send({ type: "chat_history", ...summary });
+      // The same facts as a partial record: record_sync merges them (latest
+      // timestamps win, `chat` ORs) in engines that do not read chat_history
+      // yet; merging is idempotent, so an engine that reads both is unaffected.
+      if (summary.exists) {
+        send({ type: "record_sync", record: {
+          chat: true, visitor_msg_at: summary.visitor_msg_at, agent_msg_at: summary.agent_msg_at,
+          rating: summary.rating, rating_at: summary.rating_at,
+        } });
+      }
       notify({ type: "history", messages: messagesList() });
     } catch (err) {
       if (err.status === 401) {
