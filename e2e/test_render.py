@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -276,6 +277,9 @@ def test_renders_under_a_strict_content_security_policy(assets, page, guard):
     page.set_viewport_size({"width": 1280, "height": 800})
     boot(page, url)
     assert shown_ids(page) == ["rich"]
+    deadline = time.time() + 10   # images load asynchronously; wait_for_function is blocked by this CSP: poll
+    while time.time() < deadline and not shadow(page, "[...root.querySelectorAll('img')].every(i => i.complete)"):
+        time.sleep(0.05)
     styled = shadow(page, """({ launcher: getComputedStyle(root.querySelector('.launcher')).backgroundColor,
         radius: getComputedStyle(root.querySelector('.card')).borderTopLeftRadius,
         images: [...root.querySelectorAll('img')].map(i => i.complete && i.naturalWidth > 0) })""")
