@@ -26,12 +26,13 @@ def open_page(site, page, body="", **attrs):
 
 def test_exit_intent_desktop_pointer_through_the_top(site, page, guard):
     bundle = site.publish(simple_messages(EXIT), "exit")
-    open_page(site, page, TALL, bundle=bundle, data_exit_sensitivity="20")
+    status = open_page(site, page, TALL, bundle=bundle, data_exit_sensitivity="20", data_exit_delay="3")
     collect(page, "exit_intent")
     start = page.evaluate("Date.now()")
+    assert start - status["navStart"] < 3000  # (the loader ran within 3 s of navigation)
     shows = lambda: [s["message"] for s in page.evaluate("proactive('status')")["shown"]]
 
-    leave(page, 300, -5)                    # within the first second: not armed yet
+    leave(page, 300, -5)                    # within the first 3 s: not armed yet
     page.clock.run_for(1500)
     leave(page, -5, 300)                    # through the left edge, far from the top
     set_visibility(page, "hidden")          # a tab switch is no exit intent on desktop
@@ -54,11 +55,15 @@ def test_exit_intent_desktop_pointer_through_the_top(site, page, guard):
     leave(page, 300, -5)                    # once per page view
     page.evaluate("history.pushState({}, '', '/spa-page')")
     leave(page, 300, -5)                    # a new page view re-arms after the delay
-    page.clock.run_for(1000)
+    page.clock.run_for(2999)
+    leave(page, 300, -5)
+    sync(page)
+    assert [e["how"] for e in events(page, "exit_intent")] == ["pointer"]
+    page.clock.run_for(1)
     leave(page, 300, -5)
     sync(page)
     assert [e["how"] for e in events(page, "exit_intent")] == ["pointer", "pointer"]
-    assert shows() == ["exit"], "time before exit intent was 1 s, not more than 1 s"
+    assert shows() == ["exit", "exit"]
 
 
 def test_exit_intent_default_sensitivity_is_10_px(site, page, guard):
@@ -220,7 +225,8 @@ def test_signals_before_the_runtime_is_ready_are_replayed_in_order(site, page, g
     wait_shell(page)
     start = page.evaluate("proactive('status').navStart")
     now = page.evaluate("Date.now()")
-    page.clock.run_for(start + 1500 - now)
+    exit_at = max(1500, now - start + 100)                # (the loader may run late on a busy machine)
+    page.clock.run_for(start + exit_at - now)
     leave(page, 300, -5)                                  # exit intent at 1.5 s
     page.clock.run_for(500)
     page.evaluate("history.pushState({}, '', '/early')")  # a new page at 2 s
@@ -234,6 +240,6 @@ def test_signals_before_the_runtime_is_ready_are_replayed_in_order(site, page, g
     held[0].continue_()
     wait_ready(page)
     shown = page.evaluate("proactive('status')")["shown"]
-    assert shown == [{"message": "early-exit", "t": start + 1500}, {"message": "second-page", "t": start + 2501}]
+    assert shown == [{"message": "early-exit", "t": start + exit_at}, {"message": "second-page", "t": start + exit_at + 1001}]
     assert shown_ids(page) == ["second-page"]          # one card at a time: the newer page's
     assert observed(page, "second-page", "page_url") == site.site_origin + "/early"
