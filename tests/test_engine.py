@@ -174,3 +174,37 @@ def test_events_without_a_usable_time_are_dropped(bad):
     engine = start()
     r = engine.step([bad, {"t": T0 + 10, "type": "geo", "country": "DE"}], T0 + 10)
     assert r["decisions"] == [] and engine.geo["country"] == "DE"
+
+
+# -- chat_history (the endpoint's conversation summary) ------------------------
+
+def _chat_engine():
+    payload = {"site": "s", "widgets": [{"id": "main"}], "messages": [
+        {"id": "chatted", "type": "proactive", "widget": "main", "content": {"text": "x"},
+         "rules": [{"rule": "chat_history", "op": "exists"}]},
+        {"id": "loved", "type": "proactive", "widget": "main", "content": {"text": "y"},
+         "rules": [{"rule": "rating", "op": "equals", "value": "great"}]},
+    ]}
+    return Engine(payload)
+
+
+def test_chat_history_event_marks_chat_and_rating_from_the_endpoint():
+    e = _chat_engine()
+    e.step([{"type": "page_view", "t": 1_000, "url": "https://a.example/", "referrer": ""}], 1_000)
+    assert e.record["chat"] is False
+    out = e.step([{"type": "chat_history", "t": 2_000, "exists": True, "visitor_msg_at": 500,
+                   "agent_msg_at": 900, "rating": "great", "rating_at": 950}], 2_000)
+    assert [d["message"] for d in out["decisions"]] == ["chatted"]
+    assert e.record["chat"] is True and e.record["agent_msg_at"] == 900
+    assert e.record["rating"] == "great" and e.record["rating_at"] == 950
+
+
+def test_chat_history_never_moves_timestamps_back_and_ignores_bad_values():
+    e = _chat_engine()
+    e.step([{"type": "page_view", "t": 1_000, "url": "https://a.example/", "referrer": ""},
+            {"type": "visitor_message", "t": 1_500}], 1_500)
+    e.step([{"type": "chat_history", "t": 2_000, "exists": "yes", "visitor_msg_at": 10,
+             "agent_msg_at": True, "rating": "<b>great</b>", "rating_at": 5}], 2_000)
+    assert e.record["visitor_msg_at"] == 1_500
+    assert e.record["agent_msg_at"] is None
+    assert e.record["rating"] is None

@@ -101,6 +101,26 @@ def _max_map(a: dict, b: dict) -> dict:
     return out
 
 
+def _chat_summary_record(event: dict) -> dict:
+    """The endpoint's summary of the visitor's conversation (a `chat_history`
+    event) as a partial record, so that merging applies the usual rules:
+    `exists` ORs into `chat`, later timestamps win, the newer rating wins."""
+    def instant(key):
+        value = event.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    partial = new_record()
+    partial["chat"] = event.get("exists") is True
+    for key in ("visitor_msg_at", "agent_msg_at", "rating_at"):
+        partial[key] = instant(key)
+    rating = str(event.get("rating") or "").strip().lower()
+    if rating in catalog.RULES["rating"].choices and partial["rating_at"] is not None:
+        partial["rating"] = rating
+    else:
+        partial["rating_at"] = None
+    return partial
+
+
 def merge_records(a: dict | None, b: dict | None) -> dict:
     """Merge two records written concurrently (two tabs): counters take the
     max, once-flags the union, timestamps the latest; the current visit is the
@@ -377,6 +397,9 @@ class Engine:
         elif kind == "record_sync":
             self.record = merge_records(self.record, event.get("record"))
             self._once = set(self.record["once"])
+            self._all_dirty = True
+        elif kind == "chat_history":
+            self.record = merge_records(self.record, _chat_summary_record(event))
             self._all_dirty = True
 
     def _page_view(self, url: str, referrer: str | None, t: int) -> None:
