@@ -10,9 +10,11 @@ from widget.runtime.conformance import run_cases
 
 CASES = Path(__file__).resolve().parents[1] / "tests" / "cases.json"
 
-RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, cases }) => {
+RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases }) => {
   const { loadPyodide } = await import(`${widget}/${pyodideDir}/pyodide.mjs`);
-  const pyodide = await loadPyodide({ indexURL: `${widget}/${pyodideDir}/` });
+  const options = { indexURL: `${widget}/${pyodideDir}/` };
+  if (stdlib) options.stdLibURL = `${widget}/${stdlib}`;  // the build's trimmed, precompiled stdlib
+  const pyodide = await loadPyodide(options);
   const tar = await (await fetch(`${widget}/${archive}`)).arrayBuffer();
   pyodide.unpackArchive(tar, "tar", { extractDir: "/proactive" });
   pyodide.runPython("import sys; sys.path.insert(0, '/proactive')");
@@ -35,7 +37,7 @@ def test_cases_file_gives_identical_results_in_pyodide_and_cpython(site, page):
     out = page.evaluate(
         RUN_IN_PYODIDE,
         {"widget": site.widget_origin, "pyodideDir": manifest["pyodide_dir"],
-         "archive": manifest["runtime_archive"], "cases": text},
+         "archive": manifest["runtime_archive"], "stdlib": manifest.get("stdlib_zip"), "cases": text},
     )
     assert out["version"].startswith("3.14"), out["version"]
     in_pyodide = json.loads(out["results"])
