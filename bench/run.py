@@ -179,20 +179,20 @@ self.onmessage = async (e) => {
     JSON.parse(rt.start("", JSON.stringify([{ type: "page_view", t, url: job.urls[0], referrer: job.referrer }]), t));
     const py = [], jl = [];
     let shownPy = 0, shownJl = 0;
-    for (let i = 0; i < job.events; i++) {
+    for (let i = -job.warmup; i < job.events; i++) { // the first `warmup` events are not timed
       t += 1000;
-      const url = job.urls[i %% job.urls.length];
+      const url = job.urls[(i + job.warmup) %% job.urls.length];
       const events = JSON.stringify([{ type: "page_view", t, url, referrer: job.referrer }]);
       let t0 = performance.now();
       const reply = JSON.parse(rt.step(events, t));
-      py.push(performance.now() - t0);
+      if (i >= 0) py.push(performance.now() - t0);
       if (!reply.ok) throw new Error(reply.error);
       shownPy += reply.decisions.length;
-      const data = { ...job.data, url, page_views: job.data.page_views + i + 1 };
+      const data = { ...job.data, url, page_views: job.data.page_views + i + job.warmup + 1 };
       t0 = performance.now();
       let matched = 0;
       for (const rule of job.rules) if (jsonLogic.apply(rule, data)) matched++;
-      jl.push(performance.now() - t0);
+      if (i >= 0) jl.push(performance.now() - t0);
       shownJl += matched ? 1 : 0;
     }
     // The engine alone (no JSON across the boundary), timed in Python.
@@ -444,7 +444,7 @@ def measure_decision(bench: Bench, p, events: int) -> dict:
         page.goto(f"{origin}/decision.html")
         ua = page.evaluate("navigator.userAgent")
         job = {
-            "key": bench.public_key, "bundle": f"{origin}/bundles/decision.json", "events": events,
+            "key": bench.public_key, "bundle": f"{origin}/bundles/decision.json", "events": events, "warmup": 20,
             "now": int(time.time() * 1000), "referrer": "https://www.google.com/search?q=tents",
             "context": {"language": "en-US", "languages": ["en-US"], "user_agent": ua, "platform": "desktop"},
             "urls": [f"https://shop.example/category/{i}" for i in range(7)],
