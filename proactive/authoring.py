@@ -64,6 +64,18 @@ class _Loader(yaml.SafeLoader):
                 seen.add(key.value)
         return node
 
+    def construct_yaml_timestamp(self, node):
+        # An impossible date (`2026-13-01`, `2026-02-30`) stays the text
+        # written, so the validator reports it at its line instead of PyYAML
+        # raising a bare ValueError.
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
 
 def format_path(path: tuple) -> str:
     out = ""
@@ -155,8 +167,12 @@ class Source:
             return ""
         try:
             became = json.dumps(yaml.safe_load(node.value), default=str)
-        except (yaml.YAMLError, TypeError, ValueError):
+        except ValueError:
+            return ""  # an impossible date: it stayed the text written
+        except (yaml.YAMLError, TypeError):
             became = _SURPRISES[node.tag]
+        if became == node.value:
+            return ""  # `-2` read as -2: nothing surprising to point out
         return f"; YAML reads unquoted {node.value} as {became}: write \"{node.value}\" for the text"
 
     def problem(self, path: tuple, message: str, expected: str = "") -> Problem:

@@ -74,3 +74,32 @@ def test_problems_come_in_file_order(tmp_path):
     _, problems = authoring.check_file(f)
     places = [(p.line, p.col) for p in problems]
     assert places == sorted(places) and len(problems) == 5, [str(p) for p in problems]
+
+
+def test_an_impossible_date_is_a_problem_at_its_line_not_a_crash(tmp_path):
+    # Acceptance: `start: 2026-13-01` made `proactive validate` die with a
+    # PyYAML ValueError traceback.
+    f = tmp_path / "m.yaml"
+    f.write_text("site: s\nmessages:\n  - id: a\n    start: 2026-13-01\n    end: 2026-02-30\n"
+                 "    rules: []\n    content: {text: hi}\n")
+    _, problems = authoring.check_file(f)
+    texts = [str(p) for p in problems]
+    assert texts[0].startswith(f"{f}:4:12: messages[0].start (message a): '2026-13-01' is not a date (expected")
+    assert texts[1].startswith(f"{f}:5:10: messages[0].end (message a): '2026-02-30' is not a date (expected")
+    assert "YAML reads" not in " ".join(texts)
+
+
+def test_no_yaml_surprise_hint_when_yaml_read_what_was_written(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("site: s\nmessages:\n  - id: a\n    delay: -2\n    rules: []\n    content: {text: hi}\n")
+    _, problems = authoring.check_file(f)
+    assert [str(p) for p in problems] == [
+        f"{f}:4:12: messages[0].delay (message a): -2 is not a number of seconds (expected a number ≥ 0)"]
+
+
+def test_a_url_button_without_url_says_missing(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("site: s\nmessages:\n  - id: a\n    rules: []\n    content: {text: x, buttons: [{label: Go, action: url}]}\n")
+    _, problems = authoring.check_file(f)
+    assert [p.message for p in problems] == ["missing"]
+    assert problems[0].where == "messages[0].content.buttons[0].url (message a)"

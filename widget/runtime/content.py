@@ -292,6 +292,9 @@ def _placeholders_only(text: str, path, report) -> list:
 
 def _url(value, path, report, *, image=False) -> str:
     problem = url_problem(value, image=image)
+    if value is None:
+        report(path, "missing", "an http(s) or relative URL" + (" or data:image/…;base64" if image else ", mailto: or tel:"))
+        return ""
     if problem:
         report(path, f"{str(value)[:60]!r}: {problem}",
                "an http(s) or relative URL" + (" or data:image/…;base64" if image else ", mailto: or tel:"))
