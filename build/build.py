@@ -63,10 +63,20 @@ COMPRESS_SUFFIXES = (".js", ".mjs", ".wasm", ".zip", ".tar", ".json")
 
 
 def cache_dir() -> Path:
+    """$PROACTIVE_BUILD_CACHE, else ~/.cache/proactive/build, else (a
+    read-only home, some CI) a directory under the system's temp dir."""
     env = os.environ.get("PROACTIVE_BUILD_CACHE")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "proactive" / "build"
+    for candidate in (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "proactive" / "build",
+                      Path(tempfile.gettempdir()) / f"proactive-build-cache-{os.getuid() if hasattr(os, 'getuid') else 0}"):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+            if os.access(candidate, os.W_OK):
+                return candidate
+        except OSError:
+            continue
+    sys.exit("no writable directory for the build cache: set PROACTIVE_BUILD_CACHE")
 
 
 def pyodide_version() -> str:
