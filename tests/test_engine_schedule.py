@@ -11,21 +11,11 @@ every grid step."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from widget.runtime.engine import Engine
+from schedule_harness import drive_brute, drive_late, drive_live
 
 GRID = 100
 DURATIONS = ["time_on_page", "time_this_visit", "time_since_last_invitation",
              "time_since_widget_closed", "time_without_agent_reply"]
-
-
-class BruteForce(Engine):
-    """No schedule: it only learns about time when it is stepped."""
-
-    def __init__(self, payload):
-        super().__init__(payload, incremental=False)
-
-    def next_wakeup(self):
-        return None
 
 
 tenths = st.integers(min_value=0, max_value=60).map(lambda n: n / 10)
@@ -71,10 +61,6 @@ def scenarios(draw):
     return {"site": "prop", "messages": messages}, events
 
 
-def decisions(result):
-    return [(d["action"], d["message"], d["t"]) for d in result["decisions"]]
-
-
 END = 150 * GRID
 
 
@@ -82,29 +68,9 @@ END = 150 * GRID
 @given(scenarios())
 def test_schedule_matches_brute_force_every_100ms(case):
     payload, events = case
-    # The engine as the page drives it: events as they happen, one timer.
-    engine = Engine(payload)
-    scheduled, i, wake = [], 0, None
-    while True:
-        nxt = [t for t in ((events[i]["t"] if i < len(events) else None), wake) if t is not None and t <= END]
-        if not nxt:
-            break
-        t = min(nxt)
-        group = [e for e in events[i:] if e["t"] == t]
-        i += len(group)
-        result = engine.step(group, t)
-        scheduled += decisions(result)
-        wake = result["next_wakeup"]
-        assert wake is None or wake > t
-
-    brute = BruteForce(payload)
-    expected = []
-    for g in range(0, END + 1, GRID):
-        for k in range(5):
-            group = [e for e in events if e["t"] == g] if k == 0 else []
-            expected += decisions(brute.step(group + [{"t": g + k, "type": "tick"}], g + k))
-    expected = [d for d in expected if d[2] <= END]
-    assert scheduled == expected
+    # The engine as the page drives it (events as they happen, one timer)
+    # against a brute force at every 100 ms step (and the 4 ms after each).
+    assert drive_live(payload, events, END) == drive_brute(payload, events, END, GRID, 5)
 
 
 @settings(max_examples=40, deadline=None)
@@ -113,16 +79,4 @@ def test_one_late_step_gives_the_same_decisions_as_live_driving(case):
     """A caller that wakes late (one step with everything) still gets every
     decision stamped with its exact instant."""
     payload, events = case
-    live, i, wake, got = Engine(payload), 0, None, []
-    while True:
-        nxt = [t for t in ((events[i]["t"] if i < len(events) else None), wake) if t is not None and t <= END]
-        if not nxt:
-            break
-        t = min(nxt)
-        group = [e for e in events[i:] if e["t"] == t]
-        i += len(group)
-        r = live.step(group, t)
-        got += decisions(r)
-        wake = r["next_wakeup"]
-    late = Engine(payload).step(events, END)
-    assert decisions(late) == got
+    assert drive_late(payload, events, END) == drive_live(payload, events, END)

@@ -11,19 +11,11 @@ steps g, g+1, ..., g+7 with no schedule and no incremental cache."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from widget.runtime.engine import Engine
+from schedule_harness import drive_brute, drive_late, drive_live
 
 GRID = 100
 END = 150 * GRID
 SUBSTEPS = 8
-
-
-class BruteForce(Engine):
-    def __init__(self, payload):
-        super().__init__(payload, incremental=False)
-
-    def next_wakeup(self):
-        return None
 
 
 def iso(ms: int) -> str:
@@ -72,51 +64,15 @@ def scenarios(draw):
     return payload, events
 
 
-def decisions(result):
-    return [(d["action"], d["message"], d["t"]) for d in result["decisions"]]
-
-
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_policy_gates_are_scheduled_exactly(case):
     payload, events = case
-    engine = Engine(payload)
-    scheduled, i, wake = [], 0, None
-    while True:
-        nxt = [t for t in ((events[i]["t"] if i < len(events) else None), wake) if t is not None and t <= END]
-        if not nxt:
-            break
-        t = min(nxt)
-        group = [e for e in events[i:] if e["t"] == t]
-        i += len(group)
-        result = engine.step(group, t)
-        scheduled += decisions(result)
-        wake = result["next_wakeup"]
-        assert wake is None or wake > t
-
-    brute = BruteForce(payload)
-    expected = []
-    for g in range(0, END + 1, GRID):
-        for k in range(SUBSTEPS):
-            group = [e for e in events if e["t"] == g] if k == 0 else []
-            expected += decisions(brute.step(group + [{"t": g + k, "type": "tick"}], g + k))
-    expected = [d for d in expected if d[2] <= END]
-    assert scheduled == expected
+    assert drive_live(payload, events, END) == drive_brute(payload, events, END, GRID, SUBSTEPS)
 
 
 @settings(max_examples=60, deadline=None)
 @given(scenarios())
 def test_one_late_step_equals_live_driving_with_policy(case):
     payload, events = case
-    live, i, wake, got = Engine(payload), 0, None, []
-    while True:
-        nxt = [t for t in ((events[i]["t"] if i < len(events) else None), wake) if t is not None and t <= END]
-        if not nxt:
-            break
-        t = min(nxt)
-        group = [e for e in events[i:] if e["t"] == t]
-        i += len(group)
-        r = live.step(group, t)
-        got += decisions(r)
-        wake = r["next_wakeup"]
-    assert decisions(Engine(payload).step(events, END)) == got
+    assert drive_late(payload, events, END) == drive_live(payload, events, END)
