@@ -9,7 +9,6 @@ import ast
 import json
 import sys
 import time
-from pathlib import Path
 
 from conftest import ROOT, shown_ids, simple_messages, wait_ready
 

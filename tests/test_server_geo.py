@@ -5,7 +5,6 @@ official `maxminddb` reader, exactly as a GeoLite2-City file would be."""
 from __future__ import annotations
 
 import ipaddress
-import struct
 
 import pytest
 from starlette.testclient import TestClient
