@@ -190,13 +190,22 @@ class _Snapshot:
         self.now: int = raw["now"]
         self.status: dict = raw.get("status") or {}
         self.rendered: list[str] = raw.get("rendered") or []
+        # This page's start: the document's navigation start, or the last SPA
+        # route change (a new page for time_on_page; status.navStart stays the
+        # document's).
+        nav = self.status.get("navStart")
+        self.page_start = raw.get("pageStart") if raw.get("pageStart") is not None else nav
+        self.page_index = raw.get("pageIndex") or 0
+
+    def _this_page(self) -> list[dict]:
+        return (self.status.get("shown") or [])[self.page_index:]
 
     @property
     def shown(self) -> list[str]:
-        return [s["message"] for s in self.status.get("shown") or []]
+        return [s["message"] for s in self._this_page()]
 
     def shown_at(self, message_id: str) -> int | None:
-        for s in self.status.get("shown") or []:
+        for s in self._this_page():
             if s.get("message") == message_id:
                 return s.get("t")
         return None
@@ -208,7 +217,16 @@ _SNAPSHOT_JS = """async () => {
   const el = document.querySelector("proactive-widget");
   const rendered = el && el.shadowRoot
     ? [...el.shadowRoot.querySelectorAll("[data-message-id]")].map((e) => e.dataset.messageId) : [];
-  return { now: Date.now(), status: p && typeof p.__target === "function" ? p("status") : null, rendered };
+  const live = p && typeof p.__target === "function";
+  if (live && !window.__proactiveQaPages) {  // SPA route changes: the page's start moves
+    window.__proactiveQaPages = { start: null };
+    p("on", "page_view", (e) => {  // before the engine hears of it: what was shown is the old pages'
+      if (e && typeof e.t === "number") window.__proactiveQaPages = { start: e.t, index: (p("status").shown || []).length };
+    });
+  }
+  const pages = window.__proactiveQaPages || {};
+  return { now: Date.now(), status: live ? p("status") : null, rendered,
+           pageStart: pages.start ?? null, pageIndex: pages.index ?? 0 };
 }"""
 
 _READY_JS = """() => {
@@ -383,7 +401,7 @@ class Proactive:
                 continue
             status = probe.get("status") or {}
             if status.get("ready") or status.get("failed"):
-                self.page.evaluate("() => window.proactive('sync')")
+                self._snapshot()  # syncs, and starts following SPA route changes
                 return status
             _time.sleep(0.05)
         if not probe.get("loader"):
@@ -405,10 +423,10 @@ class Proactive:
         seconds (counted from its navigation start, as `time_on_page` is)."""
         __tracebackhide__ = True
         snap = self._snapshot()
-        target = snap.status["navStart"] + _ms(seconds_on_page)
+        target = snap.page_start + _ms(seconds_on_page)
         if target < snap.now:
             raise ValueError(f"advance_to({seconds_on_page:g}): the page is already "
-                             f"{_seconds((snap.now - snap.status['navStart']) / 1000)} s old")
+                             f"{_seconds((snap.now - snap.page_start) / 1000)} s old")
         self._run(target)
         return self
 
@@ -468,7 +486,7 @@ class Proactive:
     def seconds_on_page(self) -> float:
         """Time on the current page, in seconds, by the page's clock."""
         snap = self._snapshot()
-        return (snap.now - snap.status["navStart"]) / 1000
+        return (snap.now - snap.page_start) / 1000
 
     def shown(self) -> list[str]:
         """Ids of the messages shown on this page so far, in order."""
@@ -640,7 +658,7 @@ class Proactive:
                           .some((e) => e.dataset.messageId === id)); }""", message_id))
 
     def _on_page(self, snap: _Snapshot, t) -> str:
-        nav = snap.status.get("navStart")
+        nav = snap.page_start
         if t is None or nav is None:
             return "an earlier instant"
         return f"{_seconds((t - nav) / 1000)} s on the page"
