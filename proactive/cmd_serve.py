@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +25,12 @@ def add_arguments(p) -> None:
     p.add_argument("--static", type=Path, default=ROOT / "dist" / "widget")
     p.add_argument("--data", type=Path, default=ROOT / ".data", help="demo keys and bundles")
     p.add_argument("--no-demo", action="store_true", help="serve only the widget origin")
+    p.add_argument("--messages", type=Path, default=ROOT / "demo" / "messages.yaml",
+                   help="preview your own messages file: signed at start with the local preview key "
+                        "(DATA/demo-signing.key) into /bundles/demo.json (default: the demo's)")
+    p.add_argument("--site", type=Path, default=ROOT / "demo" / "site",
+                   help="preview your own pages on the site origin: {{PROACTIVE_TAG}} in each .html "
+                        "becomes the script tag (default: the demo site)")
     p.add_argument("--db", type=Path, default=None,
                    help="the endpoint's SQLite file (default: DATA/endpoint.db); data survives restarts")
     p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
@@ -80,7 +87,19 @@ def run(args) -> int:
         from proactive.cmd_build import run as build
 
         build(type("Args", (), {"out": args.static})())
-    bundles, public_key = prepare_demo(args.data, ROOT / "demo" / "messages.yaml")
+    from proactive.publishing import PublishError
+
+    try:
+        bundles, public_key = prepare_demo(args.data, args.messages)
+    except PublishError as exc:
+        for problem in getattr(exc, "problems", None) or []:
+            print(problem, file=sys.stderr)
+        print(f"proactive serve: {args.messages} has problems; nothing served (run `proactive validate`)",
+              file=sys.stderr)
+        return 1
+    if not args.site.is_dir():
+        print(f"proactive serve: --site {args.site} is not a folder", file=sys.stderr)
+        return 1
     widget_origin = f"http://{args.host}:{args.port}"
     site_origin = f"http://{args.site_host}:{args.site_port}"
     origins = args.allow_origin or (["*"] if args.no_demo else [site_origin])
@@ -99,7 +118,7 @@ def run(args) -> int:
     servers = [server(app, args.host, args.port)]
     tag = script_tag(widget_origin, f"{widget_origin}/bundles/demo.json", public_key)
     if not args.no_demo:
-        site = create_site_app(ROOT / "demo" / "site", tag)
+        site = create_site_app(args.site, tag)
         servers.append(server(site, args.site_host, args.site_port))
         print(f"Demo site:      {site_origin}/   (open it: a proactive message appears after a few seconds)")
     agent = f"{widget_origin}/agent" + ("#token=…" if args.agent_token else "")
