@@ -120,3 +120,25 @@ def test_runtime_never_reads_a_clock(module):
     source = (Path(__file__).parent.parent / "widget" / "runtime" / f"{module}.py").read_text()
     for forbidden in ("import time", "from time", "datetime", "perf_counter", "monotonic", "random"):
         assert forbidden not in source, f"{module}.py mentions {forbidden}"
+
+
+def test_the_docs_simulate_example_prints_what_the_doc_says(tmp_path):
+    # docs/authoring.md had no word on the scenario format (acceptance); its
+    # example journey, messages and output are checked here.
+    import json
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "authoring.md").read_text(encoding="utf-8")
+
+    def example(name):
+        m = re.search(rf"<!-- example: {re.escape(name)} -->\n```\w+\n(.*?)\n```", doc, re.S)
+        assert m, name
+        return m.group(1)
+
+    (tmp_path / "messages.yaml").write_text(example("simulate messages"))
+    (tmp_path / "journey.json").write_text(example("journey.json"))
+    out = subprocess.run([sys.executable, "-m", "proactive.cli", "simulate", str(tmp_path / "messages.yaml"),
+                          str(tmp_path / "journey.json")], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == json.loads(example("simulate output"))
