@@ -94,6 +94,12 @@ messages:
       - {rule: time_on_page, op: greater, value: 10}
       - {rule: user_agent, op: not_contains, value: bot}
     content: {text: "Order faster in our app."}
+  - id: windows-app
+    rules:
+      - {rule: user_agent, op: equals, value: "Windows 10"}
+      - {rule: page_url, op: contains, value: /beans/}
+      - {rule: time_on_page, op: greater, value: 1.5}
+    content: {text: "Our Windows app tracks your deliveries."}
   - id: live-help
     team: online
     rules:
@@ -315,3 +321,63 @@ def test_checkout_help_follows_business_hours(shop, visitor, when, shows, not_sh
     kit.expect_shown(shows, within=0.001)
     assert not_shows not in kit.shown()
     assert kit.explain(not_shows)["blocked_by"][0] == "team"
+
+
+def test_christmas_eve_is_closed(shop, visitor):
+    kit = visitor.install(datetime(2026, 12, 24, 10, 0, tzinfo=timezone.utc))  # a Thursday, 11:00 in Berlin
+    kit.visit(shop["checkout"])
+    kit.expect_shown("after-hours", within=15.001)
+    assert shown_at(kit, "after-hours") == 15_001
+
+
+def test_windows_visitor_by_user_agent(shop, visitor):
+    windows = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/126.0.0.0 Safari/537.36")
+    kit = visitor.install(WEDNESDAY_11_BERLIN).as_visitor(user_agent=windows)
+    kit.visit(shop["beans/ethiopia"])
+    kit.advance_to(1.5)
+    assert kit.shown() == []
+    kit.expect_shown("windows-app", within=0.001)
+    kit.visit(shop["pricing"])
+    kit.expect_not_shown("windows-app", during=3)
+
+
+def test_buttons_esc_and_once_per_user_across_tabs(shop, visitor, guard):
+    kit = visitor.install(WEDNESDAY_11_BERLIN)
+    kit.visit(shop["pricing"])
+    page = kit.page
+    page.evaluate("""() => { window.__events = [];
+        for (const n of ['clicked', 'dismissed', 'open']) proactive('on', n, (e) => __events.push([n, e])); }""")
+    kit.expect_shown("pricing-help", within=21)
+    compare = card(kit, "pricing-help").get_by_role("link", name="Compare plans")
+    assert compare.get_attribute("target") == "_blank"
+    assert compare.evaluate("a => a.href") == shop["home"].rsplit("/", 1)[0] + "/compare"
+    # The chat button opens the chat panel; the card becomes the conversation.
+    card(kit, "pricing-help").get_by_role("button", name="Ask Lena").click()
+    kit.status()
+    events = page.evaluate("__events")
+    assert ["clicked", {"message": "pricing-help", "button": "chat", "action": "chat", "label": "Ask Lena"}] in events
+    assert [name for name, _ in events].count("open") == 1
+    assert "Comparing" in page.locator("proactive-widget [role=log]").inner_text()
+    kit.close_widget()
+
+    # Another tab of the same visitor: the exit offer, dismissed with Esc ...
+    other = page.context.new_page()
+    other.goto(shop["pricing"])
+    kit.page = other
+    kit.wait_ready()
+    kit.advance_to(6)
+    kit.exit_intent()
+    kit.expect_shown("exit-offer")
+    other.keyboard.press("Escape")
+    kit.status()
+    assert shown_ids(other) == []
+    # ... is once per user in the first tab too, after a reload.
+    other.close()
+    kit.page = page
+    page.reload()
+    kit.wait_ready()
+    kit.advance_to(7)
+    kit.exit_intent()
+    kit.expect_not_shown("exit-offer", during=1)
+    assert "once per user" in kit.why("exit-offer")
