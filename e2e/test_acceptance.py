@@ -381,3 +381,44 @@ def test_buttons_esc_and_once_per_user_across_tabs(shop, visitor, guard):
     kit.exit_intent()
     kit.expect_not_shown("exit-offer", during=1)
     assert "once per user" in kit.why("exit-offer")
+
+
+def test_the_demo_shows_off_its_messages(site, visitor):
+    """`make demo`'s site and messages (demo/), as a visitor walks them."""
+    from conftest import ROOT
+
+    bundle = site.publish(yaml.safe_load((ROOT / "demo" / "messages.yaml").read_text()), "demo")
+    tag = site.tag(bundle=bundle, data_endpoint="off")
+    (site.pages / "demo").mkdir(exist_ok=True)
+    for name in ("index", "pricing"):
+        html = (ROOT / "demo" / "site" / f"{name}.html").read_text().replace("{{PROACTIVE_TAG}}", tag)
+        (site.pages / "demo" / f"{name}.html").write_text(html.replace('href="/', 'href="/demo/'))
+    home = f"{site.site_origin}/demo/"
+    kit = visitor.install(WEDNESDAY_11_BERLIN)
+
+    kit.visit(home)
+    kit.advance_to(4)
+    assert kit.shown() == []
+    kit.expect_shown("welcome", within=0.001)  # the welcome, a few seconds in, as always
+    assert "Hi there!" in card(kit, "welcome").inner_text()
+
+    kit.page.click("text=Pricing")
+    kit.wait_ready()
+    kit.advance_to(3.5)
+    kit.exit_intent()
+    kit.expect_shown("exit-offer")
+    assert "BEANS10" in card(kit, "exit-offer").inner_text()
+    kit.dismiss("exit-offer")
+    kit.advance_to(8)
+    kit.expect_shown("pricing-help", within=0.001)
+    assert "welcome" not in kit.shown()
+
+    kit.visit(home + "?utm_source=newsletter&utm_campaign=spring")
+    kit.expect_shown("campaign", within=1.001)
+    assert "Thanks for coming from our spring newsletter!" in card(kit, "campaign").inner_text()
+    kit.dismiss("campaign")
+
+    kit.advance(40 * 60)
+    kit.visit(home)
+    kit.expect_shown("welcome-back", within=2.001)
+    assert shown_at(kit, "welcome-back") == 2001
