@@ -103,3 +103,20 @@ def test_a_url_button_without_url_says_missing(tmp_path):
     _, problems = authoring.check_file(f)
     assert [p.message for p in problems] == ["missing"]
     assert problems[0].where == "messages[0].content.buttons[0].url (message a)"
+
+
+def test_a_language_that_is_no_code_nor_known_name_is_refused(tmp_path):
+    # Acceptance: `browser_language equals Deutsch` validated and never matched anyone.
+    f = tmp_path / "m.yaml"
+    f.write_text("site: s\nmessages:\n  - id: a\n    rules: [{rule: browser_language, op: equals, "
+                 "value: [German, de, pt-BR, pt_BR, zh-Hant-TW, tlh, Deutsch]}]\n    content: {text: hi}\n")
+    _, problems = authoring.check_file(f)
+    assert [(p.where, p.message) for p in problems] == [
+        ("messages[0].rules[0].value[6] (message a)", "unknown language 'Deutsch'")]
+
+
+def test_a_condition_without_op_says_so_and_content_problems_are_reported_once(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("site: s\nmessages:\n  - id: a\n    rules: [{rule: time_on_page, value: 30}]\n    content: Hello\n")
+    _, problems = authoring.check_file(f)
+    assert [p.message for p in problems] == ["`time_on_page` needs an `op`", "content must be a mapping"]

@@ -21,6 +21,7 @@ from . import catalog, conditions
 from . import content as content_mod
 from . import policy as policy_mod
 
+LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*\Z")
 ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
 
 
@@ -120,9 +121,7 @@ def _check_priority(v, path, chk):
 
 def _check_content(v, path, chk):
     """Checked and compiled by content.py (markup, URLs, variants)."""
-    if not isinstance(v, dict):
-        chk.add(path, "content must be a mapping", "e.g. {text: ...}")
-    return content_mod.check(v, path, chk.add)
+    return content_mod.check(v, path, chk.add)  # reports a non-mapping itself
 
 
 def _check_widget(v, path, chk):
@@ -196,6 +195,10 @@ def _check_value(rule: catalog.Rule, op: str, node: dict, path: tuple, chk: _Che
                 chk.add(ipath, f"{item!r} is not a non-empty text", _expected(rule, op))
             elif rule.kind == "country" and catalog.country_code(item) is None:
                 chk.add(ipath, f"unknown country {item!r}", "an ISO 3166 code or English country name")
+            elif rule.kind == "language" and not LANGUAGE_TAG.match(catalog.language_code(item)):
+                # `Deutsch`, `Klingon`: neither a language tag nor an English
+                # name the catalog knows; it would never match anyone.
+                chk.add(ipath, f"unknown language {item!r}", "a language code (de, pt-BR) or English name (German)")
 
 
 def _expected(rule: catalog.Rule, op: str) -> str:
@@ -235,6 +238,9 @@ def check_rules(tree, path: tuple, chk: _Checker) -> None:
         chk.add(path + ("rule",), f"unknown rule {rule_id!r}", "one of " + ", ".join(catalog.RULES))
         return
     op = tree.get("op")
+    if op is None:
+        chk.add(path + ("op",), f"`{rule.id}` needs an `op`", " | ".join(rule.ops))
+        return
     if op not in rule.ops:
         chk.add(path + ("op",), f"operator {op!r} is not allowed for {rule.id}", " | ".join(rule.ops))
         return
