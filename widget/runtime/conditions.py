@@ -258,6 +258,76 @@ class Condition(Node):
         return [entry]
 
 
+TRIGRAM = 3
+PREFIX_CAP = 16
+
+
+class UrlIndex:
+    """The positive URL conditions (`equals`, `contains`, `matches`) of one
+    rule across a bundle, indexed by what they compare, so that a page view
+    finds the few that can hold without testing the thousand that cannot.
+
+    `candidates(raw)` is a superset of the indexed leaves that hold for the
+    fact `raw` (every leaf that holds is in it; the engine evaluates them).
+    `contains` needles go by their first three characters (looked up at every
+    position of the normalised and the raw URL), `equals` values by the exact
+    text they compare with, `matches` patterns by the start of their text
+    before the first `*`."""
+
+    def __init__(self, leaves):
+        self.leaves = set()
+        self.short: set = set()            # needles under three characters: always candidates
+        self.trigrams: dict[str, set] = {}
+        self.exact: dict[tuple, dict[str, set]] = {}     # shape -> text -> leaves
+        self.prefix: dict[tuple, dict[int, dict[str, set]]] = {}   # shape -> length -> prefix -> leaves
+        for leaf in leaves:
+            if leaf.kind != "url" or leaf.negative or leaf.op not in ("equals", "contains", "matches"):
+                continue
+            self.leaves.add(leaf)
+            for value in leaf.values:
+                value = str(value)
+                if leaf.op == "contains":
+                    needle = value.strip().casefold()
+                    if len(needle) < TRIGRAM:
+                        self.short.add(leaf)
+                    else:
+                        self.trigrams.setdefault(needle[:TRIGRAM], set()).add(leaf)
+                elif leaf.op == "equals":
+                    shape, text = urls.equals_key(value)
+                    self.exact.setdefault(shape, {}).setdefault(text, set()).add(leaf)
+                else:
+                    shape, lit = urls.matches_key(value)
+                    lit = lit[:PREFIX_CAP]
+                    self.prefix.setdefault(shape, {}).setdefault(len(lit), {}).setdefault(lit, set()).add(leaf)
+        self.shapes = set(self.exact) | set(self.prefix)
+
+    def candidates(self, raw) -> set:
+        if raw is None or raw == "" or not self.leaves:
+            return set()   # unknown: no positive URL condition holds
+        if not isinstance(raw, str):
+            return set(self.leaves)   # not a URL: let evaluation say what it says
+        o = urls.parse(raw)
+        out = set(self.short)
+        trigrams = self.trigrams
+        if trigrams:
+            for text in (o.full, o.raw):
+                for i in range(len(text) - TRIGRAM + 1):
+                    hit = trigrams.get(text[i:i + TRIGRAM])
+                    if hit is not None:
+                        out |= hit
+        for shape in self.shapes:
+            target = urls.comparable(o, shape)
+            hit = self.exact.get(shape, {}).get(target)
+            if hit is not None:
+                out |= hit
+            for length, by_prefix in self.prefix.get(shape, {}).items():
+                if len(target) >= length:
+                    hit = by_prefix.get(target[:length])
+                    if hit is not None:
+                        out |= hit
+        return out
+
+
 def compile_rules(tree, shared: dict | None = None) -> Node:
     """Compile a validated rule tree (see bundle.py for validation).
     `shared` interns identical conditions across the messages of a bundle."""

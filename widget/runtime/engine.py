@@ -11,6 +11,9 @@ Speed: the bundle is compiled once. At each instant the engine rebuilds the
 visitor's facts (one value per rule id), diffs them against the previous
 instant and re-evaluates only the messages that read a changed fact, plus
 those whose time-based conditions reach a boundary (a heap of instants).
+A message held false by a positive URL condition is parked on it, and a new
+URL wakes only the messages whose parking condition the URL index says can
+now hold (conditions.UrlIndex), not all thousand.
 Delivery then only looks at the messages whose rules hold.
 
 Delivery (docs/rules.md, "Delivery"): one shown message on screen at a time;
@@ -248,6 +251,19 @@ class Engine:
         for i, m in enumerate(self.messages):
             for rule_id in m.node.reads:
                 self.index.setdefault(rule_id, []).append(i)
+        # A message whose top-level `all` fails on a positive URL condition is
+        # parked on that condition: a new URL wakes only the messages parked on
+        # conditions the URL index says can hold (conditions.UrlIndex).
+        url_leaves: dict[str, dict] = {}
+        for m in self.messages:
+            node = m.node
+            if isinstance(node, conditions.All) and not isinstance(node, conditions.Any):
+                for child in node.order:
+                    if isinstance(child, conditions.Condition) and child.kind == "url":
+                        url_leaves.setdefault(child.rule, {})[child] = None
+        self._url_index = {rule: conditions.UrlIndex(leaves) for rule, leaves in url_leaves.items()}
+        self._parkable = frozenset(leaf for ix in self._url_index.values() for leaf in ix.leaves)
+        self._parked: dict = {}   # URL condition -> indices of the messages parked on it
 
     # -- public API ---------------------------------------------------------
     def step(self, events: list[dict], now: int) -> dict:
@@ -479,10 +495,17 @@ class Engine:
         else:
             dirty = self._also_dirty
             self._reset, self._also_dirty = set(dirty), set()
-            watchers = self.watchers
+            watchers, url_index, parked = self.watchers, self._url_index, self._parked
             for rule_id in RULE_IDS:
-                if facts[rule_id] != old.get(rule_id) and rule_id in watchers:
-                    dirty.update(watchers[rule_id])
+                value = facts[rule_id]
+                if value != old.get(rule_id):
+                    if rule_id in watchers:
+                        dirty.update(watchers[rule_id])
+                    if rule_id in url_index and parked:
+                        for leaf in url_index[rule_id].candidates(value):
+                            hit = parked.get(leaf)
+                            if hit:
+                                dirty.update(hit)
             heap, nexts = self._heap, self._next
             while heap and heap[0][0] <= t:
                 at, idx = heapq.heappop(heap)
@@ -502,15 +525,25 @@ class Engine:
 
     def _reevaluate(self, idx: int, facts: dict, t: int) -> None:
         msg = self.messages[idx]
-        ok, nxt, watch, self._blocker[idx] = conditions.watched(msg.node, facts, t)
+        ok, nxt, watch, blocker = conditions.watched(msg.node, facts, t)
+        self._blocker[idx] = blocker
+        if blocker is not None and blocker in self._parkable:
+            watch = blocker   # parked: woken through the URL index, not by every URL change
         old_watch = self._watch[idx]
         if watch is not old_watch:
             watchers = self.watchers
-            if old_watch is not None:
+            if old_watch is None:
+                pass
+            elif type(old_watch) is frozenset:
                 for rule_id in old_watch:
                     watchers[rule_id].discard(idx)
-            for rule_id in watch:
-                watchers.setdefault(rule_id, set()).add(idx)
+            else:
+                self._parked[old_watch].discard(idx)
+            if type(watch) is frozenset:
+                for rule_id in watch:
+                    watchers.setdefault(rule_id, set()).add(idx)
+            else:
+                self._parked.setdefault(watch, set()).add(idx)
             self._watch[idx] = watch
         self.holds[idx] = ok
         if ok:

@@ -34,10 +34,14 @@ class Url:
         self.raw = raw.strip().casefold()
 
 
+_SLASHES = re.compile(r"/{2,}")   # compiled once: re's own cache is flushed by a bundle's wildcard patterns
+
+
 def _norm_path(path: str) -> str:
     if not path:
         return "/"
-    path = re.sub(r"/{2,}", "/", path)
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"
     return path
@@ -121,14 +125,51 @@ def matches(observed: str, pattern: str) -> bool:
     return matches_matcher(pattern)(parse(observed))
 
 
+def _pattern_shape(raw: str) -> Url:
+    if raw.startswith("/") and not raw.startswith("//"):
+        return Url("", "", "/", "?" if "?" in raw else "")
+    if "://" in raw:
+        return Url("x", "h", "/", "?" if "?" in raw else "")
+    return Url("", "h", "/", "?" if "?" in raw else "")
+
+
+def shape_of(value: Url) -> tuple:
+    """The parts of a value `_comparable` looks at: values of one shape
+    compare with the same text of the observed URL."""
+    return (bool(value.scheme), bool(value.host), bool(value.query))
+
+
+def comparable(observed: Url, shape: tuple) -> str:
+    """`_comparable` for a value of this shape."""
+    return _comparable(observed, _SHAPES[shape])
+
+
+_SHAPES = {(s, h, q): Url("x" if s else "", "h" if h else "", "/", "?" if q else "")
+           for s in (False, True) for h in (False, True) for q in (False, True)}
+
+
+def equals_key(value: str) -> tuple[tuple, str]:
+    """(shape, text): an `equals` value holds exactly when
+    comparable(observed, shape) == text."""
+    v = parse(value)
+    return shape_of(v), v.full
+
+
+def matches_key(pattern: str) -> tuple[tuple, str]:
+    """(shape, literal prefix): a `matches` pattern can only hold when
+    comparable(observed, shape) starts with the prefix (the pattern's text
+    before its first `*`, shortened for the "/x/*" also-matches-"/x" case)."""
+    raw = pattern.strip()
+    p = raw.casefold()
+    if p.endswith("/*"):
+        p = p[:-2]
+    star = p.find("*")
+    return shape_of(_pattern_shape(raw)), p if star < 0 else p[:star]
+
+
 def matches_matcher(pattern: str):
     raw = pattern.strip()
-    if raw.startswith("/") and not raw.startswith("//"):
-        shape = Url("", "", "/", "?" if "?" in raw else "")
-    elif "://" in raw:
-        shape = Url("x", "h", "/", "?" if "?" in raw else "")
-    else:
-        shape = Url("", "h", "/", "?" if "?" in raw else "")
+    shape = _pattern_shape(raw)
     p = raw.casefold()
     rx = _wildcard_regex(p)
     # "/blog/*" also matches "/blog" itself, since trailing slashes are dropped.
