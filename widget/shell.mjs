@@ -453,23 +453,30 @@ function createWidget(api, rawConfig, capture) {
         if (ready && msg.bundle) status.bundle = msg.bundle;
         break;
       }
-      case "result":
-        record = msg.record;
-        store.write(record);
-        for (const d of msg.decisions || []) {
+      case "result": {
+        // Paint first, then persist the record (sent only when it changed),
+        // then tell the site's handlers.
+        const decisions = msg.decisions || [];
+        for (const d of decisions) {
           if (debug) logDecision(d);
           if (d.action === "show") {
             status.shown.push({ message: d.message, t: d.t });
             lastShown = d.message;
             renderer.show(d);
-            emit("shown", { message: d.message, t: d.t });
-          } else if (d.action === "email") {
-            emit("email", { message: d.message, t: d.t });
           }
+        }
+        if (msg.record) {
+          record = msg.record;
+          store.write(record);
+        }
+        for (const d of decisions) {
+          if (d.action === "show") emit("shown", { message: d.message, t: d.t });
+          else if (d.action === "email") emit("email", { message: d.message, t: d.t });
         }
         schedule(msg.next_wakeup);
         if (qa.view) qa.view.update();
         break;
+      }
       case "pong":
       case "explain":
         if (waiting.has(msg.id)) {

@@ -51,6 +51,7 @@ class Runtime:
         self.bundle = None
         self._opened = None
         self._staged = None  # (payload, compiled Bundle) accepted, not yet running
+        self._sent = None    # the record the page was sent last
 
     # -- bundle -----------------------------------------------------------
     def open_envelope(self, raw) -> str:
@@ -108,6 +109,7 @@ class Runtime:
                 self.bundle = payload
                 return _reply(decisions=[], record=None, next_wakeup=None, version=payload["version"])
             new = Engine(compiled, record=old.snapshot(), context=dict(old.context))
+            self._sent = None
             _carry_page_state(old, new)
             self.engine, self.bundle = new, payload
             _settle()
@@ -129,6 +131,7 @@ class Runtime:
             else:
                 compiled = self.bundle
             self.engine = Engine(compiled, record=record, context=self.context)
+            self._sent = None
             _settle()
             return self._step(events_json, now)
         except Exception as exc:  # noqa: BLE001
@@ -141,7 +144,15 @@ class Runtime:
             return _failure(exc)
 
     def _step(self, events_json: str, now) -> str:
-        result = self.engine.step(json.loads(events_json), int(now))
+        events = json.loads(events_json)
+        result = self.engine.step(events, int(now))
+        # The record goes to the page only when it changed since it was last
+        # sent (the page persists it), and always after a merge with another
+        # tab's record, which that tab may have written over ours.
+        record = result["record"]
+        if record == self._sent and not any(isinstance(e, dict) and e.get("type") in _MERGES for e in events):
+            result["record"] = None
+        self._sent = record
         return _reply(**result)
 
     def explain(self, now) -> str:
@@ -159,6 +170,8 @@ def _settle() -> None:
 
         settle_memory()
 
+
+_MERGES = frozenset({"record_sync", "chat_history"})   # events that merge a record from elsewhere
 
 _PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
 
