@@ -422,3 +422,30 @@ def test_the_demo_shows_off_its_messages(site, visitor):
     kit.visit(home)
     kit.expect_shown("welcome-back", within=2.001)
     assert shown_at(kit, "welcome-back") == 2001
+
+
+def test_exit_intent_counts_to_the_millisecond_and_spa_routes_rearm_it(shop, visitor):
+    kit = visitor.install(WEDNESDAY_11_BERLIN)
+    kit.visit(shop["pricing"])
+    kit.advance_to(5)
+    kit.exit_intent()  # 5.000 s on the page: "greater 5" is false
+    kit.expect_not_shown("exit-offer", during=0.5)
+    kit.page.reload()
+    kit.wait_ready()
+    kit.advance_to(5.001)
+    kit.exit_intent()
+    kit.expect_shown("exit-offer")
+    assert shown_at(kit, "exit-offer") == 5001
+
+
+def test_spa_exit_intent_is_armed_per_route(shop, visitor):
+    kit = visitor.install(WEDNESDAY_11_BERLIN)
+    kit.visit(shop["app"])
+    kit.advance(2)
+    kit.page.click("#spa-pricing")
+    kit.wait_ready()
+    kit.advance(0.5)
+    kit.exit_intent()  # within the first second of the route: ignored, as after a load
+    kit.expect_not_shown("exit-offer", during=5)
+    kit.exit_intent()  # 5.5 s into the route
+    kit.expect_shown("exit-offer")
