@@ -307,6 +307,11 @@ def test_mobile_visitor(shop, visitor):
     # Under 480 px the card spans the phone's screen and stays on it.
     assert box and box["width"] >= 340 and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     assert 0 <= box["y"] and box["y"] + box["height"] <= 844, box
+    # The chat panel is full screen on a phone.
+    card(kit, "mobile-app").get_by_role("button", name="Dismiss").first.click()
+    kit.open_widget()
+    panel = kit.page.locator("proactive-widget section[role=dialog]").bounding_box()
+    assert panel and round(panel["width"]) == 390 and round(panel["height"]) == 844, panel
 
 
 @pytest.mark.parametrize("when, shows, not_shows", [
