@@ -317,6 +317,10 @@ def test_mobile_visitor(shop, visitor):
 @pytest.mark.parametrize("when, shows, not_shows", [
     (WEDNESDAY_11_BERLIN, "live-help", "after-hours"),
     (SATURDAY_20_BERLIN, "after-hours", "live-help"),
+    # 10 s before closing time: at 15.001 s on the page the team is offline.
+    (datetime(2026, 11, 25, 16, 59, 50, tzinfo=timezone.utc), "after-hours", "live-help"),
+    # 10 s before opening time: at 15.001 s the team is online.
+    (datetime(2026, 11, 25, 7, 59, 50, tzinfo=timezone.utc), "live-help", "after-hours"),
 ])
 def test_checkout_help_follows_business_hours(shop, visitor, when, shows, not_shows):
     kit = visitor.install(when)
