@@ -458,3 +458,19 @@ def test_spa_exit_intent_is_armed_per_route(shop, visitor):
     kit.expect_not_shown("exit-offer", during=5)
     kit.exit_intent()  # 5.5 s into the route
     kit.expect_shown("exit-offer")
+
+
+def test_phone_exit_intent_is_a_fast_flick_back_up(shop, visitor):
+    kit = visitor.install(WEDNESDAY_11_BERLIN).as_visitor(mobile=True)
+    kit.visit(shop["pricing"])
+    page = kit.page
+    kit.advance(4)
+    page.evaluate("window.scrollTo(0, 1500)")
+    kit.advance(1)
+    page.evaluate("window.scrollTo(0, 1400)")  # reading back up slowly: not an exit
+    kit.advance(1)
+    kit.expect_not_shown("exit-offer", during=0.5)
+    for y in (1300, 1000, 700, 400, 100):  # the flick towards the address bar
+        page.evaluate(f"window.scrollTo(0, {y})")
+        page.wait_for_timeout(20)
+    kit.expect_shown("exit-offer", within=0.1)
