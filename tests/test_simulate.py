@@ -142,3 +142,16 @@ def test_the_docs_simulate_example_prints_what_the_doc_says(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == json.loads(example("simulate output"))
+
+
+@pytest.mark.parametrize("event, says", [
+    ({"t": 0, "type": "pageview", "url": "https://x/"}, "events[0].type: unknown event 'pageview'"),
+    ({"t": 0, "type": "page_view", "ur": "https://x/"}, "events[0]: a page_view needs a `url`"),
+])
+def test_a_typo_in_a_journey_is_reported_not_simulated_as_nothing(files, capsys, event, says):
+    # Acceptance: the engine ignores unknown events, so a typo simulated an
+    # empty journey and printed {"shown": []} with exit status 0.
+    m, s = files
+    s.write_text(json.dumps({"events": [event], "until": 60}))
+    assert main(["simulate", str(m), str(s)]) == 1
+    assert says in capsys.readouterr().err

@@ -15,6 +15,8 @@ from __future__ import annotations
 from . import conditions
 from .engine import Engine
 
+EVENT_TYPES = ("page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
+               "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history")
 CONTEXT_KEYS = ("language", "languages", "user_agent", "platform", "authenticated", "widget")
 
 
@@ -60,6 +62,13 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise ScenarioInvalid(f"events[{i}]: needs a `type`")
         events.append(dict(event, t=_seconds(event.get("t", 0), f"events[{i}].t")))
+        # The engine ignores events it does not know (a newer page); a
+        # journey with a typo would silently simulate nothing.
+        if event["type"] not in EVENT_TYPES:
+            raise ScenarioInvalid(f"events[{i}].type: unknown event {event['type']!r} "
+                                  f"(one of {', '.join(EVENT_TYPES)})")
+        if event["type"] == "page_view" and not (isinstance(event.get("url"), str) and event["url"].strip()):
+            raise ScenarioInvalid(f"events[{i}]: a page_view needs a `url`")
     events.sort(key=lambda e: e["t"])
     until = _seconds(scenario["until"], "until") if "until" in scenario else (events[-1]["t"] if events else 0)
 
