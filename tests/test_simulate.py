@@ -155,3 +155,14 @@ def test_a_typo_in_a_journey_is_reported_not_simulated_as_nothing(files, capsys,
     s.write_text(json.dumps({"events": [event], "until": 60}))
     assert main(["simulate", str(m), str(s)]) == 1
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scenario, says", [
+    ({"event": [{"t": 0, "type": "page_view", "url": "https://x/"}]}, "event: unknown key"),
+    ({"visitor": {"lang": "de"}, "events": []}, "visitor.lang: unknown key"),
+])
+def test_a_misspelt_scenario_key_is_reported(files, capsys, scenario, says):
+    m, s = files
+    s.write_text(json.dumps(scenario))
+    assert main(["simulate", str(m), str(s)]) == 1
+    assert says in capsys.readouterr().err

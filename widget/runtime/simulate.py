@@ -47,6 +47,11 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
     visitor = scenario.get("visitor") or {}
     if not isinstance(visitor, dict):
         raise ScenarioInvalid("visitor: not a mapping")
+    for where, keys, known in (("", scenario, ("visitor", "team", "record", "events", "until")),
+                               ("visitor.", visitor, CONTEXT_KEYS + ("country", "city"))):
+        unknown = [k for k in keys if k not in known]
+        if unknown:  # `event:` for `events:` would simulate nothing, silently
+            raise ScenarioInvalid(f"{where}{unknown[0]}: unknown key (one of {', '.join(known)})")
     context = {k: visitor[k] for k in CONTEXT_KEYS if k in visitor}
     engine = Engine(payload, record=scenario.get("record"), context=context)
 
