@@ -53,10 +53,20 @@ def run(args) -> int:
     from widget.runtime.bundle import BundleInvalid
     from widget.runtime.simulate import ScenarioInvalid, simulate
 
+    from proactive import authoring
+
+    # The messages are read as `proactive validate` reads them: every problem
+    # as file:line:col, and never a traceback (an impossible date, bad YAML).
+    source, problems = authoring.check_file(args.messages)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(problems)} problem(s); nothing simulated.", file=sys.stderr)
+        return 1
+    payload, root = source.document, source.root
     try:
-        payload, root = load_document(args.messages)
         scenario, _ = load_document(args.scenario)
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"proactive simulate: {exc}", file=sys.stderr)
         return 2
     try:

@@ -87,7 +87,17 @@ def test_invalid_messages_report_file_and_line(files, capsys):
     m.write_text(MESSAGES.replace("op: greater, value: 40", "op: contains, value: 40"))
     assert main(["simulate", str(m), str(s)]) == 1
     err = capsys.readouterr().err
-    assert f"{m}:12: messages.0.rules.all.1.op: operator 'contains' is not allowed for time_on_page" in err
+    # The same file:line:col report as `proactive validate`.
+    assert f"{m}:12:" in err and "messages[0].rules.all[1].op" in err
+    assert "operator 'contains' is not allowed for time_on_page" in err
+
+
+def test_an_impossible_date_is_reported_not_a_traceback(files, capsys):
+    m, s = files
+    m.write_text(MESSAGES.replace("  - id: ", "  - start: 2026-13-01\n    id: ", 1))
+    assert main(["simulate", str(m), str(s)]) == 1
+    err = capsys.readouterr().err
+    assert "'2026-13-01' is not a date" in err and "nothing simulated" in err
 
 
 def test_bad_scenario_is_reported(files, capsys):
