@@ -476,8 +476,6 @@ def test_phone_exit_intent_is_a_fast_flick_back_up(shop, visitor):
     kit.expect_shown("exit-offer", within=0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the shell owner: widget/loader.js counts every hashchange "
-                                       "as a page view, so an in-page anchor (#faq) restarts time_on_page")
 def test_an_in_page_anchor_is_not_a_new_page(shop, visitor):
     kit = visitor.install(WEDNESDAY_11_BERLIN)
     kit.visit(shop["pricing"])

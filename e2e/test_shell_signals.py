@@ -91,14 +91,15 @@ def test_spa_route_changes_are_new_pages(site, page, guard):
     page.clock.run_for(4000)             # 12 s since load, 4 s on /spa/a
     page.evaluate("history.replaceState({}, '', '/spa/b?x=1')")
     page.evaluate("history.replaceState({n: 2}, '', location.href)")  # same URL: not a new page
-    page.evaluate("() => new Promise((r) => { addEventListener('hashchange', r, { once: true }); location.hash = 'faq'; })")
+    page.evaluate("() => new Promise((r) => { addEventListener('hashchange', r, { once: true }); location.hash = '/faq'; })")
+    page.evaluate("() => new Promise((r) => { addEventListener('hashchange', r, { once: true }); location.hash = '/faq/top'; })")
     page.evaluate("() => new Promise((r) => { addEventListener('popstate', r, { once: true }); history.back(); })")
     sync(page)
     views = events(page, "page_view")
     origin = site.site_origin
-    assert [v["url"].replace(origin, "") for v in views] == ["/spa/a", "/spa/b?x=1", "/spa/b?x=1#faq", "/spa/b?x=1"]
-    assert [v["referrer"].replace(origin, "") for v in views] == [first.replace(origin, ""), "/spa/a", "/spa/b?x=1", "/spa/b?x=1#faq"]
-    assert observed(page, "moved", "page_views") == 5
+    assert [v["url"].replace(origin, "") for v in views] == ["/spa/a", "/spa/b?x=1", "/spa/b?x=1#/faq", "/spa/b?x=1#/faq/top", "/spa/b?x=1#/faq"]
+    assert [v["referrer"].replace(origin, "") for v in views] == [first.replace(origin, ""), "/spa/a", "/spa/b?x=1", "/spa/b?x=1#/faq", "/spa/b?x=1#/faq/top"]
+    assert observed(page, "moved", "page_views") == 6
     last = views[-1]["t"]
     assert last - start == 12000
     page.clock.run_for(10000)            # exactly 10 s on the last page: "greater 10" is false

@@ -94,8 +94,18 @@
     var exitSent = false; // exit intent: once per page view, whatever detected it
     var lastUrl = location.href;
     record({ type: "page_view", t: navStart, url: location.href, referrer: document.referrer || "" });
+    // Hash routers (#/path, #!/path) make pages; an in-page anchor (#faq) does not.
+    var pageKey = function (href) {
+      var i = href.indexOf("#");
+      var route = i >= 0 && /^#[\/!]/.test(href.slice(i));
+      return i < 0 || route ? href : href.slice(0, i);
+    };
     var routeChanged = function () {
       if (location.href === lastUrl) return;
+      if (pageKey(location.href) === pageKey(lastUrl)) {
+        lastUrl = location.href;
+        return;
+      }
       var referrer = lastUrl;
       lastUrl = location.href;
       pageStart = Date.now();
