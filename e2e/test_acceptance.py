@@ -148,6 +148,9 @@ def shop(site):
     for name in ("home", "pricing", "checkout", "beans/ethiopia"):
         urls[name] = site.page(NAV, tag=tag, name=name, head=VIEWPORT)
     urls["app"] = site.page(SPA, tag=tag, name="app", head=VIEWPORT)
+    # One page with the endpoint on (geo: the harness's endpoint honours the test header).
+    (site.pages / "ch").mkdir(exist_ok=True)
+    urls["geo/home"] = site.page(NAV, tag=site.tag(bundle=bundle, data_site="brewhaus"), name="ch/home", head=VIEWPORT)
     return urls
 
 
@@ -484,3 +487,12 @@ def test_an_in_page_anchor_is_not_a_new_page(shop, visitor):
     kit.status()
     # 20.001 s after the page opened, whatever the visitor scrolled to.
     kit.expect_shown("pricing-help", within=5.1)
+
+
+def test_a_swiss_visitor_by_geo_with_an_english_browser(shop, visitor):
+    kit = visitor.install(WEDNESDAY_11_BERLIN).as_visitor(country="CH", city="Zürich")
+    kit.visit(shop["geo/home"])
+    kit.advance_to(6)
+    assert kit.shown() == []
+    kit.expect_shown("german", within=0.001)
+    assert "We ship to Germany, Austria and Switzerland." in card(kit, "german").inner_text()
