@@ -116,7 +116,7 @@ messages:
 
 NAV = ('<nav><a id="to-home" href="/home.html">Home</a> <a id="to-beans" href="/beans/ethiopia.html">Beans</a> '
        '<a id="to-pricing" href="/pricing.html">Pricing</a> <a id="to-checkout" href="/checkout.html">Checkout</a></nav>'
-       '<p id="host-state">untouched</p>'
+       '<p id="host-state">untouched</p><label>Coupon <input id="host-input"></label>'
        '<button id="host-button" onclick="document.getElementById(\'host-state\').textContent=\'clicked\'">Order</button>'
        '<div style="height: 2000px"></div>')
 
@@ -496,3 +496,18 @@ def test_a_swiss_visitor_by_geo_with_an_english_browser(shop, visitor):
     assert kit.shown() == []
     kit.expect_shown("german", within=0.001)
     assert "We ship to Germany, Austria and Switzerland." in card(kit, "german").inner_text()
+
+
+def test_a_message_never_takes_the_focus_from_a_visitor_typing(shop, visitor):
+    kit = visitor.install(SATURDAY_20_BERLIN)
+    kit.visit(shop["checkout"])
+    page = kit.page
+    page.click("#host-input")
+    page.keyboard.type("BREW")
+    kit.expect_shown("after-hours", within=15.001)
+    page.keyboard.type("10")
+    assert page.evaluate("document.activeElement.id") == "host-input"
+    assert page.input_value("#host-input") == "BREW10"
+    page.keyboard.press("Escape")  # the page's field owns Esc while the visitor types
+    kit.status()
+    assert shown_ids(page) == ["after-hours"]
