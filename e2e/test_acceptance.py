@@ -100,6 +100,12 @@ messages:
       - {rule: page_url, op: contains, value: /beans/}
       - {rule: time_on_page, op: greater, value: 1.5}
     content: {text: "Our Windows app tracks your deliveries."}
+  - id: pro-thanks
+    type: targeted
+    rules:
+      - {rule: user.plan, op: equals, value: pro}
+      - {rule: page_url, op: contains, value: /beans/}
+    content: {text: "Thanks for being on Pro, {{name|friend}}! Your next bag ships Friday."}
   - id: live-help
     team: online
     rules:
@@ -511,3 +517,19 @@ def test_a_message_never_takes_the_focus_from_a_visitor_typing(shop, visitor):
     page.keyboard.press("Escape")  # the page's field owns Esc while the visitor types
     kit.status()
     assert shown_ids(page) == ["after-hours"]
+
+
+def test_a_signed_in_subscriber_gets_the_targeted_message_with_their_name(shop, visitor):
+    kit = visitor.install(WEDNESDAY_11_BERLIN)
+    kit.visit(shop["beans/ethiopia"])
+    kit.expect_not_shown("pro-thanks", during=1)
+    kit.page.evaluate("() => proactive('identify', {name: '<b>Ada</b>', plan: 'Pro'})")
+    kit.expect_shown("pro-thanks")
+    text = card(kit, "pro-thanks").inner_text()
+    assert "Thanks for being on Pro, <b>Ada</b>! Your next bag ships Friday." in text  # plain text, never markup
+    # identify holds for the page it was called on (nothing about the user is
+    # stored): the next page is a visitor's again until the site identifies.
+    kit.visit(shop["pricing"])
+    kit.page.evaluate("() => proactive('identify', {plan: 'pro'})")
+    kit.expect_not_shown("pricing-help", during=25)  # a user is not a visitor
+    assert kit.explain("pricing-help")["blocked_by"] == ["audience"]
