@@ -27,7 +27,7 @@ from datetime import date, datetime
 from . import tzrules
 
 DAY_MS = 86_400_000
-DEFAULT_DISMISSED_FOR_MS = 0   # the conformance cases: a dismissed message may show again on the next page
+DEFAULT_DISMISSED_FOR_MS = 24 * 3600 * 1000  # a dismissed message stays away a day unless the bundle says otherwise
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_ALIASES = {"daily": WEEKDAYS, "everyday": WEEKDAYS, "weekdays": WEEKDAYS[:5], "weekend": WEEKDAYS[5:]}
 RANGE = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\Z")
