@@ -84,7 +84,7 @@ def test_two_tabs_share_the_record(site, context, guard):
     assert stored_record(a, bundle)["visits"] == 1
 
     start_a, start_b = (tab.evaluate("proactive('status').navStart") for tab in (a, b))
-    assert 0 < start_b - start_a <= 3000               # B's navigation started a little before its loader ran
+    assert 0 < start_b - start_a <= 3100               # B's navigation started a little before its loader ran
     context.clock.run_for(start_a + 10_001 - a.evaluate("Date.now()"))   # tab A: 10.001 s on the page
     sync(a)
     assert shown_ids(a) == ["once"] and shown_ids(b) == []
