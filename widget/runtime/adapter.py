@@ -110,7 +110,7 @@ class Runtime:
                 return _reply(decisions=[], record=None, next_wakeup=None, version=payload["version"])
             new = Engine(compiled, record=old.snapshot(), context=dict(old.context))
             self._sent = None
-            _carry_page_state(old, new)
+            new.adopt_page(old)
             self.engine, self.bundle = new, payload
             _settle()
             now = int(now) if isinstance(now, (int, float)) else (old.t or 0)
@@ -172,23 +172,6 @@ def _settle() -> None:
 
 
 _MERGES = frozenset({"record_sync", "chat_history"})   # events that merge a record from elsewhere
-
-_PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
-
-
-def _carry_page_state(old, new) -> None:
-    """This page's in-memory engine state, moved to an engine built from a
-    newer bundle (message indices differ: per-message state goes by id)."""
-    import copy
-
-    for name in _PAGE_STATE:
-        if hasattr(old, name):
-            setattr(new, name, copy.deepcopy(getattr(old, name)))
-    ids = {m.id: i for i, m in enumerate(new.messages)}
-    new.page_shown = {mid for mid in old.page_shown if mid in ids}
-    new.pending = {ids[old.messages[i].id]: due for i, due in old.pending.items() if old.messages[i].id in ids}
-    new._all_dirty = True
-
 
 def _as_rejection(exc: BaseException) -> BaseException:
     if isinstance(exc, trust.BundleRejected):

@@ -266,6 +266,20 @@ class Engine:
         self._parked: dict = {}   # URL condition -> indices of the messages parked on it
 
     # -- public API ---------------------------------------------------------
+    PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
+
+    def adopt_page(self, old: "Engine") -> None:
+        """Take over this page's in-memory state from the engine of an older
+        bundle (a newer bundle arrived mid-page): the page, what is on screen,
+        the live team/geo/identify facts, and per-message page state by id,
+        since message indices differ between bundles."""
+        for name in self.PAGE_STATE:
+            setattr(self, name, copy.deepcopy(getattr(old, name)))
+        self.page_shown = {mid for mid in old.page_shown if mid in self._idx}
+        self.pending = {self._idx[old.messages[i].id]: due for i, due in old.pending.items()
+                        if old.messages[i].id in self._idx}
+        self._all_dirty = True
+
     def step(self, events: list[dict], now: int) -> dict:
         """Apply events (each with "t" ms, sorted) and advance to `now`."""
         decisions: list[dict] = []
