@@ -21,6 +21,8 @@ export function createHost(postToMain) {
 
   let dead = false; // no usable bundle or runtime: answer pings, ignore the rest
 
+  let lastActivity = 0; // performance.now() of the last message handled: the snapshot is stored at idle
+
   function receive(msg) {
     if (dead) {
       if (msg.type === "ping") postToMain({ type: "pong", id: msg.id });
@@ -132,7 +134,7 @@ export function createHost(postToMain) {
       bundle: accepted,
       timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh, heap_bytes: snapshot.heap, start_phases: snapshot.phases },
     });
-    snapshot.keepLater();
+    snapshot.keepLater(() => performance.now() - lastActivity);
     post(reply);
     const queued = pending;
     pending = [];
@@ -221,6 +223,7 @@ export function createHost(postToMain) {
   }
 
   function handle(msg) {
+    lastActivity = performance.now();
     if (msg.type === "events" || msg.type === "wake") {
       const events = msg.type === "events" ? msg.events : [{ type: "tick", t: msg.now }];
       post(JSON.parse(runtime.step(JSON.stringify(events), msg.now)));
@@ -288,6 +291,18 @@ _fresh_import()
 `;
 
 // Exported for e2e/test_startup.py, which drives it in a worker of its own.
+function waitForIdle(idleFor, quietMs, maxMs) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const check = () => {
+      const idle = idleFor();
+      if (idle >= quietMs || performance.now() - started >= maxMs) resolve();
+      else setTimeout(check, Math.max(50, quietMs - idle));
+    };
+    setTimeout(check, 500);
+  });
+}
+
 export async function startPython(archiveFetch, wantSnapshot) {
   wantSnapshot = wantSnapshot && IN_WORKER && typeof indexedDB !== "undefined";
   const phases = {}; // ms per step, reported in the ready timings
@@ -346,9 +361,11 @@ export async function startPython(archiveFetch, wantSnapshot) {
       const bytes = pyodide.makeMemorySnapshot();
       lap("snapshot");
       snapshot.state = snapshot.state === "none" ? "made" : `${snapshot.state}, made`;
-      // Kept once the runtime is live, off the critical path; resolves
-      // true once stored.
-      snapshot.keepLater = () => new Promise((resolve) => setTimeout(resolve, 500))
+      // Kept once the runtime is live, off the critical path: storing 31 MB
+      // in IndexedDB stalls the worker (and a frame) for tens of ms, so it
+      // waits until no event has been handled for a second (at most 30 s).
+      // Resolves true once stored.
+      snapshot.keepLater = (idleFor = () => Infinity) => waitForIdle(idleFor, 1000, 30000)
         .then(() => snapshotStore("put", { meta: { key: SNAPSHOT_KEY, made: Date.now(), bytes: bytes.length }, current: bytes }))
         .then(() => true, (err) => {
           console.debug("[proactive] the snapshot could not be kept:", err);
