@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, T0, shown_ids, sync, wait_ready
+from conftest import ROOT, T0, shown_ids, simple_messages, sync, wait_ready
 
 SHOTS = ROOT / "test-results" / "render"
 EVENTS_HEAD = """<script>
@@ -289,3 +289,23 @@ def test_renders_under_a_strict_content_security_policy(assets, page, guard):
     assert [e[0] for e in events(page)][:2] == ["shown", "clicked"]
     assert not [t for kind, t in guard.console if "Content Security Policy" in t or "Refused" in t]
     shoot(page, "desktop-csp-panel")
+
+
+@pytest.mark.browser_context_args(locale="fr-FR")
+def test_the_widgets_own_words_follow_the_browser_language(site, page, guard):
+    """Message content has its own variants; the widget's chrome (labels,
+    placeholders, dismiss) speaks the visitor's language too (en, de, fr, es)."""
+    bundle = site.publish(simple_messages({"id": "hi", "rules": []}), "labels-fr")
+    page.goto(site.page(tag=site.tag(bundle=bundle, data_endpoint="off")))
+    wait_ready(page)
+    labels = page.evaluate("""() => { const r = document.querySelector('proactive-widget').shadowRoot;
+        const card = r.querySelector('[data-message-id="hi"]');
+        return { dismiss: card.querySelector('[data-action="dismiss"]').getAttribute('aria-label'),
+                 reply: card.querySelector('input, textarea') && card.querySelector('input, textarea').placeholder,
+                 launcher: [...r.querySelectorAll('button')].map(b => b.getAttribute('aria-label')).find(l => l && l.startsWith('Ouvrir')) }; }""")
+    assert labels["dismiss"] == "Fermer le message"
+    assert labels["reply"] == "Écrire une réponse…"
+    assert labels["launcher"].startswith("Ouvrir le chat")
+    page.locator('proactive-widget [data-message-id="hi"] [data-action="dismiss"]').click()
+    sync(page)
+    assert shown_ids(page) == []

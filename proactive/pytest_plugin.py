@@ -458,7 +458,7 @@ class Proactive:
         """Click the dismiss button of a shown message, as the visitor."""
         __tracebackhide__ = True
         button = self.page.locator("proactive-widget").locator(
-            f'[data-message-id={json.dumps(message_id)}] button[aria-label^="Dismiss"]')
+            f'[data-message-id={json.dumps(message_id)}] button[data-action="dismiss"]')
         if button.count() == 0:
             raise AssertionError(f"dismiss(): {message_id} is not on screen with a dismiss button")
         button.first.click()

@@ -171,6 +171,43 @@ function contrastOn(hex) {
   return lum > 0.4 ? "#111827" : "#ffffff";
 }
 
+// The widget's own words, in the visitor's browser language (en, de, fr, es;
+// English otherwise). Message content has its own per-language variants.
+const LABELS = {
+  en: { title: "Chat with us", team: "Team", messages: "Messages from the team", open: "Open chat", close: "Close chat",
+    unread: (n) => `Open chat (${n} new message${n > 1 ? "s" : ""})`, messageFrom: (name) => `Message from ${name}`,
+    message: "Message", dismiss: "Dismiss message", replyPlaceholder: "Write a reply…", replyLabel: "Reply to this message",
+    chat: "Chat", conversation: "Conversation", writePlaceholder: "Write a message…", writeLabel: "Write a message",
+    send: "Send", rateLabel: "Rate this conversation", rateAsk: "How did we do?", great: "Great", average: "Okay", poor: "Poor",
+    online: "We're online", offline: "We'll get back to you soon", notDelivered: "Not delivered — please try again later." },
+  de: { title: "Chatte mit uns", team: "Team", messages: "Nachrichten vom Team", open: "Chat öffnen", close: "Chat schließen",
+    unread: (n) => `Chat öffnen (${n} neue Nachricht${n > 1 ? "en" : ""})`, messageFrom: (name) => `Nachricht von ${name}`,
+    message: "Nachricht", dismiss: "Nachricht schließen", replyPlaceholder: "Antwort schreiben…", replyLabel: "Auf diese Nachricht antworten",
+    chat: "Chat", conversation: "Unterhaltung", writePlaceholder: "Nachricht schreiben…", writeLabel: "Nachricht schreiben",
+    send: "Senden", rateLabel: "Unterhaltung bewerten", rateAsk: "Wie war unser Service?", great: "Super", average: "Okay", poor: "Schlecht",
+    online: "Wir sind online", offline: "Wir melden uns bald", notDelivered: "Nicht zugestellt – bitte später erneut versuchen." },
+  fr: { title: "Discutez avec nous", team: "Équipe", messages: "Messages de l'équipe", open: "Ouvrir le chat", close: "Fermer le chat",
+    unread: (n) => `Ouvrir le chat (${n} nouveau${n > 1 ? "x" : ""} message${n > 1 ? "s" : ""})`, messageFrom: (name) => `Message de ${name}`,
+    message: "Message", dismiss: "Fermer le message", replyPlaceholder: "Écrire une réponse…", replyLabel: "Répondre à ce message",
+    chat: "Chat", conversation: "Conversation", writePlaceholder: "Écrire un message…", writeLabel: "Écrire un message",
+    send: "Envoyer", rateLabel: "Évaluer cette conversation", rateAsk: "Comment était-ce ?", great: "Super", average: "Correct", poor: "Mauvais",
+    online: "Nous sommes en ligne", offline: "Nous vous répondrons bientôt", notDelivered: "Non envoyé — veuillez réessayer plus tard." },
+  es: { title: "Chatea con nosotros", team: "Equipo", messages: "Mensajes del equipo", open: "Abrir chat", close: "Cerrar chat",
+    unread: (n) => `Abrir chat (${n} mensaje${n > 1 ? "s" : ""} nuevo${n > 1 ? "s" : ""})`, messageFrom: (name) => `Mensaje de ${name}`,
+    message: "Mensaje", dismiss: "Cerrar mensaje", replyPlaceholder: "Escribe una respuesta…", replyLabel: "Responder a este mensaje",
+    chat: "Chat", conversation: "Conversación", writePlaceholder: "Escribe un mensaje…", writeLabel: "Escribe un mensaje",
+    send: "Enviar", rateLabel: "Valora esta conversación", rateAsk: "¿Qué tal lo hicimos?", great: "Genial", average: "Normal", poor: "Mal",
+    online: "Estamos en línea", offline: "Te responderemos pronto", notDelivered: "No enviado: inténtalo de nuevo más tarde." },
+};
+
+export function widgetLabels(languages) {
+  for (const tag of languages || []) {
+    const primary = String(tag || "").toLowerCase().split("-")[0];
+    if (LABELS[primary]) return LABELS[primary];
+  }
+  return LABELS.en;
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -241,7 +278,8 @@ export function createRenderer({
   let statusLine = null;
   let input = null;
   let isOpen = false;
-  let appearance = { color: null, position: "right", launcher: "bubble", title: "Chat with us" };
+  const L = widgetLabels(typeof navigator !== "undefined" ? (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language]) : []);
+  let appearance = { color: null, position: "right", launcher: "bubble", title: L.title };
   let team = null;
   const cards = new Map(); // message id → {card, decision}
   const pending = []; // visitor messages awaiting the endpoint's echo
@@ -267,13 +305,13 @@ export function createRenderer({
 
     stack = el("div", "stack");
     stack.setAttribute("role", "region");
-    stack.setAttribute("aria-label", "Messages from the team");
+    stack.setAttribute("aria-label", L.messages);
     stack.setAttribute("aria-live", "polite");
     stack.setAttribute("aria-relevant", "additions");
 
     launcher = el("button", "launcher");
     launcher.type = "button";
-    launcher.setAttribute("aria-label", "Open chat");
+    launcher.setAttribute("aria-label", L.open);
     launcher.setAttribute("aria-expanded", "false");
     launcher.appendChild(icon("chat"));
     badge = el("span", "badge");
@@ -334,7 +372,7 @@ export function createRenderer({
     const n = isOpen ? 0 : cards.size;
     badge.hidden = n === 0;
     badge.textContent = String(n);
-    launcher.setAttribute("aria-label", isOpen ? "Close chat" : n ? `Open chat (${n} new message${n > 1 ? "s" : ""})` : "Open chat");
+    launcher.setAttribute("aria-label", isOpen ? L.close : n ? L.unread(n) : L.open);
   }
 
   // -- message cards ------------------------------------------------------
@@ -352,7 +390,7 @@ export function createRenderer({
       avatar.setAttribute("aria-hidden", "true");
     }
     const who = el("div");
-    who.append(el("div", "name", sender.name), el("div", "role", appearance.title === "Chat with us" ? "Team" : appearance.title));
+    who.append(el("div", "name", sender.name), el("div", "role", appearance.title === L.title ? L.team : appearance.title));
     row.append(avatar, who);
     return row;
   }
@@ -440,11 +478,12 @@ export function createRenderer({
     const card = el("article", "card");
     card.dataset.messageId = id;
     const sender = content.sender && content.sender.name ? content.sender : null;
-    card.setAttribute("aria-label", sender ? `Message from ${sender.name}` : "Message");
+    card.setAttribute("aria-label", sender ? L.messageFrom(sender.name) : L.message);
     if (content.lang) card.lang = content.lang;
     const close = el("button", "close");
     close.type = "button";
-    close.setAttribute("aria-label", "Dismiss message");
+    close.setAttribute("aria-label", L.dismiss);
+    close.dataset.action = "dismiss"; // a stable hook for test tools, whatever the language
     close.appendChild(icon("close"));
     close.addEventListener("click", () => dismiss(id, true));
     if (sender) card.appendChild(senderRow(sender));
@@ -452,8 +491,8 @@ export function createRenderer({
     const reply = el("form", "reply");
     const field = el("input");
     field.type = "text";
-    field.placeholder = "Write a reply…";
-    field.setAttribute("aria-label", "Reply to this message");
+    field.placeholder = L.replyPlaceholder;
+    field.setAttribute("aria-label", L.replyLabel);
     field.maxLength = 2000;
     reply.appendChild(field);
     reply.addEventListener("submit", (e) => {
@@ -489,7 +528,7 @@ export function createRenderer({
   function buildPanel() {
     panel = el("section", "panel");
     panel.setAttribute("role", "dialog");
-    panel.setAttribute("aria-label", "Chat");
+    panel.setAttribute("aria-label", L.chat);
     panel.hidden = true;
     const head = el("header", "head");
     const title = el("div", "title", appearance.title);
@@ -497,7 +536,7 @@ export function createRenderer({
     statusLine = el("div", "status");
     const close = el("button", "close");
     close.type = "button";
-    close.setAttribute("aria-label", "Close chat");
+    close.setAttribute("aria-label", L.close);
     close.appendChild(icon("close"));
     close.addEventListener("click", () => { close.blur(); closePanel(true); launcher.focus(); });
     head.append(title, statusLine, close);
@@ -505,12 +544,12 @@ export function createRenderer({
     log = el("div", "log");
     log.setAttribute("role", "log");
     log.setAttribute("aria-live", "polite");
-    log.setAttribute("aria-label", "Conversation");
+    log.setAttribute("aria-label", L.conversation);
     const form = el("form", "compose");
     input = el("textarea");
     input.rows = 1;
-    input.placeholder = "Write a message…";
-    input.setAttribute("aria-label", "Write a message");
+    input.placeholder = L.writePlaceholder;
+    input.setAttribute("aria-label", L.writeLabel);
     input.maxLength = 2000;
     input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -520,7 +559,7 @@ export function createRenderer({
     });
     const send = el("button", "send");
     send.type = "submit";
-    send.setAttribute("aria-label", "Send");
+    send.setAttribute("aria-label", L.send);
     send.appendChild(icon("send"));
     form.append(input, send);
     form.addEventListener("submit", (e) => {
@@ -534,9 +573,9 @@ export function createRenderer({
     if (onRate) {
       const rate = el("div", "rate");
       rate.setAttribute("role", "group");
-      rate.setAttribute("aria-label", "Rate this conversation");
-      rate.appendChild(el("span", "ask", "How did we do?"));
-      for (const [value, label] of [["great", "Great"], ["average", "Okay"], ["poor", "Poor"]]) {
+      rate.setAttribute("aria-label", L.rateLabel);
+      rate.appendChild(el("span", "ask", L.rateAsk));
+      for (const [value, label] of [["great", L.great], ["average", L.average], ["poor", L.poor]]) {
         const b = el("button", "", label);
         b.type = "button";
         b.dataset.rating = value;
@@ -561,8 +600,9 @@ export function createRenderer({
     statusLine.textContent = "";
     const dot = el("span", team === "online" ? "dot online" : "dot");
     dot.setAttribute("aria-hidden", "true");
-    const words = team === "online" ? "We're online" : team === "offline" ? "We'll get back to you soon" : "We typically reply in a few minutes";
-    statusLine.append(dot, el("span", "", words));
+    // No presence known (no endpoint, or it is down): say nothing rather than promise a reply time.
+    if (team !== "online" && team !== "offline") return;
+    statusLine.append(dot, el("span", "", team === "online" ? L.online : L.offline));
   }
 
   function addAutoToLog(decision) {
@@ -665,7 +705,7 @@ export function createRenderer({
         p.bubble.classList.remove("pending");
         p.bubble.classList.add("failed");
       }
-      log.appendChild(el("div", "note", "Not delivered — please try again later."));
+      log.appendChild(el("div", "note", L.notDelivered));
       scrollLog();
     } else if (news.type === "rating") {
       markRating(news.value);
