@@ -17,6 +17,24 @@ class BruteForce(Engine):
         return None
 
 
+def journey(draw, raw, messages, grid, extra=None) -> list:
+    """Events from drawn (step, kind) pairs: a first page view at 0, then each
+    kind at step × grid ms with the fields it needs (`extra(e)` adds more)."""
+    from hypothesis import strategies as st
+
+    events = [{"t": 0, "type": "page_view", "url": "https://s.example/", "referrer": ""}]
+    for step, kind in sorted(raw):
+        e = {"t": step * grid, "type": kind}
+        if kind == "page_view":
+            e.update(url="https://s.example/p", referrer="")
+        elif kind == "dismiss":
+            e["message"] = draw(st.sampled_from([m["id"] for m in messages]))
+        elif extra is not None:
+            extra(e)
+        events.append(e)
+    return events
+
+
 def decisions(result) -> list:
     return [(d["action"], d["message"], d["t"]) for d in result["decisions"]]
 

@@ -11,7 +11,7 @@ every grid step."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schedule_harness import drive_brute, drive_late, drive_live
+from schedule_harness import drive_brute, drive_late, drive_live, journey
 
 GRID = 100
 DURATIONS = ["time_on_page", "time_this_visit", "time_since_last_invitation",
@@ -46,18 +46,14 @@ def scenarios(draw):
     kinds = st.sampled_from(["page_view", "exit_intent", "widget_open", "widget_close",
                              "visitor_message", "agent_message", "dismiss", "team", "tick", "geo"])
     raw = draw(st.lists(st.tuples(st.integers(1, 120), kinds), max_size=10))
-    events = [{"t": 0, "type": "page_view", "url": "https://s.example/", "referrer": ""}]
-    for step, kind in sorted(raw):
-        e = {"t": step * GRID, "type": kind}
-        if kind == "page_view":
-            e.update(url="https://s.example/p", referrer="")
-        elif kind == "dismiss":
-            e["message"] = draw(st.sampled_from([m["id"] for m in messages]))
-        elif kind == "geo":
+
+    def extra(e):
+        if e["type"] == "geo":
             e["country"] = draw(st.sampled_from(["DE", "FR", None]))
-        elif kind == "team":
+        elif e["type"] == "team":
             e["value"] = draw(st.sampled_from(["online", "offline"]))
-        events.append(e)
+
+    events = journey(draw, raw, messages, GRID, extra)
     return {"site": "prop", "messages": messages}, events
 
 

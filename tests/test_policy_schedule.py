@@ -11,7 +11,7 @@ steps g, g+1, ..., g+7 with no schedule and no incremental cache."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schedule_harness import drive_brute, drive_late, drive_live
+from schedule_harness import drive_brute, drive_late, drive_live, journey
 
 GRID = 100
 END = 150 * GRID
@@ -53,14 +53,7 @@ def scenarios(draw):
                             "dismissed_for": draw(st.sampled_from([0, 0.7, 2]))}}
     kinds = st.sampled_from(["page_view", "dismiss", "dismiss", "widget_open", "tick"])
     raw = draw(st.lists(st.tuples(st.integers(1, 140), kinds), max_size=12))
-    events = [{"t": 0, "type": "page_view", "url": "https://s.example/", "referrer": ""}]
-    for step, kind in sorted(raw):
-        e = {"t": step * GRID, "type": kind}
-        if kind == "page_view":
-            e.update(url="https://s.example/p", referrer="")
-        elif kind == "dismiss":
-            e["message"] = draw(st.sampled_from([m["id"] for m in messages]))
-        events.append(e)
+    events = journey(draw, raw, messages, GRID)
     return payload, events
 
 
