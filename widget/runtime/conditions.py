@@ -150,7 +150,9 @@ class Condition(Node):
         raw = facts.get(self.rule)
         if raw is None or raw[0] != now:
             return None, None
-        return self._duration(raw[1], None, now)
+        # A third member, the page's start, is set only by Engine.reactions:
+        # "had the exit come later", the result changes as a duration would.
+        return self._duration(raw[1], raw[2] if len(raw) > 2 else None, now)
 
     def _test_bool(self, facts, now):
         b = bool(facts.get(self.rule))
@@ -343,6 +345,77 @@ def compile_rules(tree, shared: dict | None = None) -> Node:
     if shared is None:
         return leaf
     return shared.setdefault(leaf.key(), leaf)
+
+
+# -- partial evaluation: one rule's fact not known yet ----------------------
+
+def residual_url_test(leaf: Condition) -> dict:
+    """A URL leaf as data for the page (widget/reactions.mjs) to finish: each
+    value prepared here, by the same code the engine uses (urls.py), so the
+    page only computes the observed URL's parts."""
+    tests = []
+    for value in leaf.values:
+        value = str(value)
+        if leaf.op in ("contains", "not_contains"):
+            tests.append(["contains", value.strip().casefold()])
+        elif leaf.op == "matches":
+            shape, pattern = urls.matches_shape(value)
+            tests.append(["matches", list(shape), pattern])
+        else:
+            shape, text = urls.equals_key(value)
+            tests.append(["equals", list(shape), text])
+    return {"url": tests, "not": leaf.negative}
+
+
+def partial(node: Node, facts: dict, now: int, unknown: str) -> tuple[object, int | None]:
+    """Evaluate `node` with the fact `unknown` (a URL rule, present but not
+    known yet): True, False, or a residual tree ({"all": [...]}, {"any":
+    [...]}, or a residual_url_test leaf) that holds exactly when the node
+    holds. The instant is conservative: the earliest at which a time-based
+    leaf anywhere in the node can change (None: none can)."""
+    if isinstance(node, Condition):
+        if node.rule != unknown:
+            return node.evaluate(facts, now)
+        if node.op == "exists":
+            return True, None
+        if node.op == "not_exists":
+            return False, None
+        return residual_url_test(node), None
+    parts = [partial(child, facts, now, unknown) for child in node.children]
+    soonest = min((nxt for _, nxt in parts if nxt is not None), default=None)
+    decisive = node.word == "any"      # the child value that decides the group
+    hits = [nxt for value, nxt in parts if value is decisive]
+    if hits:
+        # Decided by a child; it can only change when one of the deciding children does.
+        return decisive, (None if None in hits else min(hits))
+    rest = [value for value, _ in parts if not isinstance(value, bool)]
+    if not rest:
+        return not decisive, soonest
+    return (rest[0] if len(rest) == 1 else {node.word: rest}), soonest
+
+
+def residual_holds(when, url: str) -> bool:
+    """Finish a residual of `partial` with the URL now known: the reference
+    for widget/reactions.mjs, which does the same in the page (e2e checks
+    that both agree)."""
+    if isinstance(when, bool):
+        return when
+    if "all" in when:
+        return all(residual_holds(w, url) for w in when["all"])
+    if "any" in when:
+        return any(residual_holds(w, url) for w in when["any"])
+    o = urls.parse(url)
+    hit = False
+    for test in when["url"]:
+        if test[0] == "contains":
+            hit = test[1] in o.full or test[1] in o.raw
+        elif test[0] == "equals":
+            hit = urls.comparable(o, tuple(test[1])) == test[2]
+        else:
+            hit = urls.wildcard_holds(urls.comparable(o, tuple(test[1])), test[2])
+        if hit:
+            break
+    return not hit if when["not"] else hit
 
 
 def watched(node: Node, facts: dict, now: int) -> tuple[bool, int | None, frozenset, Node | None]:

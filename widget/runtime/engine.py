@@ -200,6 +200,11 @@ class DeliveryPolicy:
         (None: only an event can unblock it)."""
         return None
 
+    def changes_at(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> int | None:
+        """The earliest instant after t at which `allows` may answer
+        differently with no event in between (None: only an event changes it)."""
+        return None
+
     def delivered(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> None:
         """A message was delivered at t (caps keep their history here)."""
 
@@ -322,6 +327,85 @@ class Engine:
         if extra is not None and (best is None or extra < best):
             best = extra
         return best
+
+    def reactions(self) -> dict | None:
+        """What `step` would show if the page's own signals came next: an
+        exit intent, or a route change of a single-page app to a URL not
+        known yet. The page reads this to show such a message in the very
+        event handler, with no round trip to the engine (widget/reactions.mjs).
+
+        Each answer holds for a signal at any instant t with
+        from <= t < its `until` (None: no end) when no other event comes first:
+          exit:  `show`, the show decision (its content resolved) or None;
+          route: for a page view of a new URL with `referrer` = the current
+                 URL and no utm_* parameters, in this visit (else None):
+                 `candidates`, the messages that could show, in the order
+                 the engine picks them, each with `when`, true or a residual
+                 test of the new URL (conditions.partial). The first whose
+                 test holds shows; none holding, nothing shows.
+        The messages with a delay are not here: they are armed, not shown.
+        tests/test_reactions.py checks this against `step`."""
+        if self.t is None or self.page is None:
+            return None
+        t0 = self.t
+        page, rec = self.page, self.record
+
+        class Window:
+            """The instants at which the answer may change: the earliest wins."""
+            until = self.next_wakeup()
+
+            @classmethod
+            def bound(cls, at):
+                if at is not None and at > t0 and (cls.until is None or at < cls.until):
+                    cls.until = at
+
+        # The exit: this page's state, plus an exit intent "now". The page's
+        # start rides along so a later exit's duration bounds the answer.
+        exit_window, exit_show = type("ExitWindow", (Window,), {}), None
+        if self.on_screen is None:
+            facts = self._facts_at(t0)
+            facts["time_before_exit_intent"] = (t0, t0 - page["start"], page["start"])
+            for when, idx in self._candidates(facts, t0, None, self.page_shown, self.pending, exit_window.bound):
+                exit_show = self._show_decision(self.messages[idx])
+                break
+        # A route change: a new page in this visit (a new visit, with its new
+        # source URL and counters, is left to the engine).
+        route = None
+        last = rec["last_seen"]
+        if rec["visit_start"] is not None and last is not None and t0 - last < VISIT_GAP_MS:
+            route_window = type("RouteWindow", (Window,), {})
+            route_window.bound(last + VISIT_GAP_MS)
+            facts = self._facts_at(t0)
+            facts.update({"time_on_page": t0, "page_url": "", "referrer_url": page["url"] or None,
+                          "page_views": rec["page_views"] + 1, "time_before_exit_intent": None})
+            candidates = [{"when": when, "show": self._show_decision(self.messages[idx])}
+                          for when, idx in self._candidates(facts, t0, "page_url", (), (), route_window.bound)]
+            route = {"candidates": candidates, "until": route_window.until, "referrer": page["url"]}
+        return {"from": t0, "exit": {"show": exit_show, "until": exit_window.until}, "route": route}
+
+    def _candidates(self, facts: dict, t: int, unknown: str | None, shown, pending, bound):
+        """The messages that would show at once, best first, each with the
+        condition under which it does (True, or a residual test of the
+        `unknown` fact), up to the first that shows whatever that fact is.
+        Every instant at which an answer here could change goes to `bound`."""
+        messages = self.messages
+        for idx in self._order:
+            msg = messages[idx]
+            if not msg.shows or msg.delay_ms or msg.id in shown or idx in pending:
+                continue
+            bound(self.policy.changes_at(self, msg, t))
+            if not self.policy.allows(self, msg, t):
+                continue
+            if unknown is None:
+                when, nxt = msg.node.evaluate(facts, t)
+            else:
+                when, nxt = conditions.partial(msg.node, facts, t, unknown)
+            bound(nxt)
+            if when is False:
+                continue
+            yield when, idx
+            if when is True:
+                return
 
     def explain(self, now: int) -> dict:
         """Per message: whether its rules hold at `now`, each condition's
@@ -613,9 +697,12 @@ class Engine:
         rec = self.record
         rec["invitations_sent"] += 1
         rec["last_invitation"] = t
-        decisions.append({"action": "show", "message": msg.id, "t": t, "content": self.resolve_content(msg),
-                          "priority": msg.priority, "type": msg.type, "widget": msg.widget})
+        decisions.append(dict(self._show_decision(msg), t=t))
         return True
+
+    def _show_decision(self, msg) -> dict:
+        return {"action": "show", "message": msg.id, "content": self.resolve_content(msg),
+                "priority": msg.priority, "type": msg.type, "widget": msg.widget}
 
     def _arm_phase(self, t: int) -> None:
         for idx in self.holding:

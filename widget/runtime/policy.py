@@ -431,6 +431,27 @@ class Delivery:
         opens = self._opens_at(engine, msg, t)
         return None if opens is None else max(nxt, opens)
 
+    def changes_at(self, engine, msg, t: int) -> int | None:
+        """The earliest instant after t at which a time gate opens or closes:
+        business hours, the message's dates, the per-day cap's window, the
+        minimum gap, the dismissal cooldown (None: only events change them)."""
+        s = self.settings(engine)
+        rec = engine.record
+        found = []
+        if msg.team != "any" and engine.team not in ("online", "offline") and s.hours is not None:
+            found.append(s.hours.state(t)[1])
+        found.extend(s.windows.get(msg.id, (None, None)))
+        last = rec.get("last_invitation")
+        if msg.shows and s.min_gap and last is not None:
+            found.append(last + s.min_gap + 1)
+        dismissed_at = rec.get("dismissed", {}).get(msg.id)
+        if dismissed_at is not None:
+            dismissed_for = msg.policy.get("dismissed_for")
+            found.append(dismissed_at + (s.dismissed_for if dismissed_for is None else dismissed_for))
+        if "per_day" in (msg.policy.get("caps") or {}):
+            found.extend(x + DAY_MS for x in _shows(engine, msg.id)[1])
+        return min((x for x in found if x is not None and x > t), default=None)
+
     def reopens(self, engine, t: int) -> bool:
         due = {x for x in self._reported if x <= t}
         self._reported -= due

@@ -167,18 +167,30 @@ def matches_key(pattern: str) -> tuple[tuple, str]:
     return shape_of(_pattern_shape(raw)), p if star < 0 else p[:star]
 
 
-def matches_matcher(pattern: str):
+def matches_shape(pattern: str) -> tuple[tuple, str]:
+    """(shape, case-folded pattern) of a `matches` value, for a matcher built
+    elsewhere (widget/reactions.mjs) to compare with comparable(observed, shape)."""
     raw = pattern.strip()
-    shape = _pattern_shape(raw)
-    p = raw.casefold()
+    return shape_of(_pattern_shape(raw)), raw.casefold()
+
+
+def _wildcard_test(p: str):
     rx = _wildcard_regex(p)
     # "/blog/*" also matches "/blog" itself, since trailing slashes are dropped.
     rx_parent = _wildcard_regex(p[:-2]) if p.endswith("/*") else None
+    return lambda target: rx.match(target) is not None or (rx_parent is not None and rx_parent.match(target) is not None)
 
-    def test(o: Url) -> bool:
-        target = _comparable(o, shape)
-        return rx.match(target) is not None or (rx_parent is not None and rx_parent.match(target) is not None)
-    return test
+
+def wildcard_holds(target: str, p: str) -> bool:
+    """A case-folded `matches` pattern against the comparable text."""
+    return _wildcard_test(p)(target)
+
+
+def matches_matcher(pattern: str):
+    raw = pattern.strip()
+    shape = _pattern_shape(raw)
+    holds = _wildcard_test(raw.casefold())
+    return lambda o: holds(_comparable(o, shape))
 
 
 def utm_params(url: str) -> dict:
