@@ -129,32 +129,55 @@ LOREM = ("Tents, stoves and jackets for every season. Free returns within 30 day
          "and a repair service for everything we sell. ") * 6
 
 TRIGGER_JS = """
-window.__cardAdded = (id) => new Promise((resolve) => {
-  const root = document.querySelector("proactive-widget").shadowRoot;
-  const observer = new MutationObserver((records) => {
-    for (const r of records) for (const n of r.addedNodes) {
-      if (n.nodeType === 1 && (n.dataset.messageId === id || (n.querySelector && n.querySelector(`[data-message-id="${id}"]`)))) {
-        observer.disconnect();
-        requestAnimationFrame(() => resolve(performance.now()));
-        return;
-      }
-    }
+// One trigger: t0 just before the DOM event; "dom" when the card is in the
+// shadow DOM (checked as soon as the event's dispatch returns, else by a
+// MutationObserver); "painted" at the next animation frame after that (the
+// frame that paints it). The widget must hold the engine's answer first
+// (status.prepared), as it does a few ms after every step.
+window.__prepared = () => new Promise((resolve) => {
+  const check = () => (proactive('status').prepared ? resolve() : setTimeout(check, 5));
+  check();
+});
+const cardIn = (root, id) => root && root.querySelector(`[data-message-id="${id}"]`);
+window.__measure = (id, fire, root = () => document.querySelector("proactive-widget").shadowRoot) => new Promise((resolve) => {
+  // `first`: the first frame after the event. The card made it when the
+  // frame after the card is in the DOM is that same frame.
+  let first = null;
+  const done = (t0, dom) => requestAnimationFrame((frame) => resolve({ dom: dom - t0, painted: performance.now() - t0, next_frame: frame === first ? 1 : 0 }));
+  const r = root();
+  requestAnimationFrame((frame) => { first = frame; });
+  const before = cardIn(r, id); // a card of an earlier trigger does not count
+  const fresh = () => { const el = cardIn(r, id); return el && el !== before; };
+  const t0 = performance.now();
+  fire();
+  if (fresh()) return done(t0, performance.now());
+  const observer = new MutationObserver(() => {
+    if (!fresh()) return;
+    observer.disconnect();
+    done(t0, performance.now());
   });
-  observer.observe(root, { childList: true, subtree: true });
+  observer.observe(r, { childList: true, subtree: true });
 });
 window.__triggerSpa = async (i) => {
-  const added = __cardAdded("spa");
-  const t0 = performance.now();
-  history.pushState({}, "", `/spa/${i}`);
-  return (await added) - t0;
+  await proactive("sync");
+  await __prepared();
+  return __measure("spa", () => history.pushState({}, "", `/spa/${i}`));
 };
 window.__triggerExit = async (i) => {
   history.pushState({}, "", `/exit/${i}`);
   await proactive("sync");
-  const added = __cardAdded("exit");
-  const t0 = performance.now();
-  document.dispatchEvent(new MouseEvent("mouseout", { clientX: 300, clientY: 0, relatedTarget: null, bubbles: true }));
-  return (await added) - t0;
+  await __prepared();
+  return __measure("exit", () => document.dispatchEvent(new MouseEvent("mouseout", { clientX: 300, clientY: 0, relatedTarget: null, bubbles: true })));
+};
+// The floor: the host page itself appends a card in the event's own handler,
+// measured the same way. No widget can paint before the next frame either.
+window.__triggerFloor = async (i) => {
+  await new Promise((r) => setTimeout(r, Math.random() * 17));
+  const box = document.getElementById("floor") || document.body.appendChild(Object.assign(document.createElement("div"), { id: "floor" }));
+  box.replaceChildren();
+  const handler = () => box.appendChild(Object.assign(document.createElement("p"), { textContent: "floor" })).setAttribute("data-message-id", "floor");
+  document.addEventListener("floor", handler, { once: true });
+  return __measure("floor", () => document.dispatchEvent(new Event("floor")), () => box);
 };
 """
 
@@ -417,12 +440,15 @@ def measure_triggers(bench: Bench, p, n: int) -> dict:
         page.goto(url)
         page.wait_for_function("() => window.__bench.readyAt !== null", timeout=120_000, polling=50)
         page.evaluate("() => __triggerSpa(0)")  # mounts the widget
-        for kind, fn in (("spa_pushstate", "__triggerSpa"), ("exit_intent", "__triggerExit")):
-            samples = []
-            for i in range(1, n + 1):
-                samples.append(page.evaluate(f"(i) => {fn}(i)", i + (0 if kind == "spa_pushstate" else 10_000)))
+        kinds = (("spa_pushstate", "__triggerSpa"), ("exit_intent", "__triggerExit"), ("floor", "__triggerFloor"))
+        for kind, _ in kinds:
+            out[kind] = {"dom": [], "painted": [], "next_frame": []}
+        for i in range(1, n + 1):   # interleaved: the three see the same machine
+            for kind, fn in kinds:
+                sample = page.evaluate(f"(i) => {fn}(i)", i + (0 if kind == "spa_pushstate" else 10_000))
+                for key in ("dom", "painted", "next_frame"):
+                    out[kind][key].append(sample[key])
                 page.wait_for_timeout(20)
-            out[kind] = samples
     finally:
         context.close()
         shutil.rmtree(profile, ignore_errors=True)
@@ -524,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in ("plain", "pyc", "snapshot"):
         out, manifest = bench.builds[variant]
         sizes = manifest.get("sizes", {})
-        first = [manifest["served"][n] for n in ("loader.js", "shell.mjs", "render.mjs", "worker.mjs", "host.mjs") if n in manifest["served"]]
+        first = [manifest["served"][n] for n in ("loader.js", "shell.mjs", "render.mjs", "reactions.mjs", "worker.mjs", "host.mjs") if n in manifest["served"]]
         first += [manifest["stdlib_zip"], manifest["runtime_archive"]]
         first += [f"{manifest['pyodide_dir']}/{n}" for n in ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "pyodide-lock.json")]
         results["builds"][variant] = {
@@ -582,7 +608,11 @@ def summarise(results: dict) -> dict:
             row["files_repeat"] = per_file(data["bytes_repeat"])
         s["loads"][variant] = row
     if "triggers" in results:
-        s["triggers"] = {k: stats(v) for k, v in results["triggers"].items()}
+        s["triggers"] = {k: {part: stats(v) for part, v in parts.items() if part != "next_frame"} if isinstance(parts, dict) else {"painted": stats(parts)}
+                         for k, parts in results["triggers"].items()}
+        for k, parts in results["triggers"].items():
+            if isinstance(parts, dict) and parts.get("next_frame"):
+                s["triggers"][k]["next_frame_share"] = sum(parts["next_frame"]) / len(parts["next_frame"])
     if "decision" in results:
         d = results["decision"]
         s["decision"] = {"pyodide": stats(d["py"]), "jsonlogic": stats(d["jl"]), "shown_pyodide": d["shownPy"], "matched_jsonlogic": d["shownJl"],
@@ -616,8 +646,10 @@ def print_table(results: dict, s: dict) -> None:
     for variant, b in results["builds"].items():
         print(f"build {variant}: {b['brotli_first_visit_bytes'] / 1e6:.2f} MB brotli first visit (stdlib zip {b['stdlib_zip']})")
     if "triggers" in s:
-        for kind, st in s["triggers"].items():
-            print(f"trigger {kind}: p50 {st['p50']:.1f} ms, p95 {st['p95']:.1f} ms (n={st['n']})")
+        for kind, parts in s["triggers"].items():
+            print(f"trigger {kind}: " + "; ".join(f"→ {part} p50 {st['p50']:.2f} ms, p95 {st['p95']:.2f} ms, max {st['max']:.2f} ms"
+                                                  for part, st in parts.items() if isinstance(st, dict))
+                  + f"; in the first frame after the event: {parts.get('next_frame_share', float('nan')):.0%} (n={parts['painted']['n']})")
     if "decision" in s:
         d = s["decision"]
         print(f"decision, 1,000 messages x 10 conditions, per event: Pyodide p50 {d['pyodide']['p50']:.2f} ms p95 {d['pyodide']['p95']:.2f} ms; "
@@ -658,8 +690,13 @@ def markdown(results: dict, s: dict) -> str:
                      f"{b['stdlib_zip']['br'] / 1e6:.2f} MB brotli")
     if "triggers" in s:
         lines.append("")
-        for kind, st in s["triggers"].items():
-            lines.append(f"- trigger `{kind}` → message painted: p50 {st['p50']:.1f} ms, p95 {st['p95']:.1f} ms, max {st['max']:.1f} ms (n = {st['n']})")
+        lines.append("| trigger | → card in the DOM p50 / p95 / max | → next frame (painted) p50 / p95 / max | painted in the first frame after the event | n |")
+        lines.append("|---|---|---|---|---|")
+        for kind, parts in s["triggers"].items():
+            cells = [f"{st['p50']:.2f} / {st['p95']:.2f} / {st['max']:.2f} ms" if st else "–"
+                     for st in (parts.get("dom"), parts.get("painted"))]
+            share = parts.get("next_frame_share")
+            lines.append(f"| {kind} | {cells[0]} | {cells[1]} | {'–' if share is None else f'{share:.0%}'} | {parts['painted']['n']} |")
     if "decision" in s:
         d = s["decision"]
         lines.append(f"- decision per event, 1,000 messages × 10 conditions: runtime under Pyodide p50 {d['pyodide']['p50']:.2f} ms, "

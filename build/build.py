@@ -52,7 +52,7 @@ WIDGET = ROOT / "widget"
 PYODIDE_NPM = ROOT / "node_modules" / "pyodide"
 PYODIDE_CORE = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "pyodide-lock.json"]
 PYODIDE_FILES = PYODIDE_CORE + ["python_stdlib.zip"]
-JS_FILES = ["loader.js", "shell.mjs", "render.mjs", "host.mjs", "worker.mjs", "debug.mjs", "endpoint.mjs"]
+JS_FILES = ["loader.js", "shell.mjs", "render.mjs", "reactions.mjs", "host.mjs", "worker.mjs", "debug.mjs", "endpoint.mjs"]
 UNHASHED = {"loader.js"}  # the name in every site's script tag
 # Stdlib modules the runtime imports lazily inside stdlib functions (the
 # static closure only follows import-time imports in the stdlib). Add here

@@ -21,6 +21,8 @@ export function createHost(postToMain) {
 
   let dead = false; // no usable bundle or runtime: answer pings, ignore the rest
 
+  let lastSeq = 0; // the main thread's number of the last step it asked for
+  let reactionsTimer = null;
   let lastActivity = 0; // performance.now() of the last message handled: the snapshot is stored at idle
 
   function receive(msg) {
@@ -31,6 +33,8 @@ export function createHost(postToMain) {
     } else if (!ready) {
       pending.push(msg);
     } else {
+      // A newer step makes the pending reactions stale: they follow its result.
+      if (msg.type === "events" || msg.type === "wake") clearTimeout(reactionsTimer);
       handle(msg);
     }
   }
@@ -53,6 +57,7 @@ export function createHost(postToMain) {
   // 1. Start everything that needs the network at once.
   async function init(msg) {
     const t0 = performance.now();
+    if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
     const config = msg.config;
     const bundleFetch = fetchBundle(config.bundle);
     const archiveFetch = fetch(new URL(RUNTIME_ARCHIVE, base)).then((r) => {
@@ -225,6 +230,7 @@ export function createHost(postToMain) {
   function handle(msg) {
     lastActivity = performance.now();
     if (msg.type === "events" || msg.type === "wake") {
+      if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
       const events = msg.type === "events" ? msg.events : [{ type: "tick", t: msg.now }];
       post(JSON.parse(runtime.step(JSON.stringify(events), msg.now)));
     } else if (msg.type === "ping") {
@@ -240,7 +246,16 @@ export function createHost(postToMain) {
       warn(`engine error: ${reply.error}`);
       return;
     }
-    postToMain({ type: "result", decisions: reply.decisions, record: reply.record, next_wakeup: reply.next_wakeup });
+    postToMain({ type: "result", seq: lastSeq, decisions: reply.decisions, record: reply.record, next_wakeup: reply.next_wakeup });
+    // Then, once no other message is waiting, what the page may show for its
+    // own next signal without asking (widget/reactions.mjs): the main thread
+    // keeps it for the last step it sent (`seq`) only.
+    clearTimeout(reactionsTimer);
+    reactionsTimer = setTimeout(() => {
+      const answer = JSON.parse(runtime.reactions());
+      if (answer.ok) postToMain({ type: "reactions", seq: lastSeq, reactions: answer.reactions });
+      else warn(`engine error: ${answer.error}`);
+    }, 0);
   }
 
   return { receive };

@@ -8,6 +8,7 @@
 // docs/embedding.md is the user's view of this file (API, events, attributes).
 
 import { createRenderer } from "./render.mjs";
+import { reaction } from "./reactions.mjs";
 
 const ENGINE_EVENTS = new Set([
   "page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
@@ -17,6 +18,7 @@ const ENGINE_EVENTS = new Set([
 // Signals a site with its own chat feeds in with proactive('track', name, …).
 const TRACKED_SIGNALS = new Set(["visitor_message", "agent_message", "rating"]);
 const MAX_TIMEOUT = 2147483647;
+const RENEW_MS = 250;
 const RECORD_VERSION = 1;
 
 export function start({ api, config, capture }) {
@@ -257,6 +259,14 @@ function createWidget(api, rawConfig, capture) {
   const early = capture.signals.splice(0); // signals from before the shell
   const announced = early.slice();
   const waiting = new Map(); // ping id → resolve, for proactive('sync')
+  // Steps sent to the runtime are numbered; `reactions` is the engine's
+  // answer for the page's own next signal, kept only while it belongs to the
+  // last step sent; `ahead`, a card shown from it, awaiting the engine's step.
+  let sentSeq = 0;
+  let reactions = null;
+  let ahead = null;
+  let engineWakeup = null;
+  let lastRenewal = -Infinity;
   let nextPing = 1;
   const status = {
     navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [],
@@ -316,8 +326,27 @@ function createWidget(api, rawConfig, capture) {
     if (publicName) emit(publicName, detail);
     if (debug) console.debug(`[proactive] event ${event.type}`, event);
     if (!ENGINE_EVENTS.has(event.type)) return;
-    if (!booted) early.push(event);
-    else runtime.post({ type: "events", events: [event], now: Math.max(event.t, Date.now()) });
+    if (!booted) {
+      early.push(event);
+      return;
+    }
+    const seq = ++sentSeq;
+    const known = reaction(reactions, event);
+    reactions = null;
+    if (known) showAhead(known, event.t, seq);
+    runtime.post({ type: "events", events: [event], now: Math.max(event.t, Date.now()), seq });
+  }
+
+  // An exit intent or a route change the engine already answered: the card
+  // goes up in this very event handler (the next frame paints it); the
+  // engine's step for the event confirms it, and only then is it "shown".
+  function showAhead(decision, t, seq) {
+    try {
+      renderer.show({ ...decision, t });
+      ahead = { seq, message: decision.message };
+    } catch (err) {
+      warnOnce(`internal error showing a message: ${err && err.message}`); // the engine's result shows it
+    }
   }
   function signalName(event) {
     return event.type === "page_view" || event.type === "exit_intent" ? event.type : null;
@@ -352,24 +381,39 @@ function createWidget(api, rawConfig, capture) {
     send({ type: open ? "widget_open" : "widget_close", t: Date.now() }, open ? "open" : "close", {});
   }
 
-  // The clock: one timer, for the engine's next wake-up.
-  function schedule(at) {
+  // The clock: one timer, for the engine's next wake-up, or earlier, when
+  // the engine's answer for the page's own signals runs out (a step then
+  // renews it). status.nextWakeup is the engine's: a decision can change then.
+  function schedule() {
     clearTimeout(timer);
     timer = null;
-    status.nextWakeup = at;
-    if (at == null || stopped) return;
+    status.nextWakeup = engineWakeup;
+    const expiries = (reactions ? [reactions.exit && reactions.exit.until, reactions.route && reactions.route.until] : [])
+      .filter((x) => typeof x === "number");
+    // Renewals are at least RENEW_MS apart: an answer that keeps expiring at
+    // once is then simply not used in between (the round trip still works).
+    const renew = expiries.length ? Math.max(Math.min(...expiries), lastRenewal + RENEW_MS) : null;
+    const due = [engineWakeup, renew].filter((x) => typeof x === "number");
+    if (!due.length || stopped) return;
+    const at = Math.min(...due);
+    const wake = () => {
+      if (at !== engineWakeup) lastRenewal = Date.now();
+      reactions = null;
+      runtime.post({ type: "wake", now: Math.max(Date.now(), at), seq: ++sentSeq });
+    };
     if (at <= Date.now()) {
       // Already due (events replayed after a slow start): wake now, not on a
       // timer, which a paused test clock would never fire.
+      const mark = sentSeq;
       queueMicrotask(() => {
-        if (!stopped && status.nextWakeup === at) runtime.post({ type: "wake", now: Date.now() });
+        if (!stopped && sentSeq === mark && status.nextWakeup === engineWakeup) wake();
       });
       return;
     }
     const delay = Math.min(at - Date.now(), MAX_TIMEOUT);
     timer = setTimeout(() => {
       timer = null;
-      if (!stopped) runtime.post({ type: "wake", now: Math.max(Date.now(), at) });
+      if (!stopped) wake();
     }, delay);
   }
 
@@ -427,6 +471,7 @@ function createWidget(api, rawConfig, capture) {
           lastVersion: (store.read(":bundle-version") || {}).version ?? null,
           events: early.splice(0).sort((a, b) => a.t - b.t),
           now: Date.now(),
+          seq: ++sentSeq,
         });
         markBooted(true);
         });
@@ -457,12 +502,22 @@ function createWidget(api, rawConfig, capture) {
         // Paint first, then persist the record (sent only when it changed),
         // then tell the site's handlers.
         const decisions = msg.decisions || [];
+        reactions = null;
+        let painted = null;
+        if (ahead && msg.seq === ahead.seq) {
+          painted = ahead.message;
+          ahead = null;
+          if (!decisions.some((d) => d.action === "show" && d.message === painted)) {
+            renderer.dismiss(painted, false); // cannot happen unless a bug: the engine has the last word
+            warnOnce(`internal: "${painted}" was shown ahead of the engine, which did not decide it; please report`);
+          }
+        }
         for (const d of decisions) {
           if (debug) logDecision(d);
           if (d.action === "show") {
             status.shown.push({ message: d.message, t: d.t });
             lastShown = d.message;
-            renderer.show(d);
+            if (d.message !== painted) renderer.show(d);
           }
         }
         if (msg.record) {
@@ -473,10 +528,17 @@ function createWidget(api, rawConfig, capture) {
           if (d.action === "show") emit("shown", { message: d.message, t: d.t });
           else if (d.action === "email") emit("email", { message: d.message, t: d.t });
         }
-        schedule(msg.next_wakeup);
+        engineWakeup = msg.next_wakeup;
+        schedule();
         if (qa.view) qa.view.update();
         break;
       }
+      case "reactions":
+        if (msg.seq === sentSeq && msg.reactions) {
+          reactions = msg.reactions;
+          schedule();
+        }
+        break;
       case "pong":
       case "explain":
         if (waiting.has(msg.id)) {
@@ -636,6 +698,7 @@ function createWidget(api, rawConfig, capture) {
           return ask("explain");
         case "status":
           if (runtime) status.mode = runtime.mode;
+          status.prepared = reactions !== null; // the engine's answer for the next exit intent / route change is here
           status.storage = store.persistent ? "localStorage" : "memory";
           return JSON.parse(JSON.stringify(status));
         case "shutdown":

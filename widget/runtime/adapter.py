@@ -155,6 +155,14 @@ class Runtime:
         self._sent = record
         return _reply(**result)
 
+    def reactions(self) -> str:
+        """Engine.reactions at the engine's present, for the page to answer
+        its own signals at once (widget/reactions.mjs)."""
+        try:
+            return _reply(reactions=self.engine.reactions() if self.engine else None)
+        except Exception as exc:  # noqa: BLE001
+            return _failure(exc)
+
     def explain(self, now) -> str:
         try:
             return _reply(explain=self.engine.explain(int(now)) if self.engine else {})

@@ -367,13 +367,18 @@ def residual_url_test(leaf: Condition) -> dict:
     return {"url": tests, "not": leaf.negative}
 
 
-def partial(node: Node, facts: dict, now: int, unknown: str) -> tuple[object, int | None]:
+def partial(node: Node, facts: dict, now: int, unknown: str,
+            still: frozenset = frozenset()) -> tuple[object, int | None]:
     """Evaluate `node` with the fact `unknown` (a URL rule, present but not
     known yet): True, False, or a residual tree ({"all": [...]}, {"any":
     [...]}, or a residual_url_test leaf) that holds exactly when the node
     holds. The instant is conservative: the earliest at which a time-based
-    leaf anywhere in the node can change (None: none can)."""
+    leaf anywhere in the node can change (None: none can), leaving out the
+    rules in `still`, whose durations count from the instant asked about
+    (the time on a page that starts then is 0 whenever that is)."""
     if isinstance(node, Condition):
+        if node.rule in still:
+            return node.evaluate(facts, now)[0], None
         if node.rule != unknown:
             return node.evaluate(facts, now)
         if node.op == "exists":
@@ -381,7 +386,7 @@ def partial(node: Node, facts: dict, now: int, unknown: str) -> tuple[object, in
         if node.op == "not_exists":
             return False, None
         return residual_url_test(node), None
-    parts = [partial(child, facts, now, unknown) for child in node.children]
+    parts = [partial(child, facts, now, unknown, still) for child in node.children]
     soonest = min((nxt for _, nxt in parts if nxt is not None), default=None)
     decisive = node.word == "any"      # the child value that decides the group
     hits = [nxt for value, nxt in parts if value is decisive]

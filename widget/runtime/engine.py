@@ -337,8 +337,9 @@ class Engine:
         Each answer holds for a signal at any instant t with
         from <= t < its `until` (None: no end) when no other event comes first:
           exit:  `show`, the show decision (its content resolved) or None;
-          route: for a page view of a new URL with `referrer` = the current
-                 URL and no utm_* parameters, in this visit (else None):
+          route: for a page view of a new URL with no utm_* parameters, in
+                 this visit, with `referrer` (unless None) = this page's URL
+                 (else None):
                  `candidates`, the messages that could show, in the order
                  the engine picks them, each with `when`, true or a residual
                  test of the new URL (conditions.partial). The first whose
@@ -380,7 +381,9 @@ class Engine:
                           "page_views": rec["page_views"] + 1, "time_before_exit_intent": None})
             candidates = [{"when": when, "show": self._show_decision(self.messages[idx])}
                           for when, idx in self._candidates(facts, t0, "page_url", (), (), route_window.bound)]
-            route = {"candidates": candidates, "until": route_window.until, "referrer": page["url"]}
+            # The referrer the page must report (None: no rule reads it).
+            referrer = page["url"] if "referrer_url" in self.index else None
+            route = {"candidates": candidates, "until": route_window.until, "referrer": referrer}
         return {"from": t0, "exit": {"show": exit_show, "until": exit_window.until}, "route": route}
 
     def _candidates(self, facts: dict, t: int, unknown: str | None, shown, pending, bound):
@@ -399,7 +402,8 @@ class Engine:
             if unknown is None:
                 when, nxt = msg.node.evaluate(facts, t)
             else:
-                when, nxt = conditions.partial(msg.node, facts, t, unknown)
+                # The new page starts at the signal: its time on page is 0 then.
+                when, nxt = conditions.partial(msg.node, facts, t, unknown, frozenset(("time_on_page",)))
             bound(nxt)
             if when is False:
                 continue
