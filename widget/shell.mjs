@@ -18,7 +18,7 @@ const ENGINE_EVENTS = new Set([
 // Signals a site with its own chat feeds in with proactive('track', name, …).
 const TRACKED_SIGNALS = new Set(["visitor_message", "agent_message", "rating"]);
 const MAX_TIMEOUT = 2147483647;
-const RENEW_MS = 250;
+const RENEWALS = 20; // per second, at most
 const RECORD_VERSION = 1;
 
 export function start({ api, config, capture }) {
@@ -266,7 +266,7 @@ function createWidget(api, rawConfig, capture) {
   let reactions = null;
   let ahead = null;
   let engineWakeup = null;
-  let lastRenewal = -Infinity;
+  const renewals = []; // when the answers were last renewed (Date.now())
   let nextPing = 1;
   const status = {
     navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [],
@@ -390,14 +390,16 @@ function createWidget(api, rawConfig, capture) {
     status.nextWakeup = engineWakeup;
     const expiries = (reactions ? [reactions.exit && reactions.exit.until, reactions.route && reactions.route.until] : [])
       .filter((x) => typeof x === "number");
-    // Renewals are at least RENEW_MS apart: an answer that keeps expiring at
-    // once is then simply not used in between (the round trip still works).
-    const renew = expiries.length ? Math.max(Math.min(...expiries), lastRenewal + RENEW_MS) : null;
+    // At most RENEWALS a second: an answer that kept expiring at once would
+    // then simply not be used in between (the round trip still works).
+    while (renewals.length && renewals[0] <= Date.now() - 1000) renewals.shift();
+    const floor = renewals.length >= RENEWALS ? renewals[0] + 1000 : -Infinity;
+    const renew = expiries.length ? Math.max(Math.min(...expiries), floor) : null;
     const due = [engineWakeup, renew].filter((x) => typeof x === "number");
     if (!due.length || stopped) return;
     const at = Math.min(...due);
     const wake = () => {
-      if (at !== engineWakeup) lastRenewal = Date.now();
+      if (at !== engineWakeup) renewals.push(Date.now());
       reactions = null;
       runtime.post({ type: "wake", now: Math.max(Date.now(), at), seq: ++sentSeq });
     };
