@@ -11,7 +11,8 @@
 // left here is the observed URL's parts and the comparisons, as
 // conditions.residual_holds does them in Python (e2e/test_shell_reactions.py runs
 // both on the same URLs). Whatever this file cannot be sure of — a URL with
-// non-ASCII text after decoding, an IPv6 host, utm_* parameters, another
+// non-ASCII text after decoding, a URL not in the browser's own form, an
+// IPv6 host, utm_* parameters, another
 // referrer, an expired answer — it leaves to the engine (null): the message
 // then comes a round trip later, never a different one.
 
@@ -24,6 +25,9 @@ export function observe(href) {
   } catch {
     return null;
   }
+  // Only a URL as the browser writes it (location.href always is): the
+  // parts below are then those Python's urlsplit finds in the same text.
+  if (u.href !== href) return null;
   if ((u.protocol !== "http:" && u.protocol !== "https:") || u.hostname.startsWith("[")) return null;
   if (/[?&]utm_/i.test(u.search)) return null; // a new campaign: the engine updates the visit's utm_*
   const scheme = u.protocol.slice(0, -1);

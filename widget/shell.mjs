@@ -271,6 +271,7 @@ function createWidget(api, rawConfig, capture) {
   const status = {
     navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [],
     storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
+    ahead: 0, // messages shown inside their event's handler (then confirmed by the engine)
   };
 
   const renderer = createRenderer({
@@ -509,7 +510,8 @@ function createWidget(api, rawConfig, capture) {
         if (ahead && msg.seq === ahead.seq) {
           painted = ahead.message;
           ahead = null;
-          if (!decisions.some((d) => d.action === "show" && d.message === painted)) {
+          if (decisions.some((d) => d.action === "show" && d.message === painted)) status.ahead += 1;
+          else {
             renderer.dismiss(painted, false); // cannot happen unless a bug: the engine has the last word
             warnOnce(`internal: "${painted}" was shown ahead of the engine, which did not decide it; please report`);
           }
