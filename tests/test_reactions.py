@@ -223,3 +223,19 @@ def test_renewing_the_answers_at_their_expiry_never_spins(case):
         engine.step([{"type": "tick", "t": t}], t)
         wakes += 1
         assert wakes <= 60, (wakes, t - stop, r)
+
+
+def test_a_long_candidate_list_is_cut_and_stays_exact():
+    """60 URL-only messages: the page gets the 50 best; a URL only a later
+    one matches is left to the engine (the page finds none that holds)."""
+    payload = {"site": "s", "messages": [
+        {"id": f"m{i}", "priority": 0, "content": {"text": f"{i}"},
+         "rules": [{"rule": "page_url", "op": "equals", "value": f"/p{i}"}]} for i in range(60)]}
+    engine = Engine(payload)
+    engine.step([{"type": "page_view", "t": T0, "url": "https://s.example/", "referrer": ""}], T0 + 1)
+    route = engine.reactions()["route"]
+    assert [c["show"]["message"] for c in route["candidates"]] == [f"m{i}" for i in range(50)]
+    assert not any(residual_holds(c["when"], "https://s.example/p55") for c in route["candidates"])
+    assert residual_holds(route["candidates"][7]["when"], "https://s.example/p7")
+    signal = {"type": "page_view", "t": T0 + 2, "url": "https://s.example/p55", "referrer": "https://s.example/"}
+    assert shows(engine, signal)[0][0] == "m55"   # what the round trip then shows

@@ -353,6 +353,9 @@ def residual_url_test(leaf: Condition) -> dict:
     """A URL leaf as data for the page (widget/reactions.mjs) to finish: each
     value prepared here, by the same code the engine uses (urls.py), so the
     page only computes the observed URL's parts."""
+    cached = leaf.__dict__.get("_residual")
+    if cached is not None:
+        return cached
     tests = []
     for value in leaf.values:
         value = str(value)
@@ -364,7 +367,8 @@ def residual_url_test(leaf: Condition) -> dict:
         else:
             shape, text = urls.equals_key(value)
             tests.append(["equals", list(shape), text])
-    return {"url": tests, "not": leaf.negative}
+    leaf._residual = {"url": tests, "not": leaf.negative}   # the same object every time: read-only
+    return leaf._residual
 
 
 def partial(node: Node, facts: dict, now: int, unknown: str,
@@ -386,9 +390,14 @@ def partial(node: Node, facts: dict, now: int, unknown: str,
         if node.op == "not_exists":
             return False, None
         return residual_url_test(node), None
-    parts = [partial(child, facts, now, unknown, still) for child in node.children]
-    soonest = min((nxt for _, nxt in parts if nxt is not None), default=None)
     decisive = node.word == "any"      # the child value that decides the group
+    parts = []
+    for child in node.order:           # the ones only events change first
+        value, nxt = partial(child, facts, now, unknown, still)
+        if value is decisive and nxt is None:
+            return decisive, None      # decided, and time alone cannot undo it
+        parts.append((value, nxt))
+    soonest = min((nxt for _, nxt in parts if nxt is not None), default=None)
     hits = [nxt for value, nxt in parts if value is decisive]
     if hits:
         # Decided by a child; it can only change when one of the deciding children does.

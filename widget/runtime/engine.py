@@ -36,6 +36,8 @@ from . import policy as policy_mod
 
 RECORD_VERSION = 1
 VISIT_GAP_MS = 30 * 60 * 1000
+PAGE_CLOCK = frozenset(("time_on_page",))   # durations that count from a page view
+MAX_ROUTE_CANDIDATES = 50   # Engine.reactions: what crosses to the page after every step stays small
 RULE_IDS = tuple(catalog.RULES)
 ACTIVITY_EVENTS = frozenset({"page_view", "exit_intent", "widget_open", "widget_close",
                              "visitor_message", "click", "dismiss", "rating"})
@@ -269,6 +271,7 @@ class Engine:
         self._url_index = {rule: conditions.UrlIndex(leaves) for rule, leaves in url_leaves.items()}
         self._parkable = frozenset(leaf for ix in self._url_index.values() for leaf in ix.leaves)
         self._parked: dict = {}   # URL condition -> indices of the messages parked on it
+        self._exit_readers = sorted(self.index.get("time_before_exit_intent", ()), key=self._rank.__getitem__)
 
     # -- public API ---------------------------------------------------------
     PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
@@ -343,7 +346,8 @@ class Engine:
                  `candidates`, the messages that could show, in the order
                  the engine picks them, each with `when`, true or a residual
                  test of the new URL (conditions.partial). The first whose
-                 test holds shows; none holding, nothing shows.
+                 test holds shows. The list stops at MAX_ROUTE_CANDIDATES:
+                 none holding, the page leaves the page view to the engine.
         The messages with a delay are not here: they are armed, not shown.
         tests/test_reactions.py checks this against `step`."""
         if self.t is None or self.page is None:
@@ -366,7 +370,10 @@ class Engine:
         if self.on_screen is None:
             facts = self._facts_at(t0)
             facts["time_before_exit_intent"] = (t0, t0 - page["start"], page["start"])
-            for when, idx in self._candidates(facts, t0, None, self.page_shown, self.pending, exit_window.bound):
+            # Only messages that read the exit can show because of it: any
+            # other that holds and may show would have shown at this step.
+            readers = self._exit_readers
+            for when, idx in self._candidates(facts, t0, None, self.page_shown, self.pending, exit_window.bound, readers):
                 exit_show = self._show_decision(self.messages[idx])
                 break
         # A route change: a new page in this visit (a new visit, with its new
@@ -379,33 +386,37 @@ class Engine:
             facts = self._facts_at(t0)
             facts.update({"time_on_page": t0, "page_url": "", "referrer_url": page["url"] or None,
                           "page_views": rec["page_views"] + 1, "time_before_exit_intent": None})
-            candidates = [{"when": when, "show": self._show_decision(self.messages[idx])}
-                          for when, idx in self._candidates(facts, t0, "page_url", (), (), route_window.bound)]
+            candidates = []
+            for when, idx in self._candidates(facts, t0, "page_url", (), (), route_window.bound):
+                if len(candidates) == MAX_ROUTE_CANDIDATES:
+                    break   # the page asks the engine when none of these holds
+                candidates.append({"when": when, "show": self._show_decision(self.messages[idx])})
             # The referrer the page must report (None: no rule reads it).
             referrer = page["url"] if "referrer_url" in self.index else None
             route = {"candidates": candidates, "until": route_window.until, "referrer": referrer}
         return {"from": t0, "exit": {"show": exit_show, "until": exit_window.until}, "route": route}
 
-    def _candidates(self, facts: dict, t: int, unknown: str | None, shown, pending, bound):
+    def _candidates(self, facts: dict, t: int, unknown: str | None, shown, pending, bound, among=None):
         """The messages that would show at once, best first, each with the
         condition under which it does (True, or a residual test of the
         `unknown` fact), up to the first that shows whatever that fact is.
-        Every instant at which an answer here could change goes to `bound`."""
-        messages = self.messages
-        for idx in self._order:
+        Every instant at which an answer here could change goes to `bound`.
+        `among`: only these messages (indices in rank order), else all."""
+        messages, policy = self.messages, self.policy
+        for idx in (self._order if among is None else among):
             msg = messages[idx]
             if not msg.shows or msg.delay_ms or msg.id in shown or idx in pending:
-                continue
-            bound(self.policy.changes_at(self, msg, t))
-            if not self.policy.allows(self, msg, t):
                 continue
             if unknown is None:
                 when, nxt = msg.node.evaluate(facts, t)
             else:
                 # The new page starts at the signal: its time on page is 0 then.
-                when, nxt = conditions.partial(msg.node, facts, t, unknown, frozenset(("time_on_page",)))
+                when, nxt = conditions.partial(msg.node, facts, t, unknown, PAGE_CLOCK)
             bound(nxt)
             if when is False:
+                continue   # until its rules change (bounded above), its gates do not matter
+            bound(policy.changes_at(self, msg, t))
+            if not policy.allows(self, msg, t):
                 continue
             yield when, idx
             if when is True:
