@@ -200,7 +200,7 @@ self.onmessage = async (e) => {
     if (!accepted.ok) throw new Error(accepted.error);
     let t = job.now;
     JSON.parse(rt.start("", JSON.stringify([{ type: "page_view", t, url: job.urls[0], referrer: job.referrer }]), t));
-    const py = [], jl = [];
+    const py = [], jl = [], reactions = [], reactionBytes = [];
     let shownPy = 0, shownJl = 0;
     for (let i = -job.warmup; i < job.events; i++) { // the first `warmup` events are not timed
       t += 1000;
@@ -211,6 +211,9 @@ self.onmessage = async (e) => {
       if (i >= 0) py.push(performance.now() - t0);
       if (!reply.ok) throw new Error(reply.error);
       shownPy += reply.decisions.length;
+      t0 = performance.now(); // what the worker computes after each step, off the trigger path
+      const answer = rt.reactions();
+      if (i >= 0) { reactions.push(performance.now() - t0); reactionBytes.push(answer.length); }
       const data = { ...job.data, url, page_views: job.data.page_views + i + job.warmup + 1 };
       t0 = performance.now();
       let matched = 0;
@@ -233,7 +236,7 @@ for _i in range(${job.events}):
 json.dumps(_times)
 `));
     const replyBytes = rt.step(JSON.stringify([{ type: "tick", t: t + 1000 * (job.events + 1) }]), t + 1000 * (job.events + 1)).length;
-    self.postMessage({ ok: true, py, jl, shownPy, shownJl, engineOnly, replyBytes });
+    self.postMessage({ ok: true, py, jl, shownPy, shownJl, engineOnly, replyBytes, reactions, reactionBytes });
   } catch (err) {
     self.postMessage({ ok: false, error: String((err && err.stack) || err) });
   }
@@ -616,7 +619,8 @@ def summarise(results: dict) -> dict:
     if "decision" in results:
         d = results["decision"]
         s["decision"] = {"pyodide": stats(d["py"]), "jsonlogic": stats(d["jl"]), "shown_pyodide": d["shownPy"], "matched_jsonlogic": d["shownJl"],
-                         "engine_only": stats(d.get("engineOnly") or []), "reply_bytes": d.get("replyBytes")}
+                         "engine_only": stats(d.get("engineOnly") or []), "reply_bytes": d.get("replyBytes"),
+                         "reactions": stats(d.get("reactions") or []), "reaction_bytes": stats(d.get("reactionBytes") or [])}
     ratios = {}
     L = s["loads"]
     for a, b, label in (("plain", "pyc", "pyc vs plain"), ("plain", "snapshot", "snapshot vs plain"), ("pyc", "snapshot", "snapshot vs pyc"),
@@ -656,6 +660,9 @@ def print_table(results: dict, s: dict) -> None:
               f"json-logic-js p50 {d['jsonlogic']['p50']:.2f} ms p95 {d['jsonlogic']['p95']:.2f} ms")
         if d.get("engine_only"):
             print(f"  the engine alone: p50 {d['engine_only']['p50']:.2f} ms p95 {d['engine_only']['p95']:.2f} ms; reply {d.get('reply_bytes')} chars")
+        if d.get("reactions"):
+            print(f"  reactions after a step (worker, off the trigger path): p50 {d['reactions']['p50']:.2f} ms p95 {d['reactions']['p95']:.2f} ms; "
+                  f"{d['reaction_bytes']['median']:.0f} chars")
     for label, value in s["ratios"].items():
         print(f"ratio {label}: {json.dumps(value, default=lambda x: round(x, 3)) if not isinstance(value, float) else round(value, 3)}")
     print(f"Accept-Encoding seen by the widget origin: {results.get('accept_encoding_seen')}")
@@ -704,6 +711,9 @@ def markdown(results: dict, s: dict) -> str:
                      f"(n = {d['pyodide']['n']}); the engine alone (`Engine.step`, no JSON) p50 "
                      f"{(d.get('engine_only') or {}).get('p50', float('nan')):.2f} ms, p95 {(d.get('engine_only') or {}).get('p95', float('nan')):.2f} ms; "
                      f"a reply is {d.get('reply_bytes')} characters of JSON")
+        if d.get("reactions"):
+            lines.append(f"- the answer for the page's next signal (`Runtime.reactions`, computed in the worker after each step): "
+                         f"p50 {d['reactions']['p50']:.2f} ms, p95 {d['reactions']['p95']:.2f} ms, {d['reaction_bytes']['median']:.0f} characters")
     lines.append("")
     lines.append("| ratio (one run) | cold | warm |")
     lines.append("|---|---|---|")
