@@ -39,22 +39,26 @@ def decisions(result) -> list:
     return [(d["action"], d["message"], d["t"]) for d in result["decisions"]]
 
 
-def drive_live(payload, events, end) -> list:
-    """Decisions of one engine stepped at each event and each wake-up it asks for."""
-    engine = Engine(payload)
-    got, i, wake = [], 0, None
+def drive(engine, events, end):
+    """Step `engine` as the page does, at each event and each wake-up it asks
+    for, up to `end`: yields each step's result."""
+    i, wake = 0, None
     while True:
         nxt = [t for t in ((events[i]["t"] if i < len(events) else None), wake) if t is not None and t <= end]
         if not nxt:
-            break
+            return
         t = min(nxt)
         group = [e for e in events[i:] if e["t"] == t]
         i += len(group)
         result = engine.step(group, t)
-        got += decisions(result)
+        yield result
         wake = result["next_wakeup"]
         assert wake is None or wake > t, "a wake-up must lie in the future"
-    return got
+
+
+def drive_live(payload, events, end) -> list:
+    """Decisions of one engine stepped at each event and each wake-up it asks for."""
+    return [d for result in drive(Engine(payload), events, end) for d in decisions(result)]
 
 
 def drive_brute(payload, events, end, grid, substeps) -> list:

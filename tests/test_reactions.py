@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schedule_harness import journey
+from schedule_harness import drive, journey
 from widget.runtime.conditions import residual_holds
 from widget.runtime.engine import Engine
 
@@ -98,15 +98,8 @@ def drive_to(payload, events, stop) -> Engine:
     """The engine as the page leaves it: stepped at each event and each
     wake-up it asked for, up to `stop`."""
     engine = Engine(payload)
-    i, wake = 0, None
-    while True:
-        due = [t for t in ((events[i]["t"] if i < len(events) else None), wake) if t is not None and t <= stop]
-        if not due:
-            break
-        t = min(due)
-        group = [e for e in events[i:] if e["t"] == t]
-        i += len(group)
-        wake = engine.step(group, t)["next_wakeup"]
+    for _ in drive(engine, events, stop):
+        pass
     engine.step([], stop)
     return engine
 

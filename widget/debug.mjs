@@ -90,6 +90,7 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
       : `in ${secs(status.nextWakeup - now)} (${secs(status.nextWakeup - status.navStart)} on this page)`);
     const shown = (status.shown || []).map((s) => s.message);
     line(meta, "shown", shown.length ? shown.join(", ") : "nothing yet");
+    line(meta, "exit / route answers", `${status.prepared ? "held by the page" : "being computed"}; ${status.ahead || 0} shown in their event's own handler`);
     const nodes = [meta];
     for (const [id, entry] of Object.entries(explain || {})) nodes.push(message(id, entry, now));
     body.replaceChildren(...nodes);
