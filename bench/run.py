@@ -631,6 +631,11 @@ def summarise(results: dict) -> dict:
     if "main" in L and "snapshot" in L:
         ratios["long tasks: worker vs main thread (cold)"] = {
             "main_ms": L["main"]["longtask_cold"]["median"], "worker_ms": L["snapshot"]["longtask_cold"]["median"]}
+    floor = ((s.get("triggers") or {}).get("floor") or {}).get("painted")
+    if floor:
+        for kind, parts in s["triggers"].items():
+            if kind != "floor" and parts.get("painted"):
+                ratios[f"trigger {kind} / floor (p95, painted)"] = parts["painted"]["p95"] / max(floor["p95"], 1e-6)
     if "decision" in s:
         ratios["decision: pyodide / json-logic-js (p50)"] = s["decision"]["pyodide"]["p50"] / max(s["decision"]["jsonlogic"]["p50"], 1e-6)
     s["ratios"] = ratios
