@@ -162,7 +162,9 @@ class PageGuard:
             text for kind, text in self.console
             if kind == "error" and not any(a in text for a in self.allowed_console_errors)
         ]
-        problems = self.errors + [f"console error: {t}" for t in console_errors]
+        # The widget's own "internal" warnings are bugs wherever they appear.
+        internal = [text for kind, text in self.console if kind == "warning" and text.startswith("[proactive] internal")]
+        problems = self.errors + [f"console error: {t}" for t in console_errors] + [f"widget bug: {t}" for t in internal]
         if problems:
             problems.append("console was:\n  " + "\n  ".join(f"{k}: {t}" for k, t in self.console))
         problems += [f"request outside the two origins: {u}" for u in self.foreign_requests]

@@ -23,6 +23,7 @@ export function createHost(postToMain) {
 
   let lastSeq = 0; // the main thread's number of the last step it asked for
   let reactionsTimer = null;
+  let generation = 0; // which engine: a newer bundle swapped in makes the next one
   let lastActivity = 0; // performance.now() of the last message handled: the snapshot is stored at idle
 
   function receive(msg) {
@@ -128,6 +129,7 @@ export function createHost(postToMain) {
       const outcome = await judgeFetched(await bundleFetch, accepted);
       if (outcome.problem) warn(`${outcome.problem}; ${usingCache}`);
       if (!outcome.accepted) return;
+      generation += 1; // the page's answers from the older engine may be in use right now
       post(JSON.parse(runtime.swap(null))); // at the engine's present: no clock read here
     };
 
@@ -246,14 +248,14 @@ export function createHost(postToMain) {
       warn(`engine error: ${reply.error}`);
       return;
     }
-    postToMain({ type: "result", seq: lastSeq, decisions: reply.decisions, record: reply.record, next_wakeup: reply.next_wakeup });
+    postToMain({ type: "result", seq: lastSeq, generation, decisions: reply.decisions, record: reply.record, next_wakeup: reply.next_wakeup });
     // Then, once no other message is waiting, what the page may show for its
     // own next signal without asking (widget/reactions.mjs): the main thread
     // keeps it for the last step it sent (`seq`) only.
     clearTimeout(reactionsTimer);
     reactionsTimer = setTimeout(() => {
       const answer = JSON.parse(runtime.reactions());
-      if (answer.ok) postToMain({ type: "reactions", seq: lastSeq, reactions: answer.reactions });
+      if (answer.ok) postToMain({ type: "reactions", seq: lastSeq, generation, reactions: answer.reactions });
       else warn(`engine error: ${answer.error}`);
     }, 0);
   }

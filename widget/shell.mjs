@@ -333,18 +333,18 @@ function createWidget(api, rawConfig, capture) {
     }
     const seq = ++sentSeq;
     const known = reaction(reactions, event);
+    if (known) showAhead(known, event.t, seq, reactions.generation);
     reactions = null;
-    if (known) showAhead(known, event.t, seq);
     runtime.post({ type: "events", events: [event], now: Math.max(event.t, Date.now()), seq });
   }
 
   // An exit intent or a route change the engine already answered: the card
   // goes up in this very event handler (the next frame paints it); the
   // engine's step for the event confirms it, and only then is it "shown".
-  function showAhead(decision, t, seq) {
+  function showAhead(decision, t, seq, generation) {
     try {
       renderer.show({ ...decision, t });
-      ahead = { seq, message: decision.message };
+      ahead = { seq, message: decision.message, generation };
     } catch (err) {
       warnOnce(`internal error showing a message: ${err && err.message}`); // the engine's result shows it
     }
@@ -509,12 +509,14 @@ function createWidget(api, rawConfig, capture) {
         let painted = null;
         if (ahead && msg.seq === ahead.seq) {
           painted = ahead.message;
-          ahead = null;
           if (decisions.some((d) => d.action === "show" && d.message === painted)) status.ahead += 1;
           else {
-            renderer.dismiss(painted, false); // cannot happen unless a bug: the engine has the last word
-            warnOnce(`internal: "${painted}" was shown ahead of the engine, which did not decide it; please report`);
+            // The engine has the last word. Expected only when a newer bundle
+            // replaced the engine while its older answer was in use here.
+            renderer.dismiss(painted, false);
+            if (msg.generation === ahead.generation) warnOnce(`internal: "${painted}" was shown ahead of the engine, which did not decide it; please report`);
           }
+          ahead = null;
         }
         for (const d of decisions) {
           if (debug) logDecision(d);
@@ -539,7 +541,7 @@ function createWidget(api, rawConfig, capture) {
       }
       case "reactions":
         if (msg.seq === sentSeq && msg.reactions) {
-          reactions = msg.reactions;
+          reactions = { ...msg.reactions, generation: msg.generation };
           schedule();
         }
         break;
