@@ -7,7 +7,7 @@ with no round trip to the worker (widget/reactions.mjs, docs/decisions.md),
 so a wrong answer would be a message the engine never decided. Journeys and
 bundles are drawn at random (URL rules of every operator, exit durations,
 time rules, priorities, delays, caps, the minimum gap, dismissal cooldowns,
-dates and business hours); the engine is driven live to a random instant,
+dates, business hours, live presence, audiences and identification); the engine is driven live to a random instant,
 then the reaction is compared with a copy of the engine stepped with the
 signal at random instants of the window, its ends included."""
 
@@ -70,6 +70,8 @@ def scenarios(draw):
         if draw(st.integers(0, 3)) == 0:
             m["team"] = draw(st.sampled_from(["online", "offline"]))
         if draw(st.integers(0, 4)) == 0:
+            m["audience"] = draw(st.sampled_from(["users", "visitors"]))
+        if draw(st.integers(0, 4)) == 0:
             m["end"] = _iso(T0 + draw(st.integers(1, 60)) * GRID)
         messages.append(m)
     payload = {"site": "prop", "messages": messages,
@@ -78,9 +80,16 @@ def scenarios(draw):
     if draw(st.booleans()):
         # opens 22:14:00 UTC on T0's day: inside the journeys' minutes
         payload["team"] = {"timezone": "UTC", "hours": {"daily": draw(st.sampled_from(["22:14-23:00", "08:00-22:14"]))}}
-    kinds = st.sampled_from(["page_view", "page_view", "exit_intent", "dismiss", "widget_open", "widget_close", "tick"])
+    kinds = st.sampled_from(["page_view", "page_view", "exit_intent", "dismiss", "widget_open", "widget_close", "tick",
+                             "team", "identify"])
     raw = draw(st.lists(st.tuples(st.integers(1, 60), kinds), max_size=8))
-    events = journey(draw, raw, messages, GRID)
+
+    def extra(e):
+        if e["type"] == "team":     # live presence overrides business hours
+            e["value"] = draw(st.sampled_from(["online", "offline"]))
+        elif e["type"] == "identify":
+            e["attributes"] = {"plan": "pro"}
+    events = journey(draw, raw, messages, GRID, extra)
     for e in events:
         e["t"] += T0
         if e["type"] == "page_view":
