@@ -29,7 +29,6 @@ export function observe(href) {
   // parts below are then those Python's urlsplit finds in the same text.
   if (u.href !== href) return null;
   if ((u.protocol !== "http:" && u.protocol !== "https:") || u.hostname.startsWith("[")) return null;
-  if (/[?&]utm_/i.test(u.search)) return null; // a new campaign: the engine updates the visit's utm_*
   const scheme = u.protocol.slice(0, -1);
   const host = u.hostname.toLowerCase() + (u.port ? `:${u.port}` : "");
   let path = u.pathname || "/";
@@ -60,6 +59,7 @@ function normalQuery(search) {
       return null;
     }
     if (!/^[\x00-\x7f]*$/.test(key + value)) return null;
+    if (/^utm_/i.test(key)) return null; // a new campaign (%75tm_ too): the engine updates the visit's utm_*
     pairs.push([key, value]);
   }
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
