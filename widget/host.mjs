@@ -246,6 +246,7 @@ export function createHost(postToMain) {
   function post(reply) {
     if (!reply.ok) {
       warn(`engine error: ${reply.error}`);
+      postToMain({ type: "stepFailed", seq: lastSeq });
       return;
     }
     postToMain({ type: "result", seq: lastSeq, generation, decisions: reply.decisions, record: reply.record, next_wakeup: reply.next_wakeup });
@@ -253,6 +254,9 @@ export function createHost(postToMain) {
     // own next signal without asking (widget/reactions.mjs): the main thread
     // keeps it for the last step it sent (`seq`) only.
     clearTimeout(reactionsTimer);
+    // On the main thread (data-mode="main") the step itself runs inside the
+    // event handler and its result is painted in the same frame: no answers.
+    if (!IN_WORKER) return;
     reactionsTimer = setTimeout(() => {
       const answer = JSON.parse(runtime.reactions());
       if (answer.ok) postToMain({ type: "reactions", seq: lastSeq, generation, reactions: answer.reactions });

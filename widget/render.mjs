@@ -524,6 +524,14 @@ export function createRenderer({
     if (byVisitor) onDismiss(id);
   }
 
+  // Take back a message shown ahead of the engine that the engine did not
+  // decide (widget/shell.mjs): its card, or its entry in the conversation.
+  function retract(id) {
+    dismiss(id, false);
+    if (!autoInLog.delete(id) || !log) return;
+    for (const bubble of [...log.children]) if (bubble.dataset.messageId === id) bubble.remove();
+  }
+
   // -- the chat panel -------------------------------------------------------
   function buildPanel() {
     panel = el("section", "panel");
@@ -720,6 +728,7 @@ export function createRenderer({
   return {
     show,
     dismiss,
+    retract,
     open: () => open(false, false),
     close: () => close(false),
     configure,

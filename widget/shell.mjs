@@ -508,13 +508,17 @@ function createWidget(api, rawConfig, capture) {
         reactions = null;
         let painted = null;
         if (ahead && msg.seq === ahead.seq) {
-          painted = ahead.message;
-          if (decisions.some((d) => d.action === "show" && d.message === painted)) status.ahead += 1;
-          else {
-            // The engine has the last word. Expected only when a newer bundle
-            // replaced the engine while its older answer was in use here.
-            renderer.dismiss(painted, false);
-            if (msg.generation === ahead.generation) warnOnce(`internal: "${painted}" was shown ahead of the engine, which did not decide it; please report`);
+          // The engine has the last word. It can only differ when a newer
+          // bundle replaced the engine while its older answer was in use here:
+          // then its own decision is shown again (the content may differ).
+          const same = msg.generation === ahead.generation;
+          const decided = decisions.some((d) => d.action === "show" && d.message === ahead.message);
+          if (decided && same) {
+            painted = ahead.message;
+            status.ahead += 1;
+          } else if (!decided) {
+            renderer.retract(ahead.message);
+            if (same) warnOnce(`internal: "${ahead.message}" was shown ahead of the engine, which did not decide it; please report`);
           }
           ahead = null;
         }
@@ -539,6 +543,13 @@ function createWidget(api, rawConfig, capture) {
         if (qa.view) qa.view.update();
         break;
       }
+      case "stepFailed":
+        // The engine could not take that step (warned): nothing it decided is on screen.
+        if (ahead && msg.seq === ahead.seq) {
+          renderer.retract(ahead.message);
+          ahead = null;
+        }
+        break;
       case "reactions":
         if (msg.seq === sentSeq && msg.reactions) {
           reactions = { ...msg.reactions, generation: msg.generation };
