@@ -35,7 +35,7 @@ export function createHost(postToMain) {
       pending.push(msg);
     } else {
       // A newer step makes the pending reactions stale: they follow its result.
-      if (msg.type === "events" || msg.type === "wake") clearTimeout(reactionsTimer);
+      if (msg.type === "events" || msg.type === "wake" || msg.type === "swap") clearTimeout(reactionsTimer);
       handle(msg);
     }
   }
@@ -129,8 +129,10 @@ export function createHost(postToMain) {
       const outcome = await judgeFetched(await bundleFetch, accepted);
       if (outcome.problem) warn(`${outcome.problem}; ${usingCache}`);
       if (!outcome.accepted) return;
-      generation += 1; // the page's answers from the older engine may be in use right now
-      post(JSON.parse(runtime.swap(null))); // at the engine's present: no clock read here
+      // Staged. The page first drops the older engine's answers and says so
+      // ("swap", in order after every event it sent on them): those events are
+      // then decided by the engine that answered them.
+      postToMain({ type: "swapReady" });
     };
 
     // 4. Replay what happened before we were ready, then go live.
@@ -235,6 +237,10 @@ export function createHost(postToMain) {
       if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
       const events = msg.type === "events" ? msg.events : [{ type: "tick", t: msg.now }];
       post(JSON.parse(runtime.step(JSON.stringify(events), msg.now)));
+    } else if (msg.type === "swap") {
+      if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
+      generation += 1;
+      post(JSON.parse(runtime.swap(null))); // at the engine's present: no clock read here
     } else if (msg.type === "ping") {
       postToMain({ type: "pong", id: msg.id });
     } else if (msg.type === "explain") {

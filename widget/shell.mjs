@@ -508,9 +508,9 @@ function createWidget(api, rawConfig, capture) {
         reactions = null;
         let painted = null;
         if (ahead && msg.seq === ahead.seq) {
-          // The engine has the last word. It can only differ when a newer
-          // bundle replaced the engine while its older answer was in use here:
-          // then its own decision is shown again (the content may differ).
+          // The engine has the last word. They cannot differ (bundles are
+          // swapped only once the page has dropped the older engine's answers:
+          // "swapReady"); if they ever do, the engine's own decision is shown.
           const same = msg.generation === ahead.generation;
           const decided = decisions.some((d) => d.action === "show" && d.message === ahead.message);
           if (decided && same) {
@@ -543,6 +543,12 @@ function createWidget(api, rawConfig, capture) {
         if (qa.view) qa.view.update();
         break;
       }
+      case "swapReady":
+        // A newer bundle is ready in the worker: drop the running engine's
+        // answers, then let it swap (after everything sent so far).
+        reactions = null;
+        runtime.post({ type: "swap", seq: ++sentSeq });
+        break;
       case "stepFailed":
         // The engine could not take that step (warned): nothing it decided is on screen.
         if (ahead && msg.seq === ahead.seq) {
