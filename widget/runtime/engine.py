@@ -211,6 +211,18 @@ class DeliveryPolicy:
         """A message was delivered at t (caps keep their history here)."""
 
 
+class _Window:
+    """Where an answer of Engine.reactions stops holding: the earliest of the
+    instants after `t0` at which something it depends on may change."""
+
+    def __init__(self, t0: int, until: int | None):
+        self.t0, self.until = t0, until
+
+    def bound(self, at: int | None) -> None:
+        if at is not None and at > self.t0 and (self.until is None or at < self.until):
+            self.until = at
+
+
 # -- the engine ----------------------------------------------------------------
 
 class Engine:
@@ -355,18 +367,11 @@ class Engine:
         t0 = self.t
         page, rec = self.page, self.record
 
-        class Window:
-            """The instants at which the answer may change: the earliest wins."""
-            until = self.next_wakeup()
-
-            @classmethod
-            def bound(cls, at):
-                if at is not None and at > t0 and (cls.until is None or at < cls.until):
-                    cls.until = at
+        wake = self.next_wakeup()
 
         # The exit: this page's state, plus an exit intent "now". The page's
         # start rides along so a later exit's duration bounds the answer.
-        exit_window, exit_show = type("ExitWindow", (Window,), {}), None
+        exit_window, exit_show = _Window(t0, wake), None
         if self.on_screen is None:
             facts = self._facts_at(t0)
             facts["time_before_exit_intent"] = (t0, t0 - page["start"], page["start"])
@@ -381,7 +386,7 @@ class Engine:
         route = None
         last = rec["last_seen"]
         if rec["visit_start"] is not None and last is not None and t0 - last < VISIT_GAP_MS:
-            route_window = type("RouteWindow", (Window,), {})
+            route_window = _Window(t0, wake)
             route_window.bound(last + VISIT_GAP_MS)
             facts = self._facts_at(t0)
             facts.update({"time_on_page": t0, "page_url": "", "referrer_url": page["url"] or None,
