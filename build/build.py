@@ -6,7 +6,11 @@ Output (everything the widget's origin serves, nothing from a CDN):
   loader.js                        the one file a tag names (revalidated, never renamed)
   shell-<hash>.mjs, render-<hash>.mjs, host-<hash>.mjs, worker-<hash>.mjs, ...
                                    the browser side, content-hashed (immutable);
-                                   the same files under their plain names too
+                                   the same files under their plain names too.
+                                   widget/'s folders (shell/, signals/, engine/,
+                                   decisions/, render/, bundle/, endpoint/, qa/)
+                                   are flattened: every module is served beside
+                                   the loader, so a module's name is unique
   runtime-<hash>.tar               the Python runtime, with .pyc precompiled for Pyodide
   stdlib-<hash>.zip                the standard library trimmed to what the runtime
                                    needs, precompiled (sourceless .pyc)
@@ -37,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -52,7 +57,6 @@ WIDGET = ROOT / "widget"
 PYODIDE_NPM = ROOT / "node_modules" / "pyodide"
 PYODIDE_CORE = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "pyodide-lock.json"]
 PYODIDE_FILES = PYODIDE_CORE + ["python_stdlib.zip"]
-JS_FILES = ["loader.js", "shell.mjs", "render.mjs", "reactions.mjs", "host.mjs", "worker.mjs", "debug.mjs", "endpoint.mjs"]
 UNHASHED = {"loader.js"}  # the name in every site's script tag
 # Stdlib modules the runtime imports lazily inside stdlib functions (the
 # static closure only follows import-time imports in the stdlib). Add here
@@ -237,40 +241,74 @@ def _hashed(name: str, data: bytes) -> str:
     return f"{stem}-{_sha(data)[:12]}.{ext}"
 
 
-def _ref_pattern(name: str) -> re.Pattern:
-    # A module name in quotes, optionally "./"-relative: "host.mjs", './render.mjs'.
-    return re.compile(r"""(["'`])(\./)?""" + re.escape(name) + r"\1")
+def js_sources() -> dict[str, str]:
+    """widget/'s browser modules: path under widget/ → served (plain) name.
+    The served folder is flat, so two modules may not share a file name."""
+    paths = sorted(str(p.relative_to(WIDGET)) for p in WIDGET.rglob("*")
+                   if p.suffix in (".js", ".mjs") and "runtime" not in p.relative_to(WIDGET).parts)
+    names: dict[str, str] = {}
+    for path in paths:
+        name = path.rpartition("/")[2]
+        clash = next((other for other, n in names.items() if n == name), None)
+        if clash:
+            sys.exit(f"widget/{path} and widget/{clash} would both be served as {name}: rename one")
+        names[path] = name
+    return names
+
+
+# A module reference in quotes: "./host.mjs", '../render/render.mjs', or a
+# path from the loader's folder ("shell/shell.mjs", resolved against its URL).
+_REF = re.compile(r"""(["'`])((?:\.{1,2}/)*[A-Za-z0-9_./-]+\.m?js)\1""")
+
+
+def _references(path: str, text: str, names: dict[str, str]) -> list[tuple[re.Match, str]]:
+    """(match, referenced module's path) for every quoted string in `text`
+    that names another widget module relative to `path`'s folder."""
+    folder = posixpath.dirname(path)
+    found = []
+    for match in _REF.finditer(text):
+        target = posixpath.normpath(posixpath.join(folder, match.group(2)))
+        if target in names and target != path:
+            found.append((match, target))
+    return found
 
 
 def write_js(out: Path, replacements: dict[str, str]) -> dict[str, str]:
-    """Copy the JS files with placeholders filled in and every reference to a
-    sibling module pointed at its content-hashed name. Returns plain → served name."""
+    """Copy the browser modules into the flat served folder with placeholders
+    filled in and every reference to another module pointed at its
+    content-hashed name (dependencies first: a name is the hash of a text
+    that already names its dependencies' hashes). Returns plain → served name."""
+    names = js_sources()
     texts = {}
-    for name in JS_FILES:
-        if not (WIDGET / name).exists():
-            continue
-        text = (WIDGET / name).read_text(encoding="utf-8")
+    for path in names:
+        text = (WIDGET / path).read_text(encoding="utf-8")
         for placeholder, value in replacements.items():
             text = text.replace(placeholder, value)
-        texts[name] = text
-    deps = {name: {other for other in texts if other != name and _ref_pattern(other).search(text)} for name, text in texts.items()}
-    served: dict[str, str] = {}
+        texts[path] = text
+    deps = {path: {target for _, target in _references(path, text, names)} for path, text in texts.items()}
+    served: dict[str, str] = {}  # path → served name
     while len(served) < len(texts):
         progress = False
-        for name, text in texts.items():
-            if name in served or not deps[name] <= served.keys():
+        for path, text in texts.items():
+            if path in served or not deps[path] <= served.keys():
                 continue
-            for dep in deps[name]:
-                text = _ref_pattern(dep).sub(lambda m, d=dep: f"{m.group(1)}{m.group(2) or ''}{served[d]}{m.group(1)}", text)
-            data = text.encode("utf-8")
-            served[name] = name if name in UNHASHED else _hashed(name, data)
-            (out / served[name]).write_bytes(data)
-            if served[name] != name:
+            pieces, last = [], 0
+            for match, target in _references(path, text, names):
+                spec = match.group(2)
+                prefix = "./" if spec.startswith(".") else ""  # an import needs "./"; a loader URL keeps its form
+                pieces += [text[last:match.start()], f"{match.group(1)}{prefix}{served[target]}{match.group(1)}"]
+                last = match.end()
+            data = ("".join(pieces) + text[last:]).encode("utf-8")
+            name = names[path]
+            served[path] = name if name in UNHASHED else _hashed(name, data)
+            (out / served[path]).write_bytes(data)
+            if served[path] != name:
                 (out / name).write_bytes(data)  # the plain name too, revalidated (tools, old tags)
             progress = True
         if not progress:
-            sys.exit(f"circular references between widget modules: {deps}")
-    return served
+            cycle = {path: sorted(d - served.keys()) for path, d in deps.items() if path not in served}
+            sys.exit(f"circular imports between widget modules (each name hashes its imports' names): {cycle}")
+    return {names[path]: name for path, name in served.items()}
 
 
 def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: bool = True) -> dict:
@@ -321,7 +359,7 @@ def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: 
         "stdlib_zip": stdlib_name,
         "precompiled": not plain,
         "snapshot": snapshot,
-        "files": [name for name in JS_FILES if name in served],
+        "files": sorted(served),
         "served": served,
     }
     if compiled_manifest:

@@ -1,4 +1,4 @@
-"""The JS-facing adapter, driven the way widget/host.mjs drives it, under CPython."""
+"""The JS-facing adapter, driven the way widget/engine/host.mjs drives it, under CPython."""
 
 from __future__ import annotations
 

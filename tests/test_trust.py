@@ -153,11 +153,11 @@ def test_malformed_pins_are_refused_clearly(spec):
 
 
 def test_the_browser_reads_no_more_than_the_size_cap():
-    """host.mjs stops reading at the cap + 1 byte; its constant is trust.py's."""
+    """bundle/fetch.mjs stops reading at the cap + 1 byte; its constant is trust.py's."""
     import re
     from pathlib import Path
 
-    source = (Path(__file__).resolve().parents[1] / "widget" / "host.mjs").read_text()
+    source = (Path(__file__).resolve().parents[1] / "widget" / "bundle" / "fetch.mjs").read_text()
     factors = re.search(r"const BUNDLE_MAX_BYTES = ([\d\s*]+);", source).group(1).split("*")
     value = 1
     for f in factors:
