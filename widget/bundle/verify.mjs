@@ -1,6 +1,7 @@
 // Verify: the Ed25519 signature check (step 4 of widget/runtime/trust.py's
 // order) with WebCrypto. Python opens the envelope and names the candidate
-// keys and the signed message; this only says whether a signature matches.
+// keys and the signed message; this only says whether a signature matches,
+// and Python decides what follows.
 
 function fromBase64(text) {
   const bin = atob(text);
@@ -10,7 +11,8 @@ function fromBase64(text) {
 }
 
 // `opened`: {message, candidates: [[key, sig], ...]} (base64). Resolves to
-// {ok: true} or {ok: false, reason, error}.
+// the verdict widget/runtime/trust.py takes: {verdict: "valid" | "invalid" |
+// "unsupported" (this browser has no Ed25519), detail}.
 export async function verifySignature(opened) {
   const message = fromBase64(opened.message);
   let cryptoError = null;
@@ -18,7 +20,7 @@ export async function verifySignature(opened) {
   for (const [keyB64, sigB64] of opened.candidates) {
     try {
       const key = await crypto.subtle.importKey("raw", fromBase64(keyB64), { name: "Ed25519" }, false, ["verify"]);
-      if (await crypto.subtle.verify({ name: "Ed25519" }, key, fromBase64(sigB64), message)) return { ok: true };
+      if (await crypto.subtle.verify({ name: "Ed25519" }, key, fromBase64(sigB64), message)) return { verdict: "valid", detail: "" };
     } catch (err) {
       cryptoError = err;
       failures += 1;
@@ -26,7 +28,7 @@ export async function verifySignature(opened) {
   }
   if (cryptoError && failures === opened.candidates.length) {
     const why = typeof crypto === "undefined" || !crypto.subtle ? "WebCrypto needs a secure (https) page" : cryptoError.message;
-    return { ok: false, reason: "no_ed25519", error: `no_ed25519: this browser cannot verify Ed25519 signatures (${why})` };
+    return { verdict: "unsupported", detail: why };
   }
-  return { ok: false, reason: "bad_signature", error: "bad_signature: the signature does not match the payload" };
+  return { verdict: "invalid", detail: "" };
 }

@@ -10,75 +10,61 @@ import { IN_WORKER, SNAPSHOTS, fetchRuntime, startPython } from "./python.mjs";
 
 export { snapshotStore, startPython } from "./python.mjs";
 
-function sameBytes(bytes, text) {
-  return bytes.length >= text.length && new TextDecoder().decode(bytes) === text;
-}
-
-// The bundle: the last good one cached in this browser is used at once; the
+// The bundle: the last good one cached in this browser runs at once; the
 // fetched one replaces it when it verifies and is newer, so triggering never
-// waits on the network (see docs/publishing.md).
-// {accepted, lateFetch} or null (warned: no usable bundle). `tryBundle`
-// verifies bytes and stages them in the runtime.
-async function chooseBundle({ msg, bundleFetch, tryBundle, postToMain, warn }) {
-  const config = msg.config;
-  const cachedText = typeof msg.cachedBundle === "string" && msg.cachedBundle ? msg.cachedBundle : null;
-  const encoder = new TextEncoder();
-  // The rollback floor: the highest version accepted here before. It is
-  // dropped when the cached bundle's key is no longer pinned, so that after
-  // a key compromise and rotation a bundle the thief signed with a huge
-  // version cannot lock the site owner out.
-  let floor = Number.isInteger(msg.lastVersion) ? msg.lastVersion : null;
-  let cached = null;
-  let cachedProblem = cachedText === null ? "nothing cached from an earlier visit" : null;
-  if (cachedText !== null) {
-    const r = await tryBundle(encoder.encode(cachedText), floor, msg.now, "cached");
-    if (r.ok) cached = r;
+// waits on the network (see docs/publishing.md). Which bundle runs, which one
+// the page keeps and the rollback floor are widget/runtime/trust.py's
+// (BundleTrust); here only the timing. `offer(bytes, which, now)` hands a bundle
+// to it. Resolves to {accepted, lateFetch}, or null (warned: no usable bundle).
+async function chooseBundle({ msg, bundleFetch, offer, postToMain, warn }) {
+  let running = null; // what runs: {ok, site, version, source, widgets}
+  let cachedProblem = "nothing cached from an earlier visit";
+  if (typeof msg.cachedBundle === "string" && msg.cachedBundle) {
+    const r = await offer(new TextEncoder().encode(msg.cachedBundle), "cached", msg.now);
+    if (r.ok) [running, cachedProblem] = [facts(r, "cached"), null];
     else cachedProblem = `the cached bundle was rejected: ${r.error}`;
-    if (!r.ok && r.reason === "unknown_key") floor = null;
   }
-  const floorDropped = floor === null && Number.isInteger(msg.lastVersion);
-  const remember = (r, bytes) => {
-    // `untrustedFloor`: the stored version came from a key no longer pinned; replace it.
-    postToMain({ type: "bundle", envelope: new TextDecoder().decode(bytes), bundle: r, version: r.version, untrustedFloor: floorDropped });
-    return { accepted: r };
-  };
-  // {accepted} a newer verified bundle | {same} the same publication | {problem} | {} unchanged
-  const judgeFetched = async (fresh, current) => {
+  // {problem} | {swap: true}: a newer bundle is staged | {}: keep what runs
+  const judge = async (fresh) => {
     if (fresh.problem) return { problem: fresh.problem };
-    if (cachedText !== null && sameBytes(fresh.bytes, cachedText)) return {}; // a 304, or unchanged
-    const base = Math.max(floor ?? 0, current ? current.version : 0) || null;
-    const r = await tryBundle(fresh.bytes, base, msg.now, "fetched");
-    if (!r.ok) return { problem: `bundle ${config.bundle} rejected: ${r.error}` };
-    if (base !== null && r.version <= base) return { same: r, bytes: fresh.bytes };
-    return remember(r, fresh.bytes);
+    const r = await offer(fresh.bytes, "fetched", msg.now); // at init's `now`, even when late
+    if (!r.ok) return { problem: `bundle ${msg.config.bundle} rejected: ${r.error}` };
+    if (r.keep.store) {
+      // The last good bundle for the next page (`untrustedFloor`: the stored
+      // version came from a key no longer pinned; replace it).
+      postToMain({ type: "bundle", envelope: new TextDecoder().decode(fresh.bytes), bundle: facts(r, "fetched"), version: r.version, untrustedFloor: r.keep.lowerFloor });
+    }
+    if (!r.keep.run) return {};
+    running = facts(r, "fetched");
+    return { swap: true };
   };
   let fetchOutcome = null;
   const settledNow = await Promise.race([bundleFetch, Promise.resolve(null)]);
-  if (settledNow) fetchOutcome = await judgeFetched(settledNow, cached);
-  else if (!cached) fetchOutcome = await judgeFetched(await bundleFetch, null); // nothing to run meanwhile
-  let accepted = (fetchOutcome && fetchOutcome.accepted) || cached;
-  if (fetchOutcome && fetchOutcome.same) {
-    if (cached) await tryBundle(encoder.encode(cachedText), floor, msg.now, "cached"); // equal version: keep ours
-    else accepted = remember(fetchOutcome.same, fetchOutcome.bytes).accepted;
-  }
-  if (!accepted) {
+  if (settledNow) fetchOutcome = await judge(settledNow);
+  else if (!running) fetchOutcome = await judge(await bundleFetch); // nothing to run meanwhile
+  if (!running) {
     const why = [fetchOutcome && fetchOutcome.problem, cachedProblem].filter(Boolean).join("; ");
     warn(`${why}: no auto message will be shown`);
     return null;
   }
+  const accepted = running;
   const usingCache = `using the cached bundle (version ${accepted.version})`;
   if (fetchOutcome && fetchOutcome.problem) warn(`${fetchOutcome.problem}; ${usingCache}`);
   // Judged after going live: a slow endpoint never delays triggering.
   const lateFetch = fetchOutcome ? null : async () => {
-    const outcome = await judgeFetched(await bundleFetch, accepted);
+    const outcome = await judge(await bundleFetch);
     if (outcome.problem) warn(`${outcome.problem}; ${usingCache}`);
-    if (!outcome.accepted) return;
+    if (!outcome.swap) return;
     // Staged. The page first drops the older engine's answers and says so
     // ("swap", in order after every event it sent on them): those events are
     // then decided by the engine that answered them.
     postToMain({ type: "swapReady" });
   };
   return { accepted, lateFetch };
+}
+
+function facts(r, source) {
+  return { ok: true, site: r.site, version: r.version, source, widgets: r.widgets || [] };
 }
 
 export function createHost(postToMain) {
@@ -134,11 +120,12 @@ export function createHost(postToMain) {
     //    one made by this very build, else started and a snapshot made.
     const { pyodide, snapshot, tPyodide } = await startPython(archiveFetch, SNAPSHOTS && config.snapshot !== "off");
     const adapter = pyodide.pyimport("widget.runtime.adapter");
-    runtime = adapter.Runtime(JSON.stringify({ site: config.site, keys: config.keys, context: config.context }));
+    const floor = Number.isInteger(msg.lastVersion) ? msg.lastVersion : null; // the rollback floor
+    runtime = adapter.Runtime(JSON.stringify({ site: config.site, keys: config.keys, context: config.context, floor }));
     const tRuntime = performance.now();
 
     // 3. The bundle (chooseBundle).
-    const choice = await chooseBundle({ msg, bundleFetch, tryBundle, postToMain, warn });
+    const choice = await chooseBundle({ msg, bundleFetch, offer, postToMain, warn });
     if (!choice) {
       die("no bundle");
       return;
@@ -161,17 +148,14 @@ export function createHost(postToMain) {
     if (lateFetch) lateFetch().catch((err) => warn(`the fetched bundle could not be applied: ${err && err.message}`));
   }
 
-  // Checks 1-3 and 5-8 in Python (widget/runtime/trust.py), the signature (4)
-  // with WebCrypto. {ok: true, site, version, source} or {ok: false, reason, error};
-  // an accepted bundle is staged in the runtime (start / swap run it).
-  async function tryBundle(bytes, lastVersion, now, which) {
-    const opened = JSON.parse(runtime.open_envelope(bytes));
-    if (!opened.ok) return opened;
-    const signature = await verifySignature(opened);
-    if (!signature.ok) return signature;
-    const accepted = JSON.parse(runtime.accept_payload(lastVersion ?? undefined, now));
-    if (!accepted.ok) return accepted;
-    return { ok: true, site: accepted.site, version: accepted.version, source: which, widgets: accepted.widgets || [] };
+  // A bundle to the trust state (widget/runtime/trust.py): Python opens the
+  // envelope and names what to verify, WebCrypto verifies the signature,
+  // Python decides. {ok, keep: {kind, run, store, lowerFloor}, site, version,
+  // widgets} or {ok: false, reason, error}.
+  async function offer(bytes, which, now) {
+    const request = JSON.parse(runtime.signing_request(bytes));
+    const signature = request.ok ? await verifySignature(request) : { verdict: null, detail: "" };
+    return JSON.parse(runtime.offer(bytes, which, signature.verdict, signature.detail, now));
   }
 
   function handle(msg) {
