@@ -108,3 +108,14 @@ def test_the_shell_is_small_modules_of_small_functions():
         assert "--- owner" not in text and "--- end of" not in text, path
     importers = [p.name for p, text in sources.items() if re.search(r"""["']\.\./endpoint/endpoint\.mjs["']""", text)]
     assert importers == ["conversation.mjs"]
+
+
+def test_constants_are_generated_and_cannot_be_hand_written(write_js, monkeypatch, tmp_path):
+    files = {"runtime/constants.py": 'SHARED = {"GAP": 5, "NAMES": ("a", "b")}\n',
+             "shell/x.mjs": 'import { GAP } from "../constants.mjs";'}
+    out, served = build_tree(write_js, monkeypatch, tmp_path, files)
+    assert (out / served["constants.mjs"]).read_text().endswith(
+        'export const GAP = 5;\nexport const NAMES = Object.freeze(["a", "b"]);\n')
+    assert f'"./{served["constants.mjs"]}"' in (out / served["x.mjs"]).read_text()
+    with pytest.raises(SystemExit, match="would both be served as constants.mjs"):
+        build_tree(write_js, monkeypatch, tmp_path / "again", {**files, "constants.mjs": "export const GAP = 6;"})

@@ -2,7 +2,8 @@
 // ("no-cache" revalidates with If-None-Match, so an unchanged bundle costs a
 // 304), at most BUNDLE_MAX_BYTES + 1 bytes, within BUNDLE_TIMEOUT_MS.
 
-const BUNDLE_MAX_BYTES = 1024 * 1024; // = widget/runtime/trust.py MAX_BUNDLE_BYTES
+import { BUNDLE_MAX_BYTES } from "../constants.mjs";
+
 const BUNDLE_TIMEOUT_MS = 8000; // a slower bundle endpoint is reported; the cached bundle runs meanwhile
 
 // {bytes} or {problem}; never throws.

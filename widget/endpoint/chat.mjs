@@ -2,7 +2,7 @@
 // visitor's messages (POST /conversation/messages) and the rating
 // (POST /conversation/rating); its summary becomes the `chat_history` event.
 
-const RATINGS = ["great", "average", "poor"];
+import { RATINGS } from "../constants.mjs";
 
 // `ctx`: {client, site, send, emit, warn, notify, isClosed, lastShown(),
 // presence, beacons}.

@@ -1,7 +1,7 @@
 // Geo: GET /geo once per visit (a visit ends after 30 minutes without a
 // page), cached; country and city rules read "unknown" without it.
 
-const VISIT_GAP_MS = 30 * 60 * 1000;
+import { VISIT_GAP_MS } from "../constants.mjs";
 
 export async function loadGeo({ client, store, send, warn, isClosed }) {
   const now = Date.now();

@@ -2,9 +2,10 @@
 // online/offline state, agent replies and ratings; it reconnects with
 // exponential backoff and closes while the tab is hidden.
 
+import { RATINGS } from "../constants.mjs";
+
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 60000;
-const RATINGS = ["great", "average", "poor"];
 
 function parse(text) {
   try { return JSON.parse(text); } catch { return null; }

@@ -1,10 +1,9 @@
 // The chat panel: its header (title, the team's presence), the conversation
 // (transcript.mjs), the rating row and the compose field.
 
+import { RATINGS } from "../constants.mjs";
 import { el, icon, isTypingInPage } from "./dom.mjs";
 import { createTranscript } from "./transcript.mjs";
-
-const RATINGS = ["great", "average", "poor"];
 
 // The compose field: Enter sends, Shift+Enter breaks the line.
 function compose(L, onSend) {

@@ -29,8 +29,9 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
+from widget.runtime.constants import BUNDLE_MAX_BYTES as MAX_BUNDLE_BYTES
+
 PAYLOAD_TYPE = "application/vnd.proactive.bundle+json"
-MAX_BUNDLE_BYTES = 1024 * 1024
 MAX_SIGNATURES = 16
 
 REASONS = {

@@ -3,9 +3,8 @@
 // The same store keeps the last good bundle (widget/bundle/cache.mjs) under
 // suffixes of the record's key.
 
+import { RECORD_VERSION } from "../constants.mjs";
 import { warnOnce } from "./warn.mjs";
-
-const RECORD_VERSION = 1;
 
 function canonical(value) {
   return JSON.stringify(value, (k, v) => (v && typeof v === "object" && !Array.isArray(v)

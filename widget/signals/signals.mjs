@@ -4,13 +4,11 @@
 // the visitor's context, other tabs' records, language changes and the
 // site's own proactive('identify' | 'track', ...) calls.
 
-// The events the engine reads (widget/runtime/engine.py); others reach only
-// the site's handlers.
-export const ENGINE_EVENTS = new Set([
-  "page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
-  "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "tick",
-  "chat_history", // from the endpoint (widget/endpoint/endpoint.mjs)
-]);
+import { ENGINE_EVENTS as ENGINE_EVENT_NAMES } from "../constants.mjs";
+
+// The events the engine reads (widget/runtime/constants.py); others reach
+// only the site's handlers.
+export const ENGINE_EVENTS = new Set(ENGINE_EVENT_NAMES);
 // Signals a site with its own chat feeds in with proactive('track', name, …).
 const TRACKED_SIGNALS = new Set(["visitor_message", "agent_message", "rating"]);
 
