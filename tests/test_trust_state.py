@@ -156,3 +156,16 @@ def test_payload_validation_cannot_be_skipped(monkeypatch):
     monkeypatch.delattr(widget.runtime, "bundle", raising=False)
     with pytest.raises(trust.BundleRejected, match="bad_payload: .*validator could not be loaded"):
         trust.BundleTrust(trust.parse_key_list(NEW), site="acme").offer_fetched(V1, "valid", NOW_MS)
+
+
+def test_offering_the_bytes_just_opened_does_not_parse_them_again(monkeypatch):
+    state = trust.BundleTrust(trust.parse_key_list(NEW), site="acme")
+    calls = []
+    real = trust.open_envelope
+    monkeypatch.setattr(trust, "open_envelope", lambda *a, **k: calls.append(1) or real(*a, **k))
+    opened = state.open(V1)
+    assert state.offer_fetched(V1, "valid", NOW_MS).version == 1 and len(calls) == 1
+    assert state.open(V1) is opened
+    with pytest.raises(trust.BundleRejected):
+        state.offer_fetched(tampered(V2), "invalid", NOW_MS)  # other bytes: opened afresh
+    assert len(calls) == 2

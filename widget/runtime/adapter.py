@@ -58,9 +58,10 @@ class Runtime:
     # -- bundle -----------------------------------------------------------
     def signing_request(self, raw) -> str:
         """Checks 1-3; what the caller must verify with WebCrypto: the signed
-        message and the (pinned key, signature) candidates. Keeps nothing."""
+        message and the (pinned key, signature) candidates. Decides nothing
+        (`offer` does, from the same bytes)."""
         try:
-            opened = trust.open_envelope(_bytes(raw), self.keys)
+            opened = self.trust.open(_bytes(raw))
         except Exception as exc:  # noqa: BLE001 - reported, never raised into JS
             return _failure(exc)
         return _reply(

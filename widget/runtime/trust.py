@@ -310,9 +310,21 @@ class BundleTrust:
         self.compile = compile
         self.current = None  # the payload that runs (or is about to)
         self._cached_raw = None
+        self._last_opened = (None, None)  # (raw, OpenedEnvelope): open() of the same bytes twice
+
+    def open(self, raw: bytes) -> OpenedEnvelope:
+        """Checks 1-3 (`open_envelope` with the pinned keys): what the caller
+        verifies before offering the same bytes. The last envelope opened is
+        remembered by its bytes, so offering it does not parse it again."""
+        raw = bytes(raw)
+        if self._last_opened[0] == raw:
+            return self._last_opened[1]
+        opened = open_envelope(raw, self.keys)
+        self._last_opened = (raw, opened)
+        return opened
 
     def _accept(self, raw: bytes, verdict, detail, now: int, last_version) -> dict:
-        opened = open_envelope(raw, self.keys)
+        opened = self.open(raw)
         _signature(opened, verdict, detail)
         return accept_payload(opened.payload, site=self.site, last_version=last_version, now=now)
 
