@@ -194,9 +194,9 @@ self.onmessage = async (e) => {
     const adapter = pyodide.pyimport("widget.runtime.adapter");
     const rt = adapter.Runtime(JSON.stringify({ site: "bench", keys: job.key, context: job.context }));
     const envelope = new Uint8Array(await (await fetch(job.bundle)).arrayBuffer());
-    const opened = JSON.parse(rt.open_envelope(envelope));
+    const opened = JSON.parse(rt.signing_request(envelope));
     if (!opened.ok) throw new Error(opened.error);
-    const accepted = JSON.parse(rt.accept_payload(undefined, job.now));
+    const accepted = JSON.parse(rt.offer(envelope, "fetched", "valid", "", job.now)); // signed by the bench itself
     if (!accepted.ok) throw new Error(accepted.error);
     let t = job.now;
     JSON.parse(rt.start("", JSON.stringify([{ type: "page_view", t, url: job.urls[0], referrer: job.referrer }]), t));

@@ -31,9 +31,7 @@ import json
 
 from . import catalog, urls
 from . import policy as policy_mod
-
-RECORD_VERSION = 1
-VISIT_GAP_MS = 30 * 60 * 1000
+from .constants import RECORD_VERSION, VISIT_GAP_MS
 MAX_LOGGED_VISITS = 8   # older visits are folded into `visits_before`
 MAX_TAB_KEYS = 64       # per counter; beyond, the smallest keys are folded into "_"
 LEGACY = "_"            # the key for counts that came without a tab (older records, seeds)
