@@ -8,6 +8,24 @@
 
 const SUFFIX = ":claims";
 const MAX_CLAIMS = 1000;
+const TAB_KEY = "proactive:tab";
+
+// This tab's key in the record's per-tab counters (widget/runtime/record.py):
+// kept in sessionStorage, so a reload counts under the same key and another
+// tab under its own.
+export function tabId() {
+  const fresh = () => Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+  try {
+    let id = sessionStorage.getItem(TAB_KEY);
+    if (!id || !/^[0-9a-f]{12}$/.test(id)) {
+      id = fresh();
+      sessionStorage.setItem(TAB_KEY, id);
+    }
+    return id;
+  } catch {
+    return fresh(); // storage blocked: one key per page
+  }
+}
 
 export function createClaims(store) {
   const name = `${store.key}${SUFFIX}`;
@@ -28,5 +46,23 @@ export function createClaims(store) {
       .catch(() => takeIfFree(message)); // e.g. an opaque origin: no locks there
   }
 
-  return { claim };
+  // Claim, then `answer(won)`; `settled()` waits for every claim in flight
+  // (proactive('sync') waits for them: a show claimed is a show decided).
+  let inFlight = Promise.resolve();
+  let count = 0;
+  function request(message, answer) {
+    count += 1;
+    const done = claim(message).catch(() => true).then((won) => {
+      count -= 1;
+      answer(won);
+    });
+    inFlight = Promise.all([inFlight, done]);
+  }
+
+  // The QA kit's seed starts a visitor over: nothing claimed yet.
+  function reset() {
+    store.write([], SUFFIX);
+  }
+
+  return { claim, request, reset, get pending() { return count > 0; }, settled: () => inFlight };
 }

@@ -12,6 +12,7 @@
 // docs/embedding.md is the user's view of this file (API, events, attributes).
 
 import { createApi } from "./api.mjs";
+import { createClaims, tabId } from "./claims.mjs";
 import { createClock } from "./clock.mjs";
 import { appearanceFor, readConfig } from "./config.mjs";
 import { startConversation } from "./conversation.mjs";
@@ -123,11 +124,12 @@ function createWidget(api, tag, capture) {
   const store = openStore(config.site || config.bundle);
   const record = openVisitorRecord(store);
   const bundles = openBundleCache(store);
+  const claims = createClaims(store);
   const events = createEvents();
   const early = capture.signals.splice(0); // signals from before the shell
   const announced = early.slice();
   const status = {
-    navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [],
+    navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [], shownCount: 0,
     storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
     ahead: 0, // messages shown inside their event's handler (then confirmed by the engine)
   };
@@ -145,17 +147,18 @@ function createWidget(api, tag, capture) {
   const channel = createChannel({
     mode: config.mode,
     initMessage: () => ({
-      config: { bundle: config.bundle, keys: config.keys, site: config.site, context: visitorContext(), snapshot: config.snapshot },
+      config: { bundle: config.bundle, keys: config.keys, site: config.site, snapshot: config.snapshot,
+        context: { ...visitorContext(), tab: tabId(), claims: true } },
       record: record.current(),
       cachedBundle: bundles.envelope(),
       lastVersion: bundles.version(),
       events: early.splice(0).sort((a, b) => a.t - b.t),
     }),
-    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation }),
+    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation, claims, send }),
     onStarted: (mode) => { status.mode = mode; },
   });
   const clock = createClock({ channel, reactions, status });
-  const qa = createQa({ renderer, channel, record, command: (...args) => command(...args), isStopped });
+  const qa = createQa({ renderer, channel, record, claims, command: (...args) => command(...args), isStopped });
   const conversation = startConversation({ config, renderer, events, send, warn: warnOnce, cleanup, isStopped });
   if (config.widget) early.push({ type: "context", widget: String(config.widget), t: Date.now() });
 
@@ -204,7 +207,7 @@ function createWidget(api, tag, capture) {
   }
 
   const command = createApi({
-    events, send, setOpen, qa, channel, reactions, store, status, shutdown,
+    events, send, setOpen, qa, channel, reactions, store, status, shutdown, claims,
     isReady: () => status.ready, isStopped,
   });
 
