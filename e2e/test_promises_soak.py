@@ -9,12 +9,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
-import pytest
-
 from conftest import T0, simple_messages, sync, wait_ready
 from shell_helpers import wait_until
-
-pytestmark = pytest.mark.skip(reason="lands with the bounded page state (issue 22 item 6)")  # PHASE2
 
 SHOWN_KEPT = 100      # widget: status().shown keeps the last 100 shows
 TRANSCRIPT_KEPT = 200  # widget: the chat panel keeps the last 200 messages

@@ -107,7 +107,6 @@ def run_minutes(page, proxy, minutes: float) -> None:
             time.sleep(proxy.cut_after + 0.15)
 
 
-@pytest.mark.xfail(strict=True, reason="the backoff resets on every hello and history is re-read on every reconnect")
 def test_a_stream_cut_after_each_connect_falls_to_the_backoff_ceiling(site, context, guard, proxy):
     origin = f"http://127.0.0.1:{proxy.port}"
     guard.allowed.append(origin)

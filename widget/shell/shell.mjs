@@ -111,13 +111,23 @@ function createWidget(api, tag, capture) {
     return null;
   }
   const cleanup = []; // undo functions, run by shutdown
+  const added = []; // [target, type, listener, options]: put back after the page's document.open()
   const listen = (target, type, fn, opts) => {
     const safe = (e) => {
       try { fn(e); } catch (err) { warnOnce(`internal error in the ${type} listener: ${err && err.message}`); }
     };
     target.addEventListener(type, safe, opts);
+    added.push([target, type, safe, opts]);
     cleanup.push(() => target.removeEventListener(type, safe, opts));
   };
+  // document.open() drops every listener of the document and the window:
+  // ours and the loader's go back (adding one that is still there is a no-op).
+  function relisten() {
+    for (const [target, type, fn, opts] of [...capture.listeners, ...added]) {
+      if (typeof opts === "function") continue; // a history patch, not a listener
+      try { target.addEventListener(type, fn, opts); } catch { /* keep going */ }
+    }
+  }
   let stopped = false;
   let widgetOpen = false;
   const isStopped = () => stopped;
@@ -142,6 +152,7 @@ function createWidget(api, tag, capture) {
     onClose: () => setOpen(false, true),
     onReply: (text, id) => conversation.reply(text, id),
     onRate: (value) => conversation.rate(value),
+    onRemount: () => { if (!stopped) relisten(); },
   });
   const reactions = createReactions({ renderer, warn: warnOnce });
   const channel = createChannel({
