@@ -24,7 +24,6 @@ import json
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +33,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "e2e")]
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from conftest import CHROMIUM, CHROMIUM_FLAGS, T0, Site, simple_messages, wait_ready  # noqa: E402
+from shell_helpers import wait_until  # noqa: E402
+from test_endpoint import agent_api  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MESSAGES = simple_messages(
@@ -41,24 +42,6 @@ MESSAGES = simple_messages(
     {"id": "pricing", "priority": 5, "rules": [{"rule": "page_url", "op": "contains", "value": "pricing"},
                                                {"rule": "time_on_page", "op": "greater", "value": 2}]},
 )
-
-
-def agent_api(site, method: str, path: str, body: dict | None = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{site.widget_origin}/api/agent{path}", data=data, method=method,
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-def wait(page, script: str, arg=None, timeout: float = 15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = page.evaluate(script, arg)
-        if value:
-            return value
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out: {script}")
 
 
 def measure(page, cdp) -> dict:
@@ -127,7 +110,7 @@ def soak(hours: int, route_every: int, reply_every: int) -> dict:
                         replies += 1
                         agent_api(site, "POST", f"/conversations/{conversation}/messages",
                                   {"text": f"Answer {replies}", "author": "Soak"})
-                        wait(page, "(n) => window.__answers >= n", replies)
+                        wait_until(page, "(n) => window.__answers >= n", replies)
                     if i % 10 == 9:
                         page.evaluate("() => proactive('sync')")
                 page.evaluate("() => proactive('sync')")
