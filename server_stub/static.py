@@ -1,7 +1,9 @@
 """Static files for the widget's origin: right MIME types, CORS for the sites
 in the allow-list, precompressed variants, and caching that fits each kind of
-file (immutable for content-hashed or versioned files, revalidated with ETag
-for everything else)."""
+file: immutable for content-hashed or versioned files; for `loader.js`, fresh
+for a few minutes and then used while it is revalidated in the background, so
+a returning visitor's browser runs its copy when this origin is unreachable
+(docs/publishing.md, "Caching"); revalidated with ETag for everything else."""
 
 from __future__ import annotations
 
@@ -27,6 +29,14 @@ for _ext, _type in {
     mimetypes.add_type(_type, _ext)
 
 IMMUTABLE = re.compile(r"^(pyodide-[0-9][^/]*/|[^/]*-[0-9a-f]{12}\.)")
+LOADER = "loader.js"
+# The loader: fresh for LOADER_MAX_AGE s (a widget upgrade reaches visitors
+# within that), then served from the browser's cache while it revalidates in
+# the background for LOADER_STALE s: Chromium and Firefox then run their
+# copy even when this origin does not answer (stale-while-revalidate);
+# stale-if-error says the same to CDNs and the browsers that implement it.
+LOADER_MAX_AGE = 300
+LOADER_STALE = 7 * 24 * 3600
 # Precompressed siblings (`NAME.br`, `NAME.gz`), best first.
 ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 
@@ -47,6 +57,15 @@ def accepted_encodings(header: str | None) -> set[str]:
         if name and q > 0:
             out.add(name.strip().lower())
     return out
+
+
+def cache_control(path: str) -> str:
+    """The Cache-Control of a file of the widget's folder (path relative to it)."""
+    if IMMUTABLE.match(path):
+        return "public, max-age=31536000, immutable"
+    if path == LOADER:
+        return f"public, max-age={LOADER_MAX_AGE}, stale-while-revalidate={LOADER_STALE}, stale-if-error={LOADER_STALE}"
+    return "no-cache"
 
 
 class WidgetFiles(StaticFiles):
@@ -71,7 +90,7 @@ class WidgetFiles(StaticFiles):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "").lstrip("/")
-        immutable = bool(IMMUTABLE.match(path))
+        caching = cache_control(path)
         cors = self._cors(Headers(scope=scope).get("origin"))
 
         async def send_with_headers(message):
@@ -83,9 +102,7 @@ class WidgetFiles(StaticFiles):
                     headers.append((b"vary", b", ".join(vary)))
                 headers.append((b"cross-origin-resource-policy", b"cross-origin"))
                 headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append(
-                    (b"cache-control", b"public, max-age=31536000, immutable" if immutable else b"no-cache")
-                )
+                headers.append((b"cache-control", caching.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -79,10 +79,20 @@ def test_merge_records_takes_max_union_latest():
 
 
 def test_merge_takes_the_later_visit_whole():
-    a = dict(new_record(), visit_start=100, page_views=9, source_url="https://a/", utm={"utm_source": "a"})
-    b = dict(new_record(), visit_start=200, page_views=1, source_url="https://b/", utm={})
+    later = 100 + 31 * 60_000   # more than the visit gap after the first one: another visit
+    a = dict(new_record(), visits=1, visit_start=100, page_views=9, source_url="https://a/", utm={"utm_source": "a"})
+    b = dict(new_record(), visits=1, visit_start=later, page_views=1, source_url="https://b/", utm={})
     m = merge_records(a, b)
-    assert (m["visit_start"], m["page_views"], m["source_url"], m["utm"]) == (200, 1, "https://b/", {})
+    assert (m["visit_start"], m["page_views"], m["source_url"], m["utm"]) == (later, 1, "https://b/", {})
+
+
+def test_merge_joins_visits_less_than_the_gap_apart():
+    """Two tabs that each started "a visit" 100 ms apart made one visit."""
+    a = dict(new_record(), visits=1, visit_start=100, page_views=9, source_url="https://a/", utm={"utm_source": "a"})
+    b = dict(new_record(), visits=1, visit_start=200, page_views=1, source_url="https://b/", utm={})
+    m = merge_records(a, b)
+    assert (m["visits"], m["visit_start"], m["page_views"]) == (1, 100, 10)
+    assert (m["source_url"], m["utm"]) == ("https://a/", {"utm_source": "a"})
 
 
 def test_explain_reports_values_operators_results_and_gates():

@@ -192,7 +192,11 @@
     import(new URL("shell/shell.mjs", src).href)
       .then(function (shell) { shell.start({ api: api, config: config, capture: capture, record: record }); })
       .catch(function (err) {
-        console.warn("[proactive] could not load the widget from " + new URL(".", src).href + ": " + (err && err.message));
+        var opaque = false;
+        try { opaque = self.origin === "null"; } catch (e) { /* not opaque */ }
+        console.warn("[proactive] could not load the widget from " + new URL(".", src).href + ": " + (err && err.message) +
+          (opaque ? " (this page runs in an opaque origin, e.g. a sandboxed iframe without allow-same-origin: requests carry" +
+            " \"Origin: null\", which the widget's origin must allow, and the page has no storage)" : ""));
       });
   } catch (err) {
     try { console.warn("[proactive] widget not started: " + (err && err.message)); } catch (e) { /* nothing */ }

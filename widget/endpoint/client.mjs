@@ -65,6 +65,10 @@ export function createClient({ base, site, store, onRegistered }) {
       err.code = data && data.error && data.error.code;
       throw err;
     }
+    // A 200 that is not JSON (a captive portal, a misrouted proxy) is a failure, said once by the caller.
+    if ((data === null || typeof data !== "object") && response.status !== 204) {
+      throw new Error(`the answer to ${method} ${path} is not JSON (HTTP ${response.status}, ${response.headers.get("content-type") || "no content type"})`);
+    }
     return data;
   }
 

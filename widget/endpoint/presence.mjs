@@ -6,6 +6,11 @@ import { RATINGS } from "../constants.mjs";
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 60000;
+// The backoff starts over only once a stream has stayed up this long: a
+// stream that connects and drops at once keeps backing off to the ceiling.
+const STABLE_MS = 30000;
+// This many failures in a row (about 2 minutes of trying) are said, once.
+const FAILURES_TOLD = 7;
 
 function parse(text) {
   try { return JSON.parse(text); } catch { return null; }
@@ -16,6 +21,9 @@ export function createPresence(ctx) {
   let stream = null;
   let streamTimer = null;
   let backoff = 0;
+  let stableTimer = null;
+  let failures = 0; // in a row, without a stable stream in between
+  let historyStep = -1; // the backoff step at which history was last re-read
   let team = null;
 
   function listen(es) {
@@ -29,10 +37,18 @@ export function createPresence(ctx) {
       }
     });
     es.addEventListener("hello", () => {
-      const reconnected = backoff > 0;
-      backoff = 0;
-      // Messages sent while we were away arrive with the history.
-      if (reconnected && ctx.client.token) ctx.chat.loadHistory();
+      clearTimeout(stableTimer);
+      stableTimer = setTimeout(() => {
+        backoff = 0;
+        failures = 0;
+        historyStep = -1;
+      }, STABLE_MS);
+      // Messages sent while we were away arrive with the history: read at
+      // most once per backoff step.
+      if (backoff > 0 && backoff !== historyStep && ctx.client.token) {
+        historyStep = backoff;
+        ctx.chat.loadHistory();
+      }
     });
     es.addEventListener("message", (e) => {
       const m = parse(e.data);
@@ -45,10 +61,16 @@ export function createPresence(ctx) {
     es.onerror = () => {
       // Own the retry (EventSource's own has no backoff): close, wait, reopen.
       es.close();
+      clearTimeout(stableTimer);
       if (stream === es) stream = null;
       if (ctx.isClosed()) return;
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** backoff);
       backoff += 1;
+      failures += 1;
+      if (failures === FAILURES_TOLD) {
+        ctx.warn(`the endpoint's live stream (${ctx.client.url("/stream")}) keeps failing (${failures} times in a row); `
+          + `retrying about once a minute: team presence and agent replies arrive late`);
+      }
       streamTimer = setTimeout(open, Math.round(delay * (0.5 + Math.random() / 2)));
     };
   }
@@ -74,6 +96,7 @@ export function createPresence(ctx) {
     if (stream) stream.close();
     stream = null;
     clearTimeout(streamTimer);
+    clearTimeout(stableTimer);
   }
 
   // A hidden tab needs no live stream (browsers cap connections per host).

@@ -5,6 +5,18 @@
 
 import { warnOnce } from "../shell/warn.mjs";
 
+// A worker that has not said "booted" by then (its module never arrived, or
+// hangs) is given up for the main thread.
+const BOOT_TIMEOUT_MS = 15000;
+
+// A sandboxed iframe without allow-same-origin (or a data: URL) runs in an
+// opaque origin: no storage, no workers from the widget's origin, CORS
+// requests with "Origin: null". Said instead of blaming the CSP.
+function opaqueOrigin() {
+  try { return self.origin === "null"; } catch { return false; }
+}
+const OPAQUE = "this page runs in an opaque origin (a sandboxed iframe without allow-same-origin, or a data: URL)";
+
 // The runtime starts once the host page has loaded, so the page's own loading
 // never competes with Pyodide's (the loader captures signals meanwhile); at
 // the latest 10 s after the shell started, for pages whose load never ends.
@@ -39,26 +51,42 @@ function startRuntime(mode, onMessage) {
     const worker = new Worker(blobUrl, { type: "module", name: "proactive" });
     URL.revokeObjectURL(blobUrl);
     let alive = false;
-    worker.onmessage = (e) => {
-      if (e.data && e.data.type === "booted") alive = true;
-      onMessage(e.data || {});
-    };
-    worker.onerror = (e) => {
-      e.preventDefault();
-      if (alive || runtime.stopped) {
-        warnOnce(`the widget's worker failed: ${e.message || "unknown error"}`);
-        return;
-      }
+    let abandoned = false;
+    const giveUp = (why) => {
+      abandoned = true;
+      clearTimeout(bootTimer);
       worker.terminate();
-      warnOnce("the widget's worker could not start (check the page's Content-Security-Policy: worker-src blob: and the widget's origin); running on the main thread");
+      warnOnce(`${why}; running on the main thread`);
       onMain().catch((err) => {
         warnOnce(`the runtime could not start: ${err.message}`);
         onMessage({ type: "failed", text: "the runtime could not start" });
       });
     };
+    const bootTimer = setTimeout(() => {
+      if (!alive && !runtime.stopped) giveUp(`the widget's worker did not start within ${BOOT_TIMEOUT_MS / 1000} s`);
+    }, BOOT_TIMEOUT_MS);
+    worker.onmessage = (e) => {
+      if (abandoned) return;
+      if (e.data && e.data.type === "booted") {
+        alive = true;
+        clearTimeout(bootTimer);
+      }
+      onMessage(e.data || {});
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      if (abandoned) return;
+      if (alive || runtime.stopped) {
+        warnOnce(`the widget's worker failed: ${e.message || "unknown error"}`);
+        return;
+      }
+      giveUp(opaqueOrigin()
+        ? `the widget's worker could not start: ${OPAQUE}; allow-same-origin on the iframe fixes it`
+        : "the widget's worker could not start (check the page's Content-Security-Policy: worker-src blob: and the widget's origin)");
+    };
     runtime.mode = "worker";
     runtime.post = (m) => { if (!runtime.stopped && runtime.mode === "worker") worker.postMessage(m); };
-    runtime.stop = () => { runtime.stopped = true; worker.terminate(); };
+    runtime.stop = () => { runtime.stopped = true; clearTimeout(bootTimer); worker.terminate(); };
     return Promise.resolve(runtime);
   } catch (err) {
     warnOnce(`module workers are unavailable (${err.message}); running on the main thread`);

@@ -12,7 +12,7 @@ function describeCondition(c) {
 }
 
 // `command`: the widget's API (the debug view reads status and explain).
-export function createQa({ renderer, channel, record, command, isStopped }) {
+export function createQa({ renderer, channel, record, claims, command, isStopped }) {
   let debug = false;
   let view = null;
   let loading = null;
@@ -57,6 +57,7 @@ export function createQa({ renderer, channel, record, command, isStopped }) {
   function seed(value) {
     if (channel.booted) return warnOnce("seed must come before the widget starts (queue it before the loader runs)");
     record.save(value && typeof value === "object" ? JSON.parse(JSON.stringify(value)) : null);
+    claims.reset();
   }
 
   try {

@@ -15,11 +15,25 @@ import { el, icon, isTypingInPage } from "./dom.mjs";
 import { widgetLabels } from "./labels.mjs";
 import { createPanel } from "./panel.mjs";
 import { CSS } from "./styles.mjs";
+import { warnOnce } from "../shell/warn.mjs";
 
 export { renderNodes, safeHref } from "./dom.mjs";
 export { widgetLabels } from "./labels.mjs";
 
 const HEX = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
+const ELEMENT = "proactive-widget";
+
+// Our element is a plain element (never defined). A page that defines
+// <proactive-widget> itself would run its own code in ours: the widget then
+// uses the first free <proactive-widget-N>, and says so once.
+function elementName() {
+  const registry = typeof customElements !== "undefined" ? customElements : null;
+  if (!registry || !registry.get(ELEMENT)) return ELEMENT;
+  let n = 1;
+  while (registry.get(`${ELEMENT}-${n}`)) n += 1;
+  warnOnce(`the page defines its own <${ELEMENT}> element: the widget renders into <${ELEMENT}-${n}> instead`);
+  return `${ELEMENT}-${n}`;
+}
 
 /** #rgb / #rrggbb → the text colour that reads on it. */
 function contrastOn(hex) {
@@ -53,7 +67,7 @@ function createLauncher(L, onToggle) {
 
 export function createRenderer({
   onDismiss = () => {}, onClick = () => {}, onOpen = () => {}, onClose = () => {},
-  onReply = () => {}, onRate = null,
+  onReply = () => {}, onRate = null, onRemount = () => {},
 } = {}) {
   const L = widgetLabels(browserLanguages());
   let appearance = { color: null, position: "right", launcher: "bubble", title: L.title };
@@ -95,7 +109,7 @@ export function createRenderer({
 
   function mount() {
     if (parts) return;
-    const host = document.createElement("proactive-widget");
+    const host = document.createElement(elementName());
     const root = host.attachShadow({ mode: "open" });
     const sheet = new CSSStyleSheet();
     sheet.replaceSync(CSS);
@@ -114,6 +128,19 @@ export function createRenderer({
     document.addEventListener("keydown", onEscape);
     listeners.push(() => document.removeEventListener("keydown", onEscape));
     (document.body || document.documentElement).appendChild(host);
+    // The page's document.open() empties the document (and drops every
+    // listener): put the element back, and say so once.
+    const watcher = new MutationObserver(() => {
+      if (!parts || parts.host.isConnected) return;
+      const parent = document.body || document.documentElement;
+      if (!parent) return;
+      parent.appendChild(parts.host);
+      document.addEventListener("keydown", onEscape);
+      warnOnce("the page called document.open(), which removed the widget and its listeners; they are back");
+      onRemount();
+    });
+    watcher.observe(document, { childList: true });
+    listeners.push(() => watcher.disconnect());
   }
 
   function applyAppearance() {

@@ -4,6 +4,8 @@
 import { el } from "./dom.mjs";
 import { messageBody } from "./message.mjs";
 
+export const TRANSCRIPT_KEPT = 200;
+
 // `onButton(messageId, button)`: an auto message's button; `onAgent()`: the
 // team has replied (the panel then offers a rating).
 export function createTranscript({ L, onButton, onAgent }) {
@@ -11,6 +13,13 @@ export function createTranscript({ L, onButton, onAgent }) {
   const pending = []; // visitor messages awaiting the endpoint's echo
   const seen = new Set(); // endpoint message ids already in the log
   const autoInLog = new Set();
+
+  // A long session keeps the last TRANSCRIPT_KEPT entries on the page.
+  function append(node) {
+    log.appendChild(node);
+    while (log.childElementCount > TRANSCRIPT_KEPT) log.firstElementChild.remove();
+    return node;
+  }
 
   function scroll() {
     if (log) log.scrollTop = log.scrollHeight;
@@ -20,7 +29,7 @@ export function createTranscript({ L, onButton, onAgent }) {
     const bubble = el("div", `bubble ${sender === "visitor" ? "visitor" : "agent"} ${extra}`.trim());
     bubble.dir = "auto";
     bubble.textContent = String(text);
-    log.appendChild(bubble);
+    append(bubble);
     scroll();
     return bubble;
   }
@@ -42,7 +51,7 @@ export function createTranscript({ L, onButton, onAgent }) {
       bubble.dataset.messageId = decision.message;
       if (content.sender && content.sender.name) bubble.appendChild(el("div", "who", content.sender.name));
       bubble.appendChild(messageBody(content, decision.message, onButton));
-      log.appendChild(bubble);
+      append(bubble);
       scroll();
     },
     // An auto message taken back (shown ahead of the engine, not decided).
@@ -79,7 +88,7 @@ export function createTranscript({ L, onButton, onAgent }) {
         p.bubble.classList.remove("pending");
         p.bubble.classList.add("failed");
       }
-      log.appendChild(el("div", "note", L.notDelivered));
+      append(el("div", "note", L.notDelivered));
       scroll();
     },
   };

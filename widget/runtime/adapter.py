@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import sys
 import traceback
 
@@ -49,6 +50,10 @@ class Runtime:
         self.site = config.get("site") or None
         self.keys = trust.parse_key_list(config.get("keys", ""))
         self.context = config.get("context") or {}
+        # This page's key in the record's per-tab counters (record.py): the
+        # page sends its own; else one per runtime, so tabs still add up.
+        if not isinstance(self.context.get("tab"), str) or not self.context["tab"]:
+            self.context["tab"] = secrets.token_hex(6)
         self.trust = trust.BundleTrust(self.keys, site=self.site, floor=config.get("floor"), compile=self._compile)
         self.engine = None
         self.bundle = None

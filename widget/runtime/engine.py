@@ -30,11 +30,12 @@ import gc
 import heapq
 
 from . import bundle as bundle_mod
-from . import catalog, conditions, urls, useragent
+from . import catalog, conditions, useragent
 from . import content as content_mod
 from . import policy as policy_mod
-
+from . import record as record_mod
 from .constants import RECORD_VERSION, VISIT_GAP_MS  # noqa: F401 - shared with the browser
+
 PAGE_CLOCK = frozenset(("time_on_page",))   # durations that count from a page view
 MAX_ROUTE_CANDIDATES = 50   # Engine.reactions: what crosses to the page after every step stays small
 RULE_IDS = tuple(catalog.RULES)
@@ -52,29 +53,11 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-# -- the persistent visitor record -------------------------------------------
+# -- the persistent visitor record (widget/runtime/record.py) ------------------
 
-def new_record() -> dict:
-    """A fresh visitor record (JSON-able, versioned)."""
-    return {"v": RECORD_VERSION, "visits": 0, "visit_start": None, "last_seen": None,
-            "page_views": 0, "source_url": None, "utm": {}, "invitations_sent": 0,
-            "last_invitation": None, "once": [], "chat": False, "visitor_msg_at": None,
-            "agent_msg_at": None, "rating": None, "rating_at": None,
-            "widget_closed_at": None, "dismissed": {}, "clicked": {}, "shows": {}}
-
-
-def upgrade_record(record: dict | None) -> dict:
-    """Accept a stored record (None, an older or a partial one) as a v1 record.
-    An unreadable record starts over rather than breaking the page."""
-    fresh = new_record()
-    if not isinstance(record, dict) or record.get("v", RECORD_VERSION) != RECORD_VERSION:
-        return fresh
-    out = copy.deepcopy(record)
-    for key, value in fresh.items():
-        if key not in out or type(out[key]) is not type(value) and value is not None and out[key] is not None:
-            out[key] = value
-    out["v"] = RECORD_VERSION
-    return out
+new_record = record_mod.new_record
+upgrade_record = record_mod.upgrade
+merge_records = record_mod.merge_records
 
 
 def _json_copy(value):
@@ -90,71 +73,7 @@ def _is_time(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-def _max(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if a >= b else b
-
-
-def _max_map(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _max(out.get(k), v)
-    return out
-
-
-def _chat_summary_record(event: dict) -> dict:
-    """The endpoint's summary of the visitor's conversation (a `chat_history`
-    event) as a partial record, so that merging applies the usual rules:
-    `exists` ORs into `chat`, later timestamps win, the newer rating wins."""
-    def instant(key):
-        value = event.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    partial = new_record()
-    partial["chat"] = event.get("exists") is True
-    for key in ("visitor_msg_at", "agent_msg_at", "rating_at"):
-        partial[key] = instant(key)
-    rating = str(event.get("rating") or "").strip().lower()
-    if rating in catalog.RULES["rating"].choices and partial["rating_at"] is not None:
-        partial["rating"] = rating
-    else:
-        partial["rating_at"] = None
-    return partial
-
-
-def merge_records(a: dict | None, b: dict | None) -> dict:
-    """Merge two records written concurrently (two tabs): counters take the
-    max, once-flags the union, timestamps the latest; the current visit is the
-    one that started last. Commutative and idempotent."""
-    a, b = upgrade_record(a), upgrade_record(b)
-    out = new_record()
-    for key in ("visits", "invitations_sent"):
-        out[key] = max(a[key], b[key])
-    for key in ("last_seen", "last_invitation", "visitor_msg_at", "agent_msg_at", "widget_closed_at"):
-        out[key] = _max(a[key], b[key])
-    out["once"] = sorted(set(a["once"]) | set(b["once"]))
-    out["chat"] = bool(a["chat"] or b["chat"])
-    out["dismissed"] = _max_map(a["dismissed"], b["dismissed"])
-    out["clicked"] = _max_map(a["clicked"], b["clicked"])
-    out["shows"] = policy_mod.merge_shows(a["shows"], b["shows"])
-    va, vb = a["visit_start"], b["visit_start"]
-    if va == vb:
-        out["visit_start"] = va
-        out["page_views"] = max(a["page_views"], b["page_views"])
-        first, second = sorted((a, b), key=lambda r: (r["source_url"] or "", repr(sorted(r["utm"].items()))))
-        out["source_url"] = first["source_url"] if first["source_url"] is not None else second["source_url"]
-        out["utm"] = first["utm"] or second["utm"]
-    else:
-        later = a if _max(va, vb) == va else b
-        for key in ("visit_start", "page_views", "source_url", "utm"):
-            out[key] = copy.deepcopy(later[key])
-    ra, rb = (a["rating_at"] or -1, a["rating"] or ""), (b["rating_at"] or -1, b["rating"] or "")
-    newer = a if ra >= rb else b
-    out["rating"], out["rating_at"] = newer["rating"], newer["rating_at"]
-    return out
+_max = record_mod._max
 
 
 # -- delivery policy -----------------------------------------------------------
@@ -238,6 +157,14 @@ class Engine:
         self.context: dict = {}
         self._ua = None
         self._set_context(context or {})
+        # This tab's key in the record's counters (record.py); a page passes
+        # its own, so that two tabs' counts add up.
+        self.tab = str(self.context.get("tab") or record_mod.LEGACY)
+        # A once-per-user show is first claimed across tabs (the page answers
+        # with a `claim` event) when the page can: context["claims"] is True.
+        self.claims = self.context.get("claims") is True
+        self.claiming: str | None = None    # the message waiting for its claim
+        self._granted: str | None = None    # its claim was won: show it now
         self.team: str | None = None
         self.geo: dict = {"country": None, "city": None}
         self.attributes: dict = {}
@@ -295,6 +222,9 @@ class Engine:
         for name in self.PAGE_STATE:
             setattr(self, name, copy.deepcopy(getattr(old, name)))
         self.page_shown = {mid for mid in old.page_shown if mid in self._idx}
+        self.claiming = old.claiming if old.claiming in self._idx else None
+        if old.claiming is not None and self.claiming is None and self.on_screen == old.claiming:
+            self.on_screen = None
         self.pending = {self._idx[old.messages[i].id]: due for i, due in old.pending.items()
                         if old.messages[i].id in self._idx}
         self._all_dirty = True
@@ -422,6 +352,8 @@ class Engine:
             bound(policy.changes_at(self, msg, t))
             if not policy.allows(self, msg, t):
                 continue
+            if self.claims and msg.once_per_user:
+                return   # it is claimed across tabs first: the engine decides
             yield when, idx
             if when is True:
                 return
@@ -478,7 +410,7 @@ class Engine:
         kind = event.get("type")
         rec = self.record
         if kind in ACTIVITY_EVENTS and kind != "page_view":
-            rec["last_seen"] = _max(rec["last_seen"], t)
+            record_mod.seen(rec, t)
         if kind == "page_view":
             self._page_view(str(event.get("url") or ""), event.get("referrer") or None, t)
         elif kind == "exit_intent":
@@ -531,25 +463,33 @@ class Engine:
             self.record = merge_records(self.record, event.get("record"))
             self._once = set(self.record["once"])
             self._all_dirty = True
+        elif kind == "claim":
+            self._claim_answered(event.get("message"), event.get("won") is True)
         elif kind == "chat_history":
-            self.record = merge_records(self.record, _chat_summary_record(event))
+            self.record = merge_records(self.record, record_mod.chat_summary(event))
             self._all_dirty = True
 
+    def _claim_answered(self, mid, won: bool) -> None:
+        """The page's answer to a `claim` decision. Won: the message shows
+        now. Lost: another tab has shown it; the screen is free for the next
+        message. Either way the message is now shown once for this visitor
+        (a claim won for a message no longer waiting, after a page change,
+        counts as its one show: the other tabs have seen the claim)."""
+        if not isinstance(mid, str) or mid not in self._idx:
+            return
+        if mid == self.claiming:
+            self.claiming = None
+            if self.on_screen == mid:
+                self.on_screen = None
+            if won and self.on_screen is None:
+                self._granted = mid
+                return
+        self._once.add(mid)
+        self.record["once"] = sorted(self._once)
+        self._all_dirty = True
+
     def _page_view(self, url: str, referrer: str | None, t: int) -> None:
-        rec = self.record
-        last = rec["last_seen"]
-        if rec["visit_start"] is None or last is None or t - last >= VISIT_GAP_MS:
-            rec["visits"] += 1
-            rec["visit_start"] = t
-            rec["page_views"] = 0
-            rec["source_url"] = url or None
-            rec["utm"] = urls.utm_params(url)
-        else:
-            utm = urls.utm_params(url)
-            if utm:
-                rec["utm"] = utm
-        rec["page_views"] += 1
-        rec["last_seen"] = _max(last, t)
+        record_mod.page_view(self.record, self.tab, url, t)
         self.page = {"start": t, "url": url, "referrer": referrer}
         # Messages delivered or armed on the last page had their time
         # boundaries dropped; everything else is re-evaluated by what it reads.
@@ -558,6 +498,7 @@ class Engine:
         self.page_shown = set()
         self.pending = {}
         self.on_screen = None
+        self.claiming = self._granted = None
         self.exit = None
 
     # -- facts ---------------------------------------------------------------
@@ -696,6 +637,9 @@ class Engine:
             return False
         best = None
         rank = self._rank
+        if self._granted is not None:
+            best, self._granted = self._idx[self._granted], None
+            return self._show(best, t, decisions)
         for idx, due in list(self.pending.items()):
             msg = self.messages[idx]
             if msg.once_per_user and msg.id in self._once:
@@ -710,12 +654,22 @@ class Engine:
         if best is None:
             return False
         msg = self.messages[best]
+        if self.claims and msg.once_per_user:
+            # Ask the other tabs first: the screen is held until the page
+            # answers with a `claim` event (_claim_answered).
+            self.pending.pop(best, None)
+            self._next[best] = None
+            self.claiming = self.on_screen = msg.id
+            decisions.append({"action": "claim", "message": msg.id, "t": t})
+            return True
+        return self._show(best, t, decisions)
+
+    def _show(self, best: int, t: int, decisions: list) -> bool:
+        msg = self.messages[best]
         self.pending.pop(best, None)
         self._deliver(msg, best, t)
         self.on_screen = msg.id
-        rec = self.record
-        rec["invitations_sent"] += 1
-        rec["last_invitation"] = t
+        record_mod.invited(self.record, self.tab, t)
         decisions.append(dict(self._show_decision(msg), t=t))
         return True
 

@@ -9,7 +9,17 @@ const snapshot = (status) => JSON.parse(JSON.stringify(status));
 // `widget`: {events, send, setOpen, qa, channel, reactions, store, status,
 // isReady, isStopped, shutdown}.
 export function createApi(widget) {
-  const { events, send, setOpen, qa, channel, reactions, store, status } = widget;
+  const { events, send, setOpen, qa, channel, reactions, store, status, claims } = widget;
+
+  // Everything sent before has been handled, claims across tabs included.
+  async function syncAll() {
+    let ok = await channel.ask("sync");
+    while (ok && claims.pending) {
+      await claims.settled();
+      ok = await channel.ask("sync");
+    }
+    return ok;
+  }
 
   function stoppedCommand(name) {
     if (name === "status") return snapshot(status);
@@ -50,7 +60,7 @@ export function createApi(widget) {
         return undefined;
       case "sync":
         // Resolves once the runtime has handled everything sent before.
-        return channel.ask("sync");
+        return syncAll();
       case "explain":
         return channel.ask("explain");
       case "status":

@@ -12,6 +12,7 @@
 // docs/embedding.md is the user's view of this file (API, events, attributes).
 
 import { createApi } from "./api.mjs";
+import { createClaims, tabId } from "./claims.mjs";
 import { createClock } from "./clock.mjs";
 import { appearanceFor, readConfig } from "./config.mjs";
 import { startConversation } from "./conversation.mjs";
@@ -110,24 +111,35 @@ function createWidget(api, tag, capture) {
     return null;
   }
   const cleanup = []; // undo functions, run by shutdown
+  const added = []; // [target, type, listener, options]: put back after the page's document.open()
   const listen = (target, type, fn, opts) => {
     const safe = (e) => {
       try { fn(e); } catch (err) { warnOnce(`internal error in the ${type} listener: ${err && err.message}`); }
     };
     target.addEventListener(type, safe, opts);
+    added.push([target, type, safe, opts]);
     cleanup.push(() => target.removeEventListener(type, safe, opts));
   };
+  // document.open() drops every listener of the document and the window:
+  // ours and the loader's go back (adding one that is still there is a no-op).
+  function relisten() {
+    for (const [target, type, fn, opts] of [...capture.listeners, ...added]) {
+      if (typeof opts === "function") continue; // a history patch, not a listener
+      try { target.addEventListener(type, fn, opts); } catch { /* keep going */ }
+    }
+  }
   let stopped = false;
   let widgetOpen = false;
   const isStopped = () => stopped;
   const store = openStore(config.site || config.bundle);
   const record = openVisitorRecord(store);
   const bundles = openBundleCache(store);
+  const claims = createClaims(store);
   const events = createEvents();
   const early = capture.signals.splice(0); // signals from before the shell
   const announced = early.slice();
   const status = {
-    navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [],
+    navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [], shownCount: 0,
     storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
     ahead: 0, // messages shown inside their event's handler (then confirmed by the engine)
   };
@@ -140,22 +152,24 @@ function createWidget(api, tag, capture) {
     onClose: () => setOpen(false, true),
     onReply: (text, id) => conversation.reply(text, id),
     onRate: (value) => conversation.rate(value),
+    onRemount: () => { if (!stopped) relisten(); },
   });
   const reactions = createReactions({ renderer, warn: warnOnce });
   const channel = createChannel({
     mode: config.mode,
     initMessage: () => ({
-      config: { bundle: config.bundle, keys: config.keys, site: config.site, context: visitorContext(), snapshot: config.snapshot },
+      config: { bundle: config.bundle, keys: config.keys, site: config.site, snapshot: config.snapshot,
+        context: { ...visitorContext(), tab: tabId(), claims: true } },
       record: record.current(),
       cachedBundle: bundles.envelope(),
       lastVersion: bundles.version(),
       events: early.splice(0).sort((a, b) => a.t - b.t),
     }),
-    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation }),
+    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation, claims, send }),
     onStarted: (mode) => { status.mode = mode; },
   });
   const clock = createClock({ channel, reactions, status });
-  const qa = createQa({ renderer, channel, record, command: (...args) => command(...args), isStopped });
+  const qa = createQa({ renderer, channel, record, claims, command: (...args) => command(...args), isStopped });
   const conversation = startConversation({ config, renderer, events, send, warn: warnOnce, cleanup, isStopped });
   if (config.widget) early.push({ type: "context", widget: String(config.widget), t: Date.now() });
 
@@ -204,7 +218,7 @@ function createWidget(api, tag, capture) {
   }
 
   const command = createApi({
-    events, send, setOpen, qa, channel, reactions, store, status, shutdown,
+    events, send, setOpen, qa, channel, reactions, store, status, shutdown, claims,
     isReady: () => status.ready, isStopped,
   });
 
