@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-e2e build bench install chromium clean
+.PHONY: demo test test-unit test-e2e build bench wheel install chromium clean
 
 demo: install build
 	$(BIN)/proactive serve
@@ -26,6 +26,15 @@ bench: install chromium build
 
 build: install
 	$(BIN)/proactive build
+
+# The package as a wheel (dist/proactive_chat-VERSION-py3-none-any.whl): the
+# CLI and the QA kit's pytest plugin, for `pip install` in another project
+# (docs/qa.md). setuptools builds in build/lib: removed, build/ is ours.
+wheel: install
+	rm -f dist/proactive_chat-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	rm -rf build/lib build/bdist.*
+	@ls dist/proactive_chat-*.whl
 
 install: $(STAMP) node_modules/.package-lock.json
 
