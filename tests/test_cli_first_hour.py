@@ -279,3 +279,33 @@ def test_readme_and_publishing_use_one_layout():
         assert "proactive build --out public" in text
         assert "--out public/bundles/site.json" in text
         assert "dist/widget/" not in text and "--out bundles/site.json" not in text
+
+
+# -- make demo -----------------------------------------------------------------------------
+
+def test_make_demo_says_what_it_does_and_takes_the_ports_given(tmp_path):
+    import os
+    import signal
+
+    port, site_port = _port(), _port()
+    proc = subprocess.Popen(["make", "--no-print-directory", "demo", f"PORT={port}", f"SITE_PORT={site_port}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines = []
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            if line.startswith("Script tag:"):
+                break
+        assert b"<script" in _wait_for(f"http://localhost:{site_port}/", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    out = "\n".join(lines)
+    assert "==> Building the widget into dist/widget" in out and "==> Serving the demo" in out, out
+    assert out.index("==> Building") < out.index("==> Serving") < out.index("Demo site:")
+    assert f"Demo site:      http://localhost:{site_port}/" in out and f"http://127.0.0.1:{port}/loader.js" in out
