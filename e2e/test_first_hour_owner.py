@@ -100,3 +100,34 @@ def test_a_day_by_hour_has_axes_and_a_readable_scale(site, agent_page):
     ys = {float(p.split(",")[1]) for p in shown}
     assert max(ys) - min(ys) > 20  # the hours differ visibly: not a flat line
     assert "events per hour" in svg.get_attribute("aria-label")
+
+
+# -- the agent's presence toggle (the flaky test_team_online_message_appears_only_after_an_agent_goes_online) --
+
+def test_a_late_presence_answer_never_turns_the_toggle_back_off(site, agent_page):
+    """Typing a name and clicking the toggle: the click's blur fires `change`.
+    An answer to a request made before the agent went online arrives last
+    (as under CPU load): the toggle stays pressed."""
+    from test_endpoint import agent_api, team_offline
+
+    team_offline(site)
+    held = []
+
+    def hold_reads(route):
+        if route.request.method == "GET":
+            held.append((route, route.fetch()))  # answered now (offline), delivered below
+        else:
+            route.continue_()
+
+    agent_page.route("**/api/agent/presence", hold_reads)
+    agent_page.fill("#agent-name", "Lin")
+    agent_page.click("#presence-toggle")
+    agent_page.wait_for_selector('#presence-toggle[aria-pressed="true"]')
+    try:
+        for route, response in held:
+            route.fulfill(response=response)
+        agent_page.evaluate("() => fetch('/api/agent/conversations').then(() => new Promise(r => setTimeout(r, 200)))")
+        assert agent_page.get_attribute("#presence-toggle", "aria-pressed") == "true"
+        assert agent_page.inner_text("#team-status").startswith("Team online")
+    finally:
+        agent_api(site, "POST", "/presence", {"agent": "Lin", "online": False})

@@ -15,7 +15,7 @@ if (fragment.get("token")) {
 }
 const token = sessionStorage.getItem("proactive-agent-token");
 
-const state = { selected: null, online: false, conversations: [], tab: "conversations" };
+const state = { selected: null, online: false, presence: null, conversations: [], tab: "conversations" };
 
 async function api(method, path, body) {
   const headers = { accept: "application/json" };
@@ -54,6 +54,26 @@ function agentName() {
   return ($("#agent-name").value || "").trim() || "Agent";
 }
 
+// Presence news arrives three ways: the stream (in order), and answers to
+// GET and POST /presence (each on its own connection, so in any order). An
+// answer to a request made before the latest news is older than it and is
+// dropped: a late GET must not turn the toggle back off after the agent went
+// online (the e2e flake: the click's blur fired `change`, whose GET answered
+// after the POST and the stream's event).
+let presenceNews = 0;
+
+function applyPresence(p) {
+  presenceNews += 1;
+  state.presence = p;
+  renderPresence(p);
+}
+
+async function askPresence(method, body) {
+  const before = presenceNews;
+  const p = await api(method, "/presence", body);
+  if (presenceNews === before) applyPresence(p);
+}
+
 function renderPresence(p) {
   const me = (p.agents || []).find((a) => a.name === agentName());
   state.online = Boolean(me && me.online);
@@ -67,7 +87,7 @@ function renderPresence(p) {
 
 async function togglePresence() {
   try {
-    renderPresence(await api("POST", "/presence", { agent: agentName(), online: !state.online }));
+    await askPresence("POST", { agent: agentName(), online: !state.online });
   } catch (err) {
     showProblem(`Could not change presence: ${err.message}`);
   }
@@ -260,7 +280,7 @@ function showTab(name) {
 function listen() {
   const query = token ? `?token=${encodeURIComponent(token)}` : "";
   const stream = new EventSource(`/api/agent/stream${query}`);
-  stream.addEventListener("presence", (e) => renderPresence(JSON.parse(e.data)));
+  stream.addEventListener("presence", (e) => applyPresence(JSON.parse(e.data)));
   stream.addEventListener("conversation", (e) => {
     const news = JSON.parse(e.data);
     loadConversations();
@@ -275,9 +295,9 @@ function listen() {
 function start() {
   const name = $("#agent-name");
   name.value = localStorage.getItem("proactive-agent-name") || "Agent";
-  name.addEventListener("change", async () => {
+  name.addEventListener("change", () => {
     localStorage.setItem("proactive-agent-name", agentName());
-    renderPresence(await api("GET", "/presence"));
+    if (state.presence) renderPresence(state.presence); // the latest news, for this name: no request
   });
   $("#presence-toggle").addEventListener("click", togglePresence);
   $("#reply-form").addEventListener("submit", sendReply);
@@ -287,7 +307,7 @@ function start() {
   $("#bucket").addEventListener("change", loadStats);
   $("#stats-refresh").addEventListener("click", loadStats);
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
-  api("GET", "/presence").then(renderPresence, (err) => showProblem(`The agent API is unavailable: ${err.message}`));
+  askPresence("GET").catch((err) => showProblem(`The agent API is unavailable: ${err.message}`));
   loadConversations();
   listen();
 }
