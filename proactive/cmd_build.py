@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import runpy
 import shutil
+import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,15 +22,28 @@ def add_arguments(p) -> None:
                    help="the folder to write (replaced, except its bundles/ folder): host its content as is")
 
 
+PROGRESS_EVERY = 10.0  # seconds between "still building" lines
+
+
+def _progress(done: threading.Event, started: float) -> None:
+    """A line every PROGRESS_EVERY seconds while the build runs (compiling
+    the runtime under Pyodide takes up to a minute), so it never looks stuck."""
+    while not done.wait(PROGRESS_EVERY):
+        print(f"  … still building ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
     build = runpy.run_path(str(ROOT / "build" / "build.py"))
     out = Path(args.out)
     kept = out.parent / f".{out.name}.bundles-{os.getpid()}"
     if (out / "bundles").is_dir() and any((out / "bundles").iterdir()):
         os.replace(out / "bundles", kept)
+    done = threading.Event()
+    threading.Thread(target=_progress, args=(done, time.monotonic()), daemon=True).start()
     try:
         return build["main"](["--out", str(out)])
     finally:
+        done.set()
         if kept.exists():
             shutil.rmtree(out / "bundles", ignore_errors=True)
             out.mkdir(parents=True, exist_ok=True)

@@ -309,3 +309,19 @@ def test_make_demo_says_what_it_does_and_takes_the_ports_given(tmp_path):
     assert "==> Building the widget into dist/widget" in out and "==> Serving the demo" in out, out
     assert out.index("==> Building") < out.index("==> Serving") < out.index("Demo site:")
     assert f"Demo site:      http://localhost:{site_port}/" in out and f"http://127.0.0.1:{port}/loader.js" in out
+
+
+def test_a_long_build_says_it_is_still_building(tmp_path, monkeypatch, capsys):
+    from proactive import cmd_build
+
+    def slow_build(argv):
+        time.sleep(0.35)
+        return 0
+
+    monkeypatch.setattr(cmd_build, "PROGRESS_EVERY", 0.1)
+    monkeypatch.setattr(cmd_build.runpy, "run_path", lambda path: {"main": slow_build})
+    assert cmd_build.run(type("Args", (), {"out": tmp_path / "public"})()) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2 and all(re.fullmatch(r"  … still building \(\d+ s\)", line) for line in lines), lines
+    time.sleep(0.25)
+    assert capsys.readouterr().err == ""  # and stops when the build is done
