@@ -41,10 +41,16 @@ def run(args) -> int:
     done = threading.Event()
     threading.Thread(target=_progress, args=(done, time.monotonic()), daemon=True).start()
     try:
-        return build["main"](["--out", str(out)])
+        status = build["main"](["--out", str(out)])
     finally:
         done.set()
         if kept.exists():
             shutil.rmtree(out / "bundles", ignore_errors=True)
             out.mkdir(parents=True, exist_ok=True)
             os.replace(kept, out / "bundles")
+    if status == 0:
+        signed = sorted(p.name for p in (out / "bundles").glob("*.json"))
+        print(f"bundles: {', '.join(signed)} kept in {out / 'bundles'}" if signed else
+              f"next: proactive sign messages.yaml --key site.key --out {out / 'bundles' / 'site.json'}; "
+              f"then host {out} as is")
+    return status

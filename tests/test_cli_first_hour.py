@@ -272,6 +272,20 @@ def test_a_rebuild_keeps_the_signed_bundles_in_the_folder(tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["public"]
 
 
+def test_the_build_says_where_bundles_go(tmp_path, monkeypatch, capsys):
+    from proactive import cmd_build
+
+    monkeypatch.setattr(cmd_build.runpy, "run_path", lambda path: {"main": lambda argv: 0})
+    public = tmp_path / "public"
+    (public / "bundles").mkdir(parents=True)
+    assert cmd_build.run(type("Args", (), {"out": public})()) == 0
+    assert f"next: proactive sign messages.yaml --key site.key --out {public / 'bundles' / 'site.json'}" \
+        in capsys.readouterr().out
+    (public / "bundles" / "site.json").write_text("{}")
+    assert cmd_build.run(type("Args", (), {"out": public})()) == 0
+    assert f"bundles: site.json kept in {public / 'bundles'}" in capsys.readouterr().out
+
+
 def test_readme_and_publishing_use_one_layout():
     readme = (ROOT / "README.md").read_text()
     publishing = (ROOT / "docs" / "publishing.md").read_text()
