@@ -33,11 +33,11 @@ import pytest
 
 __all__ = ["Proactive", "describe_condition", "describe_gate", "why_not", "with_utm"]
 
-STORAGE_PREFIX = "proactive:v1:"
+STORAGE_PREFIX = "proactive:v1:"  # v = constants.RECORD_VERSION (tests/test_constants.py)
 GEO_TEST_HEADER = "X-Proactive-Test-Geo"
 UTM_FIELDS = ("campaign", "content", "medium", "source", "term")
 DAY_MS = 86_400_000
-VISIT_GAP_MS = 30 * 60 * 1000  # the engine's visit gap (docs/rules.md)
+VISIT_GAP_MS = 30 * 60 * 1000  # = widget/runtime/constants.py (this plugin must not import the widget; tests/test_constants.py)
 MAX_STEPS = 10_000
 
 # Why a condition's value is unknown, in words (the engine traces "unknown").

@@ -35,10 +35,10 @@ from starlette.routing import Route
 from server_stub.broker import Broker, EventStream
 from server_stub.geo import GeoLocator
 from server_stub.storage import Store, now_ms
+from widget.runtime.constants import RATINGS
 
 log = logging.getLogger("proactive.endpoint")
 
-RATINGS = ("great", "average", "poor")
 EVENT_KINDS = ("shown", "clicked", "dismissed", "replied")
 DELIVERY_STATUSES = ("pending", "handed_over", "sent", "failed")
 MAX_TEXT = 2000

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
+from widget.runtime.constants import RATINGS
+
 VERSION = "1.0.0"
 
 
@@ -48,7 +50,7 @@ SCHEMAS = {
         "text": {"type": "string"}, "t": {"type": "integer", "description": "server ms since the epoch"}}},
     "Conversation": {"type": "object", "properties": {
         "id": {"type": "integer"}, "started_at": {"type": "integer"}, "auto_message": {"type": ["string", "null"]},
-        "rating": {"type": ["string", "null"], "enum": ["great", "average", "poor", None]}, "rating_at": {"type": ["integer", "null"]},
+        "rating": {"type": ["string", "null"], "enum": [*RATINGS, None]}, "rating_at": {"type": ["integer", "null"]},
         "messages": {"type": "array", "items": _ref("Message")}}},
     "BeaconEvent": {"type": "object", "required": ["id", "type", "message"], "properties": {
         "id": {"type": "string", "maxLength": 128, "description": "unique per sender; repeats are ignored"},
@@ -120,7 +122,7 @@ def document() -> dict:
                 **_errors(401, *WRITE_ERRORS)}}},
         "/api/conversation/rating": {"post": {
             "summary": "Rate the conversation", "security": VISITOR_AUTH,
-            "requestBody": _body({"type": "object", "required": ["value"], "properties": {"value": {"enum": ["great", "average", "poor"]}}}),
+            "requestBody": _body({"type": "object", "required": ["value"], "properties": {"value": {"enum": list(RATINGS)}}}),
             "responses": {"200": _json({"type": "object", "properties": {
                 "conversation": {"type": "integer"}, "rating": {"type": "string"}, "rating_at": {"type": "integer"}, "now": {"type": "integer"}}}),
                 **_errors(401, 409, *WRITE_ERRORS)}}},

@@ -1,4 +1,4 @@
-"""The JS-facing adapter, driven the way widget/host.mjs drives it, under CPython."""
+"""The JS-facing adapter, driven the way widget/engine/host.mjs drives it, under CPython."""
 
 from __future__ import annotations
 
@@ -35,21 +35,27 @@ def runtime_for(key, site=None) -> Runtime:
     return Runtime(json.dumps({"keys": signing.public_key_spec(key), "site": site, "context": {}}))
 
 
-def verify_like_the_browser(rt: Runtime, raw: bytes) -> bool:
-    opened = json.loads(rt.open_envelope(raw))
+def verdict_like_the_browser(rt: Runtime, raw: bytes) -> str | None:
+    """What widget/bundle/verify.mjs answers (`cryptography` for WebCrypto)."""
+    opened = json.loads(rt.signing_request(raw))
     if not opened["ok"]:
-        return False
+        return None
     message = base64.b64decode(opened["message"])
-    return any(
+    valid = any(
         signing.verify_signature(base64.b64decode(k), message, base64.b64decode(s)) for k, s in opened["candidates"]
     )
+    return "valid" if valid else "invalid"
+
+
+def offer(rt: Runtime, raw: bytes, which="fetched") -> dict:
+    return json.loads(rt.offer(raw, which, verdict_like_the_browser(rt, raw), "", NOW))
 
 
 def test_accepts_a_signed_bundle_and_decides(key):
     rt = runtime_for(key)
-    assert verify_like_the_browser(rt, envelope(key))
-    accepted = json.loads(rt.accept_payload(None, NOW))
-    assert accepted == {"ok": True, "site": "acme", "version": 1, "widgets": [{"id": "main"}]}  # + appearance (render)
+    accepted = offer(rt, envelope(key))
+    assert accepted == {"ok": True, "site": "acme", "version": 1, "widgets": [{"id": "main"}],  # + appearance (render)
+                        "keep": {"kind": "newer", "run": True, "store": True, "lowerFloor": False}}
     first = json.loads(rt.start("", json.dumps([{"type": "page_view", "t": NOW, "url": "https://a.example/", "referrer": ""}]), NOW))
     assert first["ok"] and first["decisions"] == [] and first["next_wakeup"] == NOW + 3001
     later = json.loads(rt.step(json.dumps([{"type": "tick", "t": NOW + 3001}]), NOW + 3001))
@@ -58,22 +64,23 @@ def test_accepts_a_signed_bundle_and_decides(key):
 
 def test_unknown_key_is_a_named_rejection(key):
     other = signing.generate_private_key()
-    reply = json.loads(runtime_for(key).open_envelope(envelope(other)))
+    reply = json.loads(runtime_for(key).signing_request(envelope(other)))
     assert reply["ok"] is False and reply["reason"] == "unknown_key"
+    assert offer(runtime_for(key), envelope(other))["reason"] == "unknown_key"
 
 
 def test_rollback_and_wrong_site_are_named_rejections(key):
-    rt = runtime_for(key, site="other")
-    assert verify_like_the_browser(rt, envelope(key, version=2))
-    assert json.loads(rt.accept_payload(None, NOW))["reason"] == "wrong_site"
-    rt = runtime_for(key)
-    assert verify_like_the_browser(rt, envelope(key, version=2))
-    assert json.loads(rt.accept_payload(3, NOW))["reason"] == "rollback"
+    assert offer(runtime_for(key, site="other"), envelope(key, version=2))["reason"] == "wrong_site"
+    rt = Runtime(json.dumps({"keys": signing.public_key_spec(key), "context": {}, "floor": 3}))
+    assert offer(rt, envelope(key, version=2))["reason"] == "rollback"
 
 
 def test_garbage_never_raises(key):
     rt = runtime_for(key)
     for raw in [b"", b"{", b"[]", b"null", "é".encode(), b"\x00" * 10]:
-        assert json.loads(rt.open_envelope(raw))["ok"] is False
-    assert json.loads(rt.accept_payload(None, NOW))["ok"] is False  # nothing opened
+        assert json.loads(rt.signing_request(raw))["ok"] is False
+        for verdict in (None, "valid", "bogus"):
+            assert json.loads(rt.offer(raw, "fetched", verdict, "", NOW))["ok"] is False
+    # A good envelope without a verdict is refused (fail closed), by name.
+    assert json.loads(rt.offer(envelope(key), "fetched", None, "", NOW))["reason"] == "bad_signature"
     assert json.loads(rt.step("not json", NOW))["ok"] is False

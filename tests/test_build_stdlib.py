@@ -187,8 +187,10 @@ def test_names_are_content_hashes_and_only_the_loader_is_unhashed(built):
     # Each module imports its siblings by their hashed names.
     loader = (out / "loader.js").read_text()
     assert f'"{served["shell.mjs"]}"' in loader and '"shell.mjs"' not in loader
+    python = (out / served["python.mjs"]).read_text()
+    assert manifest["stdlib_zip"] in python and manifest["runtime_archive"] in python and "__STDLIB_ZIP__" not in python
     host = (out / served["host.mjs"]).read_text()
-    assert manifest["stdlib_zip"] in host and manifest["runtime_archive"] in host and "__STDLIB_ZIP__" not in host
+    assert f'"./{served["python.mjs"]}"' in host and '"./python.mjs"' not in host
     worker = (out / served["worker.mjs"]).read_text()
     assert served["host.mjs"] in worker
 

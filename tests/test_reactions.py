@@ -3,7 +3,7 @@ page's own signals: an exit intent, or a single-page-app route change to a
 URL not known in advance, at any instant of its validity window.
 
 The page relies on it to show such a message in the event handler itself,
-with no round trip to the worker (widget/reactions.mjs, docs/decisions.md),
+with no round trip to the worker (widget/decisions/reactions.mjs, docs/decisions.md),
 so a wrong answer would be a message the engine never decided. Journeys and
 bundles are drawn at random (URL rules of every operator, exit durations,
 time rules, priorities, delays, caps, the minimum gap, dismissal cooldowns,

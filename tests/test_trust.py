@@ -123,7 +123,7 @@ def test_checks_run_in_the_documented_order():
     assert _reason(expired_old_other_site, site="acme", last_version=5) == "wrong_site"
     assert _reason(sign(payload(version=1, expires_at=NOW - timedelta(days=1))), last_version=5) == "expired"
     assert _reason(sign(b"not json", STRANGER)) == "unknown_key"
-    assert list(trust.REASONS) == ["too_large", "bad_envelope", "unknown_key", "bad_signature",
+    assert list(trust.REASONS) == ["too_large", "bad_envelope", "unknown_key", "bad_signature", "no_ed25519",
                                    "bad_payload", "wrong_site", "expired", "rollback"]
 
 
@@ -153,15 +153,17 @@ def test_malformed_pins_are_refused_clearly(spec):
 
 
 def test_the_browser_reads_no_more_than_the_size_cap():
-    """host.mjs stops reading at the cap + 1 byte; its constant is trust.py's."""
+    """bundle/fetch.mjs stops reading at the cap + 1 byte; the cap is
+    constants.py's, written into the browser's constants.mjs by the build."""
     import re
     from pathlib import Path
 
-    source = (Path(__file__).resolve().parents[1] / "widget" / "host.mjs").read_text()
-    factors = re.search(r"const BUNDLE_MAX_BYTES = ([\d\s*]+);", source).group(1).split("*")
-    value = 1
-    for f in factors:
-        value *= int(f)
+    from widget.runtime import constants
+
+    source = (Path(__file__).resolve().parents[1] / "widget" / "bundle" / "fetch.mjs").read_text()
+    assert re.search(r'import \{ BUNDLE_MAX_BYTES \} from "\.\./constants\.mjs";', source)
+    assert "readCapped(response, BUNDLE_MAX_BYTES + 1)" in source
+    value = constants.BUNDLE_MAX_BYTES
     assert value == trust.MAX_BUNDLE_BYTES
     with pytest.raises(trust.BundleRejected, match="too_large"):
         check(b" " * (value + 1))

@@ -237,15 +237,16 @@ def test_the_browser_half_gives_the_same_verdict_as_proactive_verify():
     from widget.runtime.adapter import Runtime
 
     def browser(raw: bytes) -> str:
-        rt = Runtime(json.dumps({"keys": PINS, "site": "acme", "context": {}}))
-        opened = json.loads(rt.open_envelope(raw))
-        if not opened["ok"]:
-            return opened["reason"]
-        message = base64.b64decode(opened["message"])
-        if not any(signing.verify_signature(base64.b64decode(k), message, base64.b64decode(s))
-                   for k, s in opened["candidates"]):
-            return "bad_signature"
-        accepted = json.loads(rt.accept_payload(VERSION, NOW_MS))
+        rt = Runtime(json.dumps({"keys": PINS, "site": "acme", "context": {}, "floor": VERSION}))
+        opened = json.loads(rt.signing_request(raw))
+        verdict = None
+        if opened["ok"]:
+            message = base64.b64decode(opened["message"])
+            valid = any(signing.verify_signature(base64.b64decode(k), message, base64.b64decode(s))
+                        for k, s in opened["candidates"])
+            verdict = "valid" if valid else "invalid"
+        accepted = json.loads(rt.offer(raw, "fetched", verdict, "", NOW_MS))
+        assert opened["ok"] or accepted["reason"] == opened["reason"]
         return "accepted" if accepted["ok"] else accepted["reason"]
 
     def cli(raw: bytes) -> str:

@@ -20,12 +20,13 @@ def bundle(version, *messages):
     return signing.sign_payload(publishing.build_payload(doc, version=version), [KEY])
 
 
-def accept(rt, raw, last_version=None):
-    opened = json.loads(rt.open_envelope(raw))
+def accept(rt, raw, which="fetched"):
+    """As widget/engine/host.mjs offers a bundle (`cryptography` for WebCrypto)."""
+    opened = json.loads(rt.signing_request(raw))
     assert opened["ok"], opened
     message = base64.b64decode(opened["message"])
     assert any(signing.verify_signature(base64.b64decode(k), message, base64.b64decode(s)) for k, s in opened["candidates"])
-    return json.loads(rt.accept_payload(last_version, NOW))
+    return json.loads(rt.offer(raw, which, "valid", "", NOW))
 
 
 def started(raw):
@@ -45,7 +46,7 @@ def test_a_newer_bundle_takes_over_at_the_engine_present_keeping_the_page():
     rt = started(bundle(1, ("old", 2)))
     assert shown(json.loads(rt.step(json.dumps([{"type": "tick", "t": NOW + 2001}]), NOW + 2001))) == ["old"]
     record_before = rt.engine.snapshot()
-    assert accept(rt, bundle(2, ("old", 2), ("new", 10)), last_version=1)["version"] == 2
+    assert accept(rt, bundle(2, ("old", 2), ("new", 10)))["version"] == 2
     reply = json.loads(rt.swap(None))
     assert reply["ok"] and reply["version"] == 2 and shown(reply) == []
     assert rt.engine.record["invitations_sent"] == record_before["invitations_sent"] == 1
@@ -58,7 +59,7 @@ def test_a_newer_bundle_takes_over_at_the_engine_present_keeping_the_page():
 def test_a_message_that_already_holds_shows_at_once_after_the_swap():
     rt = started(bundle(1, ("slow", 600)))
     json.loads(rt.step(json.dumps([{"type": "tick", "t": NOW + 20_000}]), NOW + 20_000))
-    accept(rt, bundle(2, ("slow", 600), ("quick", 5)), last_version=1)
+    accept(rt, bundle(2, ("slow", 600), ("quick", 5)))
     reply = json.loads(rt.swap(None))
     assert shown(reply) == ["quick"] and reply["decisions"][0]["t"] == NOW + 20_000
     assert reply["next_wakeup"] is None or reply["next_wakeup"] > NOW + 20_000
@@ -66,7 +67,7 @@ def test_a_message_that_already_holds_shows_at_once_after_the_swap():
 
 def test_time_rules_keep_counting_from_the_page_start():
     rt = started(bundle(1, ("never", 10_000)))
-    accept(rt, bundle(2, ("soon", 30)), last_version=1)
+    accept(rt, bundle(2, ("soon", 30)))
     reply = json.loads(rt.swap(NOW + 1000))
     assert shown(reply) == [] and reply["next_wakeup"] == NOW + 30_001
 
@@ -74,7 +75,7 @@ def test_time_rules_keep_counting_from_the_page_start():
 def test_a_rejected_bundle_leaves_the_staged_one():
     rt = Runtime(json.dumps({"keys": signing.public_key_spec(KEY), "context": {}}))
     assert accept(rt, bundle(3, ("a", 1)))["ok"]
-    assert accept(rt, bundle(2, ("b", 1)), last_version=3)["reason"] == "rollback"
+    assert accept(rt, bundle(2, ("b", 1)))["reason"] == "rollback"
     reply = json.loads(rt.start("", json.dumps([{"type": "page_view", "t": NOW, "url": "https://x/", "referrer": ""}]), NOW))
     assert reply["ok"] and rt.bundle["version"] == 3
     assert json.loads(rt.swap(None))["ok"] is False  # nothing staged: a clear failure, no exception

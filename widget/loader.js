@@ -9,8 +9,8 @@
  *   2. capture browser signals with timestamps from the first millisecond:
  *      page views (incl. single-page-app route changes), exit intent (desktop
  *      pointer through the top edge; touch heuristics), visibility
- *   3. load the shell (shell.mjs, same origin as this file), which starts the
- *      worker, owns the clock, keeps the visitor record and renders
+ *   3. load the shell (shell/shell.mjs, same origin as this file), which starts
+ *      the worker, owns the clock, keeps the visitor record and renders
  * It defines one global (`proactive`) and never throws into the page.
  * docs/embedding.md documents every data- attribute read here.
  */
@@ -178,7 +178,7 @@
       endpoint: attr("endpoint"),
       mode: attr("mode"),
       snapshot: attr("snapshot"), // "off": no memory snapshot kept in this browser
-      // appearance (widget/render.mjs): override the bundle's `widgets` entry
+      // appearance (widget/render/render.mjs): override the bundle's `widgets` entry
       widget: attr("widget"),
       color: attr("color"),
       position: attr("position"),
@@ -189,7 +189,7 @@
       console.warn("[proactive] the loader must be included with <script src=…>; widget not started");
       return;
     }
-    var shellUrl = new URL("shell.mjs", src).href;
+    var shellUrl = new URL("shell/shell.mjs", src).href;
     import(shellUrl)
       .then(function (shell) { shell.start({ api: api, config: config, capture: capture, record: record }); })
       .catch(function (err) {

@@ -1,6 +1,6 @@
 """The one module that meets JavaScript.
 
-The worker (widget/worker.mjs) calls these functions with JSON text and plain
+The runtime host (widget/engine/host.mjs) calls these functions with JSON text and plain
 bytes and gets JSON text back, so no JS proxy outlives a call and the rest of
 the runtime stays pure Python. Errors never escape as exceptions: every reply
 is a JSON object with "ok"."""
@@ -40,27 +40,30 @@ def _failure(exc: BaseException) -> str:
 
 
 class Runtime:
-    """One page's runtime: the accepted bundle, the engine and its record."""
+    """One page's runtime: trust in its bundles (trust.BundleTrust), the
+    engine and its record. config: {site, keys, context, floor} where
+    `floor` is the highest bundle version this browser accepted before."""
 
     def __init__(self, config_json: str):
         config = json.loads(config_json)
         self.site = config.get("site") or None
         self.keys = trust.parse_key_list(config.get("keys", ""))
         self.context = config.get("context") or {}
+        self.trust = trust.BundleTrust(self.keys, site=self.site, floor=config.get("floor"), compile=self._compile)
         self.engine = None
         self.bundle = None
-        self._opened = None
-        self._staged = None  # (payload, compiled Bundle) accepted, not yet running
+        self._staged = None  # (payload, compiled Bundle): the trust's last `run`, not running yet
         self._sent = None    # the record the page was sent last
 
     # -- bundle -----------------------------------------------------------
-    def open_envelope(self, raw) -> str:
-        """Checks 1-3; returns what the caller must verify with WebCrypto."""
+    def signing_request(self, raw) -> str:
+        """Checks 1-3; what the caller must verify with WebCrypto: the signed
+        message and the (pinned key, signature) candidates. Decides nothing
+        (`offer` does, from the same bytes)."""
         try:
-            opened = trust.open_envelope(_bytes(raw), self.keys)
+            opened = self.trust.open(_bytes(raw))
         except Exception as exc:  # noqa: BLE001 - reported, never raised into JS
             return _failure(exc)
-        self._opened = opened
         return _reply(
             message=base64.b64encode(opened.message).decode("ascii"),
             candidates=[
@@ -69,28 +72,32 @@ class Runtime:
             ],
         )
 
-    def accept_payload(self, last_version, now) -> str:
-        """Checks 5-8 on the envelope opened last, after its signature held.
-        The accepted bundle is staged: `start` runs it, or `swap` replaces a
-        running engine with it; a rejection leaves what was staged before."""
+    def offer(self, raw, which: str, verdict, detail, now) -> str:
+        """A bundle's bytes, `which` ("cached" | "fetched"), and the caller's
+        signature verdict ("valid" | "invalid" | "unsupported" | null when
+        the envelope did not open) to the trust state. Replies what to keep:
+        {keep: {kind, run, store, lowerFloor}, site, version, widgets}; a bundle
+        to `run` is staged (`start` runs it, `swap` swaps it in)."""
         try:
-            if self._opened is None:
-                raise trust.BundleRejected("bad_envelope", "nothing opened")
-            payload = trust.accept_payload(
-                self._opened.payload, site=self.site,
-                last_version=last_version if isinstance(last_version, int) else None, now=int(now),
-            )
-            from widget.runtime.engine import Engine  # compiled here: validation errors are reported
-
-            compiled = Engine(payload, record=None, context=self.context).bundle
+            offer = self.trust.offer_cached if which == "cached" else self.trust.offer_fetched
+            keep = offer(_bytes(raw), verdict if isinstance(verdict, str) else None, int(now),
+                         detail if isinstance(detail, str) else "")
         except Exception as exc:  # noqa: BLE001
-            return _failure(_as_rejection(exc))
-        finally:
-            self._opened = None
-        self._staged = (payload, compiled)
+            return _failure(exc)
+        if keep.run:
+            self._staged = (keep.payload, keep.compiled)
+        fields = {"kind": keep.kind, "run": keep.run, "store": keep.store, "lowerFloor": keep.lower_floor}
+        if keep.payload is None:
+            return _reply(keep=fields)
         from widget.runtime import content  # the widgets' appearance, for the renderer
 
-        return _reply(site=payload["site"], version=payload["version"], widgets=content.appearance(payload))
+        return _reply(keep=fields, site=keep.payload["site"], version=keep.version,
+                      widgets=content.appearance(keep.payload))
+
+    def _compile(self, payload: dict):
+        from widget.runtime.engine import Engine  # compiled here: validation errors are reported
+
+        return Engine(payload, record=None, context=self.context).bundle
 
     def swap(self, now) -> str:
         """Replace the running engine with the staged bundle, keeping the
@@ -157,7 +164,7 @@ class Runtime:
 
     def reactions(self) -> str:
         """Engine.reactions at the engine's present, for the page to answer
-        its own signals at once (widget/reactions.mjs)."""
+        its own signals at once (widget/decisions/reactions.mjs)."""
         try:
             return _reply(reactions=self.engine.reactions() if self.engine else None)
         except Exception as exc:  # noqa: BLE001
@@ -180,12 +187,3 @@ def _settle() -> None:
 
 
 _MERGES = frozenset({"record_sync", "chat_history"})   # events that merge a record from elsewhere
-
-def _as_rejection(exc: BaseException) -> BaseException:
-    if isinstance(exc, trust.BundleRejected):
-        return exc
-    problems = getattr(exc, "problems", None)
-    if problems is not None:
-        detail = "; ".join(str(p) for p in problems[:5])
-        return trust.BundleRejected("bad_payload", detail)
-    return exc

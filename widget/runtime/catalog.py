@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .constants import RATINGS
+
 OPERATORS = ("equals", "is_not", "contains", "not_contains", "greater", "less",
              "exists", "not_exists", "is_true", "is_false", "matches")
 NO_VALUE_OPS = frozenset({"exists", "not_exists", "is_true", "is_false"})
@@ -100,7 +102,7 @@ RULES = {r.id: r for r in (
        "desktop or mobile, from the user agent unless the page says otherwise (tablets are mobile).",
        {"op": "equals", "value": "mobile"}, ("desktop", "mobile")),
     _r("rating", "enum", "Rating",
-       "The visitor's last chat rating.", {"op": "equals", "value": "poor"}, ("great", "average", "poor")),
+       "The visitor's last chat rating.", {"op": "equals", "value": "poor"}, RATINGS),
     _r("referrer_url", "url", "Referrer URL",
        "The page the visitor came from (document.referrer); unknown when empty.",
        {"op": "contains", "value": "google."}),

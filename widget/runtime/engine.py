@@ -34,8 +34,7 @@ from . import catalog, conditions, urls, useragent
 from . import content as content_mod
 from . import policy as policy_mod
 
-RECORD_VERSION = 1
-VISIT_GAP_MS = 30 * 60 * 1000
+from .constants import RECORD_VERSION, VISIT_GAP_MS  # noqa: F401 - shared with the browser
 PAGE_CLOCK = frozenset(("time_on_page",))   # durations that count from a page view
 MAX_ROUTE_CANDIDATES = 50   # Engine.reactions: what crosses to the page after every step stays small
 RULE_IDS = tuple(catalog.RULES)

@@ -1,10 +1,13 @@
-"""Bundle trust checks, in a fixed order, without I/O and without crypto.
+"""Bundle trust checks, in a fixed order, without I/O and without crypto,
+and the state of trust in one browser (`BundleTrust`).
 
 The signature itself is checked by the caller (WebCrypto in the browser,
 `cryptography` in the CLI) between `open_envelope` and `accept_payload`, so
 that this module stays pure standard library and runs unchanged in Pyodide.
 `verify` runs the whole sequence with a signature checker passed in; the CLI
-and the tests use it, the browser runs the same two halves around WebCrypto.
+and the tests use it. The browser asks `open_envelope` what to verify, and
+hands the bytes with WebCrypto's verdict to `BundleTrust`, which decides
+which bundle runs and which one the page keeps for the next visit.
 
 Order of checks (each failure is a `BundleRejected` with its own reason):
   1) size cap, before parsing
@@ -26,8 +29,9 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
+from widget.runtime.constants import BUNDLE_MAX_BYTES as MAX_BUNDLE_BYTES
+
 PAYLOAD_TYPE = "application/vnd.proactive.bundle+json"
-MAX_BUNDLE_BYTES = 1024 * 1024
 MAX_SIGNATURES = 16
 
 REASONS = {
@@ -35,6 +39,7 @@ REASONS = {
     "bad_envelope": "the bundle is not a signed envelope",
     "unknown_key": "no signature by a key pinned in the script tag",
     "bad_signature": "the signature does not match the payload",
+    "no_ed25519": "this browser cannot verify Ed25519 signatures",
     "bad_payload": "the signed payload is not a valid bundle",
     "wrong_site": "the bundle is for another site",
     "expired": "the bundle has expired",
@@ -216,8 +221,8 @@ def _authoring_problems(doc: dict) -> list:
     being importable for the envelope steps."""
     try:
         from widget.runtime import bundle
-    except ImportError:  # pragma: no cover - the runtime always ships bundle.py
-        return []
+    except ImportError as exc:  # fail closed: no payload is accepted unchecked
+        raise BundleRejected("bad_payload", f"the payload validator could not be loaded ({exc})") from None
     try:
         return bundle.validate(doc)
     except RecursionError:
@@ -235,3 +240,132 @@ def verify(raw: bytes, pinned_keys: list[bytes], check_signature, *, site: str |
     if not any(check_signature(k, opened.message, s) for k, s in opened.candidates):
         raise BundleRejected("bad_signature")
     return accept_payload(opened.payload, site=site, last_version=last_version, now=now)
+
+
+# -- trust in one browser ------------------------------------------------------
+
+VERDICTS = ("valid", "invalid", "unsupported")  # the caller's signature check (step 4)
+
+
+def _signature(opened: OpenedEnvelope, verdict: str | None, detail: str) -> None:
+    """Step 4 from the caller's verdict on `opened.message` and its candidates."""
+    if verdict == "valid":
+        return
+    if verdict == "unsupported":
+        raise BundleRejected("no_ed25519", detail)
+    if verdict == "invalid":
+        raise BundleRejected("bad_signature")
+    raise BundleRejected("bad_signature", f"no signature verdict ({verdict!r})")  # fail closed
+
+
+class Keep:
+    """What to do with an offered bundle that passed every check.
+
+    `run`: it becomes the bundle this page runs (started, or swapped in for
+    the running one). `store`: the page keeps its bytes as the last good
+    bundle, with `version` as the new floor; `lower_floor`: the stored floor
+    came from a key no longer pinned, so this version may replace a higher
+    one. `kind`: "cached", "newer", "same" (the publication already running,
+    or equal to the floor) or "unchanged" (the very bytes already cached)."""
+
+    __slots__ = ("kind", "run", "store", "lower_floor", "payload", "version", "compiled")
+
+    def __init__(self, kind, *, run=False, store=False, lower_floor=False, payload=None, compiled=None):
+        self.kind = kind
+        self.run = run
+        self.store = store
+        self.lower_floor = lower_floor
+        self.payload = payload
+        self.version = payload["version"] if payload else None
+        self.compiled = compiled
+
+    def __repr__(self):
+        flags = [name for name in ("run", "store", "lower_floor") if getattr(self, name)]
+        return f"Keep({self.kind!r}, version={self.version}, {', '.join(flags) or 'nothing'})"
+
+
+class BundleTrust:
+    """Which bundle runs in this browser, python-tuf's trusted set style: every
+    rule about the cached copy, the fetched one, the rollback floor and key
+    rotation lives here; the caller only fetches, stores, and checks
+    signatures (`open_envelope` says what to check).
+
+    `floor`: the highest version this browser accepted before (the page
+    stores it beside the cached bundle), or None. Offer the cached bundle
+    first (if any), then the fetched one; each offer returns a `Keep` or
+    raises `BundleRejected` and leaves the state as it was, except that a
+    cached bundle signed by a key the tag no longer pins drops the floor:
+    after a key compromise and rotation, a bundle the thief signed with a huge
+    version cannot lock the site owner out.
+
+    `compile(payload)`, if given, turns a payload that will run into the
+    engine's compiled bundle (kept on the `Keep`); its failure is a
+    `bad_payload` rejection, before any state changes."""
+
+    def __init__(self, keys: list[bytes], *, site: str | None = None, floor: int | None = None, compile=None):
+        self.keys = keys
+        self.site = site
+        self.floor = floor if isinstance(floor, int) and not isinstance(floor, bool) else None
+        self.floor_dropped = False
+        self.compile = compile
+        self.current = None  # the payload that runs (or is about to)
+        self._cached_raw = None
+        self._last_opened = (None, None)  # (raw, OpenedEnvelope): open() of the same bytes twice
+
+    def open(self, raw: bytes) -> OpenedEnvelope:
+        """Checks 1-3 (`open_envelope` with the pinned keys): what the caller
+        verifies before offering the same bytes. The last envelope opened is
+        remembered by its bytes, so offering it does not parse it again."""
+        raw = bytes(raw)
+        if self._last_opened[0] == raw:
+            return self._last_opened[1]
+        opened = open_envelope(raw, self.keys)
+        self._last_opened = (raw, opened)
+        return opened
+
+    def _accept(self, raw: bytes, verdict, detail, now: int, last_version) -> dict:
+        opened = self.open(raw)
+        _signature(opened, verdict, detail)
+        return accept_payload(opened.payload, site=self.site, last_version=last_version, now=now)
+
+    def _compiled(self, payload: dict):
+        if self.compile is None:
+            return None
+        try:
+            return self.compile(payload)
+        except BundleRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a payload the engine cannot run is a bad payload
+            problems = getattr(exc, "problems", None)
+            detail = "; ".join(str(p) for p in problems[:5]) if problems else f"{type(exc).__name__}: {exc}"
+            raise BundleRejected("bad_payload", detail) from None
+
+    def offer_cached(self, raw: bytes, verdict: str | None, now: int, detail: str = "") -> Keep:
+        """The copy this browser kept from an earlier page: it runs at once
+        unless it is below the floor, expired, or no longer trusted."""
+        self._cached_raw = bytes(raw)
+        try:
+            payload = self._accept(raw, verdict, detail, now, self.floor)
+        except BundleRejected as exc:
+            if exc.reason == "unknown_key" and self.floor is not None:
+                self.floor, self.floor_dropped = None, True
+            raise
+        compiled = self._compiled(payload)
+        self.current = payload
+        return Keep("cached", run=True, payload=payload, compiled=compiled)
+
+    def offer_fetched(self, raw: bytes, verdict: str | None, now: int, detail: str = "") -> Keep:
+        """The bundle endpoint's answer: newer than what runs (and the floor)
+        replaces it and is kept; equal is the same publication; lower is a
+        rollback."""
+        if self._cached_raw is not None and bytes(raw) == self._cached_raw:
+            return Keep("unchanged")  # a 304, or republished unchanged
+        running = self.current["version"] if self.current else 0
+        base = max(self.floor or 0, running) or None
+        payload = self._accept(raw, verdict, detail, now, base)
+        if base is not None and payload["version"] <= base and self.current is not None:
+            return Keep("same", payload=payload)  # keep the copy that runs
+        kind = "same" if base is not None and payload["version"] <= base else "newer"
+        compiled = self._compiled(payload)
+        self.current = payload
+        return Keep(kind, run=True, store=True, lower_floor=self.floor_dropped, payload=payload, compiled=compiled)

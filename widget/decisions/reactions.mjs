@@ -1,7 +1,10 @@
 // Reactions: the message an exit intent or a single-page-app route change
 // shows, answered on the main thread inside the event handler, so the card
 // is painted in the very next frame instead of after a round trip to the
-// worker (docs/decisions.md, "Reactions").
+// worker (docs/decisions.md, "Reactions"). This is the JavaScript home of
+// reactions: reading the engine's answer (below) and the page's state around
+// it (createReactions: the answer for the last step sent, the card shown
+// ahead, its confirmation or retraction).
 //
 // The engine decides; this file only reads its answer. After every step the
 // worker sends Engine.reactions() (widget/runtime/engine.py): for an exit
@@ -117,4 +120,72 @@ export function reaction(table, event) {
   if (!o) return null;
   for (const c of route.candidates) if (holds(c.when, o)) return c.show;
   return null;
+}
+
+// The page's side: the engine's last answer (kept only while it belongs to
+// the last step sent) and `ahead`, a card shown from it, awaiting the
+// engine's step for its event.
+export function createReactions({ renderer, warn }) {
+  let table = null; // Engine.reactions() with the engine's generation
+  let ahead = null; // {seq, message, generation}
+
+  // An exit intent or a route change the engine already answered: the card
+  // goes up in this very event handler (the next frame paints it); the
+  // engine's step for the event confirms it, and only then is it "shown".
+  function showAhead(decision, t, seq, generation) {
+    try {
+      renderer.show({ ...decision, t });
+      ahead = { seq, message: decision.message, generation };
+    } catch (err) {
+      warn(`internal error showing a message: ${err && err.message}`); // the engine's result shows it
+    }
+  }
+
+  return {
+    get prepared() { return table !== null; }, // the answer for the next exit intent / route change is here
+    drop() { table = null; },
+    // The worker's "reactions" message: kept if it answers the last step sent.
+    keep(msg, lastSeq) {
+      if (msg.seq !== lastSeq || !msg.reactions) return false;
+      table = { ...msg.reactions, generation: msg.generation };
+      return true;
+    },
+    // When the answers run out (the clock renews them then).
+    expiries() {
+      return (table ? [table.exit && table.exit.until, table.route && table.route.until] : [])
+        .filter((x) => typeof x === "number");
+    },
+    // `event` is about to be sent as step `seq`: shown now if answered.
+    answer(event, seq) {
+      const known = reaction(table, event);
+      if (known) showAhead(known, event.t, seq, table.generation);
+      table = null;
+    },
+    // A step's result: the message shown ahead that the engine confirmed
+    // (then not painted again), or null.
+    confirm(msg, decisions) {
+      table = null;
+      if (!ahead || msg.seq !== ahead.seq) return null;
+      // The engine has the last word. They cannot differ (bundles are
+      // swapped only once the page has dropped the older engine's answers:
+      // "swapReady"); if they ever do, the engine's own decision is shown.
+      const same = msg.generation === ahead.generation;
+      const decided = decisions.some((d) => d.action === "show" && d.message === ahead.message);
+      let painted = null;
+      if (decided && same) painted = ahead.message;
+      else if (!decided) {
+        renderer.retract(ahead.message);
+        if (same) warn(`internal: "${ahead.message}" was shown ahead of the engine, which did not decide it; please report`);
+      }
+      ahead = null;
+      return painted;
+    },
+    // The engine could not take step `seq` (warned): nothing it decided is on screen.
+    failed(seq) {
+      if (ahead && seq === ahead.seq) {
+        renderer.retract(ahead.message);
+        ahead = null;
+      }
+    },
+  };
 }

@@ -1,0 +1,145 @@
+// The page's end of the worker protocol (docs/architecture.md): starts the
+// runtime once the page has loaded, numbers the steps it is sent, and answers
+// the round trips (sync, explain). Everything else the runtime says goes to
+// `onMessage`.
+
+import { warnOnce } from "../shell/warn.mjs";
+
+// The runtime starts once the host page has loaded, so the page's own loading
+// never competes with Pyodide's (the loader captures signals meanwhile); at
+// the latest 10 s after the shell started, for pages whose load never ends.
+function afterPageLoad() {
+  if (document.readyState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 10000);
+    window.addEventListener("load", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
+
+// The runtime: a module worker from a same-origin blob that imports the
+// widget's module (the widget lives on another origin than the page); the
+// main thread when asked (data-mode="main"), when workers are unavailable, or
+// when the worker fails to load.
+function startRuntime(mode, onMessage) {
+  const runtime = { mode: null, stopped: false, post() {}, stop() { runtime.stopped = true; } };
+  const onMain = async () => {
+    const { createHost } = await import("./host.mjs");
+    if (runtime.stopped) return runtime;
+    const host = createHost((m) => { if (!runtime.stopped) queueMicrotask(() => onMessage(m)); });
+    runtime.mode = "main";
+    runtime.post = (m) => { if (!runtime.stopped) host.receive(structuredClone(m)); };
+    queueMicrotask(() => onMessage({ type: "booted" }));
+    return runtime;
+  };
+  if (mode === "main" || typeof Worker !== "function") return onMain();
+  try {
+    const workerUrl = new URL("./worker.mjs", import.meta.url).href;
+    const blob = new Blob([`import ${JSON.stringify(workerUrl)};`], { type: "text/javascript" });
+    const blobUrl = URL.createObjectURL(blob);
+    const worker = new Worker(blobUrl, { type: "module", name: "proactive" });
+    URL.revokeObjectURL(blobUrl);
+    let alive = false;
+    worker.onmessage = (e) => {
+      if (e.data && e.data.type === "booted") alive = true;
+      onMessage(e.data || {});
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      if (alive || runtime.stopped) {
+        warnOnce(`the widget's worker failed: ${e.message || "unknown error"}`);
+        return;
+      }
+      worker.terminate();
+      warnOnce("the widget's worker could not start (check the page's Content-Security-Policy: worker-src blob: and the widget's origin); running on the main thread");
+      onMain().catch((err) => {
+        warnOnce(`the runtime could not start: ${err.message}`);
+        onMessage({ type: "failed", text: "the runtime could not start" });
+      });
+    };
+    runtime.mode = "worker";
+    runtime.post = (m) => { if (!runtime.stopped && runtime.mode === "worker") worker.postMessage(m); };
+    runtime.stop = () => { runtime.stopped = true; worker.terminate(); };
+    return Promise.resolve(runtime);
+  } catch (err) {
+    warnOnce(`module workers are unavailable (${err.message}); running on the main thread`);
+    return onMain();
+  }
+}
+
+// `initMessage()`: the init message's fields, read when the runtime has
+// booted. `onStarted(mode)`: the runtime runs (in a worker or on the page).
+export function createChannel({ mode, initMessage, onMessage, onStarted = () => {} }) {
+  let runtime = null;
+  let booted = false;
+  let stopped = false;
+  let sentSeq = 0; // steps sent to the runtime are numbered
+  let nextPing = 1;
+  const waiting = new Map(); // ping id → resolve, for sync and explain
+  let markBooted;
+  const bootedOnce = new Promise((resolve) => { markBooted = resolve; });
+
+  // Entry point for everything the runtime says: nothing escapes to the page.
+  function receive(msg) {
+    try {
+      if (stopped) return;
+      if (msg.type === "booted") runtimeStarted.then(init);
+      else if (msg.type === "pong" || msg.type === "explain") answer(msg);
+      else {
+        if (msg.type === "failed" && !booted) markBooted(false); // never started: round trips answer null
+        onMessage(msg);
+      }
+    } catch (err) {
+      warnOnce(`internal error handling "${msg && msg.type}": ${err && err.message}`);
+    }
+  }
+
+  function init() {
+    if (stopped || booted) return;
+    booted = true;
+    runtime.post({ type: "init", ...initMessage(), now: Date.now(), seq: ++sentSeq });
+    markBooted(true);
+  }
+
+  function answer(msg) {
+    if (waiting.has(msg.id)) {
+      waiting.get(msg.id)(msg);
+      waiting.delete(msg.id);
+    }
+  }
+
+  const runtimeStarted = afterPageLoad().then(() => startRuntime(mode, receive)).then((r) => {
+    runtime = r;
+    onStarted(r.mode);
+    if (stopped) r.stop();
+    return r;
+  });
+  runtimeStarted.catch((err) => {
+    warnOnce(`the runtime could not start: ${err.message}`);
+    receive({ type: "failed", text: "the runtime could not start" });
+  });
+
+  return {
+    get booted() { return booted; },
+    get mode() { return runtime ? runtime.mode : undefined; }, // undefined: not started yet
+    get lastSeq() { return sentSeq; }, // the number of the last step sent
+    nextSeq: () => ++sentSeq,
+    post(msg) { runtime.post(msg); },
+    // Round trips: "sync" (resolves true once the runtime has handled
+    // everything sent before) and "explain" (resolves to Engine.explain).
+    ask(kind, now) {
+      return new Promise((resolve) => {
+        if (stopped) return resolve(null);
+        const id = nextPing++;
+        waiting.set(id, (m) => resolve(kind === "sync" ? true : m.explain));
+        const post = (alive) => (stopped || !alive ? resolve(null) : runtime.post({ type: kind === "sync" ? "ping" : "explain", id, now: now ?? Date.now() }));
+        bootedOnce.then(post); // after init: the runtime answers in order
+      });
+    },
+    stop() {
+      stopped = true;
+      if (runtime) runtime.stop();
+      for (const resolve of waiting.values()) resolve({});
+      waiting.clear();
+    },
+  };
+}

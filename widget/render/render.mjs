@@ -1,0 +1,188 @@
+// Rendering: the visible widget inside one <proactive-widget> element with an
+// open shadow root — message cards (cards.mjs), the launcher bubble and the
+// chat panel (panel.mjs).
+//
+// Safety: content arrives resolved by the engine (widget/runtime/content.py)
+// and becomes DOM with createElement + textContent only; every URL is checked
+// again (dom.mjs). Styles: constructed stylesheets only (strict-CSP
+// friendly); the site owner's colour goes in through CSSOM setProperty, never
+// through CSS text. Accessibility: a polite live region announces cards;
+// everything is a real button or link; Esc dismisses; focus moves only on the
+// visitor's own action.
+
+import { createCards } from "./cards.mjs";
+import { el, icon, isTypingInPage } from "./dom.mjs";
+import { widgetLabels } from "./labels.mjs";
+import { createPanel } from "./panel.mjs";
+import { CSS } from "./styles.mjs";
+
+export { renderNodes, safeHref } from "./dom.mjs";
+export { widgetLabels } from "./labels.mjs";
+
+const HEX = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
+
+/** #rgb / #rrggbb → the text colour that reads on it. */
+function contrastOn(hex) {
+  let h = hex.slice(1);
+  if (h.length === 3) h = h.split("").map((c) => c + c).join("");
+  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16) / 255)
+    .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  const lum = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  return lum > 0.4 ? "#111827" : "#ffffff";
+}
+
+function browserLanguages() {
+  if (typeof navigator === "undefined") return [];
+  return navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language];
+}
+
+// The launcher: opens and closes the panel; its badge counts the cards.
+function createLauncher(L, onToggle) {
+  const launcher = el("button", "launcher");
+  launcher.type = "button";
+  launcher.setAttribute("aria-label", L.open);
+  launcher.setAttribute("aria-expanded", "false");
+  launcher.appendChild(icon("chat"));
+  const badge = el("span", "badge");
+  badge.hidden = true;
+  badge.setAttribute("aria-hidden", "true");
+  launcher.appendChild(badge);
+  launcher.addEventListener("click", onToggle);
+  return { launcher, badge };
+}
+
+export function createRenderer({
+  onDismiss = () => {}, onClick = () => {}, onOpen = () => {}, onClose = () => {},
+  onReply = () => {}, onRate = null,
+} = {}) {
+  const L = widgetLabels(browserLanguages());
+  let appearance = { color: null, position: "right", launcher: "bubble", title: L.title };
+  let parts = null; // {host, root, accent, stack, launcher, badge} once mounted
+  const listeners = [];
+  const ui = {
+    L, onDismiss, onOpen, onClose, onReply, onRate,
+    appearance: () => appearance,
+    parts: () => parts || {},
+    mount,
+    updateBadge,
+    onButton: buttonClicked,
+  };
+  ui.cards = createCards(ui);
+  ui.panel = createPanel(ui);
+  const { cards, panel } = ui;
+
+  function buttonClicked(messageId, button) {
+    onClick(messageId, String(button.id), { action: button.action, label: button.label });
+    if (button.action === "chat") {
+      panel.open(true, true);
+    } else if (button.action === "reply") {
+      panel.open(true, false);
+      panel.sendReply(button.label, messageId);
+    }
+    // url buttons are real links: the browser opens them (new tab)
+  }
+
+  // Esc: dismisses the card (or closes the panel) unless the visitor is
+  // typing in one of the page's own fields.
+  function onEscape(e) {
+    if (e.key !== "Escape" || e.defaultPrevented) return;
+    const inside = e.composedPath().includes(parts.host);
+    if (!inside && isTypingInPage()) return;
+    if (panel.isOpen() && (inside || !cards.size)) { panel.close(true); if (inside) parts.launcher.focus(); return; }
+    const last = cards.last();
+    if (last !== undefined) cards.dismiss(last, true);
+  }
+
+  function mount() {
+    if (parts) return;
+    const host = document.createElement("proactive-widget");
+    const root = host.attachShadow({ mode: "open" });
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(CSS);
+    const accent = new CSSStyleSheet(); // the site's colours
+    accent.replaceSync(":host {}");
+    root.adoptedStyleSheets = [sheet, accent];
+    const stack = el("div", "stack");
+    stack.setAttribute("role", "region");
+    stack.setAttribute("aria-label", L.messages);
+    stack.setAttribute("aria-live", "polite");
+    stack.setAttribute("aria-relevant", "additions");
+    const { launcher, badge } = createLauncher(L, () => (panel.isOpen() ? panel.close(true) : panel.open(true, true)));
+    parts = { host, root, accent, stack, launcher, badge };
+    applyAppearance();
+    root.append(stack, launcher);
+    document.addEventListener("keydown", onEscape);
+    listeners.push(() => document.removeEventListener("keydown", onEscape));
+    (document.body || document.documentElement).appendChild(host);
+  }
+
+  function applyAppearance() {
+    if (!parts) return;
+    const { host, accent } = parts;
+    host.dataset.position = appearance.position === "left" ? "left" : "right";
+    host.dataset.launcher = appearance.launcher === "none" ? "none" : "bubble";
+    const rule = accent.cssRules[0];
+    if (appearance.color && HEX.test(appearance.color)) {
+      rule.style.setProperty("--accent", appearance.color);
+      const on = contrastOn(appearance.color);
+      rule.style.setProperty("--on-accent", on);
+      // Text in the accent colour on white: darkened when the accent is light.
+      rule.style.setProperty("--accent-ink", on === "#ffffff" ? appearance.color : `color-mix(in srgb, ${appearance.color} 55%, #000)`);
+    } else {
+      for (const name of ["--accent", "--on-accent", "--accent-ink"]) rule.style.removeProperty(name);
+    }
+    panel.setTitle(appearance.title);
+  }
+
+  /** Site-owner appearance: the bundle's widget entry, overridden by the
+   * tag's data- attributes. {color, position, launcher, title} */
+  function configure(options = {}) {
+    const next = { ...appearance };
+    for (const key of ["color", "position", "launcher", "title"]) {
+      const v = options[key];
+      if (typeof v === "string" && v.trim()) next[key] = v.trim().slice(0, 80);
+    }
+    if (!HEX.test(next.color || "")) next.color = null;
+    if (!["left", "right"].includes(next.position)) next.position = "right";
+    if (!["bubble", "none"].includes(next.launcher)) next.launcher = "bubble";
+    appearance = next;
+    mount();
+    applyAppearance();
+  }
+
+  function updateBadge() {
+    if (!parts) return;
+    const { badge, launcher } = parts;
+    const open = panel.isOpen();
+    const n = open ? 0 : cards.size;
+    badge.hidden = n === 0;
+    badge.textContent = String(n);
+    launcher.setAttribute("aria-label", open ? L.close : n ? L.unread(n) : L.open);
+  }
+
+  return {
+    show: cards.show,
+    dismiss: cards.dismiss,
+    // Take back a message shown ahead of the engine that the engine did not
+    // decide (widget/decisions/reactions.mjs): its card, or its entry in the
+    // conversation.
+    retract(id) {
+      cards.dismiss(id, false);
+      panel.removeAuto(id);
+    },
+    open: () => panel.open(false, false),
+    close: () => panel.close(false),
+    configure,
+    chat: panel.chat,
+    setTeam: panel.setTeam,
+    isOpen: panel.isOpen,
+    root() { mount(); return parts.root; }, // the shadow root (the QA kit's debug view lives in it)
+    destroy() {
+      for (const undo of listeners.splice(0)) undo();
+      if (parts) parts.host.remove();
+      parts = null;
+      panel.forget();
+      cards.clear();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+// The JS API: window.proactive(name, ...args) once the shell runs (the
+// loader's stub queues calls until then). docs/embedding.md is its manual.
+
+import { warnOnce } from "./warn.mjs";
+import { plainAttributes, trackedEvent } from "../signals/signals.mjs";
+
+const snapshot = (status) => JSON.parse(JSON.stringify(status));
+
+// `widget`: {events, send, setOpen, qa, channel, reactions, store, status,
+// isReady, isStopped, shutdown}.
+export function createApi(widget) {
+  const { events, send, setOpen, qa, channel, reactions, store, status } = widget;
+
+  function stoppedCommand(name) {
+    if (name === "status") return snapshot(status);
+    if (name === "sync" || name === "explain") return Promise.resolve(null);
+    return undefined;
+  }
+
+  function run(name, args) {
+    switch (name) {
+      case "on":
+        events.on(args[0], args[1]);
+        return undefined;
+      case "off":
+        events.off(args[0], args[1]);
+        return undefined;
+      case "open":
+        setOpen(true, false);
+        return undefined;
+      case "close":
+        setOpen(false, false);
+        return undefined;
+      case "identify": {
+        const attributes = plainAttributes(args[0]);
+        send({ type: "identify", attributes, t: Date.now() }, "identify", { attributes });
+        return undefined;
+      }
+      case "track": {
+        const { event, detail } = trackedEvent(args[0], args[1], Date.now());
+        send(event, "track", detail);
+        return undefined;
+      }
+      case "debug":
+        qa.setDebug(args[0] !== false);
+        if (qa.debug && widget.isReady()) qa.logSnapshot();
+        return undefined;
+      case "seed":
+        qa.seed(args[0]);
+        return undefined;
+      case "sync":
+        // Resolves once the runtime has handled everything sent before.
+        return channel.ask("sync");
+      case "explain":
+        return channel.ask("explain");
+      case "status":
+        if (channel.mode !== undefined) status.mode = channel.mode;
+        status.prepared = reactions.prepared; // the engine's answer for the next exit intent / route change is here
+        status.storage = store.persistent ? "localStorage" : "memory";
+        return snapshot(status);
+      case "shutdown":
+        widget.shutdown();
+        return undefined;
+      default:
+        warnOnce(`unknown command ${JSON.stringify(String(name))}`);
+        return undefined;
+    }
+  }
+
+  return function command(name, ...args) {
+    try {
+      return widget.isStopped() ? stoppedCommand(name) : run(name, args);
+    } catch (err) {
+      warnOnce(`command ${String(name)} failed: ${err.message}`);
+      return undefined;
+    }
+  };
+}

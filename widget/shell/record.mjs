@@ -1,0 +1,90 @@
+// The visitor record: one versioned localStorage key, shared by the site's
+// tabs; memory (with one console warning) when storage is blocked or full.
+// The same store keeps the last good bundle (widget/bundle/cache.mjs) under
+// suffixes of the record's key.
+
+import { RECORD_VERSION } from "../constants.mjs";
+import { warnOnce } from "./warn.mjs";
+
+function canonical(value) {
+  return JSON.stringify(value, (k, v) => (v && typeof v === "object" && !Array.isArray(v)
+    ? Object.fromEntries(Object.keys(v).sort().map((key) => [key, v[key]])) : v));
+}
+
+export function openStore(name) {
+  const key = `proactive:v${RECORD_VERSION}:${name}`;
+  let storage = null;
+  const fallBack = (err) => {
+    storage = null;
+    warnOnce(err && err.name === "QuotaExceededError"
+      ? "localStorage is full: the visitor record is kept in memory for this page only"
+      : "localStorage is unavailable: the visitor record is kept in memory for this page only");
+  };
+  try {
+    storage = window.localStorage;
+    const probe = `${key}:probe`;
+    storage.setItem(probe, "1");
+    storage.removeItem(probe);
+  } catch (err) {
+    fallBack(err);
+  }
+  const memory = new Map();
+  const raw = (k) => {
+    if (storage) {
+      try {
+        return storage.getItem(k);
+      } catch (err) {
+        fallBack(err);
+      }
+    }
+    return memory.has(k) ? memory.get(k) : null;
+  };
+  return {
+    key,
+    get persistent() { return storage !== null; },
+    read(suffix = "") {
+      try {
+        const text = raw(key + suffix);
+        return text ? JSON.parse(text) : null;
+      } catch {
+        return null;
+      }
+    },
+    // Writes only a change: an identical write would wake the other tabs.
+    write(value, suffix = "") {
+      const text = canonical(value);
+      if (raw(key + suffix) === text) return;
+      if (storage) {
+        try {
+          storage.setItem(key + suffix, text);
+          return;
+        } catch (err) {
+          fallBack(err);
+        }
+      }
+      memory.set(key + suffix, text);
+    },
+    // Another tab of the site wrote the record: `event` is a StorageEvent.
+    changedElsewhere(event) {
+      if (!storage || event.key !== key || event.storageArea !== storage || !event.newValue) return null;
+      try {
+        return JSON.parse(event.newValue);
+      } catch {
+        return null;
+      }
+    },
+  };
+}
+
+// The record itself: what the engine last returned (or the QA kit seeded),
+// persisted; read back from storage first (another tab may be newer).
+export function openVisitorRecord(store) {
+  let record = store.read();
+  return {
+    current: () => store.read() || record,
+    save(value) {
+      record = value;
+      if (record) store.write(record);
+    },
+  };
+}
