@@ -140,6 +140,7 @@ function createWidget(api, tag, capture) {
     onClose: () => setOpen(false, true),
     onReply: (text, id) => conversation.reply(text, id),
     onRate: (value) => conversation.rate(value),
+    chat: config.chat,
   });
   const reactions = createReactions({ renderer, warn: warnOnce });
   const channel = createChannel({
