@@ -400,11 +400,12 @@ def test_presence_stream_reconnects_with_backoff(site, page, guard):
         sync(page)
         assert shown_ids(page) == []  # team unknown while disconnected
         page.unroute(f"{site.widget_origin}/api/stream*")
-        # The next retry connects (within 8–16 s), presence arrives, the message shows.
-        for _ in range(80):
+        # The next retry connects (within 8–16 s of page time), presence arrives, the message shows.
+        # The connection itself takes real time (slow under CPU load): page time and real time both pass.
+        deadline = time.time() + 30
+        while not shown_soon(page, "online-now") and time.time() < deadline:
             page.clock.run_for(250)
-            if shown_soon(page, "online-now"):
-                break
+            time.sleep(0.05)
         assert shown_ids(page) == ["online-now"]
     finally:
         agent_api(site, "POST", "/presence", {"agent": "backoff-test", "online": False})
