@@ -3,14 +3,18 @@
 # from package-lock.json, Debian's chromium for the browser tests).
 
 PYTHON ?= python3
+# `make demo PORT=9700 SITE_PORT=9701`: the widget origin's and the demo site's ports.
+PORT      ?= 8700
+SITE_PORT ?= 8701
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-e2e build bench install chromium clean
+.PHONY: demo test test-unit test-e2e build bench wheel install chromium clean
 
 demo: install build
-	$(BIN)/proactive serve
+	@echo "==> Serving the demo (Ctrl-C stops it)"
+	$(BIN)/proactive serve --port $(PORT) --site-port $(SITE_PORT)
 
 test: install chromium build
 	$(BIN)/python -m pytest tests e2e
@@ -25,11 +29,22 @@ bench: install chromium build
 	$(BIN)/python bench/run.py
 
 build: install
+	@echo "==> Building the widget into dist/widget (compiles the runtime under Pyodide: up to a minute the first time)"
 	$(BIN)/proactive build
+
+# The package as a wheel (dist/proactive_chat-VERSION-py3-none-any.whl): the
+# CLI and the QA kit's pytest plugin, for `pip install` in another project
+# (docs/qa.md). setuptools builds in build/lib: removed, build/ is ours.
+wheel: install
+	rm -f dist/proactive_chat-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	rm -rf build/lib build/bdist.*
+	@ls dist/proactive_chat-*.whl
 
 install: $(STAMP) node_modules/.package-lock.json
 
 $(STAMP): pyproject.toml requirements.lock
+	@echo "==> Installing the Python packages into $(VENV) (about a minute the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
@@ -37,6 +52,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 node_modules/.package-lock.json: package.json package-lock.json
+	@echo "==> Installing Pyodide from npm into node_modules (package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 
 chromium:

@@ -157,6 +157,9 @@ def shop(site):
     # One page with the endpoint on (geo: the harness's endpoint honours the test header).
     (site.pages / "ch").mkdir(exist_ok=True)
     urls["geo/home"] = site.page(NAV, tag=site.tag(bundle=bundle, data_site="brewhaus"), name="ch/home", head=VIEWPORT)
+    # And its pricing page, for the chat button (a conversation needs the endpoint).
+    urls["chat/pricing"] = site.page(NAV, tag=site.tag(bundle=bundle, data_site="brewhaus"), name="ch/pricing",
+                                     head=VIEWPORT)
     return urls
 
 
@@ -219,7 +222,9 @@ def test_google_ad_visitor_browses_three_pages_leaves_and_returns_after_40_minut
     # Dismissed: pricing-help holds now (its moment is still true) and shows at once.
     kit.dismiss("exit-offer")
     kit.expect_shown("pricing-help")
-    assert card(kit, "pricing-help").get_by_role("button", name="Ask Lena").is_visible()
+    # A static host (endpoint off): no chat button, the link stays.
+    assert card(kit, "pricing-help").get_by_role("button", name="Ask Lena").count() == 0
+    assert card(kit, "pricing-help").get_by_role("link", name="Compare plans").is_visible()
     kit.dismiss("pricing-help")
 
     # A reload of pricing: the offer was once per user, even after a second exit.
@@ -303,7 +308,7 @@ def test_german_browser_gets_german_content(shop, visitor):
     kit.visit(shop["pricing"])
     kit.expect_shown("pricing-help", within=21)
     text = card(kit, "pricing-help").inner_text()
-    assert "Du vergleichst" in text and "Frag Lena" in text and "Ask Lena" not in text
+    assert "Du vergleichst" in text and "Ask Lena" not in text and "Frag Lena" not in text  # static: no chat button
 
 
 def test_mobile_visitor(shop, visitor):
@@ -318,6 +323,7 @@ def test_mobile_visitor(shop, visitor):
     assert 0 <= box["y"] and box["y"] + box["height"] <= 844, box
     # The chat panel is full screen on a phone.
     card(kit, "mobile-app").get_by_role("button", name="Dismiss").first.click()
+    kit.visit(shop["geo/home"])  # a page with the endpoint: there is a conversation to open
     kit.open_widget()
     panel = kit.page.locator("proactive-widget section[role=dialog]").bounding_box()
     assert panel and round(panel["width"]) == 390 and round(panel["height"]) == 844, panel
@@ -362,7 +368,7 @@ def test_windows_visitor_by_user_agent(shop, visitor):
 
 def test_buttons_esc_and_once_per_user_across_tabs(shop, visitor, guard):
     kit = visitor.install(WEDNESDAY_11_BERLIN)
-    kit.visit(shop["pricing"])
+    kit.visit(shop["chat/pricing"])  # the chat button needs the endpoint
     page = kit.page
     page.evaluate("""() => { window.__events = [];
         for (const n of ['clicked', 'dismissed', 'open']) proactive('on', n, (e) => __events.push([n, e])); }""")

@@ -112,7 +112,7 @@ def test_rich_card_renders_every_part_safely_and_looks_right(assets, page, guard
     site = assets
     site.publish(rich_bundle(site.site_origin), "render")
     page.set_viewport_size({"width": 1280, "height": 800})
-    url = site.page(PAGE_BODY, head=EVENTS_HEAD, tag=site.tag(bundle=site.bundle_url("render"), data_endpoint="off"))
+    url = site.page(PAGE_BODY, head=EVENTS_HEAD, tag=site.tag(bundle=site.bundle_url("render")))
     boot(page, url)
     assert shown_ids(page) == ["rich"]
     card = shadow(page, """(() => { const c = root.querySelector('.card');
@@ -175,7 +175,7 @@ def test_rich_card_renders_every_part_safely_and_looks_right(assets, page, guard
 def test_mobile_card_in_german_with_reduced_motion(assets, page, guard):
     site = assets
     site.publish(rich_bundle(site.site_origin), "render-de")
-    url = site.page(PAGE_BODY, head=EVENTS_HEAD, tag=site.tag(bundle=site.bundle_url("render-de"), data_endpoint="off"))
+    url = site.page(PAGE_BODY, head=EVENTS_HEAD, tag=site.tag(bundle=site.bundle_url("render-de")))
     boot(page, url)
     assert shown_ids(page) == ["rich"]
     info = shadow(page, """(() => { const c = root.querySelector('.card'); const r = c.getBoundingClientRect();
@@ -201,7 +201,7 @@ def test_keyboard_focus_escape_and_one_message_at_a_time(assets, page, guard):
         ],
     }
     site.publish(bundle, "keys")
-    url = site.page(PAGE_BODY, head=EVENTS_HEAD, tag=site.tag(bundle=site.bundle_url("keys"), data_endpoint="off"))
+    url = site.page(PAGE_BODY, head=EVENTS_HEAD, tag=site.tag(bundle=site.bundle_url("keys")))
     page.clock.install(time=T0)
     page.clock.pause_at(T0 + 1)
     page.goto(url)
@@ -250,7 +250,7 @@ def test_keyboard_focus_escape_and_one_message_at_a_time(assets, page, guard):
 def test_data_attributes_override_the_bundle_and_launcher_can_be_hidden(assets, page, guard):
     site = assets
     site.publish(rich_bundle(site.site_origin), "attrs")
-    url = site.page(PAGE_BODY, tag=site.tag(bundle=site.bundle_url("attrs"), data_endpoint="off",
+    url = site.page(PAGE_BODY, tag=site.tag(bundle=site.bundle_url("attrs"),
                                              data_color="#f59e0b", data_position="left", data_launcher="none"))
     boot(page, url)
     assert shown_ids(page) == ["rich"]
@@ -271,7 +271,7 @@ def test_renders_under_a_strict_content_security_policy(assets, page, guard):
     csp = (f"default-src 'none'; script-src 'self' {w} 'wasm-unsafe-eval'; worker-src blob: {w}; "
            f"connect-src 'self' {w}; img-src 'self'; style-src 'self'")
     url = site.page("<p>Strict page</p><input id=q>", head='<script src="/events.js"></script>',
-                    tag=site.tag(bundle=site.bundle_url("csp-render"), data_endpoint="off"),
+                    tag=site.tag(bundle=site.bundle_url("csp-render")),
                     headers={"Content-Security-Policy": csp})
     (site.pages / "events.js").write_text(EVENTS_HEAD.split(">", 1)[1].rsplit("</script>", 1)[0])
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -296,7 +296,7 @@ def test_the_widgets_own_words_follow_the_browser_language(site, page, guard):
     """Message content has its own variants; the widget's chrome (labels,
     placeholders, dismiss) speaks the visitor's language too (en, de, fr, es)."""
     bundle = site.publish(simple_messages({"id": "hi", "rules": []}), "labels-fr")
-    page.goto(site.page(tag=site.tag(bundle=bundle, data_endpoint="off")))
+    page.goto(site.page(tag=site.tag(bundle=bundle)))
     wait_ready(page)
     labels = page.evaluate("""() => { const r = document.querySelector('proactive-widget').shadowRoot;
         const card = r.querySelector('[data-message-id="hi"]');

@@ -170,7 +170,7 @@ def test_payloads_in_content_identify_and_utm_are_text(site, page, guard):
     site.publish({"site": "test", "messages": messages}, "xss")
     # the page URL (query and fragment) and the referrer carry payloads too
     query = "&".join(f"q{i}={quote(p)}" for i, p in enumerate(PAYLOADS[:20]))
-    url = site.page("<p>XSS corpus</p>", tag=site.tag(bundle=site.bundle_url("xss"), data_endpoint="off"))
+    url = site.page("<p>XSS corpus</p>", tag=site.tag(bundle=site.bundle_url("xss")))  # chat buttons need an endpoint
     dialogs = _start(page, f"{url}?{query}#{quote(PAYLOADS[1])}",
                      referer=f"{site.site_origin}/r?x={quote(PAYLOADS[0])}")
     for chunk in (range(0, 30), range(30, n)):   # the API takes up to 50 attributes per call

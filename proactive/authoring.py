@@ -12,6 +12,7 @@ reported the same way.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,60 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
+# PyYAML's wording of common slips → (what it means in plain words, where to point).
+_YAML_HINTS = (
+    ("found character '\\t' that cannot start any token", "problem",
+     "a tab character: YAML indents with spaces only; replace the tab with spaces"),
+    ("mapping values are not allowed here", "problem",
+     "unexpected ':': this line is indented deeper than the key above it, or a text holding ': ' "
+     "needs quotes"),
+    ("expected <block end>, but found", "problem",
+     "the indentation does not line up: keys of one mapping, and the '-' items of one list, "
+     "start at the same column as their siblings"),
+    ("did not find expected key", "problem",
+     "the indentation does not line up: keys of one mapping start at the same column as their siblings"),
+    ("did not find expected '-' indicator", "problem",
+     "the indentation does not line up: the '-' items of one list start at the same column"),
+    ("could not find expected ':'", "problem", "a key without ':' after it (or a text over two lines without quotes)"),
+    ("while scanning a quoted scalar", "context", "a quoted text is not closed: its closing quote is missing"),
+    ("while parsing a flow", "context", "a '[' or '{' is not closed: its ']' or '}' is missing"),
+    ("found undefined alias", "problem", "'*' starts an alias in YAML: put the text in quotes"),
+    ("while scanning an alias", "problem", "'*' starts an alias in YAML: put the text in quotes"),
+    ("while scanning an anchor", "problem", "'&' starts an anchor in YAML: put the text in quotes"),
+    ("found character '@' that cannot start any token", "problem", "a text starting with '@' needs quotes"),
+    ("found character '`' that cannot start any token", "problem", "a text starting with '`' needs quotes"),
+)
+
+
+def yaml_hint(exc: yaml.MarkedYAMLError):
+    """(mark, plain words) for a YAML syntax error: PyYAML's own text only
+    when the slip is not one of the common ones."""
+    raw = " ".join(s for s in (exc.context, exc.problem) if s) or "YAML syntax error"
+    for needle, at, words in _YAML_HINTS:
+        if needle in raw:
+            mark = (exc.context_mark if at == "context" else exc.problem_mark) or exc.problem_mark or exc.context_mark
+            return mark, words
+    return exc.problem_mark or exc.context_mark, f"YAML cannot read this: {raw}"
+
+
+def did_you_mean(word: str, candidates) -> str:
+    """`; did you mean 'X'?` for a near miss among `candidates`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _suggestion(message: str, expected: str) -> str:
+    """A near miss for the validator's `unknown rule 'x'`, `operator 'x' is
+    not allowed`, `unknown field 'x'`: candidates are the expected list."""
+    m = re.match(r"(?:unknown (?:rule|field|key|value) |operator )'([^']*)'", message)
+    if not m or not expected:
+        return ""
+    words = [w.strip() for w in re.split(r",| \| ", expected.removeprefix("one of ")) if w.strip()]
+    return did_you_mean(m.group(1), words)
+
+
 def format_path(path: tuple) -> str:
     out = ""
     for step in path:
@@ -111,8 +166,7 @@ class Source:
         except yaml.MarkedYAMLError as exc:
             if self.path.suffix == ".json":
                 return self._load_json(text)
-            mark = exc.problem_mark or exc.context_mark
-            what = " ".join(s for s in (exc.context, exc.problem) if s) or "YAML syntax error"
+            mark, what = yaml_hint(exc)
             raise AuthoringError([Problem(self.name, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "",
                                           what, "valid YAML")]) from None
         except yaml.YAMLError as exc:
@@ -182,7 +236,8 @@ class Source:
         mid = self._message_id(tuple(path))
         if mid:
             where += f" (message {mid})"
-        return Problem(self.name, line, col, where, message + self.surprise(tuple(path)), expected)
+        return Problem(self.name, line, col, where, message + _suggestion(message, expected) + self.surprise(tuple(path)),
+                       expected)
 
     def _message_id(self, path: tuple) -> str | None:
         if len(path) >= 3 and path[0] == "messages" and isinstance(path[1], int):
@@ -207,6 +262,50 @@ def validate(source: Source) -> list[Problem]:
     for p in bundle.validate(source.document):
         problems.append(source.problem(p.path, p.message, p.expected))
     return sorted(problems, key=lambda p: (p.line, p.col))
+
+
+# Placeholders the widget fills itself (docs/authoring.md); any other name is
+# an identify attribute, so a near miss of these is most likely a typo.
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}|]*?)\s*(?:\|[^{}]*)?\}\}")
+
+
+def _builtin_placeholders() -> tuple[str, ...]:
+    from widget.runtime.urls import UTM_KEYS
+
+    return ("city", "country", *UTM_KEYS)
+
+
+def warnings(source: Source) -> list[Problem]:
+    """What is valid but most likely not meant: a placeholder whose name is a
+    near miss of one the widget fills (`{{utm_sourse|friend}}` always shows
+    `friend`, unless the page identifies the visitor with that attribute)."""
+    builtin = _builtin_placeholders()
+    found: list[Problem] = []
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, path + (k,))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, path + (i,))
+        elif isinstance(value, str):
+            for m in _PLACEHOLDER.finditer(value):
+                name = m.group(1).lower()
+                if name in builtin or name.startswith("user."):
+                    continue
+                hint = did_you_mean(name, builtin)
+                if hint or name.startswith("utm_"):
+                    p = source.problem(path, f"warning: unknown placeholder {{{{{m.group(1)}}}}}: no UTM parameter or "
+                                             f"geo value has this name, only proactive('identify', …) can fill it{hint}",
+                                       ", ".join(builtin) + " or an identify attribute")
+                    found.append(p)
+
+    messages = source.document.get("messages") if isinstance(source.document, dict) else None
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and "content" in message:
+            walk(message["content"], ("messages", i, "content"))
+    return found
 
 
 def check_file(path: Path | str) -> tuple[Source | None, list[Problem]]:

@@ -15,7 +15,8 @@ ADD_ARGUMENTS_TAKES_COMMAND = True
 
 def add_arguments(p, command: str) -> None:
     if command == "keygen":
-        p.add_argument("--out", type=Path, default=Path("proactive-signing.key"), help="private key file (created 0600)")
+        p.add_argument("--out", type=Path, default=Path("proactive-signing.key"),
+                       help="private key file to create (mode 0600), in the current folder unless a path is given")
     elif command == "sign":
         p.add_argument("messages", type=Path, help="messages file (YAML or JSON)")
         p.add_argument("--key", type=Path, action="append", required=True,
@@ -71,14 +72,16 @@ def validate(args) -> int:
     status = 0
     for path in args.messages:
         source, problems = authoring.check_file(path)
-        for p in problems:
+        warnings = authoring.warnings(source) if source else []
+        for p in problems + warnings:
             print(p)
         if problems:
             _err(f"{path}: {len(problems)} problem(s)")
             status = 1
         else:
             count = len(source.document.get("messages") or [])
-            _err(f"{path}: ok ({count} message{'s' if count != 1 else ''})")
+            also = f", {len(warnings)} warning(s)" if warnings else ""
+            _err(f"{path}: ok ({count} message{'s' if count != 1 else ''}{also})")
     return status
 
 
@@ -96,9 +99,12 @@ def schema(args) -> int:
 
 
 def sign(args) -> int:
-    from proactive import publishing, signing
+    from proactive import authoring, publishing, signing
     from widget.runtime import trust
 
+    source, problems = authoring.check_file(args.messages)
+    for w in authoring.warnings(source) if source and not problems else []:
+        print(w)
     try:
         envelope, version = publishing.sign_file(args.messages, args.key, args.out, version=args.version,
                                                  expires=args.expires, previous=args.previous)

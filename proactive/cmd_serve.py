@@ -21,8 +21,15 @@ def add_arguments(p) -> None:
     p.add_argument("--host", default="127.0.0.1", help="the widget origin's host")
     p.add_argument("--port", type=int, default=8700, help="the widget origin's port")
     p.add_argument("--site-host", default="localhost", help="the demo site's host (another origin)")
-    p.add_argument("--site-port", type=int, default=8701)
-    p.add_argument("--static", type=Path, default=ROOT / "dist" / "widget")
+    p.add_argument("--site-port", type=int, default=8701, help="the demo site's port")
+    p.add_argument("--static", type=Path, default=ROOT / "dist" / "widget",
+                   help="the built widget folder served on the widget origin (`proactive build --out FOLDER`)")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="serve your own signed bundle unchanged instead of signing --messages: a file inside "
+                        "--static (public/bundles/site.json); the banner's tag points at it (needs --key)")
+    p.add_argument("--key", default=None, metavar="KEY",
+                   help="with --bundle: the tag's data-key (ed25519:BASE64) or your key file; the bundle is "
+                        "checked with it at start, as a browser would")
     p.add_argument("--data", type=Path, default=ROOT / ".data", help="demo keys and bundles")
     p.add_argument("--no-demo", action="store_true", help="serve only the widget origin")
     p.add_argument("--messages", type=Path, default=ROOT / "demo" / "messages.yaml",
@@ -64,6 +71,57 @@ def prepare_demo(data: Path, messages: Path) -> tuple[Path, str]:
     return bundles, signing.public_key_spec(signing.load_private_key(key_path))
 
 
+def own_bundle(static: Path, bundle: Path, key: str | None) -> tuple[str, str]:
+    """(URL path of the bundle on the widget origin, the tag's data-key) for
+    `--bundle`: the owner's signed bundle, inside their widget folder, served
+    unchanged; ValueError when a browser would not run it with that key."""
+    from proactive import publishing, signing
+    from proactive.cmd_bundle import _key_spec
+    from widget.runtime import trust
+
+    if not key:
+        raise ValueError("--bundle needs --key: the script tag's data-key (ed25519:…) or your key file")
+    try:
+        rel = bundle.resolve().relative_to(static.resolve())
+    except ValueError:
+        raise ValueError(f"--bundle {bundle} is not inside --static {static}: put it where you host it "
+                         f"({static}/bundles/site.json)") from None
+    spec = _key_spec(key, signing)
+    try:
+        publishing.verify_bundle(bundle.read_bytes(), spec)
+    except OSError as exc:
+        raise ValueError(f"--bundle {bundle}: cannot read it ({exc.strerror})") from None
+    except trust.BundleRejected as exc:
+        raise ValueError(f"--bundle {bundle}: a browser with this key would refuse it: {exc}") from None
+    return "/" + rel.as_posix(), spec
+
+
+def busy_port(host: str, port: int) -> bool:
+    """Whether another process listens on (host, port): checked before the
+    banner, so a busy port is one line rather than a server's traceback."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # let the server report a host it cannot resolve
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
+def pages_without_tag(site: Path) -> list[Path]:
+    """The site's .html pages in which no script tag would be put."""
+    return sorted(p for p in site.rglob("*.html") if "{{PROACTIVE_TAG}}" not in p.read_text("utf-8", "replace"))
+
+
 def webhook(url: str):
     """The delivery hook that hands each request to a mail system over HTTP."""
 
@@ -83,24 +141,42 @@ def run(args) -> int:
 
     from server_stub.app import create_site_app, create_widget_app, script_tag
 
+    for host, port, option in ((args.host, args.port, "--port"), (args.site_host, args.site_port, "--site-port")):
+        if (option == "--port" or not args.no_demo) and busy_port(host, port):
+            print(f"proactive serve: port {port} on {host} is in use (another `proactive serve`?); "
+                  f"stop it or choose another with {option}", file=sys.stderr)
+            return 1
     if not (args.static / "loader.js").exists():
         from proactive.cmd_build import run as build
 
         build(type("Args", (), {"out": args.static})())
     from proactive.publishing import PublishError
 
-    try:
-        bundles, public_key = prepare_demo(args.data, args.messages)
-    except PublishError as exc:
-        for problem in getattr(exc, "problems", None) or []:
-            print(problem, file=sys.stderr)
-        print(f"proactive serve: {args.messages} has problems; nothing served (run `proactive validate`)",
-              file=sys.stderr)
-        return 1
+    widget_origin = f"http://{args.host}:{args.port}"
+    if args.bundle is not None:
+        try:
+            bundle_path, public_key = own_bundle(args.static, args.bundle, args.key)
+        except ValueError as exc:
+            print(f"proactive serve: {exc}", file=sys.stderr)
+            return 1
+        bundles, bundle_url = None, widget_origin + bundle_path  # served from --static as is
+    else:
+        try:
+            bundles, public_key = prepare_demo(args.data, args.messages)
+        except PublishError as exc:
+            for problem in getattr(exc, "problems", None) or []:
+                print(problem, file=sys.stderr)
+            print(f"proactive serve: {args.messages} has problems; nothing served (run `proactive validate`)",
+                  file=sys.stderr)
+            return 1
+        bundle_url = f"{widget_origin}/bundles/demo.json"
     if not args.site.is_dir():
         print(f"proactive serve: --site {args.site} is not a folder", file=sys.stderr)
         return 1
-    widget_origin = f"http://{args.host}:{args.port}"
+    if not args.no_demo:
+        for page in pages_without_tag(args.site):
+            print(f"proactive serve: warning: {page} has no {{{{PROACTIVE_TAG}}}}: the widget will not load there "
+                  f"(put it in <head>)", file=sys.stderr)
     site_origin = f"http://{args.site_host}:{args.site_port}"
     origins = args.allow_origin or (["*"] if args.no_demo else [site_origin])
     db = args.db or (args.data / "endpoint.db")
@@ -116,7 +192,7 @@ def run(args) -> int:
                                              timeout_graceful_shutdown=2))
 
     servers = [server(app, args.host, args.port)]
-    tag = script_tag(widget_origin, f"{widget_origin}/bundles/demo.json", public_key)
+    tag = script_tag(widget_origin, bundle_url, public_key)
     if not args.no_demo:
         site = create_site_app(args.site, tag)
         servers.append(server(site, args.site_host, args.site_port))

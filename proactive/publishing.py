@@ -105,18 +105,41 @@ def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | Non
         raise PublishError(f"--expires {expires!r}: expected 30d, 12h, 90m or an ISO 8601 instant") from None
     if expires_at is not None and expires_at <= now:
         raise PublishError(f"--expires {expires!r} is not in the future")
-    private = []
-    for k in keys:
-        try:
-            private.append(signing.load_private_key(k))
-        except (OSError, ValueError, TypeError) as exc:
-            raise PublishError(f"{k}: cannot load the private key ({exc})") from None
+    private = [load_signing_key(k) for k in keys]
     payload = build_payload(doc, version=version, now=now, expires_at=expires_at)
     envelope = signing.sign_payload(payload, private)
     now_ms = int(now.timestamp() * 1000)
     pins = [signing.raw_public_key(k) for k in private]
     trust.verify(envelope, pins, signing.verify_signature, site=doc.get("site"), last_version=last, now=now_ms)
     return envelope, version
+
+
+def load_signing_key(path: Path | str):
+    """The private key `sign` needs, or PublishError saying what was given
+    instead (the tag's public key, a messages file, no file at all)."""
+    given = str(path)
+    if given.strip().lower().startswith("ed25519:"):
+        raise PublishError(f"--key {given[:20]}…: that is a public key (the script tag's data-key); signing needs "
+                           f"the private key file that `proactive keygen --out FILE` wrote")
+    path = Path(path)
+    if not path.is_file():
+        raise PublishError(f"--key {path}: no such key file; create a signing key with `proactive keygen --out {path}` "
+                           f"(it prints the public key for the script tag)")
+    data = path.read_bytes()[:64 * 1024]
+    if b"PRIVATE KEY" not in data:
+        text = data.decode("utf-8", "replace").strip()
+        if text.lower().startswith("ed25519:"):
+            what = "it holds a public key (the script tag's data-key)"
+        elif path.suffix.lower() in (".yaml", ".yml", ".json") or text.startswith(("site:", "{")):
+            what = "it looks like a messages file: `proactive sign MESSAGES --key KEYFILE --out BUNDLE`"
+        else:
+            what = "it is not a PEM private key"
+        raise PublishError(f"--key {path}: not a private key file ({what}); signing needs the private key file "
+                           f"that `proactive keygen --out FILE` wrote")
+    try:
+        return signing.load_private_key(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise PublishError(f"--key {path}: cannot load the private key ({exc})") from None
 
 
 def write_bundle(envelope: bytes, out: Path) -> None:

@@ -74,6 +74,12 @@ SCHEMAS = {
     "MessageStats": {"type": "object", "properties": {
         "message": {"type": "string"}, "shown": {"type": "integer"}, "clicked": {"type": "integer"},
         "dismissed": {"type": "integer"}, "replied": {"type": "integer"},
+        "visitors": {"type": "object", "description": "distinct visitors shown the message, and of those who "
+                     "clicked, dismissed, replied", "properties": {
+                         "shown": {"type": "integer"}, "clicked": {"type": "integer"},
+                         "dismissed": {"type": "integer"}, "replied": {"type": "integer"}}},
+        "reply_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                       "description": "visitors.replied / visitors.shown; null when never shown"},
         "buttons": {"type": "object", "additionalProperties": {"type": "integer"}},
         "series": {"type": "array", "items": {"type": "object", "properties": {
             "t": {"type": "integer"}, "shown": {"type": "integer"}, "clicked": {"type": "integer"},

@@ -96,7 +96,7 @@ def test_validate_reports_every_problem_with_file_line_col(tmp_path):
     code, out, err = run("validate", f)
     assert code == 1 and "3 problem(s)" in err
     lines = out.strip().splitlines()
-    assert lines[0].startswith(f"{f}:5:5: messages[0].tpye (message pricing-help): unknown field 'tpye' (expected ")
+    assert lines[0].startswith(f"{f}:5:5: messages[0].tpye (message pricing-help): unknown field 'tpye'; did you mean 'type'? (expected ")
     assert lines[1].startswith(f"{f}:7:34: messages[0].rules[0].op (message pricing-help): operator 'bigger' is not allowed for time_on_page (expected greater | less")
     assert lines[2].startswith(f"{f}:8:44: messages[0].rules[1].value")
     assert 'YAML reads unquoted NO as false: write "NO"' in lines[2]
@@ -109,7 +109,7 @@ def test_validate_accepts_a_good_file_and_the_demo(owner):
 
 
 @pytest.mark.parametrize("text, where, what", [
-    ("site: acme\nmessages: [\n", ":3:1:", "found '<stream end>'"),
+    ("site: acme\nmessages: [\n", ":3:1:", "a '[' or '{' is not closed"),
     ("", ":1:1:", "the file is empty"),
     ("site: acme\nsite: other\nmessages: []\n", ":2:1:", "duplicate key 'site'"),
 ])

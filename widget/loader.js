@@ -189,14 +189,32 @@
       console.warn("[proactive] the loader must be included with <script src=…>; widget not started");
       return;
     }
-    import(new URL("shell/shell.mjs", src).href)
+    var shellUrl = new URL("shell/shell.mjs", src).href;
+    import(shellUrl)
       .then(function (shell) { shell.start({ api: api, config: config, capture: capture, record: record }); })
       .catch(function (err) {
+        var warn = function (why) {
+          console.warn("[proactive] could not load the widget from " + new URL(".", src).href + ": " + why);
+        };
+        var failed = (err && err.message) || String(err);
         var opaque = false;
         try { opaque = self.origin === "null"; } catch (e) { /* not opaque */ }
-        console.warn("[proactive] could not load the widget from " + new URL(".", src).href + ": " + (err && err.message) +
-          (opaque ? " (this page runs in an opaque origin, e.g. a sandboxed iframe without allow-same-origin: requests carry" +
-            " \"Origin: null\", which the widget's origin must allow, and the page has no storage)" : ""));
+        if (opaque) failed += " (this page runs in an opaque origin, e.g. a sandboxed iframe without allow-same-origin: requests carry" +
+          " \"Origin: null\", which the widget's origin must allow, and the page has no storage)";
+        if (opaque) return warn(failed);
+        if (new URL(src).origin === location.origin || typeof fetch !== "function") return warn(failed);
+        // A module from another origin needs CORS: name the missing header
+        // when the server answers at all but a CORS request to it fails.
+        fetch(shellUrl, { mode: "cors", credentials: "omit" })
+          .then(function (r) { warn(r.ok ? failed : "HTTP " + r.status + " for " + shellUrl); })
+          .catch(function () {
+            return fetch(shellUrl, { mode: "no-cors", credentials: "omit" }).then(function () {
+              warn("its server sends no Access-Control-Allow-Origin header for " + location.origin +
+                   " (the widget is on another origin than this page: serve it with CORS, e.g. " +
+                   "Access-Control-Allow-Origin: *, see docs/publishing.md)");
+            });
+          })
+          .catch(function () { warn(failed); });
       });
   } catch (err) {
     try { console.warn("[proactive] widget not started: " + (err && err.message)); } catch (e) { /* nothing */ }

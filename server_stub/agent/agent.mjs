@@ -15,7 +15,7 @@ if (fragment.get("token")) {
 }
 const token = sessionStorage.getItem("proactive-agent-token");
 
-const state = { selected: null, online: false, conversations: [], tab: "conversations" };
+const state = { selected: null, online: false, presence: null, conversations: [], tab: "conversations" };
 
 async function api(method, path, body) {
   const headers = { accept: "application/json" };
@@ -54,6 +54,26 @@ function agentName() {
   return ($("#agent-name").value || "").trim() || "Agent";
 }
 
+// Presence news arrives three ways: the stream (in order), and answers to
+// GET and POST /presence (each on its own connection, so in any order). An
+// answer to a request made before the latest news is older than it and is
+// dropped: a late GET must not turn the toggle back off after the agent went
+// online (the e2e flake: the click's blur fired `change`, whose GET answered
+// after the POST and the stream's event).
+let presenceNews = 0;
+
+function applyPresence(p) {
+  presenceNews += 1;
+  state.presence = p;
+  renderPresence(p);
+}
+
+async function askPresence(method, body) {
+  const before = presenceNews;
+  const p = await api(method, "/presence", body);
+  if (presenceNews === before) applyPresence(p);
+}
+
 function renderPresence(p) {
   const me = (p.agents || []).find((a) => a.name === agentName());
   state.online = Boolean(me && me.online);
@@ -67,7 +87,7 @@ function renderPresence(p) {
 
 async function togglePresence() {
   try {
-    renderPresence(await api("POST", "/presence", { agent: agentName(), online: !state.online }));
+    await askPresence("POST", { agent: agentName(), online: !state.online });
   } catch (err) {
     showProblem(`Could not change presence: ${err.message}`);
   }
@@ -147,6 +167,9 @@ async function sendReply(e) {
 }
 
 // -- stats -----------------------------------------------------------------------
+// Columns (index.html says the same in each header's title): how often the
+// message was shown, then visitors: shown it, and of those who clicked,
+// dismissed, replied. The reply rate is visitors who replied / visitors shown.
 async function loadStats() {
   let stats;
   try {
@@ -158,57 +181,75 @@ async function loadStats() {
   $("#stats-table").hidden = stats.messages.length === 0;
   $("#stats-table tbody").replaceChildren(...stats.messages.map((m) => el("tr", { "data-message": m.message },
     el("td", { text: m.message }),
-    ...KINDS.map((k) => el("td", { class: `num ${k}`, text: String(m[k]) })),
-    el("td", { class: "num", text: m.shown ? `${Math.round((100 * m.replied) / m.shown)} %` : "–" }),
-    el("td", {}, chart(m.series, stats.bucket_ms)))));
+    el("td", { class: "num times", text: String(m.shown) }),
+    ...KINDS.map((k) => el("td", { class: `num ${k}`, text: String(m.visitors[k]) })),
+    el("td", { class: "num rate", text: m.reply_rate === null ? "–" : `${Math.round(100 * m.reply_rate)} %` }),
+    el("td", {}, chart(m.series, stats.bucket_ms, $("#bucket").value)))));
 }
 
-/** A small line chart, one polyline per kind, as inline SVG. */
-function chart(series, bucketMs) {
-  const w = 260;
-  const h = 64;
-  const pad = 14;
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("width", String(w));
-  svg.setAttribute("height", String(h));
-  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-  svg.setAttribute("role", "img");
+const svgEl = (tag, attrs = {}, text) => {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+/** The smallest 1, 2 or 5 × 10^k at or above `n` (a readable top of scale). */
+function niceMax(n) {
+  const step = 10 ** Math.floor(Math.log10(Math.max(1, n)));
+  return [1, 2, 5, 10].map((f) => f * step).find((v) => v >= n);
+}
+
+function timeLabel(t, unit) {
+  const d = new Date(t);
+  const two = (n) => String(n).padStart(2, "0");
+  const day = `${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+  const clock = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  return unit === "day" ? `${d.getFullYear()}-${day}` : unit === "hour" ? `${day} ${clock}` : clock;
+}
+
+/** Events per bucket, one line per kind, as inline SVG with a y axis (0, half,
+ *  a rounded top) and an x axis labelled with the first and last bucket's
+ *  local time, so a day by hour reads as a day. */
+function chart(series, bucketMs, unit) {
+  const w = 320;
+  const h = 120;
+  const left = 30;
+  const right = 8;
+  const top = 8;
+  const bottom = 20;
+  const svg = svgEl("svg", { class: "chart", width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img" });
   if (!series.length) {
     svg.setAttribute("aria-label", "no data");
     return svg;
   }
   const t0 = series[0].t;
-  const t1 = Math.max(series[series.length - 1].t, t0 + bucketMs);
-  const max = Math.max(1, ...series.flatMap((p) => KINDS.map((k) => p[k])));
-  const x = (t) => pad + ((w - 2 * pad) * (t - t0)) / (t1 - t0);
-  const y = (v) => h - pad - ((h - 2 * pad) * v) / max;
-  const axis = document.createElementNS(SVG, "line");
-  axis.setAttribute("class", "axis");
-  axis.setAttribute("x1", String(pad));
-  axis.setAttribute("x2", String(w - pad));
-  axis.setAttribute("y1", String(h - pad));
-  axis.setAttribute("y2", String(h - pad));
-  svg.append(axis);
+  const tLast = series[series.length - 1].t;
+  const t1 = Math.max(tLast, t0 + bucketMs);
+  const max = niceMax(Math.max(1, ...series.flatMap((p) => KINDS.map((k) => p[k]))));
+  const x = (t) => left + ((w - left - right) * (t - t0)) / (t1 - t0);
+  const y = (v) => h - bottom - ((h - top - bottom) * v) / max;
+  for (const v of [0, max / 2, max]) {
+    if (v !== Math.round(v)) continue;
+    svg.append(svgEl("line", { class: v ? "grid" : "axis", x1: left, x2: w - right, y1: y(v), y2: y(v) }));
+    svg.append(svgEl("text", { class: "y-tick", x: left - 4, y: y(v) + 3, "text-anchor": "end" }, String(v)));
+  }
+  svg.append(svgEl("line", { class: "axis", x1: left, x2: left, y1: top, y2: h - bottom }));
+  for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
+    svg.append(svgEl("text", { class: "x-tick", x: x(t), y: h - 6, "text-anchor": anchor }, timeLabel(t, unit)));
+  }
   // Buckets with no events are zeros, so lines drop to the axis between them.
   const points = [];
-  for (let t = t0; t <= series[series.length - 1].t; t += bucketMs) {
+  for (let t = t0; t <= tLast; t += bucketMs) {
     points.push(series.find((p) => p.t === t) || { t, shown: 0, clicked: 0, dismissed: 0, replied: 0 });
     if (points.length > 500) break;
   }
   if (points.length === 1) points.push({ ...points[0], t: t0 + bucketMs });
   for (const k of KINDS) {
-    const line = document.createElementNS(SVG, "polyline");
-    line.setAttribute("class", k);
-    line.setAttribute("points", points.map((p) => `${x(p.t).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" "));
-    svg.append(line);
+    svg.append(svgEl("polyline", { class: k, points: points.map((p) => `${x(p.t).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" ") }));
   }
-  const label = document.createElementNS(SVG, "text");
-  label.setAttribute("x", String(pad));
-  label.setAttribute("y", "10");
-  label.textContent = `max ${max} per ${$("#bucket").value}`;
-  svg.append(label);
-  svg.setAttribute("aria-label", `${KINDS.map((k) => `${k} ${series.reduce((s, p) => s + p[k], 0)}`).join(", ")}`);
+  svg.setAttribute("aria-label", `events per ${unit}, ${timeLabel(t0, unit)} to ${timeLabel(t1, unit)}: ` +
+    KINDS.map((k) => `${k} ${series.reduce((s, p) => s + p[k], 0)}`).join(", "));
   return svg;
 }
 
@@ -239,7 +280,7 @@ function showTab(name) {
 function listen() {
   const query = token ? `?token=${encodeURIComponent(token)}` : "";
   const stream = new EventSource(`/api/agent/stream${query}`);
-  stream.addEventListener("presence", (e) => renderPresence(JSON.parse(e.data)));
+  stream.addEventListener("presence", (e) => applyPresence(JSON.parse(e.data)));
   stream.addEventListener("conversation", (e) => {
     const news = JSON.parse(e.data);
     loadConversations();
@@ -254,9 +295,9 @@ function listen() {
 function start() {
   const name = $("#agent-name");
   name.value = localStorage.getItem("proactive-agent-name") || "Agent";
-  name.addEventListener("change", async () => {
+  name.addEventListener("change", () => {
     localStorage.setItem("proactive-agent-name", agentName());
-    renderPresence(await api("GET", "/presence"));
+    if (state.presence) renderPresence(state.presence); // the latest news, for this name: no request
   });
   $("#presence-toggle").addEventListener("click", togglePresence);
   $("#reply-form").addEventListener("submit", sendReply);
@@ -266,7 +307,7 @@ function start() {
   $("#bucket").addEventListener("change", loadStats);
   $("#stats-refresh").addEventListener("click", loadStats);
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
-  api("GET", "/presence").then(renderPresence, (err) => showProblem(`The agent API is unavailable: ${err.message}`));
+  askPresence("GET").catch((err) => showProblem(`The agent API is unavailable: ${err.message}`));
   loadConversations();
   listen();
 }

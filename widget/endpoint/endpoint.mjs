@@ -18,6 +18,7 @@
 // The chat panel uses the module-level API: sendMessage(text), rate(value),
 // onMessage(cb), messages(). One widget per page, so one active connection.
 
+import { endpointOff } from "../shell/config.mjs";
 import { createBeacons } from "./beacons.mjs";
 import { createChat } from "./chat.mjs";
 import { createClient, openEndpointStore, randomId } from "./client.mjs";
@@ -69,7 +70,7 @@ function notify(news) {
 /** The endpoint's base URL: data-endpoint, else the widget's origin + /api;
  * data-endpoint="off" turns the endpoint off. */
 export function endpointBase(dataEndpoint, widgetSrc) {
-  if (dataEndpoint && /^(off|none|false)$/i.test(dataEndpoint.trim())) return null;
+  if (endpointOff(dataEndpoint)) return null;
   try {
     const url = dataEndpoint ? new URL(dataEndpoint, document.baseURI) : new URL("api", new URL(".", widgetSrc));
     if (!/^https?:$/.test(url.protocol)) return null;

@@ -53,9 +53,10 @@ export function createCards(ui) {
     close.addEventListener("click", () => dismiss(id, true));
     const title = ui.appearance().title;
     if (sender) card.appendChild(senderRow(sender, title === L.title ? L.team : title));
-    card.appendChild(messageBody(content, id, ui.onButton));
-    card.append(replyForm(id), close);
-    cards.set(id, { card, decision });
+    card.appendChild(messageBody(content, id, ui.onButton, ui.bodyOptions(id)));
+    if (ui.chat) card.append(replyForm(id));
+    card.append(close);
+    cards.set(id, { card, decision: { ...decision, shownAt: Date.now() } });
     if (ui.panel.isOpen()) ui.panel.addAuto(decision);
     else {
       const { stack } = ui.parts();

@@ -5,9 +5,16 @@
 
 import { el, icon, link, renderNodes, safeHref } from "./dom.mjs";
 
-function initials(name) {
-  const parts = String(name || "").trim().split(/\s+/).filter(Boolean);
-  return (parts.slice(0, 2).map((p) => p[0]).join("") || "?").toUpperCase();
+// A person's initials from a sender's name: the name before "from", "at",
+// "|", "-" or "," ("Maya from the demo team" → M, "Ana Lima | Acme" → AL),
+// its first and last capitalised words.
+export function initials(name) {
+  const person = String(name || "").trim().split(/\s+(?:from|at|of|von|de|chez|@)\s+|\s*[|,–—]\s*|\s+-\s+/i)[0];
+  const words = person.split(/\s+/).filter(Boolean);
+  const capitalised = words.filter((w) => /^\p{Lu}/u.test(w));
+  const picked = capitalised.length ? capitalised : words;
+  const letters = picked.length > 1 ? [picked[0], picked[picked.length - 1]] : picked;
+  return (letters.map((w) => [...w][0]).join("") || "?").toUpperCase();
 }
 
 // The sender's avatar (or initials), name and `role` line.
@@ -57,11 +64,16 @@ function files(content) {
   return list;
 }
 
+// Button actions that need a conversation (an endpoint).
+const CONVERSATION_ACTIONS = new Set(["chat", "reply"]);
+
 // `onButton(messageId, button)`: a button was clicked (url buttons are real
-// links: the browser opens them, in a new tab).
-function buttons(content, messageId, onButton) {
+// links: the browser opens them, in a new tab). Without a conversation
+// (`chat` false) chat and reply buttons are left out; once a quick reply was
+// used (`answered`), reply buttons are disabled.
+function buttons(content, messageId, onButton, { chat = true, answered = false } = {}) {
   const row = el("div", "buttons");
-  content.buttons.forEach((b, i) => {
+  content.buttons.filter((b) => chat || !CONVERSATION_ACTIONS.has(b.action)).forEach((b, i) => {
     const cls = i === 0 ? "btn primary" : "btn";
     let node;
     if (b.action === "url") {
@@ -71,6 +83,7 @@ function buttons(content, messageId, onButton) {
     } else {
       node = el("button", cls, b.label);
       node.type = "button";
+      node.disabled = answered && b.action === "reply";
     }
     node.dataset.button = String(b.id);
     node.dataset.action = b.action;
@@ -80,8 +93,9 @@ function buttons(content, messageId, onButton) {
   return row;
 }
 
-// Text, image, links, attachments and buttons, as a fragment.
-export function messageBody(content, messageId, onButton) {
+// Text, image, links, attachments and buttons, as a fragment. `options`:
+// {chat, answered} (buttons above).
+export function messageBody(content, messageId, onButton, options = {}) {
   const frag = document.createDocumentFragment();
   const text = renderNodes(content.body, el("div", "text"));
   text.dir = "auto"; // right-to-left languages read right
@@ -97,6 +111,7 @@ export function messageBody(content, messageId, onButton) {
   }
   const attachments = files(content);
   if (attachments) frag.appendChild(attachments);
-  if (content.buttons && content.buttons.length) frag.appendChild(buttons(content, messageId, onButton));
+  const row = content.buttons && content.buttons.length ? buttons(content, messageId, onButton, options) : null;
+  if (row && row.childElementCount) frag.appendChild(row);
   return frag;
 }

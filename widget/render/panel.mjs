@@ -65,6 +65,7 @@ export function createPanel(ui) {
   const transcript = createTranscript({
     L,
     onButton: ui.onButton,
+    bodyOptions: ui.bodyOptions,
     onAgent: () => {
       const rate = panel.querySelector(".rate");
       if (rate) rate.hidden = false;
@@ -104,6 +105,8 @@ export function createPanel(ui) {
   function markRating(value) {
     if (!panel) return;
     for (const b of panel.querySelectorAll(".rate button")) b.setAttribute("aria-pressed", String(b.dataset.rating === value));
+    const ask = panel.querySelector(".rate .ask");
+    if (ask && value) ask.textContent = L.thanks;
   }
 
   function renderTeam() {
@@ -123,6 +126,7 @@ export function createPanel(ui) {
   }
 
   function open(byVisitor, focus) {
+    if (!ui.chat) return; // no endpoint: no conversation to open
     ensure();
     if (isOpen) return;
     isOpen = true;

@@ -65,16 +65,21 @@ function createLauncher(L, onToggle) {
   return { launcher, badge };
 }
 
+// `chat`: false on a static host without an endpoint (data-endpoint="off"):
+// no conversation can happen, so there is no reply field, no chat panel and
+// no launcher, and buttons that need a conversation are left out.
 export function createRenderer({
   onDismiss = () => {}, onClick = () => {}, onOpen = () => {}, onClose = () => {},
-  onReply = () => {}, onRate = null, onRemount = () => {},
+  onReply = () => {}, onRate = null, onRemount = () => {}, chat = true,
 } = {}) {
   const L = widgetLabels(browserLanguages());
   let appearance = { color: null, position: "right", launcher: "bubble", title: L.title };
   let parts = null; // {host, root, accent, stack, launcher, badge} once mounted
   const listeners = [];
+  const answered = new Set(); // auto messages whose quick reply was used
   const ui = {
-    L, onDismiss, onOpen, onClose, onReply, onRate,
+    L, onDismiss, onOpen, onClose, onReply, onRate, chat,
+    bodyOptions: (id) => ({ chat, answered: answered.has(id) }),
     appearance: () => appearance,
     parts: () => parts || {},
     mount,
@@ -86,12 +91,17 @@ export function createRenderer({
   const { cards, panel } = ui;
 
   function buttonClicked(messageId, button) {
+    if (button.action === "reply" && answered.has(messageId)) return; // a quick reply is used once
     onClick(messageId, String(button.id), { action: button.action, label: button.label });
     if (button.action === "chat") {
       panel.open(true, true);
     } else if (button.action === "reply") {
+      answered.add(messageId);
       panel.open(true, false);
       panel.sendReply(button.label, messageId);
+      for (const b of parts.root.querySelectorAll('button[data-action="reply"]')) {
+        if (b.closest("[data-message-id]").dataset.messageId === messageId) b.disabled = true;
+      }
     }
     // url buttons are real links: the browser opens them (new tab)
   }
@@ -147,7 +157,7 @@ export function createRenderer({
     if (!parts) return;
     const { host, accent } = parts;
     host.dataset.position = appearance.position === "left" ? "left" : "right";
-    host.dataset.launcher = appearance.launcher === "none" ? "none" : "bubble";
+    host.dataset.launcher = appearance.launcher === "none" || !chat ? "none" : "bubble";
     const rule = accent.cssRules[0];
     if (appearance.color && HEX.test(appearance.color)) {
       rule.style.setProperty("--accent", appearance.color);

@@ -90,6 +90,12 @@ a { color: var(--accent-ink); }
 .bubble.pending { opacity: .65; }
 .bubble.failed { background: #fee2e2; color: #991b1b; }
 .note { align-self: center; font-size: 12px; color: #6b7280; text-align: center; }
+.bubble[data-time]::after { content: attr(data-time); display: block; margin-top: 4px; font-size: 11px; opacity: .65;
+  text-align: right; white-space: nowrap; }
+.new-marker { position: sticky; bottom: 0; align-self: center; flex: none; border: 0; border-radius: 999px;
+  padding: 6px 14px; background: var(--accent); color: var(--on-accent); font-size: 12px; cursor: pointer;
+  box-shadow: 0 4px 12px rgba(15,23,42,.2); }
+.new-marker[hidden] { display: none; }
 .compose { display: flex; align-items: flex-end; gap: 8px; padding: 10px 12px; border-top: 1px solid #eef2f7; background: #fff; }
 .compose textarea { flex: 1; resize: none; border: 1px solid #e5e7eb; border-radius: 20px; padding: 9px 14px;
   max-height: 120px; min-height: 40px; outline: none; background: #f9fafb; line-height: 1.4; }
@@ -110,6 +116,7 @@ a { color: var(--accent-ink); }
   .launcher { width: 54px; height: 54px; }
   .stack { position: fixed; left: 12px; right: 12px; bottom: 78px; width: auto; max-width: none; }
   :host([data-position="left"]) .stack { left: 12px; right: 12px; }
+  :host([data-launcher="none"]) .stack { bottom: 12px; } /* no launcher: the card keeps off the screen's edge */
   .panel, :host([data-position="left"]) .panel { position: fixed; inset: 0; width: auto; height: auto; border-radius: 0; }
   :host([data-open]) .launcher { display: none; }
   .text { font-size: 16px; }

@@ -4,6 +4,11 @@
 
 const APPEARANCE = ["color", "position", "launcher", "title"];
 
+/** data-endpoint="off" (or none/false): a purely static host, no endpoint. */
+export function endpointOff(value) {
+  return typeof value === "string" && /^(off|none|false)$/i.test(value.trim());
+}
+
 // `tag`: what the loader read. `problems` lists what stops the widget.
 export function readConfig(tag) {
   const problems = [];
@@ -33,6 +38,7 @@ export function readConfig(tag) {
     mode: tag.mode, // "main": the runtime on the page instead of a worker
     snapshot: tag.snapshot, // "off": no memory snapshot kept in this browser
     endpoint: tag.endpoint, // another backend, or "off"
+    chat: !endpointOff(tag.endpoint), // no endpoint: no conversation (no reply field, no chat panel)
     widget: tag.widget || null, // which of the bundle's `widgets`
     appearance, // overrides the bundle's widget entry
   };

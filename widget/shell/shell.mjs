@@ -153,6 +153,7 @@ function createWidget(api, tag, capture) {
     onReply: (text, id) => conversation.reply(text, id),
     onRate: (value) => conversation.rate(value),
     onRemount: () => { if (!stopped) relisten(); },
+    chat: config.chat,
   });
   const reactions = createReactions({ renderer, warn: warnOnce });
   const channel = createChannel({
