@@ -35,8 +35,10 @@ def team_offline(site) -> None:
             agent_api(site, "POST", "/presence", {"agent": agent["name"], "online": False})
 
 
-def until(fn, what: str, timeout: float = 15.0):
-    """Poll (real time) until fn() is truthy: for news that travels over the network."""
+def until(fn, what: str, timeout: float = 15.0, pump=None):
+    """Poll (real time) until fn() is truthy: for news that travels over the network.
+    When fn reads what Playwright's event handlers collect (routes, console),
+    pass `pump=page`: the sync API runs those handlers only while it waits."""
     deadline = time.time() + timeout
     while True:
         value = fn()
@@ -44,7 +46,10 @@ def until(fn, what: str, timeout: float = 15.0):
             return value
         if time.time() > deadline:
             raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-        time.sleep(0.05)
+        if pump is not None:
+            pump.wait_for_timeout(50)
+        else:
+            time.sleep(0.05)
 
 
 _site: list = []
@@ -236,7 +241,7 @@ def test_widget_works_when_the_endpoint_is_down(site, page, guard):
     page.clock.run_for(10)
     sync(page)
     assert shown_ids(page) == ["welcome"]  # unknown country: neither "equals DE" nor "is_not FR" holds
-    until(lambda: any("geo answer is unavailable" in w for w in guard.warnings()), f"a warning (console: {guard.console})", 5)
+    until(lambda: any("geo answer is unavailable" in w for w in guard.warnings()), f"a warning (console: {guard.console})", 5, pump=page)
 
 
 def test_beacons_count_shown_and_dismissed_once_with_retry_on_the_next_page(site, context, page, guard):
@@ -390,11 +395,11 @@ def test_presence_stream_reconnects_with_backoff(site, page, guard):
         attempts = []
         page.route(f"{site.widget_origin}/api/stream*", lambda route: (attempts.append(1), route.abort()))
         boot(page, site.page(tag=site.tag(bundle=url)))
-        until(lambda: attempts, "the first stream attempt")
+        until(lambda: attempts, "the first stream attempt", pump=page)
         # Step the clock in small steps so each failure is seen before time moves on.
         for _ in range(60):  # 15 s of page time
             page.clock.run_for(250)
-            time.sleep(0.03)
+            page.wait_for_timeout(30)
         # Retries after 0.5–1 s, 1–2 s, 2–4 s, 4–8 s (jittered): 4 or 5 attempts in 15 s, not one every few hundred ms.
         assert 4 <= len(attempts) <= 6, attempts
         sync(page)

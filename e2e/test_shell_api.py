@@ -201,7 +201,7 @@ def test_shutdown_removes_every_listener_timer_worker_and_the_element(site, page
     assert page.evaluate("document.querySelector('proactive-widget')") is None
     deadline = time.time() + 5
     while page.workers and time.time() < deadline:
-        time.sleep(0.05)
+        page.wait_for_timeout(50)      # (worker events arrive only while the sync API waits)
     assert page.workers == []
 
     requests = []

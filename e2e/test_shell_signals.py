@@ -237,7 +237,8 @@ def test_signals_before_the_runtime_is_ready_are_replayed_in_order(site, page, g
     assert not status["ready"] and status["shown"] == [] and shown_ids(page) == []
     deadline = time.time() + 20
     while not held and time.time() < deadline:
-        time.sleep(0.05)
+        page.wait_for_timeout(50)      # (the sync API runs the route handler only while it waits)
+    assert held, "the bundle was never requested"
     held[0].continue_()
     wait_ready(page)
     shown = page.evaluate("proactive('status')")["shown"]
