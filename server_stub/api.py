@@ -54,10 +54,13 @@ MAX_ID = 128
 MAX_BODY = 16 * 1024
 MAX_BEACON_BODY = 64 * 1024
 MAX_BEACON_EVENTS = 200
+MAX_ATTRIBUTES = 64
 BODY_TIMEOUT = 10.0  # seconds for a whole request body to arrive
 MAX_DEPTH = 16
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT_RE = re.compile(r"-?[0-9]{1,20}")
+ASCII_SPACE = " \t\n\v\f\r"  # what "blank" means, here and in docs/openapi.json
+EMAIL_RE = re.compile(r"[^\t\n\v\f\r ]*@[^\t\n\v\f\r ]*")
 BUCKETS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 
 
@@ -101,9 +104,10 @@ EXCEPTION_HANDLERS = {ApiError: _api_error, HTTPException: _http_error, Exceptio
 async def read_json(request: Request, max_bytes: int = MAX_BODY) -> dict:
     """The request body as a JSON object, refusing oversized bodies before
     reading them whole and bodies that trickle in slower than BODY_TIMEOUT.
-    Content-Type is not required (sendBeacon sends text). What is accepted
-    can be served back: no NaN or Infinity, no lone surrogates, integers
-    within 64 bits, nesting at most MAX_DEPTH deep (`check_json`)."""
+    Content-Type is not required (sendBeacon sends text); NaN and Infinity
+    are not JSON. Unknown properties are ignored; the fields used are
+    checked by `field_of` (and free-form ones by `check_json`) so that what
+    is stored can be served back."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
@@ -127,7 +131,6 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY) -> dict:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
-    check_json(value)
     return value
 
 
@@ -135,10 +138,10 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def check_json(value, path: str = "", depth: int = 0) -> None:
+def check_json(value, path: str = "", depth: int = 0, *, int64: bool = True) -> None:
     """Refuses what could not be stored or served back as JSON: lone
-    surrogates (not Unicode), integers beyond 64 bits, non-finite numbers,
-    nesting deeper than MAX_DEPTH."""
+    surrogates (not Unicode), non-finite numbers, nesting deeper than
+    MAX_DEPTH, and (`int64`) integers beyond 64 bits."""
     if depth > MAX_DEPTH:
         raise ApiError(422, "invalid_field", f"nested deeper than {MAX_DEPTH} levels", field=path or "body")
     if isinstance(value, str):
@@ -147,19 +150,19 @@ def check_json(value, path: str = "", depth: int = 0) -> None:
     elif isinstance(value, bool) or value is None:
         pass
     elif isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
+        if int64 and not INT64_MIN <= value <= INT64_MAX:
             raise ApiError(422, "invalid_field", f"`{path}` is beyond a 64-bit integer", field=path)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ApiError(422, "invalid_field", f"`{path}` is not a finite number", field=path)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            check_json(item, f"{path}[{i}]", depth + 1)
+            check_json(item, f"{path}[{i}]", depth + 1, int64=int64)
     elif isinstance(value, dict):
         for key, item in value.items():
             if not _is_unicode(key):
                 raise ApiError(422, "invalid_field", f"a key in `{path or 'body'}` is not valid Unicode", field=path or "body")
-            check_json(item, f"{path}.{key}" if path else key, depth + 1)
+            check_json(item, f"{path}.{key}" if path else key, depth + 1, int64=int64)
 
 
 def _is_unicode(text: str) -> bool:
@@ -203,10 +206,12 @@ def field_of(body: dict, name: str, kind: type | tuple, *, required: bool = True
         value = int(value)  # JSON has one number type: 5.0 is the integer 5
     if not isinstance(value, kind):
         raise ApiError(422, "invalid_field", f"`{name}` must be {'/'.join(k.__name__ for k in kinds)}", field=name)
+    if not isinstance(value, (dict, list)):  # containers: their parts are checked where they are used
+        check_json(value, name)
     if isinstance(value, str):
         if max_len is not None and len(value) > max_len:
             raise ApiError(422, "invalid_field", f"`{name}` is longer than {max_len} characters", field=name)
-        value = value.strip()
+        value = value.strip(ASCII_SPACE)
         if required and not value:
             raise ApiError(422, "invalid_field", f"`{name}` must not be empty", field=name)
     if choices is not None and value not in choices:
@@ -428,7 +433,8 @@ class Endpoint:
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)
         events = field_of(body, "events", list)
         if len(events) > MAX_BEACON_EVENTS:
-            raise ApiError(413, "too_many_events", f"at most {MAX_BEACON_EVENTS} events per batch", limit=MAX_BEACON_EVENTS)
+            raise ApiError(422, "too_many_events", f"at most {MAX_BEACON_EVENTS} events per batch",
+                           field="events", limit=MAX_BEACON_EVENTS)
         clean = []
         for i, e in enumerate(events):
             if not isinstance(e, dict):
@@ -457,13 +463,18 @@ class Endpoint:
         message = field_of(body, "message", str, max_len=MAX_ID)
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)
         attributes = field_of(body, "attributes", dict, required=False, default={})
+        check_json(attributes, "attributes", int64=False)  # served back to the agent page and the mail hook
+        if len(attributes) > MAX_ATTRIBUTES:
+            raise ApiError(422, "invalid_field", f"`attributes` has more than {MAX_ATTRIBUTES} properties", field="attributes")
         if len(json.dumps(attributes)) > 4096:
             raise ApiError(422, "invalid_field", "`attributes` is larger than 4096 bytes", field="attributes")
-        email = field_of(body, "email", str, required=False, max_len=254)
-        if email is None and isinstance(attributes.get("email"), str):
-            email = attributes["email"].strip()[:254] or None
-        if email is not None and ("@" not in email or any(c.isspace() for c in email)):
+        email = body.get("email")
+        if email is not None and not (isinstance(email, str) and len(email) <= 254 and EMAIL_RE.fullmatch(email)):
             raise ApiError(422, "invalid_field", "`email` is not an email address", field="email")
+        if email is None and isinstance(attributes.get("email"), str):
+            # The page's identify() attributes: used when they hold an address, ignored otherwise.
+            candidate = attributes["email"].strip(ASCII_SPACE)[:254]
+            email = candidate if EMAIL_RE.fullmatch(candidate) else None
         request_, created = await self.db(self.store.add_delivery, visitor, site, message, email, attributes)
         if created:
             self.broker.publish("agent", "delivery", request_)
@@ -669,8 +680,11 @@ async def _has_body(request: Request) -> bool:
 def _button(value) -> str | None:
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ApiError(422, "invalid_field", "`button` must be a string or an index", field="button")
+    check_json(value, "button")
     return str(value)[:MAX_ID]
 
 

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from server_stub.api import Endpoint, EndpointConfig
+from server_stub.api import Endpoint, EndpointConfig, error_response
 from server_stub.broker import StreamLimits
 from server_stub.geo import GeoLocator
 from server_stub.static import WidgetFiles
@@ -104,7 +104,7 @@ def create_widget_app(
         endpoint.geo.close()
         endpoint.close()
 
-    middleware = []
+    middleware = [Middleware(NoNewlinePaths)]
     if trust_proxy:
         proxies = ["127.0.0.1", "::1"] if trust_proxy is True else list(trust_proxy)
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies))
@@ -113,6 +113,21 @@ def create_widget_app(
     app.state.endpoint = endpoint
     app.state.agent_token = config.agent_token
     return app
+
+
+class NoNewlinePaths:
+    """A path with a newline (%0A) matches no route pattern, not even the
+    /api mounts; it gets the API's JSON 404 instead of the static files'
+    plain-text one (no file name has a newline)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and "\n" in scope["path"]:
+            response = error_response(404, "not_found", "no such endpoint (the path has a newline)")
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def script_tag(widget_origin: str, bundle: str, keys: str, **extra: str) -> str:

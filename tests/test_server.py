@@ -224,7 +224,7 @@ def _bad_requests():
          {"json": {"sender": "s", "events": [{"id": "1", "type": "viewed", "message": "m"}]}}, False, 422, "invalid_field"),
         ("beacon too many events", "POST", "/api/events",
          {"json": {"sender": "s", "events": [{"id": str(i), "type": "shown", "message": "m"} for i in range(201)]}},
-         False, 413, "too_many_events"),
+         False, 422, "too_many_events"),
         ("beacon bad button", "POST", "/api/events",
          {"json": {"sender": "s", "events": [{"id": "1", "type": "clicked", "message": "m", "button": {}}]}}, False, 422, "invalid_field"),
         ("delivery bad email", "POST", "/api/deliveries", {"json": {"message": "m", "email": "not an address"}}, True, 422, "invalid_field"),
