@@ -81,6 +81,8 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 async def _api_error(request: Request, exc: ApiError) -> Response:
     headers = {"retry-after": str(exc.extra.pop("retry_after"))} if "retry_after" in exc.extra else None
+    if exc.status == 503:  # an overloaded server sheds the connection too (its socket is what is scarce)
+        headers = {**(headers or {}), "connection": "close"}
     return error_response(exc.status, exc.code, exc.message, headers, **exc.extra)
 
 

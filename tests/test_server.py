@@ -242,6 +242,27 @@ def _bad_requests():
         ("agent: filter by unknown status", "GET", "/api/agent/deliveries?status=lost", {}, False, 422, "invalid_field"),
         ("agent: cross-site write", "POST", "/api/agent/presence",
          {"json": {"agent": "A", "online": True}, "headers": {"origin": "http://evil.example"}}, False, 403, "origin_not_allowed"),
+        # Inputs that once reached a 500 (a lone surrogate cannot be stored as
+        # UTF-8; SQLite integers are 64-bit; "²" is a digit to str.isdigit).
+        ("lone surrogate in text", "POST", "/api/conversation/messages",
+         {"content": b'{"text": "\\udc00"}'}, True, 422, "invalid_field"),
+        ("lone surrogate in site", "POST", "/api/visitors", {"content": b'{"site": "\\ud800x"}'}, False, 422, "invalid_field"),
+        ("JSON nested 5,000 deep", "POST", "/api/events",
+         {"content": b'{"sender": "s", "events": ' + b"[" * 5000 + b"]" * 5000 + b"}"}, False, 400, "malformed_json"),
+        ("a 5,000-digit integer", "POST", "/api/events",
+         {"content": b'{"sender": "s", "events": [], "x": ' + b"9" * 5000 + b"}"}, False, 400, "malformed_json"),
+        ("NaN is not JSON", "POST", "/api/events", {"content": b'{"sender": "s", "events": [], "x": NaN}'},
+         False, 400, "malformed_json"),
+        ("event time beyond 64 bits", "POST", "/api/events",
+         {"json": {"sender": "s", "events": [{"id": "1", "type": "shown", "message": "m", "t": 2**64}]}}, False, 422, "invalid_field"),
+        ("agent: id beyond 64 bits", "GET", "/api/agent/conversations/18446744073709551616", {}, False, 404, "not_found"),
+        ("agent: reply to an id beyond 64 bits", "POST", "/api/agent/conversations/18446744073709551616/messages",
+         {"json": {"text": "hi"}}, False, 404, "not_found"),
+        ("agent: delivery id beyond 64 bits", "POST", "/api/agent/deliveries/99999999999999999999999",
+         {"json": {"status": "sent"}}, False, 404, "not_found"),
+        ("agent: since beyond 64 bits", "GET", "/api/agent/stats?since=18446744073709551616", {}, False, 422, "invalid_field"),
+        ("agent: since is a superscript two", "GET", "/api/agent/stats?since=%C2%B2", {}, False, 422, "invalid_field"),
+        ("agent: id with a newline", "GET", "/api/agent/conversations/%0A", {}, False, 404, "not_found"),
         ("visitor write from a site not allowed", "POST", "/api/events",
          {"json": {"sender": "s", "events": []}, "headers": {"origin": "http://evil.example"}}, False, 403, "origin_not_allowed"),
     ]
@@ -259,6 +280,17 @@ def test_bad_input_is_a_4xx_json_error(client, name, method, path, kwargs, needs
     assert body["error"]["code"] == code, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     assert r.headers["content-type"].startswith("application/json")
+
+
+def test_contract_details_the_server_once_disagreed_on(client):
+    token = register(client)
+    # null is the same as absent for optional strings; "" is a valid optional string.
+    assert say(client, token, "hi", site=None, auto_message="", page_url=None).status_code == 201
+    # A negative `since` is an integer, as the schema says.
+    assert client.get("/api/agent/stats?since=-5").status_code == 200
+    # One route, both methods: a 405 on /api/agent/presence lists them all.
+    r = client.put("/api/agent/presence")
+    assert r.status_code == 405 and {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "POST"}
 
 
 def test_rate_limits_per_visitor(static_dir):
