@@ -302,7 +302,7 @@ class EndpointConfig:
     stream_heartbeat: float = 15.0
     stream_max_seconds: float = 300.0
     streams: StreamLimits = field(default_factory=StreamLimits)
-    storage_queue: int = 256  # storage calls waiting at once; past it, 503 storage_busy
+    storage_queue: int = 4096  # storage calls waiting at once; past it, 503 storage_busy
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -323,6 +323,8 @@ class Endpoint:
         # delays only the requests that need it, never the event loop.
         self._storage = ThreadPoolExecutor(1, thread_name_prefix="proactive-storage")
         self._storage_waiting = 0
+        self._beacons: list[tuple[str, str | None, list[dict], asyncio.Future]] = []
+        self._beacons_flushing = False
 
     def close(self) -> None:
         self._storage.shutdown(wait=True)
@@ -452,7 +454,7 @@ class Endpoint:
             except ApiError as exc:
                 exc.extra["field"] = f"events[{i}].{exc.extra.get('field')}"
                 raise
-        new = await self.db(self.store.add_events, sender, site, clean)
+        new = await self._add_events(sender, site, clean)
         if new:
             self.broker.publish("agent", "stats", {"new_events": new})
         return JSONResponse({"accepted": len(clean), "new": new}, status_code=202)
@@ -484,6 +486,35 @@ class Endpoint:
                 request_ = await run_in_threadpool(self._hand_over, request_)
         return JSONResponse({"delivery": _public_delivery(request_), "created": created},
                             status_code=202 if created else 200)
+
+    async def _add_events(self, sender: str, site: str | None, events: list[dict]) -> int:
+        """Stores a beacon's events; beacons that arrive while a write is
+        under way are written together in the next transaction (group
+        commit: one storage call and one commit for many beacons)."""
+        future = asyncio.get_running_loop().create_future()
+        self._beacons.append((sender, site, events, future))
+        if not self._beacons_flushing:
+            self._beacons_flushing = True
+            asyncio.ensure_future(self._flush_beacons())
+        return await future
+
+    async def _flush_beacons(self) -> None:
+        try:
+            while self._beacons:
+                group, self._beacons = self._beacons, []
+                try:
+                    counts = await self.db(self.store.add_event_batches, [(s, site, ev) for s, site, ev, _ in group])
+                except ApiError as exc:
+                    for *_, future in group:
+                        future.set_exception(ApiError(exc.status, exc.code, exc.message, **exc.extra))
+                except Exception as exc:  # a bug: each waiting request reports it
+                    for *_, future in group:
+                        future.set_exception(exc)
+                else:
+                    for (*_, future), n in zip(group, counts):
+                        future.set_result(n)
+        finally:
+            self._beacons_flushing = False
 
     def _hand_over(self, request_: dict) -> dict:
         """Calls the site's delivery hook; its outcome becomes the request's status."""

@@ -285,6 +285,22 @@ class Store:
 
         return self._tx(tx)
 
+    def add_event_batches(self, batches: list[tuple[str, str | None, list[dict]]]) -> list[int]:
+        """Several beacons' events in one transaction (group commit); how many were new, per beacon."""
+        t = now_ms()
+
+        def tx(db):
+            counts = []
+            for sender, site, events in batches:
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
+                counts.append(db.total_changes - before)
+            return counts
+
+        return self._tx(tx)
+
     def stats(self, bucket_ms: int, since: int | None = None) -> dict:
         """Per auto message: totals of each kind and a time series in buckets."""
         args: tuple = ()
