@@ -154,10 +154,13 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(self._db)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does), or a
+                # failed COMMIT may have left the transaction open.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             return result
 
     def _read(self, sql: str, args=()) -> list[sqlite3.Row]:

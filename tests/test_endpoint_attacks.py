@@ -371,3 +371,20 @@ def test_a_second_store_on_the_same_file_is_refused(tmp_path):
         Store(tmp_path / "e.db")
     first.close()
     Store(tmp_path / "e.db").close()  # free again once the first is closed
+
+
+def test_a_full_database_is_a_503_not_a_500(static_dir, tmp_path):
+    store = Store(tmp_path / "e.db")
+    app = create_widget_app(static_dir, store=store)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        token = client.post("/api/visitors").json()["token"]
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        body = {"text": "x" * 1900}
+        answers = [client.post("/api/conversation/messages", json=body, headers={"authorization": f"Bearer {token}"})
+                   for _ in range(20)]
+        full = [r for r in answers if r.status_code != 201]
+        assert full and all(r.status_code == 503 and r.json()["error"]["code"] == "storage_full" for r in full), \
+            [(r.status_code, r.text[:80]) for r in answers]
+        assert int(full[0].headers["retry-after"]) >= 1
+        assert client.get("/health").status_code == 200
