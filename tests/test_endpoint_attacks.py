@@ -6,21 +6,19 @@ server where it lives in the server (connections, timeouts, the event loop)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import sqlite3
 import statistics
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
+from endpoint_helpers import http_call, static_dir  # noqa: F401 (a fixture)
 from server_stub import api
 from server_stub.api import ApiError, RateLimiter
 from server_stub.app import create_widget_app
@@ -29,14 +27,6 @@ from server_stub.server import RateLimitedLog, uvicorn_config
 from server_stub.storage import Store, StoreLocked
 
 AGENT = "attack-test-agent-token"
-
-
-@pytest.fixture
-def static_dir(tmp_path) -> Path:
-    d = tmp_path / "widget"
-    d.mkdir()
-    (d / "loader.js").write_text("")
-    return d
 
 
 def _free_port() -> int:
@@ -60,13 +50,7 @@ class Server:
             time.sleep(0.02)
 
     def call(self, method, path, body=None, headers=None, timeout=10):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, dict(r.headers), json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), json.loads(e.read() or b"null")
+        return http_call(self.url + path, method, body, headers, timeout)
 
     def stop(self):
         self.server.should_exit = True

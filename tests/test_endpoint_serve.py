@@ -6,7 +6,6 @@ refusing streams past its caps (and keeps its log short)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -14,11 +13,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from endpoint_helpers import http_call
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,13 +66,8 @@ class Serve:
                 time.sleep(0.05)
 
     def call(self, method, path, body=None, headers=None, timeout=10):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        status, _, answer = http_call(self.url + path, method, body, headers, timeout)
+        return status, answer
 
     def stderr(self) -> str:
         self.err.flush()

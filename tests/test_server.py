@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from endpoint_helpers import static_dir  # noqa: F401 (a fixture)
 from server_stub.app import create_widget_app
 
 SITE = "http://site.example"
@@ -26,14 +27,6 @@ class Client(TestClient):
         if str(url).startswith("/api/agent") and "authorization" not in {k.lower() for k in headers}:
             headers["authorization"] = f"Bearer {AGENT_TOKEN}"
         return super().request(method, url, headers=headers, **kwargs)
-
-
-@pytest.fixture
-def static_dir(tmp_path) -> Path:
-    d = tmp_path / "widget"
-    d.mkdir()
-    (d / "loader.js").write_text("/* loader */")
-    return d
 
 
 def make_app(static_dir, **kwargs):
