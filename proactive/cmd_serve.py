@@ -135,7 +135,9 @@ def run(args) -> int:
         app = create_widget_app(
             args.static, bundles, allowed_origins=origins, db_path=db, geo_database=args.geo_db,
             test_geo=args.test_geo, trust_proxy=args.trust_proxy or False, agent_token=agent_token,
-            agent_origins=[public_origin] + ([widget_origin] if widget_origin != public_origin else []),
+            # Served on loopback without --public-origin: any loopback name (127.0.0.1, localhost) will do.
+            agent_origins=[public_origin] if args.public_origin or args.host not in ("127.0.0.1", "localhost", "::1")
+            else None,
             on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
             stream_limits=StreamLimits(total=args.max_streams, per_address=args.max_streams_per_address),
         )

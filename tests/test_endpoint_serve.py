@@ -96,6 +96,8 @@ def test_serve_guards_the_agent_api_ignores_forwarded_headers_and_owns_its_data_
         assert oct((tmp_path / "data" / "agent-token").stat().st_mode & 0o777) == "0o600"
         assert a.call("GET", "/api/agent/conversations")[0] == 401
         assert a.call("GET", "/api/agent/conversations", headers={"authorization": f"Bearer {token}"})[0] == 200
+        localhost = {"authorization": f"Bearer {token}", "host": f"localhost:{a.port}"}
+        assert a.call("GET", "/api/agent/conversations", headers=localhost)[0] == 200  # any loopback name
         rebinding = {"authorization": f"Bearer {token}", "host": "evil.example:9403", "origin": "http://evil.example:9403"}
         assert a.call("POST", "/api/agent/presence", {"agent": "x", "online": True}, rebinding)[0] == 403
 
