@@ -43,8 +43,8 @@ def add_arguments(p) -> None:
                    help="take the client IP from X-Forwarded-For, only from this proxy address (repeat for several; "
                         "default 127.0.0.1). Without it forwarded headers are ignored")
     p.add_argument("--public-origin", default=None, metavar="URL",
-                   help="the widget origin as agents reach it (default http://HOST:PORT); the agent API answers "
-                        "only there")
+                   help="the widget origin as agents reach it; the agent API answers only there (default: any "
+                        "loopback name when HOST is loopback, else http://HOST:PORT)")
     p.add_argument("--max-streams", type=int, default=None,
                    help="open visitor event streams in total (default: from the file-descriptor limit)")
     p.add_argument("--max-streams-per-address", type=int, default=256, metavar="N")
