@@ -65,6 +65,23 @@ function createLauncher(L, onToggle) {
   return { launcher, badge };
 }
 
+// The page's document.open() empties the document (and drops every
+// listener): put the element back, say so once, and let the caller re-add
+// its listeners. Returns the undo.
+function watchRemoval(host, relisten) {
+  const watcher = new MutationObserver(() => {
+    const node = host();
+    if (!node || node.isConnected) return;
+    const parent = document.body || document.documentElement;
+    if (!parent) return;
+    parent.appendChild(node);
+    warnOnce("the page called document.open(), which removed the widget and its listeners; they are back");
+    relisten();
+  });
+  watcher.observe(document, { childList: true });
+  return () => watcher.disconnect();
+}
+
 // `chat`: false on a static host without an endpoint (data-endpoint="off"):
 // no conversation can happen, so there is no reply field, no chat panel and
 // no launcher, and buttons that need a conversation are left out.
@@ -138,19 +155,10 @@ export function createRenderer({
     document.addEventListener("keydown", onEscape);
     listeners.push(() => document.removeEventListener("keydown", onEscape));
     (document.body || document.documentElement).appendChild(host);
-    // The page's document.open() empties the document (and drops every
-    // listener): put the element back, and say so once.
-    const watcher = new MutationObserver(() => {
-      if (!parts || parts.host.isConnected) return;
-      const parent = document.body || document.documentElement;
-      if (!parent) return;
-      parent.appendChild(parts.host);
+    listeners.push(watchRemoval(() => parts && parts.host, () => {
       document.addEventListener("keydown", onEscape);
-      warnOnce("the page called document.open(), which removed the widget and its listeners; they are back");
       onRemount();
-    });
-    watcher.observe(document, { childList: true });
-    listeners.push(() => watcher.disconnect());
+    }));
   }
 
   function applyAppearance() {
