@@ -82,6 +82,8 @@ class Site:
         self.widget_app = create_widget_app(self.static, self.bundles, allowed_origins=[self.site_origin],
                                             db_path=tmp / "endpoint.db", test_geo=True)
         self.endpoint = self.widget_app.state.endpoint
+        self.agent_token = self.widget_app.state.agent_token  # the agent API's credential
+        self.agent_auth = {"authorization": f"Bearer {self.agent_token}"}
         self.widget = _Server(self.widget_app, "127.0.0.1")
         self.widget_origin = f"http://127.0.0.1:{self.widget.port}"
         self._n = 0

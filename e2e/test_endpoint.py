@@ -24,7 +24,7 @@ from conftest import PageGuard, T0, shown_ids, simple_messages, sync, wait_ready
 def agent_api(site, method: str, path: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(f"{site.widget_origin}/api/agent{path}", data=data, method=method,
-                                 headers={"content-type": "application/json"})
+                                 headers={"content-type": "application/json", **site.agent_auth})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -103,7 +103,7 @@ def agent_page(browser, site, guard):
     context.on("page", agent_guard.attach)
     context.on("request", agent_guard.on_request)
     p = context.new_page()
-    p.goto(f"{site.widget_origin}/agent")
+    p.goto(f"{site.widget_origin}/agent#token={site.agent_token}")
     p.wait_for_selector("#presence-toggle")
     yield p
     context.close()

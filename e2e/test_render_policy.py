@@ -122,7 +122,7 @@ def test_conversation_through_the_panel_with_the_endpoint(site, page, guard):
     def agent(method, path, body=None):
         req = urllib.request.Request(f"{site.widget_origin}/api/agent{path}", method=method,
                                      data=None if body is None else json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json", **site.agent_auth})
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 

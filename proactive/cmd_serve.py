@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -45,12 +46,20 @@ def add_arguments(p) -> None:
                         "'*' allows any). Default: the demo site's origin, or '*' with --no-demo")
     p.add_argument("--geo-db", type=Path, default=None,
                    help="a MaxMind-format database (e.g. GeoLite2-City.mmdb) for visitors' country and city")
-    p.add_argument("--trust-proxy", action="store_true",
-                   help="take the client IP from X-Forwarded-For (only behind a proxy you run)")
+    p.add_argument("--trust-proxy", action="append", nargs="?", const="127.0.0.1", default=None, metavar="ADDR",
+                   help="take the client IP from X-Forwarded-For, only from this proxy address (repeat for several; "
+                        "default 127.0.0.1). Without it forwarded headers are ignored")
+    p.add_argument("--public-origin", default=None, metavar="URL",
+                   help="the widget origin as agents reach it; the agent API answers only there (default: any "
+                        "loopback name when HOST is loopback, else http://HOST:PORT)")
+    p.add_argument("--max-streams", type=int, default=None,
+                   help="open visitor event streams in total (default: from the file-descriptor limit)")
+    p.add_argument("--max-streams-per-address", type=int, default=256, metavar="N")
     p.add_argument("--test-geo", action="store_true",
                    help="honour the X-Proactive-Test-Geo header (QA only: anyone could send it)")
     p.add_argument("--agent-token", default=None,
-                   help="require this token for the agent page and API (open /agent#token=TOKEN once)")
+                   help="the agent page's and API's token (default: created once in DATA/agent-token); "
+                        "the printed agent page URL carries it")
     p.add_argument("--delivery-webhook", default=None, metavar="URL",
                    help="POST each new email delivery request as JSON to this URL (your mail system)")
 
@@ -121,6 +130,18 @@ def pages_without_tag(site: Path) -> list[Path]:
     """The site's .html pages in which no script tag would be put."""
     return sorted(p for p in site.rglob("*.html") if "{{PROACTIVE_TAG}}" not in p.read_text("utf-8", "replace"))
 
+def agent_token_of(data: Path) -> str:
+    """The agent token kept in DATA/agent-token (created once, readable by its owner only)."""
+    import secrets
+
+    path = data / "agent-token"
+    if not path.exists():
+        data.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
+
 
 def webhook(url: str):
     """The delivery hook that hands each request to a mail system over HTTP."""
@@ -140,6 +161,9 @@ def run(args) -> int:
     import uvicorn
 
     from server_stub.app import create_site_app, create_widget_app, script_tag
+    from server_stub.broker import StreamLimits
+    from server_stub.server import limit_logs, uvicorn_config
+    from server_stub.storage import StoreError
 
     for host, port, option in ((args.host, args.port, "--port"), (args.site_host, args.site_port, "--site-port")):
         if (option == "--port" or not args.no_demo) and busy_port(host, port):
@@ -180,16 +204,26 @@ def run(args) -> int:
     site_origin = f"http://{args.site_host}:{args.site_port}"
     origins = args.allow_origin or (["*"] if args.no_demo else [site_origin])
     db = args.db or (args.data / "endpoint.db")
-    app = create_widget_app(
-        args.static, bundles, allowed_origins=origins, db_path=db, geo_database=args.geo_db,
-        test_geo=args.test_geo, trust_proxy=args.trust_proxy, agent_token=args.agent_token,
-        on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
-    )
+    agent_token = args.agent_token or agent_token_of(args.data)
+    public_origin = (args.public_origin or widget_origin).rstrip("/")
+    try:
+        app = create_widget_app(
+            args.static, bundles, allowed_origins=origins, db_path=db, geo_database=args.geo_db,
+            test_geo=args.test_geo, trust_proxy=args.trust_proxy or False, agent_token=agent_token,
+            # Served on loopback without --public-origin: any loopback name (127.0.0.1, localhost) will do.
+            agent_origins=[public_origin] if args.public_origin or args.host not in ("127.0.0.1", "localhost", "::1")
+            else None,
+            on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
+            stream_limits=StreamLimits(total=args.max_streams, per_address=args.max_streams_per_address),
+        )
+    except StoreError as exc:
+        print(f"proactive serve: {exc}", file=sys.stderr)
+        return 1
+    limit_logs()
 
     def server(app, host, port):
         # Open event streams never finish on their own: give them 2 s at exit.
-        return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                             timeout_graceful_shutdown=2))
+        return uvicorn.Server(uvicorn_config(app, host, port))
 
     servers = [server(app, args.host, args.port)]
     tag = script_tag(widget_origin, bundle_url, public_key)
@@ -197,7 +231,7 @@ def run(args) -> int:
         site = create_site_app(args.site, tag)
         servers.append(server(site, args.site_host, args.site_port))
         print(f"Demo site:      {site_origin}/   (open it: a proactive message appears after a few seconds)")
-    agent = f"{widget_origin}/agent" + ("#token=…" if args.agent_token else "")
+    agent = f"{public_origin}/agent" + ("#token=…" if args.agent_token else f"#token={agent_token}")
     print(f"Agent page:     {agent}   (go online, answer visitors, see stats)")
     print(f"Widget origin:  {widget_origin}/loader.js   (endpoint {widget_origin}/api, data {db})")
     print(f"Allowed sites:  {', '.join(origins)}")

@@ -15,11 +15,15 @@ from html import escape
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from server_stub.api import Endpoint, EndpointConfig
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from server_stub.api import Endpoint, EndpointConfig, error_response
+from server_stub.broker import StreamLimits
 from server_stub.geo import GeoLocator
 from server_stub.static import WidgetFiles
 from server_stub.storage import Store
@@ -39,16 +43,22 @@ def create_widget_app(
     store: Store | None = None,
     geo_database: Path | str | None = None,
     test_geo: bool = False,
-    trust_proxy: bool = False,
+    trust_proxy: bool | list[str] | tuple[str, ...] = False,
     agent_token: str | None = None,
+    agent_origins: list[str] | None = None,
     on_delivery: Callable[[dict], object] | None = None,
     rate_limits: dict | None = None,
     stream_heartbeat: float = 15.0,
+    stream_limits: StreamLimits | None = None,
 ) -> Starlette:
     """The widget's origin. `allowed_origins`: the sites that may embed the
     widget and call the endpoint (default "*": any). `db_path`: the SQLite
-    file (default: in memory, gone at exit). `app.state.endpoint` exposes the
-    endpoint (store, broker) to tools and tests."""
+    file (default: in memory, gone at exit). `agent_token`: the agent API's
+    credential (default: a random one, `app.state.agent_token`); the agent
+    API answers only on `agent_origins` (default: loopback names).
+    `trust_proxy`: the proxy addresses whose X-Forwarded-For is honoured
+    (True: loopback). `app.state.endpoint` exposes the endpoint (store,
+    broker) to tools and tests."""
     static_dir = Path(static_dir)
     if not (static_dir / "loader.js").exists():
         raise RuntimeError(f"{static_dir} has no loader.js: build the widget first (proactive build)")
@@ -58,12 +68,14 @@ def create_widget_app(
         origins = [allowed_origins]
     else:
         origins = [o.rstrip("/") for o in allowed_origins]
-    endpoint = Endpoint(
-        store or Store(db_path),
-        GeoLocator(geo_database, test_override=test_geo, trust_proxy=trust_proxy),
-        EndpointConfig(allowed_origins=origins, agent_token=agent_token, rate_limits=dict(rate_limits or {}),
-                       on_delivery=on_delivery, stream_heartbeat=stream_heartbeat),
-    )
+    config = EndpointConfig(allowed_origins=origins, rate_limits=dict(rate_limits or {}), on_delivery=on_delivery,
+                            stream_heartbeat=stream_heartbeat, streams=stream_limits or StreamLimits(),
+                            agent_origins=[o.rstrip("/") for o in agent_origins] if agent_origins else None)
+    if agent_token:
+        config.agent_token = agent_token
+    # The client address is resolved before the app (ProxyHeadersMiddleware
+    # below, with --trust-proxy only), so geo uses it as it is.
+    endpoint = Endpoint(store or Store(db_path), GeoLocator(geo_database, test_override=test_geo), config)
 
     async def agent_page(request: Request) -> Response:
         return FileResponse(AGENT_DIR / "index.html", media_type="text/html",
@@ -90,11 +102,32 @@ def create_widget_app(
     async def lifespan(app):
         yield
         endpoint.geo.close()
-        endpoint.store.close()
+        endpoint.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(NoNewlinePaths)]
+    if trust_proxy:
+        proxies = ["127.0.0.1", "::1"] if trust_proxy is True else list(trust_proxy)
+        middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.router.redirect_slashes = False  # redirects built from Host: never
     app.state.endpoint = endpoint
+    app.state.agent_token = config.agent_token
     return app
+
+
+class NoNewlinePaths:
+    """A path with a newline (%0A) matches no route pattern, not even the
+    /api mounts; it gets the API's JSON 404 instead of the static files'
+    plain-text one (no file name has a newline)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and "\n" in scope["path"]:
+            response = error_response(404, "not_found", "no such endpoint (the path has a newline)")
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def script_tag(widget_origin: str, bundle: str, keys: str, **extra: str) -> str:

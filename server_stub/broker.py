@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import anyio
 from starlette.types import Receive, Scope, Send
@@ -63,6 +64,86 @@ def sse_frame(event: str, data: dict, event_id: str | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+@dataclass(frozen=True)
+class StreamLimits:
+    """Caps on open event streams. Past any of them a new stream is refused
+    with 503 and Retry-After (the widget backs off and retries). `total`
+    None: derived from the process's file-descriptor limit, leaving a
+    reserve so that /health, the agent API and ordinary requests still find
+    a socket when visitors' streams are at the cap."""
+
+    total: int | None = None
+    per_address: int = 256
+    per_visitor: int = 8
+    agent: int = 64
+    reserve: int = 256  # file descriptors kept for everything that is not a visitor stream
+    retry_after: int = 30
+
+    def resolved_total(self) -> int:
+        if self.total is not None:
+            return self.total
+        return max(16, fd_limit() - self.reserve)
+
+
+def fd_limit() -> int:
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return soft if soft != resource.RLIM_INFINITY else 1 << 20
+    except (ImportError, OSError, ValueError):
+        return 1024
+
+
+class StreamGate:
+    """Counts open streams in total, per address and per visitor; `acquire`
+    refuses one past a cap (503) or returns the function that releases it."""
+
+    def __init__(self, total: int, per_address: int, per_visitor: int, retry_after: int = 30):
+        self.total, self.per_address, self.per_visitor, self.retry_after = total, per_address, per_visitor, retry_after
+        self.open = 0
+        self._by_address: dict[str, int] = {}
+        self._by_visitor: dict[str, int] = {}
+
+    def acquire(self, address: str, visitor: str | None) -> Callable[[], None]:
+        from server_stub.api import ApiError
+
+        if self.open >= self.total:
+            why = f"the server holds its maximum of {self.total} streams"
+        elif self._by_address.get(address, 0) >= self.per_address:
+            why = f"this address holds its maximum of {self.per_address} streams"
+        elif visitor is not None and self._by_visitor.get(visitor, 0) >= self.per_visitor:
+            why = f"this visitor holds its maximum of {self.per_visitor} streams"
+        else:
+            why = None
+        if why is not None:
+            raise ApiError(503, "too_many_streams", f"{why}; retry later", retry_after=self.retry_after)
+        self.open += 1
+        _bump(self._by_address, address, 1)
+        if visitor is not None:
+            _bump(self._by_visitor, visitor, 1)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.open -= 1
+                _bump(self._by_address, address, -1)
+                if visitor is not None:
+                    _bump(self._by_visitor, visitor, -1)
+
+        return release
+
+
+def _bump(counts: dict[str, int], key: str, by: int) -> None:
+    n = counts.get(key, 0) + by
+    if n > 0:
+        counts[key] = n
+    else:
+        counts.pop(key, None)
+
+
 class EventStream:
     """An ASGI response streaming `text/event-stream` until the client leaves
     (or `max_seconds` pass: the browser reconnects, which bounds the life of
@@ -70,8 +151,9 @@ class EventStream:
     closing an idle stream."""
 
     def __init__(self, broker: Broker, topics: Iterable[str], initial: Callable[[], list[tuple[str, dict]]],
-                 headers: dict | None = None, heartbeat: float = 15.0, max_seconds: float = 300.0, retry_ms: int = 2000):
-        self.broker, self.topics, self.initial = broker, list(topics), initial
+                 headers: dict | None = None, heartbeat: float = 15.0, max_seconds: float = 300.0, retry_ms: int = 2000,
+                 on_close: Callable[[], None] | None = None):
+        self.broker, self.topics, self.initial, self.on_close = broker, list(topics), initial, on_close
         self.headers = headers or {}
         self.heartbeat, self.max_seconds, self.retry_ms = heartbeat, max_seconds, retry_ms
 
@@ -96,6 +178,8 @@ class EventStream:
             pass
         finally:
             self.broker.unsubscribe(sub_id)
+            if self.on_close is not None:
+                self.on_close()
 
     async def _stream(self, send: Send) -> None:
         async def emit(chunk: bytes) -> None:

@@ -29,6 +29,7 @@ while not srv.started: time.sleep(0.01)
 U = f"http://127.0.0.1:{port}"
 def call(m, p, b=None, tok=None):
     h = {"content-type": "application/json"}
+    tok = tok or (app.state.agent_token if p.startswith("/api/agent") else None)
     if tok: h["authorization"] = "Bearer " + tok
     with urllib.request.urlopen(urllib.request.Request(U+p, data=None if b is None else json.dumps(b).encode(), headers=h, method=m)) as r:
         return json.loads(r.read())

@@ -9,7 +9,7 @@ import sys
 
 from widget.runtime.constants import RATINGS
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 def _ref(name: str) -> dict:
@@ -24,48 +24,90 @@ def _body(schema: dict, required: bool = True) -> dict:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
+INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
+NONBLANK = "[^\t\n\v\f\r ]"  # at least one character that is not ASCII white space
+EMAIL = "^[^\t\n\v\f\r ]*@[^\t\n\v\f\r ]*$"
+RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait before trying again",
+                               "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+ERROR_TEXT = {400: "malformed JSON or request", 401: "missing or unknown token", 403: "origin or host not allowed",
+              404: "unknown id", 408: "the body did not arrive in time", 409: "conflict", 413: "body too large",
+              422: "missing or invalid field", 429: "rate limited (see Retry-After)",
+              503: "the database is busy, full or read-only, or too many streams are open (see Retry-After)"}
+
+
 def _errors(*codes: int) -> dict:
-    text = {400: "malformed JSON or request", 401: "missing or unknown token", 403: "origin not allowed",
-            404: "unknown id", 405: "method not allowed", 409: "conflict", 413: "body too large",
-            422: "missing or invalid field", 429: "rate limited (see Retry-After)"}
-    return {str(c): {"description": text[c], "content": {"application/json": {"schema": _ref("Error")}}} for c in codes}
+    out = {}
+    for c in codes:
+        out[str(c)] = {"description": ERROR_TEXT[c], "content": {"application/json": {"schema": _ref("Error")}}}
+        if c in (429, 503):
+            out[str(c)]["headers"] = RETRY_AFTER
+    return out
+
+
+def _str(n: int, **kw) -> dict:
+    """A required string: not blank (the server strips ASCII white space)."""
+    return {"type": "string", "maxLength": n, "pattern": NONBLANK, **kw}
+
+
+def _opt(n: int, **kw) -> dict:
+    """An optional string: may be absent, null or empty."""
+    return {"type": ["string", "null"], "maxLength": n, **kw}
+
+
+def _id(name: str = "id") -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": INT64}
 
 
 VISITOR_AUTH = [{"visitorToken": []}]
-AGENT_AUTH = [{"agentToken": []}, {}]
-WRITE_ERRORS = (400, 403, 413, 422, 429)
+AGENT_AUTH = [{"agentToken": []}]
+WRITE_ERRORS = (400, 403, 408, 413, 422, 429, 503)
+AGENT_WRITE_ERRORS = (400, 401, 403, 404, 408, 413, 422, 503)
+JSON_NOTE = ("Bodies are JSON objects of at most 16 KB (64 KB for /api/events), nested at most 16 deep, with "
+             "no lone surrogates and integers within 64 bits; anything else is a 400 or 422.")
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string", "examples": ["malformed_json", "missing_field", "rate_limited"]},
+        "properties": {"code": {"type": "string", "examples": ["malformed_json", "missing_field", "rate_limited",
+                                                               "storage_busy", "too_many_streams"]},
                        "message": {"type": "string"}, "field": {"type": "string"}, "limit": {"type": "integer"}}}}},
-    "Geo": {"type": "object", "properties": {
+    "Geo": {"type": "object", "required": ["country", "city", "source"], "properties": {
         "country": {"type": ["string", "null"], "description": "ISO 3166-1 alpha-2, upper case"},
         "city": {"type": ["string", "null"]},
-        "source": {"type": ["string", "null"], "enum": ["test", "cloudflare", "cloudfront", "vercel", "appengine", "mmdb", None]}}},
-    "Presence": {"type": "object", "properties": {"team": {"enum": ["online", "offline"]}, "agents_online": {"type": "integer"}}},
-    "Message": {"type": "object", "required": ["id", "sender", "text", "t"], "properties": {
+        "source": {"enum": ["test", "cloudflare", "cloudfront", "vercel", "appengine", "mmdb", None]}}},
+    "Presence": {"type": "object", "required": ["team", "agents_online"], "properties": {
+        "team": {"enum": ["online", "offline"]}, "agents_online": {"type": "integer"}}},
+    "Message": {"type": "object", "required": ["id", "sender", "author", "text", "t"], "properties": {
         "id": {"type": "integer"}, "sender": {"enum": ["visitor", "agent"]}, "author": {"type": ["string", "null"]},
         "text": {"type": "string"}, "t": {"type": "integer", "description": "server ms since the epoch"}}},
-    "Conversation": {"type": "object", "properties": {
+    "Conversation": {"type": "object", "required": ["id", "started_at", "auto_message", "rating", "rating_at", "messages"],
+                     "properties": {
         "id": {"type": "integer"}, "started_at": {"type": "integer"}, "auto_message": {"type": ["string", "null"]},
-        "rating": {"type": ["string", "null"], "enum": [*RATINGS, None]}, "rating_at": {"type": ["integer", "null"]},
+        "rating": {"enum": [*RATINGS, None]}, "rating_at": {"type": ["integer", "null"]},
+        "messages": {"type": "array", "items": _ref("Message")}}},
+    "ConversationFull": {"type": "object", "required": ["id", "visitor", "started_at", "updated_at", "messages"],
+                         "properties": {
+        "id": {"type": "integer"}, "visitor": {"type": "string"}, "site": {"type": ["string", "null"]},
+        "auto_message": {"type": ["string", "null"]}, "page_url": {"type": ["string", "null"]},
+        "started_at": {"type": "integer"}, "updated_at": {"type": "integer"},
+        "rating": {"enum": [*RATINGS, None]}, "rating_at": {"type": ["integer", "null"]},
         "messages": {"type": "array", "items": _ref("Message")}}},
     "BeaconEvent": {"type": "object", "required": ["id", "type", "message"], "properties": {
-        "id": {"type": "string", "maxLength": 128, "description": "unique per sender; repeats are ignored"},
+        "id": _str(128, description="unique per sender; repeats are ignored"),
         "type": {"enum": ["shown", "clicked", "dismissed", "replied"]},
-        "message": {"type": "string", "maxLength": 128}, "t": {"type": "integer"},
-        "button": {"type": ["string", "integer"]}}},
-    "Delivery": {"type": "object", "properties": {
+        "message": _str(128), "t": {**INT64, "type": ["integer", "null"], "description": "the browser's ms since the epoch"},
+        "button": {"anyOf": [{"type": "string"}, INT64, {"type": "null"}],
+                   "description": "the button's label or index (kept to 128 characters)"}}},
+    "Delivery": {"type": "object", "required": ["id", "message", "status", "requested_at"], "properties": {
         "id": {"type": "integer"}, "message": {"type": "string"}, "status": {"enum": ["pending", "handed_over", "sent", "failed"]},
         "requested_at": {"type": "integer"}}},
-    "DeliveryFull": {"type": "object", "properties": {
+    "DeliveryFull": {"type": "object", "required": ["id", "visitor", "message", "attributes", "requested_at", "status"],
+                     "properties": {
         "id": {"type": "integer"}, "visitor": {"type": "string"}, "site": {"type": ["string", "null"]},
         "message": {"type": "string"}, "recipient": {"type": ["string", "null"]}, "attributes": {"type": "object"},
         "requested_at": {"type": "integer"}, "status": {"enum": ["pending", "handed_over", "sent", "failed"]},
         "status_detail": {"type": ["string", "null"]}, "updated_at": {"type": "integer"}}},
-    "ConversationSummary": {"type": "object", "properties": {
+    "ConversationSummary": {"type": "object", "required": ["id", "visitor", "messages", "awaiting_reply"], "properties": {
         "id": {"type": "integer"}, "visitor": {"type": "string"}, "site": {"type": ["string", "null"]},
         "auto_message": {"type": ["string", "null"]}, "page_url": {"type": ["string", "null"]},
         "started_at": {"type": "integer"}, "updated_at": {"type": "integer"}, "rating": {"type": ["string", "null"]},
@@ -84,119 +126,133 @@ SCHEMAS = {
         "series": {"type": "array", "items": {"type": "object", "properties": {
             "t": {"type": "integer"}, "shown": {"type": "integer"}, "clicked": {"type": "integer"},
             "dismissed": {"type": "integer"}, "replied": {"type": "integer"}}}}}},
-    "AgentPresence": {"type": "object", "properties": {
+    "AgentPresence": {"type": "object", "required": ["team", "agents_online", "agents"], "properties": {
         "team": {"enum": ["online", "offline"]}, "agents_online": {"type": "integer"},
         "agents": {"type": "array", "items": {"type": "object", "properties": {
             "name": {"type": "string"}, "online": {"type": "boolean"}, "changed_at": {"type": "integer"}}}}}},
 }
 
-SSE = {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+def _sse(events: dict[str, str]) -> dict:
+    """An event stream, described event by event: each is `event: NAME` and
+    `data: JSON` (the schema of which the data column names), plus a
+    `retry:` line first and `: keep-alive` comments."""
+    return {"description": "text/event-stream: " + ", ".join(f"`{k}` ({v})" for k, v in events.items()),
+            "content": {"text/event-stream": {"schema": {
+                "type": "object", "required": ["data"], "properties": {
+                    "event": {"enum": list(events)}, "data": {"type": "string", "contentMediaType": "application/json"},
+                    "id": {"type": "string"}, "retry": {"type": "integer"}}}}}}
 
 
 def document() -> dict:
-    str_field = lambda n, **kw: {"type": "string", "maxLength": n, **kw}  # noqa: E731
     paths = {
         "/api/visitors": {"post": {
             "summary": "Register a visitor: returns an unguessable token (store it; send it as a Bearer token)",
-            "requestBody": _body({"type": "object", "properties": {"site": str_field(128)}}, required=False),
-            "responses": {"201": _json({"type": "object", "properties": {"token": {"type": "string"}, "visitor": {"type": "string"}}}),
-                          **_errors(*WRITE_ERRORS)}}},
+            "requestBody": _body({"type": "object", "properties": {"site": _opt(128)}}, required=False),
+            "responses": {"201": _json({"type": "object", "required": ["token", "visitor"], "properties": {
+                "token": {"type": "string"}, "visitor": {"type": "string"}}}), **_errors(*WRITE_ERRORS)}}},
         "/api/geo": {"get": {
             "summary": "Country and city of the caller (CDN headers, a MaxMind database, or the test override)",
             "parameters": [{"name": "X-Proactive-Test-Geo", "in": "header", "required": False, "schema": {"type": "string"},
                             "description": "`DE`, `DE; Berlin` or `country=DE; city=Berlin`; honoured only with --test-geo"}],
             "responses": {"200": _json(_ref("Geo"))}}},
-        "/api/presence": {"get": {"summary": "Team online/offline", "responses": {"200": _json(_ref("Presence"))}}},
+        "/api/presence": {"get": {"summary": "Team online/offline",
+                                  "responses": {"200": _json(_ref("Presence")), **_errors(503)}}},
         "/api/conversation": {"get": {
             "summary": "The caller's own conversation (null before the first message)", "security": VISITOR_AUTH,
-            "responses": {"200": _json({"type": "object", "properties": {
+            "responses": {"200": _json({"type": "object", "required": ["conversation", "now"], "properties": {
                 "conversation": {"oneOf": [_ref("Conversation"), {"type": "null"}]},
-                "now": {"type": "integer", "description": "server clock, to convert message times"}}}), **_errors(401)}}},
+                "now": {"type": "integer", "description": "server clock, to convert message times"}}}), **_errors(401, 503)}}},
         "/api/conversation/messages": {"post": {
             "summary": "Send a visitor message (the first one starts the conversation)", "security": VISITOR_AUTH,
+            "description": JSON_NOTE,
             "requestBody": _body({"type": "object", "required": ["text"], "properties": {
-                "text": str_field(2000, minLength=1), "auto_message": str_field(128, description="the auto message replied to"),
-                "site": str_field(128), "page_url": str_field(2048)}}),
-            "responses": {"201": _json({"type": "object", "properties": {
+                "text": _str(2000), "auto_message": _opt(128, description="the auto message replied to"),
+                "site": _opt(128), "page_url": _opt(2048)}}),
+            "responses": {"201": _json({"type": "object", "required": ["conversation", "message", "now"], "properties": {
                 "conversation": {"type": "integer"}, "message": _ref("Message"), "now": {"type": "integer"}}}),
                 **_errors(401, *WRITE_ERRORS)}}},
         "/api/conversation/rating": {"post": {
             "summary": "Rate the conversation", "security": VISITOR_AUTH,
             "requestBody": _body({"type": "object", "required": ["value"], "properties": {"value": {"enum": list(RATINGS)}}}),
-            "responses": {"200": _json({"type": "object", "properties": {
-                "conversation": {"type": "integer"}, "rating": {"type": "string"}, "rating_at": {"type": "integer"}, "now": {"type": "integer"}}}),
+            "responses": {"200": _json({"type": "object", "required": ["conversation", "rating", "rating_at", "now"], "properties": {
+                "conversation": {"type": "integer"}, "rating": {"enum": list(RATINGS)},
+                "rating_at": {"type": "integer"}, "now": {"type": "integer"}}}),
                 **_errors(401, 409, *WRITE_ERRORS)}}},
         "/api/events": {"post": {
             "summary": "A batch of analytics events (sendBeacon: any Content-Type; retries are de-duplicated by id)",
+            "description": JSON_NOTE + " Rate-limited per client address.",
             "requestBody": _body({"type": "object", "required": ["sender", "events"], "properties": {
-                "sender": str_field(128, description="a random id of the browser"), "site": str_field(128),
+                "sender": _str(128, description="a random id of the browser"), "site": _opt(128),
                 "events": {"type": "array", "maxItems": 200, "items": _ref("BeaconEvent")}}}),
-            "responses": {"202": _json({"type": "object", "properties": {"accepted": {"type": "integer"}, "new": {"type": "integer"}}}),
-                          **_errors(*WRITE_ERRORS)}}},
+            "responses": {"202": _json({"type": "object", "required": ["accepted", "new"], "properties": {
+                "accepted": {"type": "integer"}, "new": {"type": "integer"}}}), **_errors(*WRITE_ERRORS)}}},
         "/api/deliveries": {"post": {
             "summary": "Request delivery of an `email` auto message (stored; handed to the site's mail system)",
+            "description": JSON_NOTE + " `attributes` is at most 4096 bytes as JSON.",
             "security": VISITOR_AUTH,
             "requestBody": _body({"type": "object", "required": ["message"], "properties": {
-                "message": str_field(128), "site": str_field(128), "email": str_field(254),
-                "attributes": {"type": "object", "description": "from proactive('identify', …); `email` is the recipient"}}}),
-            "responses": {"202": _json({"type": "object", "properties": {"delivery": _ref("Delivery"), "created": {"const": True}}}),
-                          "200": _json({"type": "object", "properties": {"delivery": _ref("Delivery"), "created": {"const": False}}},
-                                       "already requested"),
+                "message": _str(128), "site": _opt(128), "email": _opt(254, pattern=EMAIL),
+                "attributes": {"type": ["object", "null"], "maxProperties": 64,
+                               "description": "from proactive('identify', …); `email` is the recipient. At most 4096 bytes as "
+                                              "JSON, nested at most 16 deep, finite numbers, valid Unicode"}}}),
+            "responses": {"202": _json({"type": "object", "required": ["delivery", "created"], "properties": {
+                "delivery": _ref("Delivery"), "created": {"const": True}}}),
+                          "200": _json({"type": "object", "required": ["delivery", "created"], "properties": {
+                              "delivery": _ref("Delivery"), "created": {"const": False}}}, "already requested"),
                           **_errors(401, *WRITE_ERRORS)}}},
         "/api/stream": {"get": {
             "summary": "Server-sent events: `presence` {team, agents_online}, `hello` {now}; with ?visitor=TOKEN also "
-                       "`message` (Message) and `rating` for that visitor",
+                       "`message` (Message) and `rating` for that visitor. Capped per visitor, per address and in total",
             "parameters": [{"name": "visitor", "in": "query", "required": False, "schema": {"type": "string"}}],
-            "responses": {"200": SSE, **_errors(401)}}},
+            "responses": {"200": _sse({"presence": "Presence", "hello": "{now}", "message": "Message",
+                                       "rating": "{rating, rating_at}"}), **_errors(401, 503)}}},
         "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
         "/api/agent/conversations": {"get": {
             "summary": "Conversations, most recent first", "security": AGENT_AUTH,
-            "responses": {"200": _json({"type": "object", "properties": {
-                "conversations": {"type": "array", "items": _ref("ConversationSummary")}}}), **_errors(401)}}},
+            "responses": {"200": _json({"type": "object", "required": ["conversations"], "properties": {
+                "conversations": {"type": "array", "items": _ref("ConversationSummary")}}}), **_errors(401, 403, 503)}}},
         "/api/agent/conversations/{id}": {"get": {
-            "summary": "One conversation with its messages", "security": AGENT_AUTH,
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "responses": {"200": _json({"type": "object"}), **_errors(401, 404)}}},
+            "summary": "One conversation with its messages", "security": AGENT_AUTH, "parameters": [_id()],
+            "responses": {"200": _json({"type": "object", "required": ["conversation"], "properties": {
+                "conversation": _ref("ConversationFull")}}), **_errors(401, 403, 404, 503)}}},
         "/api/agent/conversations/{id}/messages": {"post": {
-            "summary": "Reply as an agent (the visitor sees it live)", "security": AGENT_AUTH,
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "summary": "Reply as an agent (the visitor sees it live)", "security": AGENT_AUTH, "parameters": [_id()],
             "requestBody": _body({"type": "object", "required": ["text"], "properties": {
-                "text": str_field(2000, minLength=1), "author": str_field(80)}}),
-            "responses": {"201": _json({"type": "object", "properties": {"message": _ref("Message")}}),
-                          **_errors(401, 404, 400, 403, 413, 422)}}},
+                "text": _str(2000), "author": _opt(80)}}),
+            "responses": {"201": _json({"type": "object", "required": ["message"], "properties": {"message": _ref("Message")}}),
+                          **_errors(*AGENT_WRITE_ERRORS)}}},
         "/api/agent/presence": {
             "get": {"summary": "Team and agents' presence", "security": AGENT_AUTH,
-                    "responses": {"200": _json(_ref("AgentPresence")), **_errors(401)}},
+                    "responses": {"200": _json(_ref("AgentPresence")), **_errors(401, 403, 503)}},
             "post": {"summary": "Set an agent online or offline (the team is online while any agent is)",
                      "security": AGENT_AUTH,
                      "requestBody": _body({"type": "object", "required": ["agent", "online"], "properties": {
-                         "agent": str_field(80), "online": {"type": "boolean"}}}),
-                     "responses": {"200": _json(_ref("AgentPresence")), **_errors(401, 400, 403, 413, 422)}}},
+                         "agent": _str(80), "online": {"type": "boolean"}}}),
+                     "responses": {"200": _json(_ref("AgentPresence")), **_errors(400, 401, 403, 408, 413, 422, 503)}}},
         "/api/agent/stats": {"get": {
             "summary": "Per auto message: shown, clicked, dismissed, replied, and a series over time", "security": AGENT_AUTH,
             "parameters": [{"name": "bucket", "in": "query", "schema": {"enum": ["minute", "hour", "day"], "default": "hour"}},
-                           {"name": "since", "in": "query", "schema": {"type": "integer"}}],
-            "responses": {"200": _json({"type": "object", "properties": {
-                "bucket": {"type": "string"}, "bucket_ms": {"type": "integer"},
-                "messages": {"type": "array", "items": _ref("MessageStats")}}}), **_errors(401, 422)}}},
+                           {"name": "since", "in": "query", "schema": {**INT64, "description": "ms since the epoch"}}],
+            "responses": {"200": _json({"type": "object", "required": ["bucket", "bucket_ms", "messages"], "properties": {
+                "bucket": {"enum": ["minute", "hour", "day"]}, "bucket_ms": {"type": "integer"},
+                "messages": {"type": "array", "items": _ref("MessageStats")}}}), **_errors(401, 403, 422, 503)}}},
         "/api/agent/deliveries": {"get": {
             "summary": "Delivery requests (the pull side of the delivery hook)", "security": AGENT_AUTH,
             "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["pending", "handed_over", "sent", "failed"]}}],
-            "responses": {"200": _json({"type": "object", "properties": {
-                "deliveries": {"type": "array", "items": _ref("DeliveryFull")}}}), **_errors(401, 422)}}},
+            "responses": {"200": _json({"type": "object", "required": ["deliveries"], "properties": {
+                "deliveries": {"type": "array", "items": _ref("DeliveryFull")}}}), **_errors(401, 403, 422, 503)}}},
         "/api/agent/deliveries/{id}": {"post": {
-            "summary": "Record what the mail system did with a request", "security": AGENT_AUTH,
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "summary": "Record what the mail system did with a request", "security": AGENT_AUTH, "parameters": [_id()],
             "requestBody": _body({"type": "object", "required": ["status"], "properties": {
-                "status": {"enum": ["pending", "handed_over", "sent", "failed"]}, "detail": str_field(500)}}),
-            "responses": {"200": _json({"type": "object", "properties": {"delivery": _ref("DeliveryFull")}}),
-                          **_errors(401, 404, 400, 403, 413, 422)}}},
+                "status": {"enum": ["pending", "handed_over", "sent", "failed"]}, "detail": _opt(500)}}),
+            "responses": {"200": _json({"type": "object", "required": ["delivery"], "properties": {"delivery": _ref("DeliveryFull")}}),
+                          **_errors(*AGENT_WRITE_ERRORS)}}},
         "/api/agent/stream": {"get": {
             "summary": "Server-sent events for the agent page: `presence`, `conversation`, `stats`, `delivery`, `hello`",
-            "security": AGENT_AUTH,
-            "parameters": [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
-                            "description": "the agent token (EventSource cannot send headers)"}],
-            "responses": {"200": SSE, **_errors(401)}}},
+            "security": [{"agentToken": []}, {"agentTokenQuery": []}],
+            "responses": {"200": _sse({"presence": "AgentPresence", "hello": "{now}", "conversation": "{conversation, message | rating}",
+                                       "stats": "{new_events}", "delivery": "DeliveryFull"}), **_errors(401, 403, 503)}}},
     }
     return {
         "openapi": "3.1.0",
@@ -207,7 +263,10 @@ def document() -> dict:
             "schemas": SCHEMAS,
             "securitySchemes": {
                 "visitorToken": {"type": "http", "scheme": "bearer", "description": "the token from POST /api/visitors"},
-                "agentToken": {"type": "http", "scheme": "bearer", "description": "only when the server has --agent-token"},
+                "agentToken": {"type": "http", "scheme": "bearer",
+                               "description": "the server's agent token (`proactive serve` prints the agent page URL with it)"},
+                "agentTokenQuery": {"type": "apiKey", "in": "query", "name": "token",
+                                    "description": "the agent token, for EventSource (which cannot send headers)"},
             },
         },
     }

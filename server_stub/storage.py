@@ -11,15 +11,21 @@ What is kept, and why it is shaped so:
 - delivery requests for `email` auto messages, one per visitor and message.
 
 All times are server milliseconds since the epoch. Every method is a short
-transaction on one connection guarded by a lock: SQLite is fast enough here
-that the event loop never waits noticeably, and WAL lets readers (e.g. a
-second process with `sqlite3`) look while the server writes.
+transaction on one connection guarded by a lock; the endpoint calls them on
+a storage thread of its own (never on the event loop), and WAL lets readers
+(e.g. a second process with `sqlite3`) look while the server writes.
+
+One process owns a database file at a time: `Store` holds an exclusive lock
+on `FILE.lock` while it is open and refuses to open a file another process
+holds (`StoreLocked`), since live news is published in-process and a second
+server would silently split it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -80,6 +86,29 @@ WITH per AS (
 SELECT message, SUM(s) AS shown, SUM(s AND c) AS clicked, SUM(s AND d) AS dismissed, SUM(s AND r) AS replied
 FROM per GROUP BY message HAVING SUM(s) > 0"""
 
+def _lock_exclusively(path: Path):
+    """Opens `path` and takes an exclusive, non-blocking lock on it (released
+    when the file is closed, or the process dies), or raises StoreLocked."""
+    import fcntl
+
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip()
+        handle.close()
+        raise StoreLocked(f"another process{f' (pid {owner})' if owner else ''} serves the database "
+                          f"{str(path)[:-5]}; stop it first (one server per data folder)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -89,36 +118,62 @@ def visitor_key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class Store:
-    """SQLite storage. `path=None` keeps everything in memory (tests, throwaway)."""
+class StoreError(Exception):
+    """The database cannot be used (locked by another process, read-only, unreadable): one line says why."""
 
-    def __init__(self, path: Path | str | None = None):
+
+class StoreLocked(StoreError):
+    pass
+
+
+class Store:
+    """SQLite storage. `path=None` keeps everything in memory (tests, throwaway).
+    `busy_timeout`: seconds a write waits for another connection's lock
+    before it fails (the endpoint answers 503 then)."""
+
+    def __init__(self, path: Path | str | None = None, *, busy_timeout: float = 5.0):
         self.path = str(path) if path is not None else ":memory:"
+        self._lock = threading.Lock()
+        self._lock_file = None
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self.journal_mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._lock_file = _lock_exclusively(Path(str(path) + ".lock"))
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self.journal_mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._db.executescript(SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.Error as exc:
+            self._unlock()
+            why = "read-only" if "readonly" in str(exc).lower() else str(exc)
+            raise StoreError(f"cannot use the database {self.path}: {why}") from None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the lock
+            self._lock_file = None
 
     def _tx(self, fn):
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(self._db)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does), or a
+                # failed COMMIT may have left the transaction open.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             return result
 
     def _read(self, sql: str, args=()) -> list[sqlite3.Row]:
@@ -246,6 +301,22 @@ class Store:
 
         return self._tx(tx)
 
+    def add_event_batches(self, batches: list[tuple[str, str | None, list[dict]]]) -> list[int]:
+        """Several beacons' events in one transaction (group commit); how many were new, per beacon."""
+        t = now_ms()
+
+        def tx(db):
+            counts = []
+            for sender, site, events in batches:
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
+                counts.append(db.total_changes - before)
+            return counts
+
+        return self._tx(tx)
+
     def stats(self, bucket_ms: int, since: int | None = None) -> dict:
         """Per auto message: totals of each kind and a time series in buckets."""
         args: tuple = ()
@@ -320,6 +391,22 @@ class Store:
     @staticmethod
     def _delivery(row: sqlite3.Row) -> dict:
         return {"id": row["id"], "visitor": row["visitor_id"][:12], "site": row["site"], "message": row["message"],
-                "recipient": row["recipient"], "attributes": json.loads(row["attributes"]),
+                "recipient": row["recipient"], "attributes": _attributes(row["attributes"]),
                 "requested_at": row["requested_at"], "status": row["status"], "status_detail": row["status_detail"],
                 "updated_at": row["updated_at"]}
+
+
+def _attributes(stored: str) -> dict:
+    """Stored attributes as served. New ones are checked on the way in;
+    rows written before that check are served with what JSON cannot carry
+    (NaN, Infinity, lone surrogates) replaced, rather than breaking the list."""
+    def clean(v):
+        if isinstance(v, str):
+            return v.encode("utf-8", "replace").decode("utf-8")
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, dict):
+            return {clean(k): clean(x) for k, x in v.items()}
+        return v
+
+    return clean(json.loads(stored, parse_constant=lambda name: None))

@@ -6,26 +6,32 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from endpoint_helpers import static_dir  # noqa: F401 (a fixture)
 from server_stub.app import create_widget_app
 
 SITE = "http://site.example"
+AGENT_TOKEN = "agent-test-token"
 
 
-@pytest.fixture
-def static_dir(tmp_path) -> Path:
-    d = tmp_path / "widget"
-    d.mkdir()
-    (d / "loader.js").write_text("/* loader */")
-    return d
+class Client(TestClient):
+    """TestClient that sends the agent token to the agent API (unless the
+    request sets its own Authorization), as the agent page does."""
+
+    def request(self, method, url, **kwargs):
+        headers = dict(kwargs.pop("headers", None) or {})
+        if str(url).startswith("/api/agent") and "authorization" not in {k.lower() for k in headers}:
+            headers["authorization"] = f"Bearer {AGENT_TOKEN}"
+        return super().request(method, url, headers=headers, **kwargs)
 
 
 def make_app(static_dir, **kwargs):
     kwargs.setdefault("allowed_origins", [SITE])
+    kwargs.setdefault("agent_token", AGENT_TOKEN)
+    kwargs.setdefault("agent_origins", ["http://testserver"])
     return create_widget_app(static_dir, **kwargs)
 
 
@@ -36,7 +42,7 @@ def app(static_dir):
 
 @pytest.fixture
 def client(app):
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with Client(app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -161,7 +167,7 @@ def test_delivery_hook_hands_requests_over_and_records_failures(static_dir):
         if request["message"] == "broken":
             raise RuntimeError("SMTP down")
 
-    with TestClient(make_app(static_dir, on_delivery=hook)) as client:
+    with Client(make_app(static_dir, on_delivery=hook)) as client:
         token = register(client)
         ok = client.post("/api/deliveries", json={"message": "welcome-mail", "email": "a@b.example"}, headers=auth(token))
         assert ok.json()["delivery"]["status"] == "handed_over"
@@ -210,7 +216,7 @@ def _bad_requests():
          {"json": {"sender": "s", "events": [{"id": "1", "type": "viewed", "message": "m"}]}}, False, 422, "invalid_field"),
         ("beacon too many events", "POST", "/api/events",
          {"json": {"sender": "s", "events": [{"id": str(i), "type": "shown", "message": "m"} for i in range(201)]}},
-         False, 413, "too_many_events"),
+         False, 422, "too_many_events"),
         ("beacon bad button", "POST", "/api/events",
          {"json": {"sender": "s", "events": [{"id": "1", "type": "clicked", "message": "m", "button": {}}]}}, False, 422, "invalid_field"),
         ("delivery bad email", "POST", "/api/deliveries", {"json": {"message": "m", "email": "not an address"}}, True, 422, "invalid_field"),
@@ -228,6 +234,27 @@ def _bad_requests():
         ("agent: filter by unknown status", "GET", "/api/agent/deliveries?status=lost", {}, False, 422, "invalid_field"),
         ("agent: cross-site write", "POST", "/api/agent/presence",
          {"json": {"agent": "A", "online": True}, "headers": {"origin": "http://evil.example"}}, False, 403, "origin_not_allowed"),
+        # Inputs that once reached a 500 (a lone surrogate cannot be stored as
+        # UTF-8; SQLite integers are 64-bit; "²" is a digit to str.isdigit).
+        ("lone surrogate in text", "POST", "/api/conversation/messages",
+         {"content": b'{"text": "\\udc00"}'}, True, 422, "invalid_field"),
+        ("lone surrogate in site", "POST", "/api/visitors", {"content": b'{"site": "\\ud800x"}'}, False, 422, "invalid_field"),
+        ("JSON nested 5,000 deep", "POST", "/api/events",
+         {"content": b'{"sender": "s", "events": ' + b"[" * 5000 + b"]" * 5000 + b"}"}, False, 400, "malformed_json"),
+        ("a 5,000-digit integer", "POST", "/api/events",
+         {"content": b'{"sender": "s", "events": [], "x": ' + b"9" * 5000 + b"}"}, False, 400, "malformed_json"),
+        ("NaN is not JSON", "POST", "/api/events", {"content": b'{"sender": "s", "events": [], "x": NaN}'},
+         False, 400, "malformed_json"),
+        ("event time beyond 64 bits", "POST", "/api/events",
+         {"json": {"sender": "s", "events": [{"id": "1", "type": "shown", "message": "m", "t": 2**64}]}}, False, 422, "invalid_field"),
+        ("agent: id beyond 64 bits", "GET", "/api/agent/conversations/18446744073709551616", {}, False, 404, "not_found"),
+        ("agent: reply to an id beyond 64 bits", "POST", "/api/agent/conversations/18446744073709551616/messages",
+         {"json": {"text": "hi"}}, False, 404, "not_found"),
+        ("agent: delivery id beyond 64 bits", "POST", "/api/agent/deliveries/99999999999999999999999",
+         {"json": {"status": "sent"}}, False, 404, "not_found"),
+        ("agent: since beyond 64 bits", "GET", "/api/agent/stats?since=18446744073709551616", {}, False, 422, "invalid_field"),
+        ("agent: since is a superscript two", "GET", "/api/agent/stats?since=%C2%B2", {}, False, 422, "invalid_field"),
+        ("agent: id with a newline", "GET", "/api/agent/conversations/%0A", {}, False, 404, "not_found"),
         ("visitor write from a site not allowed", "POST", "/api/events",
          {"json": {"sender": "s", "events": []}, "headers": {"origin": "http://evil.example"}}, False, 403, "origin_not_allowed"),
     ]
@@ -247,9 +274,20 @@ def test_bad_input_is_a_4xx_json_error(client, name, method, path, kwargs, needs
     assert r.headers["content-type"].startswith("application/json")
 
 
+def test_contract_details_the_server_once_disagreed_on(client):
+    token = register(client)
+    # null is the same as absent for optional strings; "" is a valid optional string.
+    assert say(client, token, "hi", site=None, auto_message="", page_url=None).status_code == 201
+    # A negative `since` is an integer, as the schema says.
+    assert client.get("/api/agent/stats?since=-5").status_code == 200
+    # One route, both methods: a 405 on /api/agent/presence lists them all.
+    r = client.put("/api/agent/presence")
+    assert r.status_code == 405 and {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "POST"}
+
+
 def test_rate_limits_per_visitor(static_dir):
     app = make_app(static_dir, rate_limits={"message": (3, 0.0001)})
-    with TestClient(app) as client:
+    with Client(app) as client:
         slow, other = register(client), register(client)
         assert [say(client, slow, f"m{i}").status_code for i in range(3)] == [201, 201, 201]
         r = say(client, slow, "one too many")
@@ -273,7 +311,7 @@ def test_rate_limit_refills_over_time():
 
 
 def test_agent_token_guards_the_agent_api(static_dir):
-    with TestClient(make_app(static_dir, agent_token="s3cret")) as client:
+    with Client(make_app(static_dir, agent_token="s3cret")) as client:
         r = client.get("/api/agent/conversations")
         assert r.status_code == 401 and r.json()["error"]["code"] == "agent_token_required"
         assert client.get("/api/agent/conversations", headers={"authorization": "Bearer wrong"}).status_code == 401
@@ -305,7 +343,7 @@ def test_cors_allow_list(client):
 
 
 def test_any_origin_by_default(static_dir):
-    with TestClient(create_widget_app(static_dir)) as client:
+    with Client(create_widget_app(static_dir)) as client:
         assert client.get("/api/presence", headers={"origin": "http://x.example"}).headers["access-control-allow-origin"] == "*"
         assert client.get("/loader.js").headers["access-control-allow-origin"] == "*"
 
@@ -314,7 +352,7 @@ def test_any_origin_by_default(static_dir):
 
 def test_data_survives_a_restart(static_dir, tmp_path):
     db = tmp_path / "data" / "endpoint.db"
-    with TestClient(make_app(static_dir, db_path=db)) as client:
+    with Client(make_app(static_dir, db_path=db)) as client:
         token = register(client)
         cid = say(client, token, "before the restart").json()["conversation"]
         client.post(f"/api/agent/conversations/{cid}/messages", json={"text": "agent answer"})
@@ -323,7 +361,7 @@ def test_data_survives_a_restart(static_dir, tmp_path):
         client.post("/api/events", json={"sender": "s", "events": [{"id": "1", "type": "shown", "message": "welcome"}]})
         client.post("/api/deliveries", json={"message": "mail", "email": "a@b.example"}, headers=auth(token))
     # The app is gone (its lifespan closed the database); a new one opens the file.
-    with TestClient(make_app(static_dir, db_path=db)) as client:
+    with Client(make_app(static_dir, db_path=db)) as client:
         conv = client.get("/api/conversation", headers=auth(token)).json()["conversation"]
         assert [m["text"] for m in conv["messages"]] == ["before the restart", "agent answer"]
         assert conv["rating"] == "average"
@@ -350,7 +388,7 @@ def test_static_files_precompressed_variants_and_caching(static_dir):
     (static_dir / "shell-0123456789ab.mjs.gz").write_bytes(gzip.compress(js))
     (static_dir / "pyodide-314.0.7").mkdir()
     (static_dir / "pyodide-314.0.7" / "pyodide.asm.wasm").write_bytes(b"\0asm\1\0\0\0")
-    with TestClient(make_app(static_dir)) as client:
+    with Client(make_app(static_dir)) as client:
         br = client.get("/shell-0123456789ab.mjs", headers={"accept-encoding": "br, gzip"})
         assert br.headers["content-encoding"] == "br" and br.content == js
         assert br.headers["content-type"].startswith("text/javascript")
@@ -382,7 +420,7 @@ def test_bundles_have_etags(static_dir, tmp_path):
     bundles = tmp_path / "bundles"
     bundles.mkdir()
     (bundles / "site.json").write_text('{"payload": "x"}')
-    with TestClient(make_app(static_dir, bundles_dir=bundles)) as client:
+    with Client(make_app(static_dir, bundles_dir=bundles)) as client:
         r = client.get("/bundles/site.json")
         assert r.status_code == 200 and r.headers["cache-control"] == "no-cache"
         assert client.get("/bundles/site.json", headers={"if-none-match": r.headers["etag"]}).status_code == 304

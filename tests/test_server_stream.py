@@ -53,6 +53,8 @@ def server(tmp_path):
 
 def call(server, method, path, body=None, token=None):
     headers = {"content-type": "application/json"}
+    if path.startswith("/api/agent"):
+        token = token or server.app.state.agent_token
     if token:
         headers["authorization"] = f"Bearer {token}"
     req = urllib.request.Request(server.url + path, method=method, headers=headers,
@@ -138,7 +140,7 @@ def test_closed_streams_unsubscribe(server):
 
 
 def test_agent_stream_sees_new_visitor_messages(server):
-    agent = Stream(server, "/api/agent/stream")
+    agent = Stream(server, f"/api/agent/stream?token={server.app.state.agent_token}")
     assert agent.next()[0] == "presence"
     assert agent.next()[0] == "hello"
     token = call(server, "POST", "/api/visitors", {})["token"]

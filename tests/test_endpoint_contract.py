@@ -1,0 +1,76 @@
+"""The property of docs/endpoint.md, tested: over every operation of
+docs/openapi.json, generated requests — valid ones and ones that break the
+schema — never get a 5xx, and every response matches the document (status,
+content type, headers, body schema). Schemathesis generates the requests
+(Hypothesis underneath) and calls the app in process; bounded to well under
+a minute."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from starlette.testclient import TestClient
+
+from server_stub.app import create_widget_app
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENT_TOKEN = "contract-agent-token"
+EXAMPLES = 25  # per operation and mode (17 operations): under a minute on a busy 2-core machine
+
+
+def _app(tmp: Path):
+    static = tmp / "widget"
+    static.mkdir(parents=True, exist_ok=True)
+    (static / "loader.js").write_text("")
+    unlimited = {name: (10**9, 10**9) for name in ("register", "message", "rating", "events_ip", "delivery")}
+    return create_widget_app(static, allowed_origins=["*"], agent_token=AGENT_TOKEN,
+                             agent_origins=["http://localhost"], rate_limits=unlimited, stream_heartbeat=0.02)
+
+
+APP = _app(Path(tempfile.mkdtemp(prefix="contract-")))
+APP.state.endpoint.config.stream_max_seconds = 0.05  # event streams end quickly here
+# The document the app serves is docs/openapi.json (tests/test_server_stream.py).
+
+
+async def _without_lifespan(scope, receive, send):
+    """The app, its lifespan answered but not run: the client calls it per
+    request, and the app's shutdown would close the database."""
+    if scope["type"] != "lifespan":
+        return await APP(scope, receive, send)
+    while True:
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+        if message["type"] == "lifespan.shutdown":
+            return
+
+
+schema = schemathesis.openapi.from_asgi("/api/openapi.json", _without_lifespan)
+schema.config.generation.update(modes=["positive", "negative"], max_examples=EXAMPLES)
+
+_client = TestClient(APP, base_url="http://localhost")  # no lifespan: the app stays open
+if True:
+    VISITOR = _client.post("/api/visitors", json={}).json()["token"]
+    _client.post("/api/conversation/messages", json={"text": "hi"}, headers={"authorization": f"Bearer {VISITOR}"})
+
+
+@schema.auth(refresh_interval=None)
+class Credentials:
+    """The agent token for the agent API, a registered visitor's token for
+    the visitor API — as an auth provider, so that schemathesis's checks
+    also send each request without them, or with wrong ones, and expect 401."""
+
+    def get(self, case, ctx):
+        return AGENT_TOKEN if case.path.startswith("/api/agent") else VISITOR
+
+    def set(self, case, data, ctx):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+@schema.parametrize()
+@settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=EXAMPLES)
+def test_every_operation_keeps_the_contract(case):
+    case.call_and_validate(headers={"host": "localhost"})
