@@ -249,7 +249,8 @@ def test_explain_lists_every_gate():
     engine.step([page(t)], t)
     gates = engine.explain(t)["m"]["gates"]
     assert gates["team"] == {"required": "online", "current": "offline", "source": "business hours",
-                             "next_change": utc("2026-06-01T07:00:00"), "ok": False}
+                             "next_change": utc("2026-06-01T07:00:00"), "ok": False,
+                             "text": "team must be online, is offline (business hours)"}
     assert list(gates)[:8] == ["team", "audience", "widget", "once_per_user", "schedule", "caps", "min_gap", "dismissed"]
     assert engine.explain(t)["m"]["blocked_by"] == ["team"]
 

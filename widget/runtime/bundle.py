@@ -8,7 +8,7 @@ messages carry their compiled rule trees (compiled once, here).
 
 Extending the format (issue 4: content, delivery policy): register a field in
 MESSAGE_FIELDS with a checker; its normalised value lands in
-`Message.policy[name]`, where the engine's DeliveryPolicy can read it.
+`Message.policy[name]`, where the delivery gates (policy.GATES) read it.
 `content` stays opaque: it is checked to be a mapping and passed through.
 """
 
@@ -74,6 +74,7 @@ class Bundle:
     widgets: list
     messages: list
     raw: dict
+    settings: policy_mod.Settings = None   # team hours, delivery settings, dates: compiled with the bundle
 
 
 def _is_number(v) -> bool:
@@ -334,4 +335,5 @@ def _parse(payload):
                 policy={k: v for k, v in values.items() if k not in CORE_FIELDS}))
     if chk.problems:
         return None, chk.problems
-    return Bundle(site=site, version=version, widgets=widget_ids, messages=messages, raw=payload), []
+    return Bundle(site=site, version=version, widgets=widget_ids, messages=messages, raw=payload,
+                  settings=policy_mod.Settings(payload)), []

@@ -19,8 +19,8 @@ Delivery then only looks at the messages whose rules hold.
 Delivery (docs/rules.md, "Delivery"): one shown message on screen at a time;
 priority, then file order; once per page view, or once per user; a delay
 arms a message that shows when due, unless the page changes first; team,
-audience and widget gate delivery. `DeliveryPolicy` holds the gates so that
-later policies (caps, cooldowns, schedules) extend it in one place.
+audience, widget, dates, caps, gaps and dismissals gate delivery: one table
+of gates in policy.py, read through a narrow view of visitor and page.
 """
 
 from __future__ import annotations
@@ -158,59 +158,6 @@ def merge_records(a: dict | None, b: dict | None) -> dict:
     return out
 
 
-# -- delivery policy -----------------------------------------------------------
-
-class DeliveryPolicy:
-    """The gates between "its rules hold" and "deliver it". `allows` is the
-    fast path used for delivery; `gates` explains each gate. A subclass that
-    adds time-based gates (cooldowns) reports their next change in `wakeup`."""
-
-    def gates(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> list[tuple[str, bool, dict]]:
-        authenticated = engine.authenticated
-        audience_ok = (msg.audience == "all" or (msg.audience == "users") == authenticated)
-        team_ok = msg.team == "any" or engine.team == msg.team
-        widget = engine.context.get("widget")
-        widget_ok = widget is None or msg.widget is None or msg.widget == widget
-        once_done = msg.id in engine._once
-        return [
-            ("team", team_ok, {"required": msg.team, "current": engine.team}),
-            ("audience", audience_ok, {"required": msg.audience, "authenticated": authenticated}),
-            ("widget", widget_ok, {"required": msg.widget, "current": widget}),
-            ("once_per_user", not (msg.once_per_user and once_done),
-             {"required": msg.once_per_user, "already_delivered": once_done}),
-        ]
-
-    def allows(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> bool:
-        if msg.team != "any" and engine.team != msg.team:
-            return False
-        if msg.audience != "all" and (msg.audience == "users") != engine.authenticated:
-            return False
-        widget = engine.context.get("widget")
-        if widget is not None and msg.widget is not None and msg.widget != widget:
-            return False
-        return not (msg.once_per_user and msg.id in engine._once)
-
-    def wakeup(self, engine: "Engine", t: int) -> int | None:
-        return None
-
-    def reopens(self, engine: "Engine", t: int) -> bool:
-        """True at an instant `wakeup` reported: re-evaluate every message."""
-        return False
-
-    def retry_at(self, engine: "Engine", msg: bundle_mod.Message, t: int, nxt: int) -> int | None:
-        """A blocked message's rules change at `nxt`: when to re-evaluate it
-        (None: only an event can unblock it)."""
-        return None
-
-    def changes_at(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> int | None:
-        """The earliest instant after t at which `allows` may answer
-        differently with no event in between (None: only an event changes it)."""
-        return None
-
-    def delivered(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> None:
-        """A message was delivered at t (caps keep their history here)."""
-
-
 class _Window:
     """Where an answer of Engine.reactions stops holding: the earliest of the
     instants after `t0` at which something it depends on may change."""
@@ -229,10 +176,11 @@ class Engine:
     """See docs/architecture.md for the contract."""
 
     def __init__(self, payload, record: dict | None = None, context: dict | None = None,
-                 policy: DeliveryPolicy | None = None, incremental: bool = True):
+                 incremental: bool = True):
         self.bundle = payload if isinstance(payload, bundle_mod.Bundle) else bundle_mod.parse(payload)
         self.messages = self.bundle.messages
-        self.policy = policy or policy_mod.Delivery()   # team hours, caps, gaps, cooldowns, dates
+        self.view = policy_mod.Visitor(self)   # what the delivery gates read
+        self._gates_open_at: set[int] = set()  # instants next_wakeup reported for a gate opening
         self.incremental = incremental
         self.record = upgrade_record(record)
         self._once = set(self.record["once"])
@@ -253,7 +201,6 @@ class Engine:
         n = len(self.messages)
         self.t: int | None = None
         self.facts: dict = {}
-        self.holds = [False] * n
         self.holding: set[int] = set()
         self._next = [None] * n
         self._heap: list[tuple[int, int]] = []
@@ -338,10 +285,32 @@ class Engine:
         for due in self.pending.values():
             if due > present and (best is None or due < best):
                 best = due
-        extra = self.policy.wakeup(self, present)
+        extra = self._gate_wakeup(present)
         if extra is not None and (best is None or extra < best):
             best = extra
         return best
+
+    def _gate_wakeup(self, t: int) -> int | None:
+        """The earliest instant after t at which a held or armed message's
+        closed gates open by themselves."""
+        best = None
+        view = self.view
+        for idx in set(self.holding) | set(self.pending):
+            msg = self.messages[idx]
+            if msg.id in self.page_shown:
+                continue
+            at = policy_mod.opens_at(view, msg, t)
+            if at is not None and at > t and (best is None or at < best):
+                best = at
+        if best is not None:
+            self._gates_open_at.add(best)
+        return best
+
+    def _gates_opened(self, t: int) -> bool:
+        """True at an instant _gate_wakeup reported: re-evaluate every message."""
+        due = {x for x in self._gates_open_at if x <= t}
+        self._gates_open_at -= due
+        return bool(due)
 
     def reactions(self) -> dict | None:
         """What `step` would show if the page's own signals came next: an
@@ -407,7 +376,7 @@ class Engine:
         `unknown` fact), up to the first that shows whatever that fact is.
         Every instant at which an answer here could change goes to `bound`.
         `among`: only these messages (indices in rank order), else all."""
-        messages, policy = self.messages, self.policy
+        messages, view = self.messages, self.view
         for idx in (self._order if among is None else among):
             msg = messages[idx]
             if not msg.shows or msg.delay_ms or msg.id in shown or idx in pending:
@@ -420,8 +389,8 @@ class Engine:
             bound(nxt)
             if when is False:
                 continue   # until its rules change (bounded above), its gates do not matter
-            bound(policy.changes_at(self, msg, t))
-            if not policy.allows(self, msg, t):
+            bound(policy_mod.changes_at(view, msg, t))
+            if not policy_mod.allows(view, msg, t):
                 continue
             yield when, idx
             if when is True:
@@ -434,11 +403,7 @@ class Engine:
         out = {}
         for idx, msg in enumerate(self.messages):
             ok, _ = msg.node.evaluate(facts, now)
-            gates = {name: dict(detail, ok=passed) for name, passed, detail in self.policy.gates(self, msg, now)}
-            gates["page"] = {"ok": self.page is not None, "url": self.page["url"] if self.page else None}
-            gates["per_page"] = {"ok": msg.id not in self.page_shown, "shown_this_page": msg.id in self.page_shown}
-            if msg.shows:
-                gates["screen"] = {"ok": self.on_screen is None or self.on_screen == msg.id, "on_screen": self.on_screen}
+            gates = policy_mod.explain(self.view, msg, now)
             blocked = [name for name, g in gates.items() if not g["ok"]]
             if msg.id in self.page_shown:
                 result = "delivered"
@@ -605,7 +570,7 @@ class Engine:
     def _refresh(self, t: int) -> None:
         facts = self._facts_at(t)
         old = self.facts
-        if self._all_dirty or not self.incremental or self.policy.reopens(self, t):
+        if self._all_dirty or not self.incremental or self._gates_opened(t):
             dirty = range(len(self.messages))
             self._all_dirty = False
             self._also_dirty = set()
@@ -663,15 +628,16 @@ class Engine:
             else:
                 self._parked.setdefault(watch, set()).add(idx)
             self._watch[idx] = watch
-        self.holds[idx] = ok
         if ok:
             self.holding.add(idx)
         else:
             self.holding.discard(idx)
         if nxt is not None and (msg.id in self.page_shown or idx in self.pending):
             nxt = None   # cannot be delivered again before an event re-evaluates it
-        elif nxt is not None and not self.policy.allows(self, msg, t):
-            nxt = self.policy.retry_at(self, msg, t, nxt)   # a gate that opens with time: look again then
+        elif nxt is not None and not policy_mod.allows(self.view, msg, t):
+            # blocked now: look again when both the rules and the gates may have changed
+            opens = policy_mod.opens_at(self.view, msg, t)
+            nxt = None if opens is None else max(nxt, opens)
         old = self._next[idx]
         self._next[idx] = nxt
         if nxt is not None and nxt != old:
@@ -690,7 +656,7 @@ class Engine:
     def _triggerable(self, idx: int, t: int) -> bool:
         msg = self.messages[idx]
         return (msg.id not in self.page_shown and idx not in self.pending
-                and self.policy.allows(self, msg, t))
+                and policy_mod.allows(self.view, msg, t))
 
     def _show_phase(self, t: int, decisions: list) -> bool:
         if self.on_screen is not None:
@@ -701,7 +667,7 @@ class Engine:
             msg = self.messages[idx]
             if msg.once_per_user and msg.id in self._once:
                 del self.pending[idx]
-            elif due <= t and self.policy.allows(self, msg, t) and (best is None or rank[idx] < rank[best]):
+            elif due <= t and policy_mod.allows(self.view, msg, t) and (best is None or rank[idx] < rank[best]):
                 best = idx
         for idx in self.holding:
             msg = self.messages[idx]
@@ -749,7 +715,7 @@ class Engine:
         return content_mod.resolve(msg.content, languages, values)
 
     def _deliver(self, msg, idx: int, t: int) -> None:
-        self.policy.delivered(self, msg, t)
+        policy_mod.record_show(self.record, msg.id, t)
         self.page_shown.add(msg.id)
         self._next[idx] = None
         if msg.once_per_user and msg.id not in self._once:
