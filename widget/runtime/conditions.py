@@ -15,6 +15,10 @@ Facts are a dict keyed by rule id holding raw values:
 Unknown facts make a condition false for every operator except
 `exists`/`not_exists`, which test presence itself (exists -> false,
 not_exists -> true). Traces say "unknown" for such conditions.
+
+Fail closed: a rule the catalog does not know, or an operator the rule does
+not allow, is refused when the tree is compiled (`NotCompilable`), whether or
+not a validator ran first; no test ever stands in for one it does not know.
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ def to_ms(seconds) -> int:
 
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class NotCompilable(ValueError):
+    """A condition the evaluator does not know how to test: an unknown rule,
+    or an operator its rule does not allow."""
+
+    def __init__(self, rule, op, why: str):
+        self.rule, self.op = rule, op
+        super().__init__(f"{rule} {op}: {why}")
 
 
 class Node:
@@ -99,7 +112,12 @@ class Condition(Node):
 
     def __init__(self, rule: str, op: str, value=None):
         self.rule, self.op, self.value = rule, op, value
-        self.kind = catalog.rule(rule).kind   # catalog rules and user.NAME (targeted messages)
+        known = catalog.rule(rule)   # catalog rules and user.NAME (targeted messages)
+        if known is None:
+            raise NotCompilable(rule, op, "unknown rule")
+        if op not in known.ops:
+            raise NotCompilable(rule, op, f"not an operator of {rule} ({' | '.join(known.ops)})")
+        self.kind = known.kind
         self.reads = frozenset((rule,))
         self.static = self.kind != "duration"
         self.values = _as_list(value) if op not in catalog.NO_VALUE_OPS else []
