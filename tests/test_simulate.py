@@ -176,3 +176,14 @@ def test_a_misspelt_scenario_key_is_reported(files, capsys, scenario, says):
     s.write_text(json.dumps(scenario))
     assert main(["simulate", str(m), str(s)]) == 1
     assert says in capsys.readouterr().err
+
+
+def test_developer_tools_stay_out_of_the_runtime_archive():
+    """simulate.py and conformance.py drive the engine in CPython; no visitor
+    downloads them (build/build.py DEV_TOOLS)."""
+    import runpy
+
+    build = runpy.run_path(str(Path(__file__).parent.parent / "build" / "build.py"))
+    names = {name for name, _ in build["runtime_sources"]()}
+    assert "widget/runtime/engine.py" in names and "widget/runtime/policy.py" in names
+    assert not {"widget/runtime/simulate.py", "widget/runtime/conformance.py"} & names
