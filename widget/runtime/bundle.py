@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import catalog, conditions
+from . import catalog, conditions, zones
 from . import content as content_mod
 from . import policy as policy_mod
 
@@ -154,7 +154,7 @@ MESSAGE_FIELDS = {
 }
 CORE_FIELDS = {"id", "type", "widget", "team", "audience", "once_per_user", "delay", "priority", "content", "rules"}
 TOP_LEVEL_FIELDS = {"site", "widgets", "messages", "version", "issued_at", "expires_at", "$schema", "name", "description",
-                    "team", "delivery"}
+                    "team", "delivery", "tzdata"}
 
 
 # -- rules --------------------------------------------------------------------
@@ -269,8 +269,10 @@ def _parse(payload):
     for key in payload:
         if key not in TOP_LEVEL_FIELDS:
             chk.add((key,), f"unknown field {key!r}", ", ".join(sorted(TOP_LEVEL_FIELDS)))
+    if "tzdata" in payload:
+        zones.check_carried(payload["tzdata"], ("tzdata",), chk)
     if "team" in payload:
-        policy_mod.check_team(payload["team"], ("team",), chk)
+        policy_mod.check_team(payload["team"], ("team",), chk, zones.carried(payload.get("tzdata")))
     if "delivery" in payload:
         policy_mod.check_delivery(payload["delivery"], ("delivery",), chk)
     site = payload.get("site")

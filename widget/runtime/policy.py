@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable
 
-from . import tzrules
+from . import zones
 
 DAY_MS = 86_400_000
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 DEFAULT_DISMISSED_FOR_MS = 24 * 3600 * 1000  # a dismissed message stays away a day unless the bundle says otherwise
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_ALIASES = {"daily": WEEKDAYS, "everyday": WEEKDAYS, "weekdays": WEEKDAYS[:5], "weekend": WEEKDAYS[5:]}
@@ -102,14 +103,14 @@ def _ranges(value) -> list[tuple[int, int]] | None:
 class Hours:
     """Weekly opening hours in a time zone, with closed dates."""
 
-    def __init__(self, tz: tzrules.TimeZone, weekly: dict[int, list], closed_on: set[str]):
+    def __init__(self, tz: zones.Zone, weekly: dict[int, list], closed_on: set[str]):
         self.tz = tz
         self.weekly = weekly          # weekday -> [(start_min, end_min)]
         self.closed_on = closed_on    # {"2026-12-25", ...} local dates
 
     def _local_day(self, day: int) -> tuple[str, int]:
-        y, m, d = tzrules._civil_from_days(day)
-        return f"{y:04d}-{m:02d}-{d:02d}", (day + 3) % 7   # 1970-01-01 was a Thursday (3, Monday = 0)
+        local = date.fromordinal(EPOCH_ORDINAL + day)
+        return local.isoformat(), local.weekday()
 
     def _intervals(self, day: int):
         """Opening intervals (local seconds since the local epoch) that start on `day`."""
@@ -120,7 +121,7 @@ class Hours:
 
     def state(self, t_ms: int) -> tuple[bool, int | None]:
         """(open now?, the next instant in ms at which that may change)."""
-        t = t_ms // 1000
+        t = zones.clamp(t_ms // 1000)   # a clock gone wrong: read at the calendar's edge
         off = self.tz.offset(t)
         local = t + off
         day = local // 86400
@@ -137,7 +138,7 @@ class Hours:
 
 # -- dates ------------------------------------------------------------------------
 
-def _parse_instant(value, tz: tzrules.TimeZone | None, end: bool) -> int | None:
+def _parse_instant(value, tz: zones.Zone | None, end: bool) -> int | None:
     """ISO date or date-time -> ms. A date alone is that day's start (for `end`,
     the next day's start: the end date is included); a time without an offset
     is the team's local time (UTC without a team time zone)."""
@@ -151,13 +152,13 @@ def _parse_instant(value, tz: tzrules.TimeZone | None, end: bool) -> int | None:
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
-            days = tzrules._days_from_civil(d.year, d.month, d.day) + (1 if end else 0)
+            days = d.toordinal() - EPOCH_ORDINAL + (1 if end else 0)
             local = days * 86400
             return (tz.to_utc(local) if tz else local) * 1000
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    days = tzrules._days_from_civil(dt.year, dt.month, dt.day)
+    days = dt.toordinal() - EPOCH_ORDINAL
     local = days * 86400 + dt.hour * 3600 + dt.minute * 60 + dt.second
     ms = dt.microsecond // 1000
     if dt.utcoffset() is not None:
@@ -198,15 +199,16 @@ def check_date(v, path, chk):
     return v
 
 
-def check_team(v, path, chk):
-    """The top-level `team: {timezone, hours, closed_on}`."""
+def check_team(v, path, chk, carried: dict | None = None):
+    """The top-level `team: {timezone, hours, closed_on}`; `carried`: the
+    TZif files the bundle carries (zones.carried)."""
     if not isinstance(v, dict):
         chk.add(path, "team must be a mapping", "{timezone: Europe/Berlin, hours: {mon-fri: '09:00-18:00'}}")
         return
     for key in v:
         if key not in TEAM_KEYS:
             chk.add(path + (key,), f"unknown field {key!r}", ", ".join(TEAM_KEYS))
-    if tzrules.lookup(v.get("timezone", "UTC")) is None:
+    if zones.lookup(v.get("timezone", "UTC"), carried) is None:
         chk.add(path + ("timezone",), f"unknown time zone {v.get('timezone')!r}",
                 "an IANA name (Europe/Berlin), UTC, or an offset (UTC+02:00)")
     hours = v.get("hours")
@@ -256,7 +258,7 @@ class Settings:
 
     def __init__(self, raw: dict):
         team = raw.get("team") if isinstance(raw.get("team"), dict) else None
-        self.tz = tzrules.lookup(team.get("timezone", "UTC")) if team else None
+        self.tz = zones.lookup(team.get("timezone", "UTC"), zones.carried(raw.get("tzdata"))) if team else None
         self.hours = None
         if team and self.tz is not None and isinstance(team.get("hours"), dict):
             weekly: dict[int, list] = {}
