@@ -80,9 +80,9 @@ class Runtime:
                 self._opened.payload, site=self.site,
                 last_version=last_version if isinstance(last_version, int) else None, now=int(now),
             )
-            from widget.runtime.engine import Engine  # compiled here: validation errors are reported
+            from widget.runtime import bundle  # compiled here, once: validation errors are reported
 
-            compiled = Engine(payload, record=None, context=self.context).bundle
+            compiled = bundle.parse(payload)
         except Exception as exc:  # noqa: BLE001
             return _failure(_as_rejection(exc))
         finally:

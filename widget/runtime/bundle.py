@@ -249,19 +249,22 @@ def check_rules(tree, path: tuple, chk: _Checker) -> None:
 
 
 def validate(payload) -> list[Problem]:
-    """Every problem of an authoring dict (empty list: valid)."""
-    return _parse(payload)[1]
+    """Every problem of an authoring dict (empty list: valid). Checks only:
+    nothing is compiled (`parse` compiles, once)."""
+    return _parse(payload, compile_rules=False)[1]
 
 
 def parse(payload) -> Bundle:
-    """Validate and compile; raises BundleInvalid with every problem."""
+    """Validate and compile, once: the messages' rule trees and the delivery
+    settings the engine and its gates share. Raises BundleInvalid with every
+    problem."""
     bundle, problems = _parse(payload)
     if problems:
         raise BundleInvalid(problems)
     return bundle
 
 
-def _parse(payload):
+def _parse(payload, compile_rules: bool = True):
     chk = _Checker()
     if not isinstance(payload, dict):
         chk.add((), "the document is not a mapping", "site, widgets, messages")
@@ -328,14 +331,14 @@ def _parse(payload):
             check_rules(m["rules"], path + ("rules",), chk)
         elif values["type"] == "proactive":
             chk.add(path + ("rules",), "a proactive message needs rules", "a condition, a group or a list")
-        if len(chk.problems) == before:
+        if len(chk.problems) == before and compile_rules:
             messages.append(Message(
                 id=mid, type=values["type"], widget=values["widget"], team=values["team"],
                 audience=values["audience"], once_per_user=values["once_per_user"],
                 delay_ms=values["delay"], priority=values["priority"], content=values["content"],
                 rules=m.get("rules"), order=i, node=conditions.compile_rules(m.get("rules"), shared),
                 policy={k: v for k, v in values.items() if k not in CORE_FIELDS}))
-    if chk.problems:
+    if chk.problems or not compile_rules:
         return None, chk.problems
     return Bundle(site=site, version=version, widgets=widget_ids, messages=messages, raw=payload,
                   settings=policy_mod.Settings(payload)), []
