@@ -16,12 +16,18 @@ Unknown facts make a condition false for every operator except
 `exists`/`not_exists`, which test presence itself (exists -> false,
 not_exists -> true). Traces say "unknown" for such conditions.
 
+Query-derived text (utm_*) is compared form-decoded on both sides: the
+observed value as the URL's query gave it, the rule's value read the same
+way, so `utm_term equals running+shoes` holds for `?utm_term=running+shoes`.
+
 Fail closed: a rule the catalog does not know, or an operator the rule does
 not allow, is refused when the tree is compiled (`NotCompilable`), whether or
 not a validator ran first; no test ever stands in for one it does not know.
 """
 
 from __future__ import annotations
+
+from urllib.parse import unquote_plus
 
 from . import catalog, urls, useragent
 
@@ -136,7 +142,11 @@ class Condition(Node):
         elif kind == "language":
             self.langs = [catalog.language_code(str(v)) for v in self.values]
         elif kind in ("text", "enum"):
-            self.texts = [str(v).strip().casefold() for v in self.values]
+            # A query-derived value (utm_*) is observed form-decoded; a rule
+            # value is read the same way, so the URL form (`running+shoes`,
+            # `running%20shoes`) and the decoded one match; `%2B` stays a plus.
+            read = unquote_plus if rule in urls.UTM_KEYS else str
+            self.texts = [read(str(v)).strip().casefold() for v in self.values]
         self.test = {"duration": self._test_duration, "exit_duration": self._test_exit,
                      "bool": self._test_bool, "presence": self._test_presence,
                      "count": self._test_count}.get(kind, self._test_present)
