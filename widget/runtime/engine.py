@@ -680,9 +680,10 @@ class Engine:
         self.pending.pop(best, None)
         self._deliver(msg, best, t)
         self.on_screen = msg.id
-        rec = self.record
-        rec["invitations_sent"] += 1
-        rec["last_invitation"] = t
+        if msg.type == "proactive":   # the seed's "proactive chat messages sent": not targeted ones
+            rec = self.record
+            rec["invitations_sent"] += 1
+            rec["last_invitation"] = t
         decisions.append(dict(self._show_decision(msg), t=t))
         return True
 
