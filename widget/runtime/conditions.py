@@ -171,6 +171,8 @@ class Condition(Node):
     def _test_duration(self, facts, now):
         anchor = facts.get(self.rule)
         if anchor is None:
+            if self.rule in catalog.NEVER_IS_LONG_AGO:   # never happened: infinitely long ago
+                return self.op in ("greater", "is_not"), None
             return None, None
         return self._duration(now - anchor, anchor, now)
 
@@ -285,6 +287,8 @@ class Condition(Node):
                  "result": UNKNOWN if result is None else (TRUE if result else FALSE)}
         if self.kind == "user_agent" and facts.get(self.rule) is not None:
             entry["observed_as"] = useragent.describe(facts[self.rule]["raw"])
+        elif self.rule in catalog.NEVER_IS_LONG_AGO and facts.get(self.rule) is None:
+            entry["observed_as"] = "never (infinitely long ago)"
         return [entry]
 
 
