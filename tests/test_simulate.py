@@ -77,9 +77,29 @@ def test_explain_at_firing_and_at_the_end(files, capsys):
     assert fired["at"] == 40.001
     t = [c for c in fired["conditions"] if c["rule"] == "time_on_page"][0]
     assert (t["observed"], t["op"], t["expected"], t["result"]) == (40.001, "greater", 40, "true")
-    never = ex["never"]
-    assert never["at"] == 120.0 and never["conditions"][0]["observed"] == "great"
-    assert never["conditions"][0]["result"] == "false"
+    never = ex["never"]   # closest at 70 s: its rating known (false) and no other card on screen
+    assert never["at"] == 70.0 and never["conditions"][0]["observed"] == "great"
+    assert never["conditions"][0]["result"] == "false" and never["blocked_by"] == []
+
+
+def test_a_shown_message_is_traced_from_the_state_just_before_its_show():
+    payload = {"site": "s", "messages": [{"id": "first", "content": {"text": "x"},
+                                          "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0}]}]}
+    scenario = {"events": [{"t": 0, "type": "page_view", "url": "https://s.example/"}], "until": 30}
+    entry = simulate(payload, scenario, explain=True)["explain"]["first"]
+    assert entry["result"] == "delivered" and entry["at"] == 0
+    assert [(c["observed"], c["result"]) for c in entry["conditions"]] == [(0, "true")]
+    assert entry["blocked_by"] == [] and entry["gates"]["per_page"]["ok"] is True
+
+
+def test_an_exit_message_not_shown_is_traced_at_the_exit():
+    payload = {"site": "s", "messages": [{"id": "exit", "content": {"text": "x"},
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]}]}
+    scenario = {"events": [{"t": 0, "type": "page_view", "url": "https://s.example/"},
+                           {"t": 1.5, "type": "exit_intent"}], "until": 60}
+    entry = simulate(payload, scenario, explain=True)["explain"]["exit"]
+    assert entry["at"] == 1.5 and entry["result"] == "rules_false"
+    assert [(c["observed"], c["result"]) for c in entry["conditions"]] == [(1.5, "false")]
 
 
 def test_invalid_messages_report_file_and_line(files, capsys):

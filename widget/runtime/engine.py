@@ -180,6 +180,7 @@ class Engine:
         self.bundle = payload if isinstance(payload, bundle_mod.Bundle) else bundle_mod.parse(payload)
         self.messages = self.bundle.messages
         self.view = policy_mod.Visitor(self)   # what the delivery gates read
+        self.decision_traces: dict | None = None  # a dict: each delivered message's trace at its instant
         self._gates_open_at: set[int] = set()  # instants next_wakeup reported for a gate opening
         self.incremental = incremental
         self.record = upgrade_record(record)
@@ -400,27 +401,37 @@ class Engine:
         """Per message: whether its rules hold at `now`, each condition's
         observed value/operator/expected value/result, and every gate."""
         facts = self._facts_at(int(now))
-        out = {}
-        for idx, msg in enumerate(self.messages):
-            ok, _ = msg.node.evaluate(facts, now)
-            gates = policy_mod.explain(self.view, msg, now)
-            blocked = [name for name, g in gates.items() if not g["ok"]]
-            if msg.id in self.page_shown:
-                result = "delivered"
-            elif idx in self.pending:
-                result = "pending"
-            elif not ok:
-                result = "rules_false"
-            elif blocked:
-                result = "blocked"
-            else:
-                result = "ready"
-            entry = {"result": result, "rules": ok, "type": msg.type, "priority": msg.priority,
-                     "conditions": msg.node.trace(facts, now), "gates": gates, "blocked_by": blocked}
-            if idx in self.pending:
-                entry["due"] = self.pending[idx]
-            out[msg.id] = entry
-        return out
+        return {msg.id: self._explain_entry(idx, facts, now) for idx, msg in enumerate(self.messages)}
+
+    def _explain_entry(self, idx: int, facts: dict, now: int) -> dict:
+        msg = self.messages[idx]
+        ok, _ = msg.node.evaluate(facts, now)
+        gates = policy_mod.explain(self.view, msg, now)
+        blocked = [name for name, g in gates.items() if not g["ok"]]
+        if msg.id in self.page_shown:
+            result = "delivered"
+        elif idx in self.pending:
+            result = "pending"
+        elif not ok:
+            result = "rules_false"
+        elif blocked:
+            result = "blocked"
+        else:
+            result = "ready"
+        entry = {"result": result, "rules": ok, "type": msg.type, "priority": msg.priority,
+                 "conditions": msg.node.trace(facts, now), "gates": gates, "blocked_by": blocked}
+        if idx in self.pending:
+            entry["due"] = self.pending[idx]
+        return entry
+
+    def _trace_decision(self, idx: int, t: int) -> None:
+        """With `decision_traces` on (a dict: simulate, tests), keep the trace
+        of a message at the instant it is delivered, from the state just
+        before its delivery (its own show not yet counted)."""
+        if self.decision_traces is not None:
+            entry = self._explain_entry(idx, self._facts_at(t), t)
+            entry["result"] = "delivered"
+            self.decision_traces[self.messages[idx].id] = entry
 
     # -- time ---------------------------------------------------------------
     def _run_wakeups(self, until: int, decisions: list) -> None:
@@ -677,6 +688,7 @@ class Engine:
         if best is None:
             return False
         msg = self.messages[best]
+        self._trace_decision(best, t)
         self.pending.pop(best, None)
         self._deliver(msg, best, t)
         self.on_screen = msg.id
@@ -703,6 +715,7 @@ class Engine:
                  if not self.messages[idx].shows and self._triggerable(idx, t)]
         for idx in sorted(ready, key=self._rank.__getitem__):
             msg = self.messages[idx]
+            self._trace_decision(idx, t)
             self._deliver(msg, idx, t)
             decisions.append({"action": "email", "message": msg.id, "t": t, "content": self.resolve_content(msg),
                               "priority": msg.priority, "type": msg.type})

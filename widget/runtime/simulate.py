@@ -40,8 +40,26 @@ def _readable(entry: dict) -> dict:
     return entry
 
 
+CONDITION_SCORE = {"true": 0, "false": 1, "unknown": 2}   # a known miss is closer than an unknown
+
+
+def closeness(entry: dict) -> tuple:
+    """How close a message not delivered came at an instant (lower: closer):
+    its rules holding first, then its conditions (false beats unknown), then
+    its closed gates."""
+    return (0 if entry["rules"] else 1,
+            sum(CONDITION_SCORE.get(c["result"], 2) for c in entry["conditions"]),
+            len(entry["blocked_by"]))
+
+
 def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
-    """Return {"shown": [{"message", "t"}], "emails": [...], "explain"?: {...}}."""
+    """Return {"shown": [{"message", "t"}], "emails": [...], "explain"?: {...}}.
+
+    With `explain`, each message is traced at the instant that decided it: a
+    delivered one from the state just before its delivery (its own show not
+    yet counted); one never delivered at the instant it came closest (every
+    event and wake-up is looked at, exit intents included), the earliest of
+    equally close ones."""
     if not isinstance(scenario, dict):
         raise ScenarioInvalid("the scenario is not a mapping")
     visitor = scenario.get("visitor") or {}
@@ -54,6 +72,8 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
             raise ScenarioInvalid(f"{where}{unknown[0]}: unknown key (one of {', '.join(known)})")
     context = {k: visitor[k] for k in CONTEXT_KEYS if k in visitor}
     engine = Engine(payload, record=scenario.get("record"), context=context)
+    if explain:
+        engine.decision_traces = {}
 
     events = []
     if "country" in visitor or "city" in visitor:
@@ -77,7 +97,7 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
     events.sort(key=lambda e: e["t"])
     until = _seconds(scenario["until"], "until") if "until" in scenario else (events[-1]["t"] if events else 0)
 
-    shown, emails, at_fire = [], [], {}
+    shown, emails, closest = [], [], {}
     i, wake = 0, None
     while True:
         candidates = [t for t in (events[i]["t"] if i < len(events) else None, wake) if t is not None and t <= until]
@@ -93,13 +113,22 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
         for d in result["decisions"]:
             item = {"message": d["message"], "t": _secs(d["t"])}
             (shown if d["action"] == "show" else emails).append(item)
-            if explain:
-                at_fire.setdefault(d["message"], _readable(engine.explain(d["t"])[d["message"]]) | {"at": _secs(d["t"])})
+            if explain and d["message"] not in closest:
+                closest[d["message"]] = (None, _readable(engine.decision_traces[d["message"]]) | {"at": _secs(d["t"])})
+        if explain:
+            _keep_closest(engine.explain(engine.t), engine.t, closest)
     engine.step([], until)
 
     out = {"shown": shown, "emails": emails}
     if explain:
-        final = engine.explain(until)
-        out["explain"] = {mid: at_fire.get(mid) or (_readable(entry) | {"at": _secs(until)})
-                          for mid, entry in final.items()}
+        _keep_closest(engine.explain(until), until, closest)
+        out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until)}
     return out
+
+
+def _keep_closest(entries: dict, t: int, closest: dict) -> None:
+    for mid, entry in entries.items():
+        kept = closest.get(mid)
+        if kept is not None and (kept[0] is None or kept[0] <= closeness(entry)):
+            continue   # delivered (traced at its instant), or as close before
+        closest[mid] = (closeness(entry), _readable(entry) | {"at": _secs(t)})
