@@ -71,7 +71,7 @@ def test_the_issue_scenario(files, capsys):
 
 def test_explain_at_firing_and_at_the_end(files, capsys):
     m, s = files
-    assert main(["simulate", str(m), str(s), "--explain"]) == 0
+    assert main(["simulate", str(m), str(s), "--explain", "--json"]) == 0
     ex = json.loads(capsys.readouterr().out)["explain"]
     fired = ex["pricing-help"]
     assert fired["at"] == 40.001
@@ -207,3 +207,17 @@ def test_developer_tools_stay_out_of_the_runtime_archive():
     names = {name for name, _ in build["runtime_sources"]()}
     assert "widget/runtime/engine.py" in names and "widget/runtime/policy.py" in names
     assert not {"widget/runtime/simulate.py", "widget/runtime/conformance.py"} & names
+
+
+def test_explain_prints_a_timeline_for_people(files, capsys):
+    m, s = files
+    assert main(["simulate", str(m), str(s), "--explain"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "   12.500 s  show   exit-offer: time_before_exit_intent greater 10 → true (observed 12.5 s)",
+        "   40.001 s  show   pricing-help: page_url contains /pricing → true (observed https://shop.example/pricing?utm_source=google);"
+        " time_on_page greater 40 → true (observed 40.001 s); country equals DE, AT, CH → true (observed DE);"
+        " browser_language equals de → true (observed de-DE)",
+        "   90.000 s  email  welcome-mail: no conditions",
+        "  not shown  never: closest at 70 s: rating equals poor → false (observed great)",
+    ]
