@@ -44,6 +44,9 @@ def timeline(result: dict) -> str:
     for t, action, mid in decisions:
         held = [describe_condition(c) for c in (explain.get(mid) or {}).get("conditions") or []]
         lines.append(f"{_at(t)}  {action:<5}  {mid}: " + ("; ".join(held) or "no conditions"))
+    for skipped in result.get("not_sent") or []:
+        lines.append(f"{_at(skipped['t'])}  (not sent by a browser: {skipped['type']}, {skipped['why']})")
+    lines.sort(key=lambda line: float(line.split(" s ", 1)[0]))
     delivered = {mid for _, _, mid in decisions}
     for mid, entry in explain.items():
         if mid not in delivered:

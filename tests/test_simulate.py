@@ -221,3 +221,32 @@ def test_explain_prints_a_timeline_for_people(files, capsys):
         "   90.000 s  email  welcome-mail: no conditions",
         "  not shown  never: closest at 70 s: rating equals poor → false (observed great)",
     ]
+
+
+@pytest.mark.parametrize("events,why", [
+    ([{"t": 0, "type": "page_view", "url": "https://s.example/"}, {"t": 0.5, "type": "exit_intent"}],
+     "within 1 s of the page view (data-exit-delay)"),
+    ([{"t": 0, "type": "page_view", "url": "https://s.example/"}, {"t": 5, "type": "exit_intent"},
+      {"t": 8, "type": "exit_intent"}], "a second exit intent on the same page view"),
+    ([{"t": 3, "type": "exit_intent"}], "no page is open"),
+])
+def test_exit_intents_a_browser_never_sends_are_not_simulated(events, why):
+    payload = {"site": "s", "messages": [{"id": "exit", "content": {"text": "x"},
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 0}]},
+                                         {"id": "again", "content": {"text": "y"}, "priority": -1,
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 0}]}]}
+    out = simulate(payload, {"events": events, "until": 20})
+    assert out["not_sent"][-1]["why"] == why
+    shown = [d["message"] for d in out["shown"]]
+    assert shown == (["exit"] if len(events) == 3 else [])   # the second exit would have shown "again"
+
+
+def test_a_later_page_view_rearms_the_exit_intent():
+    payload = {"site": "s", "messages": [{"id": "exit", "content": {"text": "x"},
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 0}]}]}
+    events = [{"t": 0, "type": "page_view", "url": "https://s.example/"}, {"t": 5, "type": "exit_intent"},
+              {"t": 6, "type": "page_view", "url": "https://s.example/b"}, {"t": 6.5, "type": "exit_intent"},
+              {"t": 9, "type": "exit_intent"}]
+    out = simulate(payload, {"events": events, "until": 20, "exit_delay": 2})
+    assert out["shown"] == [{"message": "exit", "t": 5.0}, {"message": "exit", "t": 9.0}]
+    assert [d["t"] for d in out["not_sent"]] == [6.5]

@@ -7,7 +7,13 @@ Scenario (times in seconds from 0):
    "team": "online" | "offline",
    "record": {...} (optional starting visitor record),
    "events": [{"t": 0, "type": "page_view", "url": ..., "referrer": ...}, ...],
-   "until": 120}
+   "until": 120,
+   "exit_delay": 1 (optional: the tag's data-exit-delay, seconds)}
+
+Events the browser would never send are left out and listed in the result's
+`not_sent` (`browser_filter`): an exit intent before the page's first
+`exit_delay` seconds, a second one in the same page view, or one with no
+page open — the rules of widget/loader.js.
 """
 
 from __future__ import annotations
@@ -18,6 +24,29 @@ from .engine import Engine
 EVENT_TYPES = ("page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
                "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history")
 CONTEXT_KEYS = ("language", "languages", "user_agent", "platform", "authenticated", "widget")
+EXIT_DELAY_S = 1   # widget/loader.js: data-exit-delay's default (seconds after a page view)
+
+
+def browser_filter(events: list[dict], exit_delay_ms: int) -> tuple[list[dict], list[dict]]:
+    """(the events the browser would send, [{"event", "why"}] for the others),
+    events sorted by time, in ms. The loader sends at most one exit intent per
+    page view, none in the page's first `exit_delay_ms`."""
+    kept, dropped = [], []
+    page_start, exit_sent = None, False
+    for event in events:
+        if event["type"] == "page_view":
+            page_start, exit_sent = event["t"], False
+        elif event["type"] == "exit_intent":
+            why = ("no page is open" if page_start is None
+                   else "a second exit intent on the same page view" if exit_sent
+                   else f"within {_secs(exit_delay_ms):g} s of the page view (data-exit-delay)"
+                   if event["t"] < page_start + exit_delay_ms else None)
+            if why is not None:
+                dropped.append({"event": event, "why": why})
+                continue
+            exit_sent = True
+        kept.append(event)
+    return kept, dropped
 
 
 class ScenarioInvalid(ValueError):
@@ -65,7 +94,7 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
     visitor = scenario.get("visitor") or {}
     if not isinstance(visitor, dict):
         raise ScenarioInvalid("visitor: not a mapping")
-    for where, keys, known in (("", scenario, ("visitor", "team", "record", "events", "until")),
+    for where, keys, known in (("", scenario, ("visitor", "team", "record", "events", "until", "exit_delay")),
                                ("visitor.", visitor, CONTEXT_KEYS + ("country", "city"))):
         unknown = [k for k in keys if k not in known]
         if unknown:  # `event:` for `events:` would simulate nothing, silently
@@ -95,6 +124,8 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
         if event["type"] == "page_view" and not (isinstance(event.get("url"), str) and event["url"].strip()):
             raise ScenarioInvalid(f"events[{i}]: a page_view needs a `url`")
     events.sort(key=lambda e: e["t"])
+    exit_delay = _seconds(scenario.get("exit_delay", EXIT_DELAY_S), "exit_delay")
+    events, not_sent = browser_filter(events, exit_delay)
     until = _seconds(scenario["until"], "until") if "until" in scenario else (events[-1]["t"] if events else 0)
 
     shown, emails, closest = [], [], {}
@@ -120,6 +151,8 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
     engine.step([], until)
 
     out = {"shown": shown, "emails": emails}
+    if not_sent:
+        out["not_sent"] = [{"t": _secs(d["event"]["t"]), "type": d["event"]["type"], "why": d["why"]} for d in not_sent]
     if explain:
         _keep_closest(engine.explain(until), until, closest)
         out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until)}
