@@ -40,7 +40,8 @@ PAGE_CLOCK = frozenset(("time_on_page",))   # durations that count from a page v
 MAX_ROUTE_CANDIDATES = 50   # Engine.reactions: what crosses to the page after every step stays small
 RULE_IDS = tuple(catalog.RULES)
 ACTIVITY_EVENTS = frozenset({"page_view", "exit_intent", "widget_open", "widget_close",
-                             "visitor_message", "click", "dismiss", "rating"})
+                             "visitor_message", "click", "dismiss", "rating",
+                             "visibility", "page_hide"})   # the visitor was there until then
 
 
 def settle_memory() -> None:
@@ -198,6 +199,7 @@ class Engine:
         self.on_screen: str | None = None
         self.widget_open = False
         self.exit: tuple[int, int] | None = None
+        self.visible = True   # this page is shown (a `visibility` event hides it): the visitor is here
         # evaluation cache
         n = len(self.messages)
         self.t: int | None = None
@@ -234,7 +236,7 @@ class Engine:
         self._exit_readers = sorted(self.index.get("time_before_exit_intent", ()), key=self._rank.__getitem__)
 
     # -- public API ---------------------------------------------------------
-    PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
+    PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t", "visible")
 
     def adopt_page(self, old: "Engine") -> None:
         """Take over this page's in-memory state from the engine of an older
@@ -458,6 +460,10 @@ class Engine:
             rec["last_seen"] = _max(rec["last_seen"], t)
         if kind == "page_view":
             self._page_view(str(event.get("url") or ""), event.get("referrer") or None, t)
+        elif kind == "visibility":
+            self.visible = event.get("state") != "hidden"
+        elif kind == "page_hide":
+            self.visible = False   # the page was left (navigation, tab closed)
         elif kind == "exit_intent":
             if self.page is not None:
                 self.exit = (t, t - self.page["start"])
@@ -515,6 +521,8 @@ class Engine:
     def _page_view(self, url: str, referrer: str | None, t: int) -> None:
         rec = self.record
         last = rec["last_seen"]
+        if self.page is not None and self.visible:
+            last = _max(last, t)   # a page of the site open and shown until now: the visitor never left
         if rec["visit_start"] is None or last is None or t - last >= VISIT_GAP_MS:
             rec["visits"] += 1
             rec["visit_start"] = t

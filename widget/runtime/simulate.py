@@ -22,7 +22,8 @@ from . import conditions
 from .engine import Engine
 
 EVENT_TYPES = ("page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
-               "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history")
+               "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history",
+               "visibility", "page_hide")
 CONTEXT_KEYS = ("language", "languages", "user_agent", "platform", "authenticated", "widget")
 EXIT_DELAY_S = 1   # widget/loader.js: data-exit-delay's default (seconds after a page view)
 
