@@ -24,3 +24,27 @@ def test_the_seeds_utm_example_matches_a_campaign_url(site, page):
     wait_ready(page)
     sync(page)
     assert shown_ids(page) == []
+
+
+def test_a_long_read_then_a_route_change_is_the_same_visit(site, page):
+    """40 minutes on one page, open and shown, then a single-page app's route
+    change: the visit goes on (visits stays 1, the landing page's UTM value
+    and the page count carry over)."""
+    name = site.publish({"site": "test", "messages": [
+        {"id": "returning", "content": {"text": "Welcome back"},
+         "rules": [{"rule": "visits", "op": "greater", "value": 1}]},
+        {"id": "reader", "content": {"text": "Still reading?"},
+         "rules": [{"rule": "page_views", "op": "equals", "value": 2},
+                   {"rule": "utm_source", "op": "equals", "value": "news"}]}]}, "longread")
+    start = 1_780_000_000
+    page.clock.install(time=start)
+    page.clock.pause_at(start + 1)
+    page.goto(site.page("<p>article</p>", tag=site.tag(bundle=name, data_endpoint="off")) + "?utm_source=news")
+    wait_ready(page)
+    sync(page)
+    assert shown_ids(page) == []
+    page.clock.run_for(40 * 60 * 1000)
+    page.evaluate("history.pushState({}, '', '/next-article')")
+    sync(page)
+    assert shown_ids(page) == ["reader"]
+    assert page.evaluate("proactive('explain')")["returning"]["conditions"][0]["observed"] == 1
