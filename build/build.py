@@ -108,13 +108,22 @@ def _tar(files: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
+# Developer tools that live beside the engine (they drive it in CPython) but
+# that no visitor's browser runs: kept out of the runtime archive. The e2e
+# suite loads conformance.py into Pyodide on its own (e2e/test_conformance.py).
+DEV_TOOLS = frozenset({"widget/runtime/simulate.py", "widget/runtime/conformance.py"})
+
+
 def runtime_sources() -> list[tuple[str, bytes]]:
+    """The Python files every visitor's browser needs: the `widget` package
+    without its developer tools."""
     files = sorted(p for p in WIDGET.rglob("*.py") if "__pycache__" not in p.parts)
-    return [(str(p.relative_to(ROOT)), p.read_bytes()) for p in files]
+    named = ((p.relative_to(ROOT).as_posix(), p) for p in files)
+    return [(name, p.read_bytes()) for name, p in named if name not in DEV_TOOLS]
 
 
 def runtime_archive() -> bytes:
-    """A reproducible tar of the `widget` package's Python sources."""
+    """A reproducible tar of the runtime's Python sources (runtime_sources)."""
     return _tar(runtime_sources())
 
 

@@ -1,5 +1,8 @@
 """The language-neutral cases file, run under Pyodide in Chromium, must give
-exactly what CPython gives (and what the file expects)."""
+exactly what CPython gives (and what the file expects).
+
+The runner (widget/runtime/conformance.py) is a developer tool, not in the
+runtime archive visitors download: the test writes it beside the runtime."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from widget.runtime.conformance import run_cases
 
 CASES = Path(__file__).resolve().parents[1] / "tests" / "cases.json"
 
-RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases }) => {
+RUNNER = Path(__file__).resolve().parents[1] / "widget" / "runtime" / "conformance.py"
+
+RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases, runner }) => {
   const { loadPyodide } = await import(`${widget}/${pyodideDir}/pyodide.mjs`);
   const options = { indexURL: `${widget}/${pyodideDir}/` };
   if (stdlib) options.stdLibURL = `${widget}/${stdlib}`;  // the build's trimmed, precompiled stdlib
@@ -18,8 +23,11 @@ RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases }) => {
   const tar = await (await fetch(`${widget}/${archive}`)).arrayBuffer();
   pyodide.unpackArchive(tar, "tar", { extractDir: "/proactive" });
   pyodide.runPython("import sys; sys.path.insert(0, '/proactive')");
+  const shipped = pyodide.runPython("import importlib.util; importlib.util.find_spec('widget.runtime.conformance') is not None");
+  pyodide.FS.writeFile("/proactive/widget/runtime/conformance.py", runner);
   pyodide.globals.set("cases_json", cases);
   return {
+    shipped,
     version: pyodide.runPython("import sys; sys.version"),
     results: pyodide.runPython(`
 import json
@@ -37,8 +45,10 @@ def test_cases_file_gives_identical_results_in_pyodide_and_cpython(site, page):
     out = page.evaluate(
         RUN_IN_PYODIDE,
         {"widget": site.widget_origin, "pyodideDir": manifest["pyodide_dir"],
-         "archive": manifest["runtime_archive"], "stdlib": manifest.get("stdlib_zip"), "cases": text},
+         "archive": manifest["runtime_archive"], "stdlib": manifest.get("stdlib_zip"), "cases": text,
+         "runner": RUNNER.read_text()},
     )
+    assert out["shipped"] is False   # visitors never download the developer tools
     assert out["version"].startswith("3.14"), out["version"]
     in_pyodide = json.loads(out["results"])
     in_cpython = json.loads(json.dumps(run_cases(text)))

@@ -223,7 +223,7 @@ def test_debug_view_loads_only_when_asked_and_shows_every_condition_live(site, p
     expect(view.locator('[data-message="german"] tr[data-rule="country"]')).to_contain_text("observed unknown")
     members = view.locator('[data-message="members"]')
     expect(members).to_contain_text("blocked by audience")
-    expect(members).to_contain_text("audience blocks (required=users authenticated=false)")
+    expect(members).to_contain_text("audience blocks: audience is users, the visitor is an anonymous visitor")
     expect(members).to_contain_text("gates open: team, ")
     expect(view).to_contain_text(re.compile(r"next wake-up: in [0-9.]+ s \(40\.001 s on this page\)"))
     proactive.advance(12)

@@ -1,6 +1,8 @@
-"""`proactive simulate MESSAGES.yaml SCENARIO.json [--explain]`: dry-run
-messages against a visitor journey with the same engine the browser runs,
-and print JSON {"shown": [{"message", "t"}], ...}.
+"""`proactive simulate MESSAGES.yaml SCENARIO.json [--explain] [--json]`:
+dry-run messages against a visitor journey with the same engine the browser
+runs, and print JSON {"shown": [{"message", "t"}], ...}; with `--explain`, a
+timeline for people (one line per decision and per message not shown, with
+what decided it), or the full traces as JSON with `--explain --json`.
 
 YAML is read here, on the CLI side; the runtime itself is stdlib-only.
 Invalid messages are reported one problem per line as file:line: path: text.
@@ -20,7 +22,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("messages", type=Path, help="messages file (YAML or JSON)")
     parser.add_argument("scenario", type=Path, help="scenario file (JSON or YAML), times in seconds")
     parser.add_argument("--explain", action="store_true",
-                        help="add each message's conditions and gates, when it fired or at the end")
+                        help="say why each message showed or not, at the instant that decided it")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON (with --explain: every condition and gate of every message)")
+
+
+def _at(seconds: float) -> str:
+    return f"{seconds:9.3f} s"
+
+
+def timeline(result: dict) -> str:
+    """The simulation as people read it: each decision in time order with
+    the conditions it held on, then each message never delivered with the
+    instant it came closest and what kept it back."""
+    from proactive.pytest_plugin import describe_condition, why_not
+
+    explain = result.get("explain") or {}
+    decisions = sorted([(d["t"], "show", d["message"]) for d in result["shown"]]
+                       + [(d["t"], "email", d["message"]) for d in result["emails"]])
+    lines = []
+    for t, action, mid in decisions:
+        held = [describe_condition(c) for c in (explain.get(mid) or {}).get("conditions") or []]
+        lines.append(f"{_at(t)}  {action:<5}  {mid}: " + ("; ".join(held) or "no conditions"))
+    for skipped in result.get("not_sent") or []:
+        lines.append(f"{_at(skipped['t'])}  (not sent by a browser: {skipped['type']}, {skipped['why']})")
+    lines.sort(key=lambda line: float(line.split(" s ", 1)[0]))
+    delivered = {mid for _, _, mid in decisions}
+    for mid, entry in explain.items():
+        if mid not in delivered:
+            lines.append(f"{'not shown':>11}  {mid}: closest at {entry['at']:g} s: {why_not(mid, entry)}")
+    return "\n".join(lines) if lines else "nothing shown, no messages"
 
 
 def load_document(path: Path):
@@ -81,6 +112,9 @@ def run(args) -> int:
     except ScenarioInvalid as exc:
         print(f"{args.scenario}: {exc}", file=sys.stderr)
         return 1
+    if args.explain and not args.json:
+        sys.stdout.write(timeline(result) + "\n")
+        return 0
     json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from proactive import authoring, signing
-from widget.runtime import trust
+from widget.runtime import trust, zones
 
 
 class PublishError(Exception):
@@ -51,9 +51,24 @@ def last_published_version(bundle: str | Path) -> int | None:
         return None
 
 
+def tzdata_for(doc: dict) -> dict | None:
+    """The tz database file of the zone the business hours name, to travel in
+    the signed bundle (the browser has no tz database: widget/runtime/zones.py).
+    None when the document names no IANA zone."""
+    team = doc.get("team")
+    name = team.get("timezone") if isinstance(team, dict) else None
+    data = zones.database_tzif(name.strip()) if isinstance(name, str) else None
+    if data is None:
+        return None   # no zone, UTC, a fixed offset, or one the validator reports
+    return {"version": zones.database_version(), "zones": {name.strip(): base64.b64encode(data).decode("ascii")}}
+
+
 def build_payload(doc: dict, *, version: int, now: datetime | None = None, expires_at: datetime | None = None) -> bytes:
     now = now or datetime.now(timezone.utc)
-    payload = {k: v for k, v in doc.items() if k not in ("version", "issued_at", "expires_at")}
+    payload = {k: v for k, v in doc.items() if k not in ("version", "issued_at", "expires_at", "tzdata")}
+    tzdata = tzdata_for(doc)
+    if tzdata is not None:
+        payload["tzdata"] = tzdata
     payload["version"] = version
     payload["issued_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if expires_at is not None:

@@ -82,13 +82,6 @@ def _duration(value) -> str:
     return f"{value:g} s"
 
 
-def _instant(ms) -> str:
-    if not isinstance(ms, (int, float)):
-        return "—"
-    when = _dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _value(value) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_value(v) for v in value)
@@ -121,34 +114,11 @@ def describe_condition(c: dict) -> str:
 
 
 def describe_gate(name: str, gate: dict) -> str:
-    """A closed delivery gate in words."""
-    if name == "team":
-        source = f" ({gate['source']})" if gate.get("source") else ""
-        return f"team must be {gate.get('required')}, is {gate.get('current') or 'unknown'}{source}"
-    if name == "schedule":
-        return f"outside its dates (from {_instant(gate.get('start'))} until {_instant(gate.get('end'))})"
-    if name == "caps":
-        return (f"frequency cap reached ({_value(gate.get('caps') or {})}; shown {gate.get('lifetime')} in all, "
-                f"{gate.get('this_visit')} this visit, {gate.get('last_24h')} in 24 h)")
-    if name == "min_gap":
-        return f"too soon after the last invitation (the gap ends at {_instant(gate.get('opens_at'))})"
-    if name == "dismissed":
-        return f"dismissed by the visitor, away until {_instant(gate.get('until'))}"
-    if name == "audience":
-        who = "a logged-in user" if gate.get("authenticated") else "an anonymous visitor"
-        return f"audience is {gate.get('required')}, the visitor is {who}"
-    if name == "once_per_user":
-        return "once per user, and this visitor already had it"
-    if name == "per_page":
-        return "already shown on this page"
-    if name == "screen":
-        return f"another message is on screen ({gate.get('on_screen')})"
-    if name == "page":
-        return "no page view yet"
-    if name == "widget":
-        return f"for widget {gate.get('required')}, this is {gate.get('current')}"
-    details = ", ".join(f"{k} {_value(v)}" for k, v in gate.items() if k != "ok")
-    return f"{name} closed" + (f" ({details})" if details else "")
+    """A closed delivery gate in words: the engine's own (its trace carries
+    the words; an older trace's gate is worded by the same gate table)."""
+    from widget.runtime import policy   # lazily: importing the plugin stays free
+
+    return policy.describe(name, gate)
 
 
 def why_not(message_id: str, entry: dict) -> str:

@@ -84,3 +84,19 @@ def test_trace_paths_follow_the_authored_tree():
     rules = {"all": [cond("visits", "greater", 1), {"any": [cond("city", "exists"), cond("country", "exists")]}]}
     facts, now = facts_from_state({})
     assert [e["path"] for e in compile_rules(rules).trace(facts, now)] == [["all", 0], ["all", 1, "any", 0], ["all", 1, "any", 1]]
+
+
+@pytest.mark.parametrize("rule,op,value", [
+    ("page_url", "bogus", "X"),              # no such operator: never "equals"
+    ("page_url", "greater", 3),              # an operator of another kind
+    ("utm_term", "matches", "run*"),
+    ("country", "contains", "DE"),
+    ("time_on_page", "matches", 3),
+    ("no_such_rule", "equals", "x"),
+    ("page_url", None, "X"),
+])
+def test_unknown_rules_and_operators_are_refused_not_guessed(rule, op, value):
+    from widget.runtime.conditions import NotCompilable
+
+    with pytest.raises(NotCompilable):
+        compile_rules({"all": [cond("visits", "greater", 0), {"rule": rule, "op": op, "value": value}]})

@@ -218,3 +218,62 @@ def test_chat_history_never_moves_timestamps_back_and_ignores_bad_values():
     assert e.record["visitor_msg_at"] == 1_500
     assert e.record["agent_msg_at"] is None
     assert e.record["rating"] is None
+
+
+# -- a bundle is compiled once ------------------------------------------------------
+
+def _count_compiles(monkeypatch):
+    """Count rule-tree compilations and delivery-settings builds."""
+    from widget.runtime import bundle as bundle_mod, policy
+
+    counts = {"rules": 0, "settings": 0}
+    compile_rules, settings_init = bundle_mod.conditions.compile_rules, policy.Settings.__init__
+
+    def counting_compile(*args, **kwargs):
+        counts["rules"] += 1
+        return compile_rules(*args, **kwargs)
+
+    def counting_settings(self, *args, **kwargs):
+        counts["settings"] += 1
+        settings_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(bundle_mod.conditions, "compile_rules", counting_compile)
+    monkeypatch.setattr(policy.Settings, "__init__", counting_settings)
+    return counts
+
+
+def test_validation_checks_and_parse_compiles_once_for_engine_and_gates(monkeypatch):
+    from widget.runtime import bundle as bundle_mod
+
+    payload = {"site": "s", "team": {"timezone": "Europe/Berlin", "hours": {"daily": "09:00-17:00"}},
+               "messages": [{"id": f"m{i}", "content": {"text": "x"},
+                             "rules": [{"rule": "time_on_page", "op": "greater", "value": i}]} for i in range(3)]}
+    counts = _count_compiles(monkeypatch)
+    assert bundle_mod.validate(payload) == []
+    assert counts == {"rules": 0, "settings": 0}      # validation only checks
+    compiled = bundle_mod.parse(payload)
+    once = dict(counts)
+    assert once["rules"] >= 3 and once["settings"] == 1
+    engine = Engine(compiled)
+    engine.step([{"t": 0, "type": "page_view", "url": "https://s.example/"}], 10_000)
+    engine.explain(10_000)
+    assert counts == once      # the engine and its gates share the compiled bundle
+    assert engine.bundle is compiled and engine.view.settings is compiled.settings
+
+
+def test_the_runtime_compiles_an_accepted_bundle_once(monkeypatch):
+    import json
+
+    from proactive import publishing, signing
+    from widget.runtime.adapter import Runtime
+
+    key = signing.generate_private_key()
+    doc = {"site": "s", "messages": [{"id": "m", "content": {"text": "x"}, "rules": []}]}
+    raw = signing.sign_payload(publishing.build_payload(doc, version=1), [key])
+    rt = Runtime(json.dumps({"keys": signing.public_key_spec(key), "context": {}}))
+    assert json.loads(rt.signing_request(raw))["ok"]
+    counts = _count_compiles(monkeypatch)
+    assert json.loads(rt.offer(raw, "fetched", "valid", "", 1_780_000_000_000))["ok"]
+    assert json.loads(rt.start("", "[]", 1_780_000_000_000))["ok"]
+    assert counts["settings"] == 1   # the rule tree [] compiles in one call, and only once
+    assert counts["rules"] == 1

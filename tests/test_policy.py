@@ -158,8 +158,9 @@ def test_user_rules_validate_like_text_rules():
 
 def test_caps_per_visit_per_day_and_lifetime():
     payload = {"site": "s", "messages": [msg("m", caps={"per_visit": 1, "lifetime": 2})]}
-    events = [page(0), page(MIN), page(2 * MIN),            # one visit: shown once
-              page(2 * HOUR),                                  # a new visit: shown again
+    left = lambda t: {"t": t, "type": "page_hide"}             # the visitor leaves the site
+    events = [page(0), page(MIN), page(2 * MIN), left(2 * MIN),  # one visit: shown once
+              page(2 * HOUR), left(2 * HOUR),                  # a new visit: shown again
               page(5 * HOUR)]                                  # third visit: lifetime cap reached
     out, engine = live(payload, events, 6 * HOUR)
     assert out == [("show", "m", 0), ("show", "m", 2 * HOUR)]
@@ -249,7 +250,8 @@ def test_explain_lists_every_gate():
     engine.step([page(t)], t)
     gates = engine.explain(t)["m"]["gates"]
     assert gates["team"] == {"required": "online", "current": "offline", "source": "business hours",
-                             "next_change": utc("2026-06-01T07:00:00"), "ok": False}
+                             "next_change": utc("2026-06-01T07:00:00"), "ok": False,
+                             "text": "team must be online, is offline (business hours)"}
     assert list(gates)[:8] == ["team", "audience", "widget", "once_per_user", "schedule", "caps", "min_gap", "dismissed"]
     assert engine.explain(t)["m"]["blocked_by"] == ["team"]
 

@@ -71,15 +71,35 @@ def test_the_issue_scenario(files, capsys):
 
 def test_explain_at_firing_and_at_the_end(files, capsys):
     m, s = files
-    assert main(["simulate", str(m), str(s), "--explain"]) == 0
+    assert main(["simulate", str(m), str(s), "--explain", "--json"]) == 0
     ex = json.loads(capsys.readouterr().out)["explain"]
     fired = ex["pricing-help"]
     assert fired["at"] == 40.001
     t = [c for c in fired["conditions"] if c["rule"] == "time_on_page"][0]
     assert (t["observed"], t["op"], t["expected"], t["result"]) == (40.001, "greater", 40, "true")
-    never = ex["never"]
-    assert never["at"] == 120.0 and never["conditions"][0]["observed"] == "great"
-    assert never["conditions"][0]["result"] == "false"
+    never = ex["never"]   # closest at 70 s: its rating known (false) and no other card on screen
+    assert never["at"] == 70.0 and never["conditions"][0]["observed"] == "great"
+    assert never["conditions"][0]["result"] == "false" and never["blocked_by"] == []
+
+
+def test_a_shown_message_is_traced_from_the_state_just_before_its_show():
+    payload = {"site": "s", "messages": [{"id": "first", "content": {"text": "x"},
+                                          "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0}]}]}
+    scenario = {"events": [{"t": 0, "type": "page_view", "url": "https://s.example/"}], "until": 30}
+    entry = simulate(payload, scenario, explain=True)["explain"]["first"]
+    assert entry["result"] == "delivered" and entry["at"] == 0
+    assert [(c["observed"], c["result"]) for c in entry["conditions"]] == [(0, "true")]
+    assert entry["blocked_by"] == [] and entry["gates"]["per_page"]["ok"] is True
+
+
+def test_an_exit_message_not_shown_is_traced_at_the_exit():
+    payload = {"site": "s", "messages": [{"id": "exit", "content": {"text": "x"},
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]}]}
+    scenario = {"events": [{"t": 0, "type": "page_view", "url": "https://s.example/"},
+                           {"t": 1.5, "type": "exit_intent"}], "until": 60}
+    entry = simulate(payload, scenario, explain=True)["explain"]["exit"]
+    assert entry["at"] == 1.5 and entry["result"] == "rules_false"
+    assert [(c["observed"], c["result"]) for c in entry["conditions"]] == [(1.5, "false")]
 
 
 def test_invalid_messages_report_file_and_line(files, capsys):
@@ -176,3 +196,57 @@ def test_a_misspelt_scenario_key_is_reported(files, capsys, scenario, says):
     s.write_text(json.dumps(scenario))
     assert main(["simulate", str(m), str(s)]) == 1
     assert says in capsys.readouterr().err
+
+
+def test_developer_tools_stay_out_of_the_runtime_archive():
+    """simulate.py and conformance.py drive the engine in CPython; no visitor
+    downloads them (build/build.py DEV_TOOLS)."""
+    import runpy
+
+    build = runpy.run_path(str(Path(__file__).parent.parent / "build" / "build.py"))
+    names = {name for name, _ in build["runtime_sources"]()}
+    assert "widget/runtime/engine.py" in names and "widget/runtime/policy.py" in names
+    assert not {"widget/runtime/simulate.py", "widget/runtime/conformance.py"} & names
+
+
+def test_explain_prints_a_timeline_for_people(files, capsys):
+    m, s = files
+    assert main(["simulate", str(m), str(s), "--explain"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "   12.500 s  show   exit-offer: time_before_exit_intent greater 10 → true (observed 12.5 s)",
+        "   40.001 s  show   pricing-help: page_url contains /pricing → true (observed https://shop.example/pricing?utm_source=google);"
+        " time_on_page greater 40 → true (observed 40.001 s); country equals DE, AT, CH → true (observed DE);"
+        " browser_language equals de → true (observed de-DE)",
+        "   90.000 s  email  welcome-mail: no conditions",
+        "  not shown  never: closest at 70 s: rating equals poor → false (observed great)",
+    ]
+
+
+@pytest.mark.parametrize("events,why", [
+    ([{"t": 0, "type": "page_view", "url": "https://s.example/"}, {"t": 0.5, "type": "exit_intent"}],
+     "within 1 s of the page view (data-exit-delay)"),
+    ([{"t": 0, "type": "page_view", "url": "https://s.example/"}, {"t": 5, "type": "exit_intent"},
+      {"t": 8, "type": "exit_intent"}], "a second exit intent on the same page view"),
+    ([{"t": 3, "type": "exit_intent"}], "no page is open"),
+])
+def test_exit_intents_a_browser_never_sends_are_not_simulated(events, why):
+    payload = {"site": "s", "messages": [{"id": "exit", "content": {"text": "x"},
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 0}]},
+                                         {"id": "again", "content": {"text": "y"}, "priority": -1,
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 0}]}]}
+    out = simulate(payload, {"events": events, "until": 20})
+    assert out["not_sent"][-1]["why"] == why
+    shown = [d["message"] for d in out["shown"]]
+    assert shown == (["exit"] if len(events) == 3 else [])   # the second exit would have shown "again"
+
+
+def test_a_later_page_view_rearms_the_exit_intent():
+    payload = {"site": "s", "messages": [{"id": "exit", "content": {"text": "x"},
+                                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 0}]}]}
+    events = [{"t": 0, "type": "page_view", "url": "https://s.example/"}, {"t": 5, "type": "exit_intent"},
+              {"t": 6, "type": "page_view", "url": "https://s.example/b"}, {"t": 6.5, "type": "exit_intent"},
+              {"t": 9, "type": "exit_intent"}]
+    out = simulate(payload, {"events": events, "until": 20, "exit_delay": 2})
+    assert out["shown"] == [{"message": "exit", "t": 5.0}, {"message": "exit", "t": 9.0}]
+    assert [d["t"] for d in out["not_sent"]] == [6.5]

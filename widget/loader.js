@@ -93,7 +93,9 @@
     var pageStart = navStart;
     var exitSent = false; // exit intent: once per page view, whatever detected it
     var lastUrl = location.href;
-    record({ type: "page_view", t: navStart, url: location.href, referrer: document.referrer || "" });
+    var first = { type: "page_view", t: navStart, url: location.href, referrer: document.referrer || "" };
+    if (document.visibilityState === "hidden") first.hidden = true; // opened in a background tab
+    record(first);
     // Hash routers (#/path, #!/path) make pages; an in-page anchor (#faq) does not.
     var pageKey = function (href) {
       var i = href.indexOf("#");
@@ -155,10 +157,15 @@
       if (e.clientY > options.sensitivity || now - lastScroll < options.scrollQuiet) return;
       exit("pointer", now);
     }), { passive: true });
+    capture.on(window, "pagehide", guarded(function () {
+      record({ type: "page_hide", t: Date.now() });
+    }));
     // Touch: coming back to the tab after it was hidden (another app or tab).
     var hiddenAt = null;
+    // Visits: a page shown keeps the visitor present; hidden or left, away.
     capture.on(document, "visibilitychange", guarded(function () {
       var now = Date.now();
+      record({ type: "visibility", t: now, state: document.visibilityState === "hidden" ? "hidden" : "visible" });
       if (document.visibilityState === "hidden") {
         hiddenAt = now;
         return;

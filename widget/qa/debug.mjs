@@ -117,11 +117,12 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
     }
     if (!(entry.conditions || []).length) table.append(row1("no conditions (always true)"));
     box.append(table);
-    // Delivery gates (team, audience, caps, once per user, …): closed ones with why.
+    // Delivery gates (team, audience, caps, once per user, …): closed ones
+    // with why, in the engine's words (its gate table words every gate).
     const gates = el("div", "pd-gates");
     const all = Object.entries(entry.gates || {});
     for (const [name, g] of all.filter(([, g]) => !g.ok)) {
-      gates.append(el("span", "pd-false", `${name} blocks`), `${gateDetail(g)}; `);
+      gates.append(el("span", "pd-false", `${name} blocks`), `: ${g.text || name}; `);
     }
     const open = all.filter(([, g]) => g.ok).map(([name]) => name);
     if (open.length) gates.append("gates open: ", el("span", "pd-true", open.join(", ")));
@@ -154,14 +155,6 @@ function resultText(entry, now) {
     case "ready": return "rules hold, deliverable";
     default: return String(entry.result);
   }
-}
-
-const INSTANTS = new Set(["start", "end", "until", "opens_at", "dismissed_at", "last_invitation", "next_change"]);
-
-function gateDetail(g) {
-  const parts = Object.entries(g).filter(([k]) => k !== "ok")
-    .map(([k, v]) => `${k}=${INSTANTS.has(k) && typeof v === "number" ? new Date(v).toISOString() : fmt(v)}`);
-  return parts.length ? ` (${parts.join(" ")})` : "";
 }
 
 function observed(c) {

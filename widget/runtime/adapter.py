@@ -100,9 +100,9 @@ class Runtime:
                       widgets=content.appearance(keep.payload))
 
     def _compile(self, payload: dict):
-        from widget.runtime.engine import Engine  # compiled here: validation errors are reported
+        from widget.runtime import bundle  # compiled here, once: validation errors are reported
 
-        return Engine(payload, record=None, context=self.context).bundle
+        return bundle.parse(payload)
 
     def swap(self, now) -> str:
         """Replace the running engine with the staged bundle, keeping the

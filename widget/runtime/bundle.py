@@ -8,7 +8,7 @@ messages carry their compiled rule trees (compiled once, here).
 
 Extending the format (issue 4: content, delivery policy): register a field in
 MESSAGE_FIELDS with a checker; its normalised value lands in
-`Message.policy[name]`, where the engine's DeliveryPolicy can read it.
+`Message.policy[name]`, where the delivery gates (policy.GATES) read it.
 `content` stays opaque: it is checked to be a mapping and passed through.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import catalog, conditions
+from . import catalog, conditions, zones
 from . import content as content_mod
 from . import policy as policy_mod
 
@@ -74,6 +74,7 @@ class Bundle:
     widgets: list
     messages: list
     raw: dict
+    settings: policy_mod.Settings = None   # team hours, delivery settings, dates: compiled with the bundle
 
 
 def _is_number(v) -> bool:
@@ -153,7 +154,7 @@ MESSAGE_FIELDS = {
 }
 CORE_FIELDS = {"id", "type", "widget", "team", "audience", "once_per_user", "delay", "priority", "content", "rules"}
 TOP_LEVEL_FIELDS = {"site", "widgets", "messages", "version", "issued_at", "expires_at", "$schema", "name", "description",
-                    "team", "delivery"}
+                    "team", "delivery", "tzdata"}
 
 
 # -- rules --------------------------------------------------------------------
@@ -248,19 +249,22 @@ def check_rules(tree, path: tuple, chk: _Checker) -> None:
 
 
 def validate(payload) -> list[Problem]:
-    """Every problem of an authoring dict (empty list: valid)."""
-    return _parse(payload)[1]
+    """Every problem of an authoring dict (empty list: valid). Checks only:
+    nothing is compiled (`parse` compiles, once)."""
+    return _parse(payload, compile_rules=False)[1]
 
 
 def parse(payload) -> Bundle:
-    """Validate and compile; raises BundleInvalid with every problem."""
+    """Validate and compile, once: the messages' rule trees and the delivery
+    settings the engine and its gates share. Raises BundleInvalid with every
+    problem."""
     bundle, problems = _parse(payload)
     if problems:
         raise BundleInvalid(problems)
     return bundle
 
 
-def _parse(payload):
+def _parse(payload, compile_rules: bool = True):
     chk = _Checker()
     if not isinstance(payload, dict):
         chk.add((), "the document is not a mapping", "site, widgets, messages")
@@ -268,8 +272,10 @@ def _parse(payload):
     for key in payload:
         if key not in TOP_LEVEL_FIELDS:
             chk.add((key,), f"unknown field {key!r}", ", ".join(sorted(TOP_LEVEL_FIELDS)))
+    if "tzdata" in payload:
+        zones.check_carried(payload["tzdata"], ("tzdata",), chk)
     if "team" in payload:
-        policy_mod.check_team(payload["team"], ("team",), chk)
+        policy_mod.check_team(payload["team"], ("team",), chk, zones.carried(payload.get("tzdata")))
     if "delivery" in payload:
         policy_mod.check_delivery(payload["delivery"], ("delivery",), chk)
     site = payload.get("site")
@@ -325,13 +331,14 @@ def _parse(payload):
             check_rules(m["rules"], path + ("rules",), chk)
         elif values["type"] == "proactive":
             chk.add(path + ("rules",), "a proactive message needs rules", "a condition, a group or a list")
-        if len(chk.problems) == before:
+        if len(chk.problems) == before and compile_rules:
             messages.append(Message(
                 id=mid, type=values["type"], widget=values["widget"], team=values["team"],
                 audience=values["audience"], once_per_user=values["once_per_user"],
                 delay_ms=values["delay"], priority=values["priority"], content=values["content"],
                 rules=m.get("rules"), order=i, node=conditions.compile_rules(m.get("rules"), shared),
                 policy={k: v for k, v in values.items() if k not in CORE_FIELDS}))
-    if chk.problems:
+    if chk.problems or not compile_rules:
         return None, chk.problems
-    return Bundle(site=site, version=version, widgets=widget_ids, messages=messages, raw=payload), []
+    return Bundle(site=site, version=version, widgets=widget_ids, messages=messages, raw=payload,
+                  settings=policy_mod.Settings(payload)), []

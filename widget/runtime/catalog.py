@@ -14,6 +14,10 @@ OPERATORS = ("equals", "is_not", "contains", "not_contains", "greater", "less",
              "exists", "not_exists", "is_true", "is_false", "matches")
 NO_VALUE_OPS = frozenset({"exists", "not_exists", "is_true", "is_false"})
 NEGATIVE_OPS = frozenset({"is_not", "not_contains"})
+# Durations whose instant may never have happened, read as infinitely long
+# ago (docs/rules.md, "Facts that do not exist yet"): never invited means
+# "at least ten minutes since the last invitation" holds.
+NEVER_IS_LONG_AGO = frozenset({"time_since_last_invitation"})
 NUMERIC = ("greater", "less", "equals", "is_not")
 TEXT = ("equals", "is_not", "contains", "not_contains", "exists", "not_exists")
 
@@ -118,7 +122,8 @@ RULES = {r.id: r for r in (
        "Seconds since the widget was last closed; unknown while it is open or if never closed.",
        {"op": "greater", "value": 300}),
     _r("time_since_last_invitation", "duration", "Time since the last proactive invitation",
-       "Seconds since a proactive message was last shown to this visitor.", {"op": "greater", "value": 600}),
+       "Seconds since a proactive message was last shown to this visitor; never invited is "
+       "infinitely long ago (`greater` holds, `less` does not).", {"op": "greater", "value": 600}),
     _r("utm_campaign", "text", "UTM campaign",
        "utm_campaign of this visit's landing URL (a later URL with UTM parameters overrides).",
        {"op": "equals", "value": "spring_sale"}),

@@ -15,9 +15,19 @@ Facts are a dict keyed by rule id holding raw values:
 Unknown facts make a condition false for every operator except
 `exists`/`not_exists`, which test presence itself (exists -> false,
 not_exists -> true). Traces say "unknown" for such conditions.
+
+Query-derived text (utm_*) is compared form-decoded on both sides: the
+observed value as the URL's query gave it, the rule's value read the same
+way, so `utm_term equals running+shoes` holds for `?utm_term=running+shoes`.
+
+Fail closed: a rule the catalog does not know, or an operator the rule does
+not allow, is refused when the tree is compiled (`NotCompilable`), whether or
+not a validator ran first; no test ever stands in for one it does not know.
 """
 
 from __future__ import annotations
+
+from urllib.parse import unquote_plus
 
 from . import catalog, urls, useragent
 
@@ -33,6 +43,15 @@ def to_ms(seconds) -> int:
 
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class NotCompilable(ValueError):
+    """A condition the evaluator does not know how to test: an unknown rule,
+    or an operator its rule does not allow."""
+
+    def __init__(self, rule, op, why: str):
+        self.rule, self.op = rule, op
+        super().__init__(f"{rule} {op}: {why}")
 
 
 class Node:
@@ -99,7 +118,12 @@ class Condition(Node):
 
     def __init__(self, rule: str, op: str, value=None):
         self.rule, self.op, self.value = rule, op, value
-        self.kind = catalog.rule(rule).kind   # catalog rules and user.NAME (targeted messages)
+        known = catalog.rule(rule)   # catalog rules and user.NAME (targeted messages)
+        if known is None:
+            raise NotCompilable(rule, op, "unknown rule")
+        if op not in known.ops:
+            raise NotCompilable(rule, op, f"not an operator of {rule} ({' | '.join(known.ops)})")
+        self.kind = known.kind
         self.reads = frozenset((rule,))
         self.static = self.kind != "duration"
         self.values = _as_list(value) if op not in catalog.NO_VALUE_OPS else []
@@ -118,7 +142,11 @@ class Condition(Node):
         elif kind == "language":
             self.langs = [catalog.language_code(str(v)) for v in self.values]
         elif kind in ("text", "enum"):
-            self.texts = [str(v).strip().casefold() for v in self.values]
+            # A query-derived value (utm_*) is observed form-decoded; a rule
+            # value is read the same way, so the URL form (`running+shoes`,
+            # `running%20shoes`) and the decoded one match; `%2B` stays a plus.
+            read = unquote_plus if rule in urls.UTM_KEYS else str
+            self.texts = [read(str(v)).strip().casefold() for v in self.values]
         self.test = {"duration": self._test_duration, "exit_duration": self._test_exit,
                      "bool": self._test_bool, "presence": self._test_presence,
                      "count": self._test_count}.get(kind, self._test_present)
@@ -143,6 +171,8 @@ class Condition(Node):
     def _test_duration(self, facts, now):
         anchor = facts.get(self.rule)
         if anchor is None:
+            if self.rule in catalog.NEVER_IS_LONG_AGO:   # never happened: infinitely long ago
+                return self.op in ("greater", "is_not"), None
             return None, None
         return self._duration(now - anchor, anchor, now)
 
@@ -257,6 +287,8 @@ class Condition(Node):
                  "result": UNKNOWN if result is None else (TRUE if result else FALSE)}
         if self.kind == "user_agent" and facts.get(self.rule) is not None:
             entry["observed_as"] = useragent.describe(facts[self.rule]["raw"])
+        elif self.rule in catalog.NEVER_IS_LONG_AGO and facts.get(self.rule) is None:
+            entry["observed_as"] = "never (infinitely long ago)"
         return [entry]
 
 

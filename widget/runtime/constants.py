@@ -27,7 +27,7 @@ RATINGS = ("great", "average", "poor")
 ENGINE_EVENTS = (
     "page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
     "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history",
-    "claim", "tick",
+    "claim", "visibility", "page_hide", "tick",
 )
 
 # What the browser gets: name → value (the build writes these, and only these).

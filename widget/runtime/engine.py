@@ -19,8 +19,8 @@ Delivery then only looks at the messages whose rules hold.
 Delivery (docs/rules.md, "Delivery"): one shown message on screen at a time;
 priority, then file order; once per page view, or once per user; a delay
 arms a message that shows when due, unless the page changes first; team,
-audience and widget gate delivery. `DeliveryPolicy` holds the gates so that
-later policies (caps, cooldowns, schedules) extend it in one place.
+audience, widget, dates, caps, gaps and dismissals gate delivery: one table
+of gates in policy.py, read through a narrow view of visitor and page.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ PAGE_CLOCK = frozenset(("time_on_page",))   # durations that count from a page v
 MAX_ROUTE_CANDIDATES = 50   # Engine.reactions: what crosses to the page after every step stays small
 RULE_IDS = tuple(catalog.RULES)
 ACTIVITY_EVENTS = frozenset({"page_view", "exit_intent", "widget_open", "widget_close",
-                             "visitor_message", "click", "dismiss", "rating"})
+                             "visitor_message", "click", "dismiss", "rating",
+                             "visibility", "page_hide"})   # the visitor was there until then
 
 
 def settle_memory() -> None:
@@ -76,59 +77,6 @@ def _is_time(value) -> bool:
 _max = record_mod._max
 
 
-# -- delivery policy -----------------------------------------------------------
-
-class DeliveryPolicy:
-    """The gates between "its rules hold" and "deliver it". `allows` is the
-    fast path used for delivery; `gates` explains each gate. A subclass that
-    adds time-based gates (cooldowns) reports their next change in `wakeup`."""
-
-    def gates(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> list[tuple[str, bool, dict]]:
-        authenticated = engine.authenticated
-        audience_ok = (msg.audience == "all" or (msg.audience == "users") == authenticated)
-        team_ok = msg.team == "any" or engine.team == msg.team
-        widget = engine.context.get("widget")
-        widget_ok = widget is None or msg.widget is None or msg.widget == widget
-        once_done = msg.id in engine._once
-        return [
-            ("team", team_ok, {"required": msg.team, "current": engine.team}),
-            ("audience", audience_ok, {"required": msg.audience, "authenticated": authenticated}),
-            ("widget", widget_ok, {"required": msg.widget, "current": widget}),
-            ("once_per_user", not (msg.once_per_user and once_done),
-             {"required": msg.once_per_user, "already_delivered": once_done}),
-        ]
-
-    def allows(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> bool:
-        if msg.team != "any" and engine.team != msg.team:
-            return False
-        if msg.audience != "all" and (msg.audience == "users") != engine.authenticated:
-            return False
-        widget = engine.context.get("widget")
-        if widget is not None and msg.widget is not None and msg.widget != widget:
-            return False
-        return not (msg.once_per_user and msg.id in engine._once)
-
-    def wakeup(self, engine: "Engine", t: int) -> int | None:
-        return None
-
-    def reopens(self, engine: "Engine", t: int) -> bool:
-        """True at an instant `wakeup` reported: re-evaluate every message."""
-        return False
-
-    def retry_at(self, engine: "Engine", msg: bundle_mod.Message, t: int, nxt: int) -> int | None:
-        """A blocked message's rules change at `nxt`: when to re-evaluate it
-        (None: only an event can unblock it)."""
-        return None
-
-    def changes_at(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> int | None:
-        """The earliest instant after t at which `allows` may answer
-        differently with no event in between (None: only an event changes it)."""
-        return None
-
-    def delivered(self, engine: "Engine", msg: bundle_mod.Message, t: int) -> None:
-        """A message was delivered at t (caps keep their history here)."""
-
-
 class _Window:
     """Where an answer of Engine.reactions stops holding: the earliest of the
     instants after `t0` at which something it depends on may change."""
@@ -147,10 +95,12 @@ class Engine:
     """See docs/architecture.md for the contract."""
 
     def __init__(self, payload, record: dict | None = None, context: dict | None = None,
-                 policy: DeliveryPolicy | None = None, incremental: bool = True):
+                 incremental: bool = True):
         self.bundle = payload if isinstance(payload, bundle_mod.Bundle) else bundle_mod.parse(payload)
         self.messages = self.bundle.messages
-        self.policy = policy or policy_mod.Delivery()   # team hours, caps, gaps, cooldowns, dates
+        self.view = policy_mod.Visitor(self)   # what the delivery gates read
+        self.decision_traces: dict | None = None  # a dict: each delivered message's trace at its instant
+        self._gates_open_at: set[int] = set()  # instants next_wakeup reported for a gate opening
         self.incremental = incremental
         self.record = upgrade_record(record)
         self._once = set(self.record["once"])
@@ -175,11 +125,13 @@ class Engine:
         self.on_screen: str | None = None
         self.widget_open = False
         self.exit: tuple[int, int] | None = None
+        # Since when this page has been open and shown without a break (None:
+        # hidden or left). A visitor with it open has not left (record.present).
+        self.present_since: int | None = None
         # evaluation cache
         n = len(self.messages)
         self.t: int | None = None
         self.facts: dict = {}
-        self.holds = [False] * n
         self.holding: set[int] = set()
         self._next = [None] * n
         self._heap: list[tuple[int, int]] = []
@@ -212,7 +164,7 @@ class Engine:
         self._exit_readers = sorted(self.index.get("time_before_exit_intent", ()), key=self._rank.__getitem__)
 
     # -- public API ---------------------------------------------------------
-    PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t")
+    PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t", "present_since")
 
     def adopt_page(self, old: "Engine") -> None:
         """Take over this page's in-memory state from the engine of an older
@@ -267,10 +219,32 @@ class Engine:
         for due in self.pending.values():
             if due > present and (best is None or due < best):
                 best = due
-        extra = self.policy.wakeup(self, present)
+        extra = self._gate_wakeup(present)
         if extra is not None and (best is None or extra < best):
             best = extra
         return best
+
+    def _gate_wakeup(self, t: int) -> int | None:
+        """The earliest instant after t at which a held or armed message's
+        closed gates open by themselves."""
+        best = None
+        view = self.view
+        for idx in set(self.holding) | set(self.pending):
+            msg = self.messages[idx]
+            if msg.id in self.page_shown:
+                continue
+            at = policy_mod.opens_at(view, msg, t)
+            if at is not None and at > t and (best is None or at < best):
+                best = at
+        if best is not None:
+            self._gates_open_at.add(best)
+        return best
+
+    def _gates_opened(self, t: int) -> bool:
+        """True at an instant _gate_wakeup reported: re-evaluate every message."""
+        due = {x for x in self._gates_open_at if x <= t}
+        self._gates_open_at -= due
+        return bool(due)
 
     def reactions(self) -> dict | None:
         """What `step` would show if the page's own signals came next: an
@@ -336,7 +310,7 @@ class Engine:
         `unknown` fact), up to the first that shows whatever that fact is.
         Every instant at which an answer here could change goes to `bound`.
         `among`: only these messages (indices in rank order), else all."""
-        messages, policy = self.messages, self.policy
+        messages, view = self.messages, self.view
         for idx in (self._order if among is None else among):
             msg = messages[idx]
             if not msg.shows or msg.delay_ms or msg.id in shown or idx in pending:
@@ -349,8 +323,8 @@ class Engine:
             bound(nxt)
             if when is False:
                 continue   # until its rules change (bounded above), its gates do not matter
-            bound(policy.changes_at(self, msg, t))
-            if not policy.allows(self, msg, t):
+            bound(policy_mod.changes_at(view, msg, t))
+            if not policy_mod.allows(view, msg, t):
                 continue
             if self.claims and msg.once_per_user:
                 return   # it is claimed across tabs first: the engine decides
@@ -362,31 +336,37 @@ class Engine:
         """Per message: whether its rules hold at `now`, each condition's
         observed value/operator/expected value/result, and every gate."""
         facts = self._facts_at(int(now))
-        out = {}
-        for idx, msg in enumerate(self.messages):
-            ok, _ = msg.node.evaluate(facts, now)
-            gates = {name: dict(detail, ok=passed) for name, passed, detail in self.policy.gates(self, msg, now)}
-            gates["page"] = {"ok": self.page is not None, "url": self.page["url"] if self.page else None}
-            gates["per_page"] = {"ok": msg.id not in self.page_shown, "shown_this_page": msg.id in self.page_shown}
-            if msg.shows:
-                gates["screen"] = {"ok": self.on_screen is None or self.on_screen == msg.id, "on_screen": self.on_screen}
-            blocked = [name for name, g in gates.items() if not g["ok"]]
-            if msg.id in self.page_shown:
-                result = "delivered"
-            elif idx in self.pending:
-                result = "pending"
-            elif not ok:
-                result = "rules_false"
-            elif blocked:
-                result = "blocked"
-            else:
-                result = "ready"
-            entry = {"result": result, "rules": ok, "type": msg.type, "priority": msg.priority,
-                     "conditions": msg.node.trace(facts, now), "gates": gates, "blocked_by": blocked}
-            if idx in self.pending:
-                entry["due"] = self.pending[idx]
-            out[msg.id] = entry
-        return out
+        return {msg.id: self._explain_entry(idx, facts, now) for idx, msg in enumerate(self.messages)}
+
+    def _explain_entry(self, idx: int, facts: dict, now: int) -> dict:
+        msg = self.messages[idx]
+        ok, _ = msg.node.evaluate(facts, now)
+        gates = policy_mod.explain(self.view, msg, now)
+        blocked = [name for name, g in gates.items() if not g["ok"]]
+        if msg.id in self.page_shown:
+            result = "delivered"
+        elif idx in self.pending:
+            result = "pending"
+        elif not ok:
+            result = "rules_false"
+        elif blocked:
+            result = "blocked"
+        else:
+            result = "ready"
+        entry = {"result": result, "rules": ok, "type": msg.type, "priority": msg.priority,
+                 "conditions": msg.node.trace(facts, now), "gates": gates, "blocked_by": blocked}
+        if idx in self.pending:
+            entry["due"] = self.pending[idx]
+        return entry
+
+    def _trace_decision(self, idx: int, t: int) -> None:
+        """With `decision_traces` on (a dict: simulate, tests), keep the trace
+        of a message at the instant it is delivered, from the state just
+        before its delivery (its own show not yet counted)."""
+        if self.decision_traces is not None:
+            entry = self._explain_entry(idx, self._facts_at(t), t)
+            entry["result"] = "delivered"
+            self.decision_traces[self.messages[idx].id] = entry
 
     # -- time ---------------------------------------------------------------
     def _run_wakeups(self, until: int, decisions: list) -> None:
@@ -410,9 +390,17 @@ class Engine:
         kind = event.get("type")
         rec = self.record
         if kind in ACTIVITY_EVENTS and kind != "page_view":
+            if self.present_since is not None:   # shown all along until now (a page hidden at t included)
+                record_mod.present(rec, self.present_since, t)
             record_mod.seen(rec, t)
         if kind == "page_view":
-            self._page_view(str(event.get("url") or ""), event.get("referrer") or None, t)
+            self._page_view(str(event.get("url") or ""), event.get("referrer") or None, t, event.get("hidden") is not True)
+        elif kind == "visibility":
+            shown = event.get("state") != "hidden"
+            if self.page is not None and shown != (self.present_since is not None):
+                self.present_since = t if shown else None
+        elif kind == "page_hide":
+            self.present_since = None   # the page was left (navigation, tab closed)
         elif kind == "exit_intent":
             if self.page is not None:
                 self.exit = (t, t - self.page["start"])
@@ -488,8 +476,11 @@ class Engine:
         self.record["once"] = sorted(self._once)
         self._all_dirty = True
 
-    def _page_view(self, url: str, referrer: str | None, t: int) -> None:
+    def _page_view(self, url: str, referrer: str | None, t: int, shown: bool = True) -> None:
+        if self.present_since is not None:   # this page was open and shown until now: the visitor never left
+            record_mod.present(self.record, self.present_since, t)
         record_mod.page_view(self.record, self.tab, url, t)
+        self.present_since = t if shown else None   # (a page opened in a background tab is not shown yet)
         self.page = {"start": t, "url": url, "referrer": referrer}
         # Messages delivered or armed on the last page had their time
         # boundaries dropped; everything else is re-evaluated by what it reads.
@@ -545,7 +536,7 @@ class Engine:
     def _refresh(self, t: int) -> None:
         facts = self._facts_at(t)
         old = self.facts
-        if self._all_dirty or not self.incremental or self.policy.reopens(self, t):
+        if self._all_dirty or not self.incremental or self._gates_opened(t):
             dirty = range(len(self.messages))
             self._all_dirty = False
             self._also_dirty = set()
@@ -603,15 +594,16 @@ class Engine:
             else:
                 self._parked.setdefault(watch, set()).add(idx)
             self._watch[idx] = watch
-        self.holds[idx] = ok
         if ok:
             self.holding.add(idx)
         else:
             self.holding.discard(idx)
         if nxt is not None and (msg.id in self.page_shown or idx in self.pending):
             nxt = None   # cannot be delivered again before an event re-evaluates it
-        elif nxt is not None and not self.policy.allows(self, msg, t):
-            nxt = self.policy.retry_at(self, msg, t, nxt)   # a gate that opens with time: look again then
+        elif nxt is not None and not policy_mod.allows(self.view, msg, t):
+            # blocked now: look again when both the rules and the gates may have changed
+            opens = policy_mod.opens_at(self.view, msg, t)
+            nxt = None if opens is None else max(nxt, opens)
         old = self._next[idx]
         self._next[idx] = nxt
         if nxt is not None and nxt != old:
@@ -630,7 +622,7 @@ class Engine:
     def _triggerable(self, idx: int, t: int) -> bool:
         msg = self.messages[idx]
         return (msg.id not in self.page_shown and idx not in self.pending
-                and self.policy.allows(self, msg, t))
+                and policy_mod.allows(self.view, msg, t))
 
     def _show_phase(self, t: int, decisions: list) -> bool:
         if self.on_screen is not None:
@@ -644,7 +636,7 @@ class Engine:
             msg = self.messages[idx]
             if msg.once_per_user and msg.id in self._once:
                 del self.pending[idx]
-            elif due <= t and self.policy.allows(self, msg, t) and (best is None or rank[idx] < rank[best]):
+            elif due <= t and policy_mod.allows(self.view, msg, t) and (best is None or rank[idx] < rank[best]):
                 best = idx
         for idx in self.holding:
             msg = self.messages[idx]
@@ -666,10 +658,12 @@ class Engine:
 
     def _show(self, best: int, t: int, decisions: list) -> bool:
         msg = self.messages[best]
+        self._trace_decision(best, t)
         self.pending.pop(best, None)
         self._deliver(msg, best, t)
         self.on_screen = msg.id
-        record_mod.invited(self.record, self.tab, t)
+        if msg.type == "proactive":   # the seed's "proactive chat messages sent": not targeted ones
+            record_mod.invited(self.record, self.tab, t)
         decisions.append(dict(self._show_decision(msg), t=t))
         return True
 
@@ -689,6 +683,7 @@ class Engine:
                  if not self.messages[idx].shows and self._triggerable(idx, t)]
         for idx in sorted(ready, key=self._rank.__getitem__):
             msg = self.messages[idx]
+            self._trace_decision(idx, t)
             self._deliver(msg, idx, t)
             decisions.append({"action": "email", "message": msg.id, "t": t, "content": self.resolve_content(msg),
                               "priority": msg.priority, "type": msg.type})
@@ -702,7 +697,7 @@ class Engine:
         return content_mod.resolve(msg.content, languages, values)
 
     def _deliver(self, msg, idx: int, t: int) -> None:
-        self.policy.delivered(self, msg, t)
+        policy_mod.record_show(self.record, msg.id, t)
         self.page_shown.add(msg.id)
         self._next[idx] = None
         if msg.once_per_user and msg.id not in self._once:

@@ -4,7 +4,15 @@ The engine (engine.py) decides *when rules hold*; this module decides whether
 a message whose rules hold may be delivered now, and when a closed gate will
 open again (so the engine can sleep until then instead of polling).
 
-Gates, in the order `explain` lists them:
+Every gate is one row of one table, `GATES` (a `Gate`: its name, whether it
+allows at an instant, what it read, why it is closed in words, and when it
+next changes). Everything else is derived from the table: `allows` (delivery),
+`opens_at` (when a blocked message is worth another look), `changes_at` (how
+long an answer of Engine.reactions holds), `explain` (traces, the QA kit's
+and the debug view's wording). Gates read a `Visitor`, a narrow read-only
+view of the visitor and the page, never the engine itself.
+
+Gates, in table (and trace) order:
   team        online / offline / any: live presence when the endpoint has
               answered, else the bundle's business hours (`team:` at the top
               level), else unknown, and then only `any` messages pass
@@ -15,18 +23,24 @@ Gates, in the order `explain` lists them:
   caps        `caps: {per_visit, per_day, lifetime}` (per_day = rolling 24 h)
   min_gap     `delivery: {min_gap}` seconds between two shown invitations
   dismissed   a dismissed message stays away for `dismissed_for` seconds
+  page, per_page, screen   this page view: a page is open, the message was
+              not shown on it yet, no other message is on screen
 
 Everything is pure and reads no clock: instants are integer ms (the engine's).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Callable
 
-from . import tzrules
+from . import zones
 
 DAY_MS = 86_400_000
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 DEFAULT_DISMISSED_FOR_MS = 24 * 3600 * 1000  # a dismissed message stays away a day unless the bundle says otherwise
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_ALIASES = {"daily": WEEKDAYS, "everyday": WEEKDAYS, "weekdays": WEEKDAYS[:5], "weekend": WEEKDAYS[5:]}
@@ -89,14 +103,14 @@ def _ranges(value) -> list[tuple[int, int]] | None:
 class Hours:
     """Weekly opening hours in a time zone, with closed dates."""
 
-    def __init__(self, tz: tzrules.TimeZone, weekly: dict[int, list], closed_on: set[str]):
+    def __init__(self, tz: zones.Zone, weekly: dict[int, list], closed_on: set[str]):
         self.tz = tz
         self.weekly = weekly          # weekday -> [(start_min, end_min)]
         self.closed_on = closed_on    # {"2026-12-25", ...} local dates
 
     def _local_day(self, day: int) -> tuple[str, int]:
-        y, m, d = tzrules._civil_from_days(day)
-        return f"{y:04d}-{m:02d}-{d:02d}", (day + 3) % 7   # 1970-01-01 was a Thursday (3, Monday = 0)
+        local = date.fromordinal(EPOCH_ORDINAL + day)
+        return local.isoformat(), local.weekday()
 
     def _intervals(self, day: int):
         """Opening intervals (local seconds since the local epoch) that start on `day`."""
@@ -107,7 +121,7 @@ class Hours:
 
     def state(self, t_ms: int) -> tuple[bool, int | None]:
         """(open now?, the next instant in ms at which that may change)."""
-        t = t_ms // 1000
+        t = zones.clamp(t_ms // 1000)   # a clock gone wrong: read at the calendar's edge
         off = self.tz.offset(t)
         local = t + off
         day = local // 86400
@@ -124,7 +138,7 @@ class Hours:
 
 # -- dates ------------------------------------------------------------------------
 
-def _parse_instant(value, tz: tzrules.TimeZone | None, end: bool) -> int | None:
+def _parse_instant(value, tz: zones.Zone | None, end: bool) -> int | None:
     """ISO date or date-time -> ms. A date alone is that day's start (for `end`,
     the next day's start: the end date is included); a time without an offset
     is the team's local time (UTC without a team time zone)."""
@@ -138,13 +152,13 @@ def _parse_instant(value, tz: tzrules.TimeZone | None, end: bool) -> int | None:
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
-            days = tzrules._days_from_civil(d.year, d.month, d.day) + (1 if end else 0)
+            days = d.toordinal() - EPOCH_ORDINAL + (1 if end else 0)
             local = days * 86400
             return (tz.to_utc(local) if tz else local) * 1000
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    days = tzrules._days_from_civil(dt.year, dt.month, dt.day)
+    days = dt.toordinal() - EPOCH_ORDINAL
     local = days * 86400 + dt.hour * 3600 + dt.minute * 60 + dt.second
     ms = dt.microsecond // 1000
     if dt.utcoffset() is not None:
@@ -185,15 +199,16 @@ def check_date(v, path, chk):
     return v
 
 
-def check_team(v, path, chk):
-    """The top-level `team: {timezone, hours, closed_on}`."""
+def check_team(v, path, chk, carried: dict | None = None):
+    """The top-level `team: {timezone, hours, closed_on}`; `carried`: the
+    TZif files the bundle carries (zones.carried)."""
     if not isinstance(v, dict):
         chk.add(path, "team must be a mapping", "{timezone: Europe/Berlin, hours: {mon-fri: '09:00-18:00'}}")
         return
     for key in v:
         if key not in TEAM_KEYS:
             chk.add(path + (key,), f"unknown field {key!r}", ", ".join(TEAM_KEYS))
-    if tzrules.lookup(v.get("timezone", "UTC")) is None:
+    if zones.lookup(v.get("timezone", "UTC"), carried) is None:
         chk.add(path + ("timezone",), f"unknown time zone {v.get('timezone')!r}",
                 "an IANA name (Europe/Berlin), UTC, or an offset (UTC+02:00)")
     hours = v.get("hours")
@@ -243,7 +258,7 @@ class Settings:
 
     def __init__(self, raw: dict):
         team = raw.get("team") if isinstance(raw.get("team"), dict) else None
-        self.tz = tzrules.lookup(team.get("timezone", "UTC")) if team else None
+        self.tz = zones.lookup(team.get("timezone", "UTC"), zones.carried(raw.get("tzdata"))) if team else None
         self.hours = None
         if team and self.tz is not None and isinstance(team.get("hours"), dict):
             weekly: dict[int, list] = {}
@@ -266,8 +281,8 @@ class Settings:
 # -- the record ----------------------------------------------------------------------
 # record["shows"][message_id] = [lifetime_count, [recent show instants]]
 
-def _shows(engine, mid: str) -> tuple[int, list]:
-    entry = engine.record.get("shows", {}).get(mid)
+def _shows(record: dict, mid: str) -> tuple[int, list]:
+    entry = record.get("shows", {}).get(mid)
     if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list):
         return int(entry[0]), entry[1]
     return 0, []
@@ -282,184 +297,386 @@ def merge_shows(a: dict, b: dict) -> dict:
     return out
 
 
-# -- the policy -------------------------------------------------------------------
+def record_show(record: dict, mid: str, t: int) -> None:
+    """A message was delivered at t: keep what the caps count (this visit's
+    and the last 24 h's instants, the lifetime count)."""
+    shows = record.setdefault("shows", {})
+    count, recent = _shows(record, mid)
+    visit_start = record.get("visit_start")
+    keep = [x for x in recent if x > t - DAY_MS or (visit_start is not None and x >= visit_start)]
+    shows[mid] = [count + 1, keep[-50:] + [t]]
 
-class Delivery:
-    """The engine's delivery policy (engine.Engine(policy=...)): `gates`
-    explains, `allows` decides, `wakeup` says when a closed time gate opens,
-    `delivered` records a delivery, `reopens` tells the engine to re-evaluate
-    everything at an instant when a gate opened."""
 
-    def __init__(self):
-        self._settings: Settings | None = None
-        self._for = None
-        self._reported: set[int] = set()
+# -- what the gates read -----------------------------------------------------------
 
-    def settings(self, engine) -> Settings:
-        raw = engine.bundle.raw
-        if self._for is not raw:
-            self._settings, self._for = Settings(raw), raw
-        return self._settings
+class Visitor:
+    """The narrow, read-only view of the visitor and the page that the gates
+    read: nothing else of the engine. It reads the live state when asked
+    (built once per engine, nothing copied); gates never write through it."""
 
-    # -- team -----------------------------------------------------------
-    def team(self, engine, t: int) -> tuple[str | None, str | None, int | None]:
-        """(online/offline/None, where it came from, next change in ms)."""
-        if engine.team in ("online", "offline"):
-            return engine.team, "presence", None
-        hours = self.settings(engine).hours
-        if hours is None:
-            return None, None, None
-        is_open, nxt = hours.state(t)
-        return ("online" if is_open else "offline"), "hours", nxt
+    __slots__ = ("_engine",)
 
-    # -- gates ------------------------------------------------------------
-    def gates(self, engine, msg, t: int) -> list[tuple[str, bool, dict]]:
-        s = self.settings(engine)
-        team, source, team_next = self.team(engine, t) if msg.team != "any" else (None, None, None)
-        authenticated = engine.authenticated
-        widget = engine.context.get("widget")
-        once_done = msg.id in engine._once
-        start, end = s.windows.get(msg.id, (None, None))
-        count, recent = _shows(engine, msg.id)
-        caps = msg.policy.get("caps") or {}
-        visit_start = engine.record.get("visit_start")
-        per_visit = sum(1 for x in recent if visit_start is not None and x >= visit_start)
-        per_day = sum(1 for x in recent if x > t - DAY_MS)
-        last = engine.record.get("last_invitation")
-        dismissed_at = engine.record.get("dismissed", {}).get(msg.id)
-        dismissed_for = msg.policy.get("dismissed_for")
-        dismissed_for = s.dismissed_for if dismissed_for is None else dismissed_for
-        gap_open = last + s.min_gap + 1 if last is not None and s.min_gap else None
-        return [
-            ("team", msg.team == "any" or team == msg.team,
-             {"required": msg.team, "current": team,
-              **({"source": "business hours", "next_change": team_next} if source == "hours" else {})}),
-            ("audience", msg.audience == "all" or (msg.audience == "users") == authenticated,
-             {"required": msg.audience, "authenticated": authenticated}),
-            ("widget", widget is None or msg.widget is None or msg.widget == widget,
-             {"required": msg.widget, "current": widget}),
-            ("once_per_user", not (msg.once_per_user and once_done),
-             {"required": msg.once_per_user, "already_delivered": once_done}),
-            ("schedule", (start is None or t >= start) and (end is None or t < end),
-             {"start": start, "end": end}),
-            ("caps", not (("lifetime" in caps and count >= caps["lifetime"])
-                          or ("per_visit" in caps and per_visit >= caps["per_visit"])
-                          or ("per_day" in caps and per_day >= caps["per_day"])),
-             {"caps": caps, "lifetime": count, "this_visit": per_visit, "last_24h": per_day}),
-            ("min_gap", not msg.shows or gap_open is None or t >= gap_open,
-             {"min_gap_ms": s.min_gap, "last_invitation": last, "opens_at": gap_open}),
-            ("dismissed", dismissed_at is None or t >= dismissed_at + dismissed_for,
-             {"dismissed_at": dismissed_at, "dismissed_for_ms": dismissed_for,
-              "until": None if dismissed_at is None else dismissed_at + dismissed_for}),
-        ]
+    def __init__(self, engine):
+        self._engine = engine
 
-    def allows(self, engine, msg, t: int) -> bool:
-        """The fast path of `gates` (same answer, no explanation)."""
-        if msg.audience != "all" and (msg.audience == "users") != engine.authenticated:
-            return False
-        widget = engine.context.get("widget")
-        if widget is not None and msg.widget is not None and msg.widget != widget:
-            return False
-        if msg.once_per_user and msg.id in engine._once:
-            return False
-        s = self.settings(engine)
-        if msg.team != "any" and self.team(engine, t)[0] != msg.team:
-            return False
-        start, end = s.windows.get(msg.id, (None, None))
-        if (start is not None and t < start) or (end is not None and t >= end):
-            return False
-        rec = engine.record
-        last = rec.get("last_invitation")
-        if msg.shows and s.min_gap and last is not None and t <= last + s.min_gap:
-            return False
-        dismissed_at = rec.get("dismissed", {}).get(msg.id)
-        if dismissed_at is not None:
-            dismissed_for = msg.policy.get("dismissed_for")
-            if t < dismissed_at + (s.dismissed_for if dismissed_for is None else dismissed_for):
-                return False
-        if msg.policy.get("caps"):
-            return next(ok for name, ok, _ in self.gates(engine, msg, t) if name == "caps")
+    @property
+    def settings(self) -> "Settings":
+        return self._engine.bundle.settings
+
+    @property
+    def presence(self) -> str | None:
+        """The team's live presence ("online"/"offline"), None when the endpoint has not said."""
+        return self._engine.team
+
+    @property
+    def authenticated(self) -> bool:
+        return self._engine.authenticated
+
+    @property
+    def widget(self) -> str | None:
+        """The page's widget (None: any)."""
+        return self._engine.context.get("widget")
+
+    def had_once(self, mid: str) -> bool:
+        """A once-per-user message this visitor already had."""
+        return mid in self._engine._once
+
+    @property
+    def record(self) -> dict:
+        """The persistent visitor record (read only)."""
+        return self._engine.record
+
+    @property
+    def page_url(self) -> str | None:
+        page = self._engine.page
+        return None if page is None else page["url"]
+
+    @property
+    def has_page(self) -> bool:
+        return self._engine.page is not None
+
+    def shown_on_page(self, mid: str) -> bool:
+        return mid in self._engine.page_shown
+
+    @property
+    def on_screen(self) -> str | None:
+        return self._engine.on_screen
+
+
+# -- the gates -----------------------------------------------------------------------
+
+def instant_text(ms) -> str:
+    """An instant (ms) as people read it in a trace: ISO 8601 UTC."""
+    if not _is_number(ms):
+        return "—"
+    when = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _never(view, msg, t):
+    """next_change of a gate that only events (not time) change."""
+    return None
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One delivery gate. `allows(view, msg, t)` decides; `detail(view, msg, t)`
+    is what it decided on (JSON-able, for traces); `words(detail)` says why it
+    is closed, for people; `next_change(view, msg, t)` is the earliest instant
+    after t at which `allows` may answer differently with no event in between
+    (None: only events change it). `page`: a gate of this page view that the
+    engine's delivery phases enforce themselves (one message per page view, one
+    on screen); it is listed in traces, not in `allows`. `applies(msg)`: listed
+    for this message at all."""
+
+    name: str
+    allows: Callable
+    detail: Callable
+    words: Callable
+    next_change: Callable = _never
+    page: bool = False
+    applies: Callable = lambda msg: True
+
+
+# team: online / offline / any ----------------------------------------------------
+
+def _team_now(view, t: int) -> tuple[str | None, int | None]:
+    """(online/offline/None, next change): live presence when the endpoint
+    has answered, else the bundle's business hours, else unknown."""
+    presence = view.presence
+    if presence in ("online", "offline"):
+        return presence, None
+    hours = view.settings.hours
+    if hours is None:
+        return None, None
+    is_open, nxt = hours.state(t)
+    return ("online" if is_open else "offline"), nxt
+
+
+def _team_allows(view, msg, t):
+    return msg.team == "any" or _team_now(view, t)[0] == msg.team
+
+
+def _team_next(view, msg, t):
+    return None if msg.team == "any" else _team_now(view, t)[1]
+
+
+def _team_detail(view, msg, t):
+    if msg.team == "any":
+        return {"required": "any", "current": None}
+    current, nxt = _team_now(view, t)
+    by_hours = view.presence not in ("online", "offline") and view.settings.hours is not None
+    return {"required": msg.team, "current": current,
+            **({"source": "business hours", "next_change": nxt} if by_hours else {})}
+
+
+def _team_words(d):
+    source = f" ({d['source']})" if d.get("source") else ""
+    return f"team must be {d.get('required')}, is {d.get('current') or 'unknown'}{source}"
+
+
+# audience / widget / once per user -------------------------------------------------
+
+def _audience_allows(view, msg, t):
+    return msg.audience == "all" or (msg.audience == "users") == view.authenticated
+
+
+def _audience_words(d):
+    who = "a logged-in user" if d.get("authenticated") else "an anonymous visitor"
+    return f"audience is {d.get('required')}, the visitor is {who}"
+
+
+def _widget_allows(view, msg, t):
+    widget = view.widget
+    return widget is None or msg.widget is None or msg.widget == widget
+
+
+def _once_allows(view, msg, t):
+    return not (msg.once_per_user and view.had_once(msg.id))
+
+
+# schedule: start / end dates -------------------------------------------------------
+
+def _window(view, msg) -> tuple[int | None, int | None]:
+    return view.settings.windows.get(msg.id, (None, None))
+
+
+def _schedule_allows(view, msg, t):
+    start, end = _window(view, msg)
+    return (start is None or t >= start) and (end is None or t < end)
+
+
+def _schedule_next(view, msg, t):
+    start, end = _window(view, msg)
+    if start is not None and t < start:
+        return start
+    return end if end is not None and t < end else None
+
+
+def _schedule_detail(view, msg, t):
+    start, end = _window(view, msg)
+    return {"start": start, "end": end}
+
+
+def _schedule_words(d):
+    return f"outside its dates (from {instant_text(d.get('start'))} until {instant_text(d.get('end'))})"
+
+
+# caps: per visit, per day (rolling 24 h), lifetime -----------------------------------
+
+def _cap_counts(view, msg, t) -> tuple[int, int, int, list]:
+    """(lifetime, this visit, last 24 h, the last 24 h's instants, sorted)."""
+    count, recent = _shows(view.record, msg.id)
+    visit_start = view.record.get("visit_start")
+    this_visit = sum(1 for x in recent if visit_start is not None and x >= visit_start)
+    day = sorted(x for x in recent if x > t - DAY_MS)
+    return count, this_visit, len(day), day
+
+
+def _caps_closed(caps: dict, lifetime: int, this_visit: int, last_day: int) -> tuple[bool, bool]:
+    """(closed for good until an event, closed by the rolling day)."""
+    stuck = ("lifetime" in caps and lifetime >= caps["lifetime"]) or \
+            ("per_visit" in caps and this_visit >= caps["per_visit"])
+    return stuck, "per_day" in caps and last_day >= caps["per_day"]
+
+
+def _caps_allows(view, msg, t):
+    caps = msg.policy.get("caps")
+    if not caps:
         return True
+    lifetime, this_visit, last_day, _ = _cap_counts(view, msg, t)
+    return not any(_caps_closed(caps, lifetime, this_visit, last_day))
 
-    def _opens_at(self, engine, msg, t: int) -> int | None:
-        """The earliest instant after t at which a closed time gate may open
-        (None: no time gate is closed, or none will ever open)."""
-        best = None
-        for name, ok, detail in self.gates(engine, msg, t):
-            at = None
-            if ok:
-                continue
-            if name == "team":
-                at = detail.get("next_change")
-            elif name == "schedule":
-                at = detail["start"] if detail["start"] is not None and t < detail["start"] else None
-            elif name == "caps":
-                caps = detail["caps"]
-                if not ("lifetime" in caps and detail["lifetime"] >= caps["lifetime"]) and \
-                        not ("per_visit" in caps and detail["this_visit"] >= caps["per_visit"]):
-                    _, recent = _shows(engine, msg.id)
-                    window = sorted(x for x in recent if x > t - DAY_MS)
-                    k = len(window) - caps["per_day"]
-                    at = window[k] + DAY_MS if k >= 0 else None
-            elif name == "min_gap":
-                at = detail["opens_at"]
-            elif name == "dismissed":
-                at = detail["until"]
-            if at is None or at <= t:
-                return None       # an event-driven gate, or one that never opens by itself
-            best = at if best is None or at > best else best   # all closed gates must open
-        return best
 
-    def wakeup(self, engine, t: int) -> int | None:
-        best = None
-        candidates = set(engine.holding) | set(engine.pending)
-        for idx in candidates:
-            msg = engine.messages[idx]
-            if msg.id in engine.page_shown:
-                continue
-            at = self._opens_at(engine, msg, t)
-            if at is not None and at > t and (best is None or at < best):
-                best = at
-        if best is not None:
-            self._reported.add(best)
-        return best
+def _caps_next(view, msg, t):
+    """Time only drops shows out of the rolling day: an open cap stays open;
+    one closed by the day alone opens when enough of its shows are 24 h old."""
+    caps = msg.policy.get("caps")
+    if not caps:
+        return None
+    lifetime, this_visit, last_day, day = _cap_counts(view, msg, t)
+    stuck, daily = _caps_closed(caps, lifetime, this_visit, last_day)
+    if stuck or not daily:
+        return None
+    return day[last_day - caps["per_day"]] + DAY_MS
 
-    def retry_at(self, engine, msg, t: int, nxt: int) -> int | None:
-        """Blocked now, rules changing at `nxt`: re-evaluate when both the
-        gates may have opened and the rules may have changed (None: blocked
-        by an event-driven gate)."""
-        opens = self._opens_at(engine, msg, t)
-        return None if opens is None else max(nxt, opens)
 
-    def changes_at(self, engine, msg, t: int) -> int | None:
-        """The earliest instant after t at which a time gate opens or closes:
-        business hours, the message's dates, the per-day cap's window, the
-        minimum gap, the dismissal cooldown (None: only events change them)."""
-        s = self.settings(engine)
-        rec = engine.record
-        found = []
-        if msg.team != "any" and engine.team not in ("online", "offline") and s.hours is not None:
-            found.append(s.hours.state(t)[1])
-        found.extend(s.windows.get(msg.id, (None, None)))
-        last = rec.get("last_invitation")
-        if msg.shows and s.min_gap and last is not None:
-            found.append(last + s.min_gap + 1)
-        dismissed_at = rec.get("dismissed", {}).get(msg.id)
-        if dismissed_at is not None:
-            dismissed_for = msg.policy.get("dismissed_for")
-            found.append(dismissed_at + (s.dismissed_for if dismissed_for is None else dismissed_for))
-        if "per_day" in (msg.policy.get("caps") or {}):
-            found.extend(x + DAY_MS for x in _shows(engine, msg.id)[1])
-        return min((x for x in found if x is not None and x > t), default=None)
+def _caps_detail(view, msg, t):
+    lifetime, this_visit, last_day, _ = _cap_counts(view, msg, t)
+    return {"caps": msg.policy.get("caps") or {}, "lifetime": lifetime, "this_visit": this_visit,
+            "last_24h": last_day}
 
-    def reopens(self, engine, t: int) -> bool:
-        due = {x for x in self._reported if x <= t}
-        self._reported -= due
-        return bool(due)
 
-    def delivered(self, engine, msg, t: int) -> None:
-        shows = engine.record.setdefault("shows", {})
-        count, recent = _shows(engine, msg.id)
-        visit_start = engine.record.get("visit_start")
-        keep = [x for x in recent if x > t - DAY_MS or (visit_start is not None and x >= visit_start)]
-        shows[msg.id] = [count + 1, keep[-50:] + [t]]
+def _caps_words(d):
+    return (f"frequency cap reached ({_json(d.get('caps') or {})}; shown {d.get('lifetime')} in all, "
+            f"{d.get('this_visit')} this visit, {d.get('last_24h')} in 24 h)")
+
+
+# min_gap: seconds between two shown invitations --------------------------------------
+
+def _gap_opens(view, msg) -> int | None:
+    last, gap = view.record.get("last_invitation"), view.settings.min_gap
+    return last + gap + 1 if msg.shows and gap and last is not None else None
+
+
+def _gap_allows(view, msg, t):
+    opens = _gap_opens(view, msg)
+    return opens is None or t >= opens
+
+
+def _gap_next(view, msg, t):
+    opens = _gap_opens(view, msg)
+    return opens if opens is not None and t < opens else None
+
+
+def _gap_detail(view, msg, t):
+    return {"min_gap_ms": view.settings.min_gap, "last_invitation": view.record.get("last_invitation"),
+            "opens_at": _gap_opens(view, msg)}
+
+
+def _gap_words(d):
+    return f"too soon after the last invitation (the gap ends at {instant_text(d.get('opens_at'))})"
+
+
+# dismissed: a dismissed message stays away for `dismissed_for` -----------------------
+
+def _dismissal(view, msg) -> tuple[int | None, int, int | None]:
+    """(dismissed at, for how long, until)."""
+    at = view.record.get("dismissed", {}).get(msg.id)
+    length = msg.policy.get("dismissed_for")
+    length = view.settings.dismissed_for if length is None else length
+    return at, length, None if at is None else at + length
+
+
+def _dismissed_allows(view, msg, t):
+    until = _dismissal(view, msg)[2]
+    return until is None or t >= until
+
+
+def _dismissed_next(view, msg, t):
+    until = _dismissal(view, msg)[2]
+    return until if until is not None and t < until else None
+
+
+def _dismissed_detail(view, msg, t):
+    at, length, until = _dismissal(view, msg)
+    return {"dismissed_at": at, "dismissed_for_ms": length, "until": until}
+
+
+def _dismissed_words(d):
+    return f"dismissed by the visitor, away until {instant_text(d.get('until'))}"
+
+
+GATES = (
+    Gate("team", _team_allows, _team_detail, _team_words, _team_next),
+    Gate("audience", _audience_allows,
+         lambda view, msg, t: {"required": msg.audience, "authenticated": view.authenticated},
+         _audience_words),
+    Gate("widget", _widget_allows,
+         lambda view, msg, t: {"required": msg.widget, "current": view.widget},
+         lambda d: f"for widget {d.get('required')}, this is {d.get('current')}"),
+    Gate("once_per_user", _once_allows,
+         lambda view, msg, t: {"required": msg.once_per_user, "already_delivered": view.had_once(msg.id)},
+         lambda d: "once per user, and this visitor already had it"),
+    Gate("schedule", _schedule_allows, _schedule_detail, _schedule_words, _schedule_next),
+    Gate("caps", _caps_allows, _caps_detail, _caps_words, _caps_next),
+    Gate("min_gap", _gap_allows, _gap_detail, _gap_words, _gap_next),
+    Gate("dismissed", _dismissed_allows, _dismissed_detail, _dismissed_words, _dismissed_next),
+    # this page view's gates, enforced by the engine's delivery phases
+    Gate("page", lambda view, msg, t: view.has_page,
+         lambda view, msg, t: {"url": view.page_url},
+         lambda d: "no page view yet", page=True),
+    Gate("per_page", lambda view, msg, t: not view.shown_on_page(msg.id),
+         lambda view, msg, t: {"shown_this_page": view.shown_on_page(msg.id)},
+         lambda d: "already shown on this page", page=True),
+    Gate("screen", lambda view, msg, t: view.on_screen is None or view.on_screen == msg.id,
+         lambda view, msg, t: {"on_screen": view.on_screen},
+         lambda d: f"another message is on screen ({d.get('on_screen')})",
+         page=True, applies=lambda msg: msg.shows),
+)
+GATES_BY_NAME = {g.name: g for g in GATES}
+DELIVERY_GATES = tuple(g for g in GATES if not g.page)
+
+
+# -- derived from the table ------------------------------------------------------------
+
+def allows(view, msg, t: int) -> bool:
+    """Every delivery gate is open at t."""
+    for gate in DELIVERY_GATES:
+        if not gate.allows(view, msg, t):
+            return False
+    return True
+
+
+def opens_at(view, msg, t: int) -> int | None:
+    """The earliest instant after t at which every closed delivery gate may
+    have opened by itself (None: none is closed, or one only an event opens)."""
+    best = None
+    for gate in DELIVERY_GATES:
+        if gate.allows(view, msg, t):
+            continue
+        at = gate.next_change(view, msg, t)
+        if at is None or at <= t:
+            return None
+        best = at if best is None or at > best else best   # all closed gates must open
+    return best
+
+
+def changes_at(view, msg, t: int) -> int | None:
+    """The earliest instant after t at which any delivery gate may open or
+    close with no event in between (None: only events change them)."""
+    best = None
+    for gate in DELIVERY_GATES:
+        at = gate.next_change(view, msg, t)
+        if at is not None and at > t and (best is None or at < best):
+            best = at
+    return best
+
+
+def explain(view, msg, t: int) -> dict:
+    """Every gate that applies to the message, in table order: what it read,
+    `ok`, and for a closed one `text`, why, in words."""
+    out = {}
+    for gate in GATES:
+        if not gate.applies(msg):
+            continue
+        detail = gate.detail(view, msg, t)
+        ok = gate.allows(view, msg, t)
+        out[gate.name] = dict(detail, ok=ok) if ok else dict(detail, ok=ok, text=gate.words(detail))
+    return out
+
+
+def describe(name: str, detail: dict) -> str:
+    """A closed gate of an explain trace in words (a trace without `text`,
+    or a gate this version does not know)."""
+    if detail.get("text"):
+        return detail["text"]
+    gate = GATES_BY_NAME.get(name)
+    if gate is not None:
+        return gate.words(detail)
+    details = ", ".join(f"{k} {_json(v)}" for k, v in detail.items() if k != "ok")
+    return f"{name} closed" + (f" ({details})" if details else "")

@@ -139,6 +139,18 @@ def seen(rec: dict, t: int) -> bool:
     return True
 
 
+def present(rec: dict, since: int, t: int) -> None:
+    """A page of the site has been open and shown from `since` to t: the
+    visitor never left, however long that was (a 40-minute read). It keeps
+    the current visit going only if that visit was still going at `since`
+    (a tab shown again after the visit ended does not revive it)."""
+    log = rec["visit_log"]
+    if not log or since - log[-1]["last"] >= VISIT_GAP_MS:
+        return
+    log[-1]["last"] = max(log[-1]["last"], t)
+    rec["last_seen"] = _max(rec["last_seen"], t)
+
+
 def page_view(rec: dict, tab: str, url: str, t: int) -> bool:
     """A page view by `tab` at t: a new visit when the last activity is
     VISIT_GAP_MS or more ago (True), else one more page view of this visit."""

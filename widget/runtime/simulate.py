@@ -7,7 +7,13 @@ Scenario (times in seconds from 0):
    "team": "online" | "offline",
    "record": {...} (optional starting visitor record),
    "events": [{"t": 0, "type": "page_view", "url": ..., "referrer": ...}, ...],
-   "until": 120}
+   "until": 120,
+   "exit_delay": 1 (optional: the tag's data-exit-delay, seconds)}
+
+Events the browser would never send are left out and listed in the result's
+`not_sent` (`browser_filter`): an exit intent before the page's first
+`exit_delay` seconds, a second one in the same page view, or one with no
+page open — the rules of widget/loader.js.
 """
 
 from __future__ import annotations
@@ -16,8 +22,32 @@ from . import conditions
 from .engine import Engine
 
 EVENT_TYPES = ("page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
-               "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history")
+               "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history",
+               "visibility", "page_hide")
 CONTEXT_KEYS = ("language", "languages", "user_agent", "platform", "authenticated", "widget")
+EXIT_DELAY_S = 1   # widget/loader.js: data-exit-delay's default (seconds after a page view)
+
+
+def browser_filter(events: list[dict], exit_delay_ms: int) -> tuple[list[dict], list[dict]]:
+    """(the events the browser would send, [{"event", "why"}] for the others),
+    events sorted by time, in ms. The loader sends at most one exit intent per
+    page view, none in the page's first `exit_delay_ms`."""
+    kept, dropped = [], []
+    page_start, exit_sent = None, False
+    for event in events:
+        if event["type"] == "page_view":
+            page_start, exit_sent = event["t"], False
+        elif event["type"] == "exit_intent":
+            why = ("no page is open" if page_start is None
+                   else "a second exit intent on the same page view" if exit_sent
+                   else f"within {_secs(exit_delay_ms):g} s of the page view (data-exit-delay)"
+                   if event["t"] < page_start + exit_delay_ms else None)
+            if why is not None:
+                dropped.append({"event": event, "why": why})
+                continue
+            exit_sent = True
+        kept.append(event)
+    return kept, dropped
 
 
 class ScenarioInvalid(ValueError):
@@ -40,20 +70,40 @@ def _readable(entry: dict) -> dict:
     return entry
 
 
+CONDITION_SCORE = {"true": 0, "false": 1, "unknown": 2}   # a known miss is closer than an unknown
+
+
+def closeness(entry: dict) -> tuple:
+    """How close a message not delivered came at an instant (lower: closer):
+    its rules holding first, then its conditions (false beats unknown), then
+    its closed gates."""
+    return (0 if entry["rules"] else 1,
+            sum(CONDITION_SCORE.get(c["result"], 2) for c in entry["conditions"]),
+            len(entry["blocked_by"]))
+
+
 def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
-    """Return {"shown": [{"message", "t"}], "emails": [...], "explain"?: {...}}."""
+    """Return {"shown": [{"message", "t"}], "emails": [...], "explain"?: {...}}.
+
+    With `explain`, each message is traced at the instant that decided it: a
+    delivered one from the state just before its delivery (its own show not
+    yet counted); one never delivered at the instant it came closest (every
+    event and wake-up is looked at, exit intents included), the earliest of
+    equally close ones."""
     if not isinstance(scenario, dict):
         raise ScenarioInvalid("the scenario is not a mapping")
     visitor = scenario.get("visitor") or {}
     if not isinstance(visitor, dict):
         raise ScenarioInvalid("visitor: not a mapping")
-    for where, keys, known in (("", scenario, ("visitor", "team", "record", "events", "until")),
+    for where, keys, known in (("", scenario, ("visitor", "team", "record", "events", "until", "exit_delay")),
                                ("visitor.", visitor, CONTEXT_KEYS + ("country", "city"))):
         unknown = [k for k in keys if k not in known]
         if unknown:  # `event:` for `events:` would simulate nothing, silently
             raise ScenarioInvalid(f"{where}{unknown[0]}: unknown key (one of {', '.join(known)})")
     context = {k: visitor[k] for k in CONTEXT_KEYS if k in visitor}
     engine = Engine(payload, record=scenario.get("record"), context=context)
+    if explain:
+        engine.decision_traces = {}
 
     events = []
     if "country" in visitor or "city" in visitor:
@@ -75,9 +125,11 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
         if event["type"] == "page_view" and not (isinstance(event.get("url"), str) and event["url"].strip()):
             raise ScenarioInvalid(f"events[{i}]: a page_view needs a `url`")
     events.sort(key=lambda e: e["t"])
+    exit_delay = _seconds(scenario.get("exit_delay", EXIT_DELAY_S), "exit_delay")
+    events, not_sent = browser_filter(events, exit_delay)
     until = _seconds(scenario["until"], "until") if "until" in scenario else (events[-1]["t"] if events else 0)
 
-    shown, emails, at_fire = [], [], {}
+    shown, emails, closest = [], [], {}
     i, wake = 0, None
     while True:
         candidates = [t for t in (events[i]["t"] if i < len(events) else None, wake) if t is not None and t <= until]
@@ -93,13 +145,24 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
         for d in result["decisions"]:
             item = {"message": d["message"], "t": _secs(d["t"])}
             (shown if d["action"] == "show" else emails).append(item)
-            if explain:
-                at_fire.setdefault(d["message"], _readable(engine.explain(d["t"])[d["message"]]) | {"at": _secs(d["t"])})
+            if explain and d["message"] not in closest:
+                closest[d["message"]] = (None, _readable(engine.decision_traces[d["message"]]) | {"at": _secs(d["t"])})
+        if explain:
+            _keep_closest(engine.explain(engine.t), engine.t, closest)
     engine.step([], until)
 
     out = {"shown": shown, "emails": emails}
+    if not_sent:
+        out["not_sent"] = [{"t": _secs(d["event"]["t"]), "type": d["event"]["type"], "why": d["why"]} for d in not_sent]
     if explain:
-        final = engine.explain(until)
-        out["explain"] = {mid: at_fire.get(mid) or (_readable(entry) | {"at": _secs(until)})
-                          for mid, entry in final.items()}
+        _keep_closest(engine.explain(until), until, closest)
+        out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until)}
     return out
+
+
+def _keep_closest(entries: dict, t: int, closest: dict) -> None:
+    for mid, entry in entries.items():
+        kept = closest.get(mid)
+        if kept is not None and (kept[0] is None or kept[0] <= closeness(entry)):
+            continue   # delivered (traced at its instant), or as close before
+        closest[mid] = (closeness(entry), _readable(entry) | {"at": _secs(t)})

@@ -3,7 +3,7 @@
 // The same store keeps the last good bundle (widget/bundle/cache.mjs) under
 // suffixes of the record's key.
 
-import { RECORD_VERSION } from "../constants.mjs";
+import { RECORD_VERSION, VISIT_GAP_MS } from "../constants.mjs";
 import { warnOnce } from "./warn.mjs";
 
 function canonical(value) {
@@ -86,5 +86,36 @@ export function openVisitorRecord(store) {
       record = value;
       if (record) store.write(record);
     },
+    // This page was open and shown from `since` until `now` (it is being
+    // hidden or left): the visitor was present, so the visit goes on until
+    // now (widget/runtime/record.py `present`, the same rule). Written here
+    // on the main thread: the engine's own answer may come after the page
+    // is gone.
+    markPresent(since, now) {
+      const current = store.read() || record;
+      const log = current && Array.isArray(current.visit_log) ? current.visit_log : null;
+      const visit = log && log[log.length - 1];
+      if (!visit || typeof visit.last !== "number" || since - visit.last >= VISIT_GAP_MS || now <= visit.last) return;
+      visit.last = now;
+      current.last_seen = typeof current.last_seen === "number" ? Math.max(current.last_seen, now) : now;
+      this.save(current);
+    },
+  };
+}
+
+// Since when this page has been shown without a break, from the signals it
+// sends (page views, visibility changes, page hide); calls `present(since,
+// t)` when a stretch of being shown ends.
+export function trackPresence(present) {
+  let shownSince = null;
+  return (event) => {
+    if (event.type === "page_view") {
+      shownSince = event.hidden ? null : event.t;
+    } else if (event.type === "visibility" && event.state !== "hidden") {
+      if (shownSince === null) shownSince = event.t;
+    } else if (event.type === "visibility" || event.type === "page_hide") {
+      if (shownSince !== null) present(shownSince, event.t);
+      shownSince = null;
+    }
   };
 }

@@ -17,7 +17,7 @@ import { createClock } from "./clock.mjs";
 import { appearanceFor, readConfig } from "./config.mjs";
 import { startConversation } from "./conversation.mjs";
 import { createEvents } from "./events.mjs";
-import { openStore, openVisitorRecord } from "./record.mjs";
+import { openStore, openVisitorRecord, trackPresence } from "./record.mjs";
 import { warnOnce } from "./warn.mjs";
 import { openBundleCache } from "../bundle/cache.mjs";
 import { applyResult } from "../decisions/decisions.mjs";
@@ -133,11 +133,13 @@ function createWidget(api, tag, capture) {
   const isStopped = () => stopped;
   const store = openStore(config.site || config.bundle);
   const record = openVisitorRecord(store);
+  const presence = trackPresence((since, t) => record.markPresent(since, t));
   const bundles = openBundleCache(store);
   const claims = createClaims(store);
   const events = createEvents();
   const early = capture.signals.splice(0); // signals from before the shell
   const announced = early.slice();
+  early.forEach(presence);
   const status = {
     navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [], shownCount: 0,
     storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
@@ -180,6 +182,7 @@ function createWidget(api, tag, capture) {
     if (publicName) events.emit(publicName, detail);
     if (qa.debug) console.debug(`[proactive] event ${event.type}`, event);
     if (!ENGINE_EVENTS.has(event.type)) return;
+    presence(event);
     if (!channel.booted) {
       early.push(event);
       return;
