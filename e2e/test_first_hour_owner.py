@@ -126,7 +126,8 @@ def test_a_late_presence_answer_never_turns_the_toggle_back_off(site, agent_page
     try:
         for route, response in held:
             route.fulfill(response=response)
-        agent_page.evaluate("() => fetch('/api/agent/conversations').then(() => new Promise(r => setTimeout(r, 200)))")
+        agent_page.evaluate("""(token) => fetch('/api/agent/conversations', {headers: {authorization: 'Bearer ' + token}})
+            .then(() => new Promise(r => setTimeout(r, 200)))""", site.agent_token)
         assert agent_page.get_attribute("#presence-toggle", "aria-pressed") == "true"
         assert agent_page.inner_text("#team-status").startswith("Team online")
     finally:

@@ -19,7 +19,7 @@ TRANSCRIPT_KEPT = 200  # widget: the chat panel keeps the last 200 messages
 def agent_reply(site, conversation: int, text: str) -> None:
     req = urllib.request.Request(f"{site.widget_origin}/api/agent/conversations/{conversation}/messages",
                                  data=json.dumps({"text": text, "author": "Soak"}).encode(), method="POST",
-                                 headers={"content-type": "application/json"})
+                                 headers={"content-type": "application/json", **site.agent_auth})
     urllib.request.urlopen(req, timeout=10).read()
 
 
@@ -56,7 +56,8 @@ def test_the_chat_panel_keeps_the_last_messages(site, page, guard):
         const manifest = await (await fetch(base + 'manifest.json')).json();
         const m = await import(base + ((manifest.served || {})['endpoint.mjs'] || 'endpoint.mjs'));
         await m.sendMessage('hello?'); }""")
-    with urllib.request.urlopen(f"{site.widget_origin}/api/agent/conversations", timeout=10) as r:
+    req = urllib.request.Request(f"{site.widget_origin}/api/agent/conversations", headers=site.agent_auth)
+    with urllib.request.urlopen(req, timeout=10) as r:
         conversations = json.loads(r.read())["conversations"]
     conversation = max(c["id"] for c in conversations)
     page.evaluate("() => proactive('open')")
