@@ -412,6 +412,25 @@ class Proactive:
         self._snapshot()
         return self
 
+    def leave(self, seconds: float) -> "Proactive":
+        """The visitor goes elsewhere (another tab or app) for `seconds`,
+        then comes back to this page: the page is hidden, the clock runs,
+        and the page is shown again. A visit ends 30 minutes after the last
+        moment a page of the site was shown (docs/rules.md, "Visits"), so
+        `leave(40 * 60)` then `visit(...)` starts a new visit, while
+        `advance(40 * 60)` (reading on this page) then `visit(...)` does not."""
+        self._visibility("hidden")
+        self.advance(seconds)
+        self._visibility("visible")
+        return self
+
+    def _visibility(self, state: str) -> None:
+        self.page.evaluate("""(state) => {
+            Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+            Object.defineProperty(document, 'hidden', { configurable: true, get: () => state === 'hidden' });
+            document.dispatchEvent(new Event('visibilitychange')); }""", state)
+        self._snapshot()
+
     def open_widget(self) -> "Proactive":
         """Open the chat widget (the site's `proactive('open')`)."""
         self.page.evaluate("() => window.proactive('open')")

@@ -132,3 +132,12 @@ console.log(JSON.stringify({{
     for case, holds in zip(CASES["rules"], got["rules"]):
         assert holds is case["holds"], case
     assert sum(c["browser"] for c in CASES["urls"]) >= len(CASES["urls"]) // 2  # the browser answers most
+
+
+def test_the_loaders_exit_delay_is_the_shared_one():
+    """widget/loader.js is a classic script (it imports nothing): its
+    data-exit-delay default is checked here against constants.EXIT_DELAY_S,
+    which simulate and the docs use."""
+    loader = (ROOT / "widget" / "loader.js").read_text()
+    found = re.findall(r'number\("exit-delay",\s*([0-9.]+)\)', loader)
+    assert found == [str(constants.EXIT_DELAY_S)], found

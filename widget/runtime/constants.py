@@ -8,8 +8,13 @@ Plain literals only: the build reads this file without importing the runtime.
 
 from __future__ import annotations
 
-# A visit ends after 30 minutes without a page view (docs/rules.md).
+# A visit ends 30 minutes after a page of the site was last shown (docs/rules.md, "Visits").
 VISIT_GAP_MS = 30 * 60 * 1000
+
+# Exit intent: none in a page's first EXIT_DELAY_S seconds unless the tag's
+# data-exit-delay says otherwise (widget/loader.js reads it; simulate applies
+# it; tests/test_constants.py checks the loader's default against it).
+EXIT_DELAY_S = 1
 
 # The visitor record's format: part of its localStorage key (proactive:vN:site).
 RECORD_VERSION = 1

@@ -19,13 +19,13 @@ page open — the rules of widget/loader.js.
 from __future__ import annotations
 
 from . import conditions
+from .constants import EXIT_DELAY_S  # widget/loader.js: data-exit-delay's default
 from .engine import Engine
 
 EVENT_TYPES = ("page_view", "exit_intent", "widget_open", "widget_close", "visitor_message", "agent_message",
                "rating", "dismiss", "click", "team", "identify", "geo", "context", "record_sync", "chat_history",
                "visibility", "page_hide")
 CONTEXT_KEYS = ("language", "languages", "user_agent", "platform", "authenticated", "widget")
-EXIT_DELAY_S = 1   # widget/loader.js: data-exit-delay's default (seconds after a page view)
 
 
 def browser_filter(events: list[dict], exit_delay_ms: int) -> tuple[list[dict], list[dict]]:
