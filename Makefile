@@ -25,8 +25,13 @@ test-unit: install
 test-e2e: install chromium build
 	$(BIN)/python -m pytest e2e
 
-bench: install chromium build
+bench: install chromium build bench/lighthouse/node_modules/.package-lock.json
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/lighthouse.py
+
+# Lighthouse for the bench only (not for `make test`): its own pinned package.
+bench/lighthouse/node_modules/.package-lock.json: bench/lighthouse/package-lock.json
+	npm ci --prefix bench/lighthouse --no-audit --no-fund
 
 build: install
 	@echo "==> Building the widget into dist/widget (compiles the runtime under Pyodide: up to a minute the first time)"

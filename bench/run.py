@@ -373,7 +373,27 @@ def _load(context, url: str, widget: bool, settle_ms: int = 1000) -> dict:
         "heap_bytes": ((data.get("status") or {}).get("timings") or {}).get("heap_bytes"),
         "snapshot": ((data.get("status") or {}).get("timings") or {}).get("snapshot"),
         "timings": ((data.get("status") or {}).get("timings") or {}),
+        "phases": phases(data["readyAt"], ((data.get("status") or {}).get("timings") or {})),
     }
+
+
+# Navigation to ready, phase by phase (the worker's clock differs from the
+# page's: its phases are durations; what is left of the page's interval
+# after them is the ready message's trip back and the page's handling).
+PHASES = ("before the runtime starts (loader, shell, worker boot)", "pyodide.mjs import", "wasm: fetch + compile + Python start",
+          "snapshot restore", "runtime archive unpack", "runtime imports / restore check", "adapter.Runtime", "bundle wait (fetch + signature)",
+          "first step", "ready message to the page")
+
+
+def phases(ready_at, timings: dict) -> dict | None:
+    init_at = timings.get("init_at")
+    if ready_at is None or init_at is None or "ready" not in timings:
+        return None
+    sp = timings.get("start_phases") or {}
+    worker = [sp.get("import"), sp.get("load"), sp.get("restore"), sp.get("unpack"), sp.get("imports", sp.get("check")),
+              timings["runtime"] - timings["pyodide"], timings.get("bundle_wait"), timings.get("first_step")]
+    values = [init_at, *worker, ready_at - init_at - timings["ready"]]
+    return {name: v for name, v in zip(PHASES, values) if v is not None}
 
 
 def _wait_snapshot_kept(context, origin_url: str, timeout: float = 30) -> bool:
@@ -624,6 +644,10 @@ def summarise(results: dict) -> dict:
             if base_long.get(phase):
                 row[f"longtask_widget_{phase}"] = stats([r["longtask_ms"] - base_long[phase]["median"] for r in data[phase]])
         row["heap"] = stats([r["heap_bytes"] for r in data["cold"]])
+        for phase in ("cold", "warm"):
+            found = [r.get("phases") for r in data[phase] if r.get("phases")]
+            row[f"phases_{phase}"] = {name: stats([f[name] for f in found if name in f]) for name in PHASES
+                                      if any(name in f for f in found)}
         row["snapshot_states"] = sorted({str(r["snapshot"]) for r in data["cold"] + data["warm"]})
         if data["bytes_first"]:
             row["bytes_first"] = stats(bytes_total(data["bytes_first"]))
@@ -742,6 +766,15 @@ def markdown(results: dict, s: dict) -> str:
         if d.get("reactions"):
             lines.append(f"- the answer for the page's next signal (`Runtime.reactions`, computed in the worker after each step): "
                          f"p50 {d['reactions']['p50']:.2f} ms, p95 {d['reactions']['p95']:.2f} ms, {d['reaction_bytes']['median']:.0f} characters")
+    for variant, row in s["loads"].items():
+        cold, warm = row.get("phases_cold") or {}, row.get("phases_warm") or {}
+        if cold or warm:
+            lines += ["", f"Navigation → ready, phase by phase, `{variant}` (median ms):", "", "| phase | cold | warm |", "|---|---|---|"]
+            for name in PHASES:
+                c, w = cold.get(name), warm.get(name)
+                if c or w:
+                    lines.append(f"| {name} | {c['median']:.0f} | {w['median']:.0f} |" if c and w else
+                                 f"| {name} | {c['median']:.0f} | – |" if c else f"| {name} | – | {w['median']:.0f} |")
     lines.append("")
     lines.append("| ratio (one run) | cold | warm |")
     lines.append("|---|---|---|")

@@ -99,6 +99,7 @@ function startRuntime(mode, onMessage) {
 export function createChannel({ mode, initMessage, onMessage, onStarted = () => {} }) {
   let runtime = null;
   let booted = false;
+  let initAt = null;
   let stopped = false;
   let sentSeq = 0; // steps sent to the runtime are numbered
   let nextPing = 1;
@@ -124,6 +125,7 @@ export function createChannel({ mode, initMessage, onMessage, onStarted = () => 
   function init() {
     if (stopped || booted) return;
     booted = true;
+    initAt = performance.now();
     runtime.post({ type: "init", ...initMessage(), now: Date.now(), seq: ++sentSeq });
     markBooted(true);
   }
@@ -148,6 +150,7 @@ export function createChannel({ mode, initMessage, onMessage, onStarted = () => 
 
   return {
     get booted() { return booted; },
+    get initAt() { return initAt; }, // ms since navigation: the runtime was asked to start
     get mode() { return runtime ? runtime.mode : undefined; }, // undefined: not started yet
     get lastSeq() { return sentSeq; }, // the number of the last step sent
     nextSeq: () => ++sentSeq,

@@ -131,6 +131,7 @@ export function createHost(postToMain) {
       return;
     }
     const { accepted, lateFetch } = choice;
+    const tBundle = performance.now();
 
     // 4. Replay what happened before we were ready, then go live.
     const reply = JSON.parse(runtime.start(msg.record ? JSON.stringify(msg.record) : "", JSON.stringify(msg.events || []), msg.now));
@@ -138,7 +139,12 @@ export function createHost(postToMain) {
     postToMain({
       type: "ready",
       bundle: accepted,
-      timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh, heap_bytes: snapshot.heap, start_phases: snapshot.phases },
+      timings: {
+        pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state,
+        fresh_import: snapshot.fresh, heap_bytes: snapshot.heap, start_phases: snapshot.phases,
+        // after the runtime: waiting for the bundle (fetch and signature), then the first step
+        bundle_wait: tBundle - tRuntime, first_step: performance.now() - tBundle,
+      },
     });
     snapshot.keepLater(() => performance.now() - lastActivity);
     post(reply);

@@ -69,6 +69,7 @@ function handleMessage(msg, w) {
     case "ready":
       Object.assign(status, { ready: true, bundle: msg.bundle, timings: msg.timings });
       status.readyAt = Math.round(performance.now()); // ms since navigation start
+      if (channel.initAt !== null) status.timings = { ...msg.timings, init_at: Math.round(channel.initAt) };
       events.emit("ready", { bundle: msg.bundle });
       renderer.configure(appearanceFor(config, msg.bundle));
       if (qa.debug) qa.logSnapshot();
