@@ -39,8 +39,10 @@ def add_arguments(p) -> None:
     p.add_argument("--site", type=Path, default=ROOT / "demo" / "site",
                    help="preview your own pages on the site origin: {{PROACTIVE_TAG}} in each .html "
                         "becomes the script tag (default: the demo site)")
-    p.add_argument("--db", type=Path, default=None,
-                   help="the endpoint's SQLite file (default: DATA/endpoint.db); data survives restarts")
+    p.add_argument("--db", default=os.environ.get("PROACTIVE_DB") or None, metavar="FILE|URL",
+                   help="the endpoint's database: a SQLite file, or postgresql://USER@HOST/DB to share one "
+                        "database between any number of processes (default: $PROACTIVE_DB, else "
+                        "DATA/endpoint.db); data survives restarts, the schema is upgraded at start")
     p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
                    help="a site origin allowed to embed the widget and call the endpoint (repeat for several; "
                         "'*' allows any). Default: the demo site's origin, or '*' with --no-demo")
@@ -143,6 +145,13 @@ def agent_token_of(data: Path) -> str:
     return path.read_text().strip()
 
 
+def database_of(args) -> str | Path:
+    """--db as given (a postgresql:// URL or a SQLite file), else DATA/endpoint.db."""
+    if args.db and str(args.db).startswith(("postgresql://", "postgres://")):
+        return str(args.db)
+    return Path(args.db) if args.db else args.data / "endpoint.db"
+
+
 def webhook(url: str):
     """The delivery hook that hands each request to a mail system over HTTP."""
 
@@ -203,7 +212,7 @@ def run(args) -> int:
                   f"(put it in <head>)", file=sys.stderr)
     site_origin = f"http://{args.site_host}:{args.site_port}"
     origins = args.allow_origin or (["*"] if args.no_demo else [site_origin])
-    db = args.db or (args.data / "endpoint.db")
+    db = database_of(args)
     agent_token = args.agent_token or agent_token_of(args.data)
     public_origin = (args.public_origin or widget_origin).rstrip("/")
     try:
@@ -220,6 +229,7 @@ def run(args) -> int:
         print(f"proactive serve: {exc}", file=sys.stderr)
         return 1
     limit_logs()
+    db = app.state.endpoint.store.path  # as printed: a URL without its password
 
     def server(app, host, port):
         # Open event streams never finish on their own: give them 2 s at exit.

@@ -22,8 +22,9 @@ import json
 import logging
 import math
 import re
+import os
 import secrets
-import sqlite3
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -42,7 +43,7 @@ from starlette.routing import Route
 
 from server_stub.broker import Broker, EventStream, StreamGate, StreamLimits
 from server_stub.geo import GeoLocator
-from server_stub.storage import Store, now_ms
+from server_stub.storage import SqlStore, now_ms
 from widget.runtime.constants import RATINGS
 
 log = logging.getLogger("proactive.endpoint")
@@ -303,13 +304,17 @@ class EndpointConfig:
     stream_max_seconds: float = 300.0
     streams: StreamLimits = field(default_factory=StreamLimits)
     storage_queue: int = 4096  # storage calls waiting at once; past it, 503 storage_busy
+    # A delivery request still pending this long after it was made, claimed by
+    # no live process (its process died before handing it over), is handed
+    # over by whichever process looks first; a claim lasts as long.
+    delivery_lease_ms: int = 60_000
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 class Endpoint:
-    def __init__(self, store: Store, geo: GeoLocator, config: EndpointConfig):
+    def __init__(self, store: SqlStore, geo: GeoLocator, config: EndpointConfig):
         if not config.agent_token:
             raise ValueError("the agent API needs a token")
         self.store, self.geo, self.config = store, geo, config
@@ -319,12 +324,29 @@ class Endpoint:
         caps = config.streams
         self.visitor_streams = StreamGate(caps.resolved_total(), caps.per_address, caps.per_visitor, caps.retry_after)
         self.agent_streams = StreamGate(caps.agent, caps.agent, caps.agent, caps.retry_after)
-        # Storage runs on one thread of its own: a slow or locked database
-        # delays only the requests that need it, never the event loop.
-        self._storage = ThreadPoolExecutor(1, thread_name_prefix="proactive-storage")
+        # Storage runs on threads of its own (one for SQLite, one per pooled
+        # connection for PostgreSQL): a slow or locked database delays only
+        # the requests that need it, never the event loop.
+        self._storage = ThreadPoolExecutor(store.threads, thread_name_prefix="proactive-storage")
         self._storage_waiting = 0
         self._beacons: list[tuple[str, str | None, list[dict], asyncio.Future]] = []
         self._beacons_flushing = False
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def run_background(self) -> None:
+        """What each process does while it runs: hand over delivery requests
+        that a dead process left pending (only with a delivery hook)."""
+        if self.config.on_delivery is None:
+            return
+        period = max(0.2, self.config.delivery_lease_ms / 4000)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                stale = await self.db(self.store.unclaimed_deliveries, self.config.delivery_lease_ms)
+                for delivery_id in stale:
+                    await run_in_threadpool(self._hand_over, {"id": delivery_id})
+            except ApiError as exc:
+                log.warning("looking for pending delivery requests: %s", exc.message)
 
     def close(self) -> None:
         self._storage.shutdown(wait=True)
@@ -339,7 +361,7 @@ class Endpoint:
         self._storage_waiting += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._storage, method, *args)
-        except sqlite3.OperationalError as exc:
+        except self.store.transient_errors as exc:
             raise storage_error(exc) from None
         finally:
             self._storage_waiting -= 1
@@ -517,7 +539,18 @@ class Endpoint:
             self._beacons_flushing = False
 
     def _hand_over(self, request_: dict) -> dict:
-        """Calls the site's delivery hook; its outcome becomes the request's status."""
+        """Claims the request in the database (so that of N processes one
+        hands it over), calls the site's delivery hook, and records its
+        outcome as the request's status."""
+        try:
+            claimed = self._storage.submit(self.store.claim_delivery, request_["id"], self.instance,
+                                           self.config.delivery_lease_ms).result()
+        except self.store.transient_errors as exc:
+            log.warning("delivery request %s: could not claim it: %s", request_["id"], exc)
+            return request_
+        if claimed is None:  # another process has it, or it is no longer pending
+            return request_
+        request_ = claimed
         try:
             outcome = self.config.on_delivery(dict(request_))
         except Exception as exc:  # the hook is the site's code: record, don't crash
@@ -527,7 +560,7 @@ class Endpoint:
             status, detail = (outcome if outcome in DELIVERY_STATUSES else "handed_over"), None
         try:
             return self._storage.submit(self.store.set_delivery_status, request_["id"], status, detail).result() or request_
-        except sqlite3.OperationalError as exc:
+        except self.store.transient_errors as exc:
             log.warning("delivery request %s: could not record %s: %s", request_["id"], status, exc)
             return request_
 
@@ -694,7 +727,7 @@ def _bearer(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def storage_error(exc: sqlite3.OperationalError) -> ApiError:
+def storage_error(exc: Exception) -> ApiError:
     """What a database failure means to a client: try again later (503), not a bug."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
