@@ -43,6 +43,10 @@ def add_arguments(p) -> None:
                    help="the endpoint's database: a SQLite file, or postgresql://USER@HOST/DB to share one "
                         "database between any number of processes (default: $PROACTIVE_DB, else "
                         "DATA/endpoint.db); data survives restarts, the schema is upgraded at start")
+    p.add_argument("--broker", default=os.environ.get("PROACTIVE_BROKER") or None, metavar="URL",
+                   help="redis://HOST:6379/0: live news (presence, replies) and rate limits shared by every "
+                        "process on that Redis, for several processes on one PostgreSQL --db "
+                        "(default: $PROACTIVE_BROKER, else this process only)")
     p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
                    help="a site origin allowed to embed the widget and call the endpoint (repeat for several; "
                         "'*' allows any). Default: the demo site's origin, or '*' with --no-demo")
@@ -224,6 +228,7 @@ def run(args) -> int:
             else None,
             on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
             stream_limits=StreamLimits(total=args.max_streams, per_address=args.max_streams_per_address),
+            broker_url=args.broker,
         )
     except StoreError as exc:
         print(f"proactive serve: {exc}", file=sys.stderr)
@@ -245,6 +250,8 @@ def run(args) -> int:
     print(f"Agent page:     {agent}   (go online, answer visitors, see stats)")
     print(f"Widget origin:  {widget_origin}/loader.js   (endpoint {widget_origin}/api, data {db})")
     print(f"Allowed sites:  {', '.join(origins)}")
+    if args.broker:
+        print(f"Broker:         {args.broker.split('@')[-1]}   (news and rate limits shared with every process on it)")
     if args.test_geo:
         print("Test geo:       X-Proactive-Test-Geo is honoured (QA only)")
     print(f"Script tag:     {tag}", flush=True)

@@ -308,6 +308,9 @@ class EndpointConfig:
     # no live process (its process died before handing it over), is handed
     # over by whichever process looks first; a claim lasts as long.
     delivery_lease_ms: int = 60_000
+    # redis://… : live news and rate limits shared with every process on the
+    # same Redis (server_stub/broker_redis.py); None: this process only.
+    broker_url: str | None = None
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -318,8 +321,15 @@ class Endpoint:
         if not config.agent_token:
             raise ValueError("the agent API needs a token")
         self.store, self.geo, self.config = store, geo, config
-        self.broker = Broker()
-        self.limits = RateLimiter({**DEFAULT_LIMITS, **config.rate_limits})
+        limits = {**DEFAULT_LIMITS, **config.rate_limits}
+        if config.broker_url:
+            from server_stub.broker_redis import RedisBroker, RedisRateLimiter
+
+            self.broker: Broker = RedisBroker(config.broker_url)
+            self.limits: RateLimiter | RedisRateLimiter = RedisRateLimiter(config.broker_url, limits)
+        else:
+            self.broker = Broker()
+            self.limits = RateLimiter(limits)
         self.allow_any = "*" in config.allowed_origins
         caps = config.streams
         self.visitor_streams = StreamGate(caps.resolved_total(), caps.per_address, caps.per_visitor, caps.retry_after)
@@ -332,6 +342,24 @@ class Endpoint:
         self._beacons: list[tuple[str, str | None, list[dict], asyncio.Future]] = []
         self._beacons_flushing = False
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def start(self) -> None:
+        """Connects to the shared broker, if any (the app's startup)."""
+        start = getattr(self.broker, "start", None)
+        if start is not None:
+            await start()
+
+    async def stop(self) -> None:
+        for part in (self.broker, self.limits):
+            for name in ("stop", "aclose"):
+                if hasattr(part, name):
+                    await getattr(part, name)()
+
+    async def limit(self, name: str, key: str) -> None:
+        """A rate limit (429 past it): in this process, or shared in Redis."""
+        checked = self.limits.check(name, key)
+        if checked is not None:
+            await checked
 
     async def run_background(self) -> None:
         """What each process does while it runs: hand over delivery requests
@@ -395,7 +423,7 @@ class Endpoint:
     # -- visitor API -----------------------------------------------------------
     async def register(self, request: Request) -> Response:
         self._check_origin(request)
-        self.limits.check("register", self._client(request))
+        await self.limit("register", self._client(request))
         body = await read_json(request) if await _has_body(request) else {}
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)
         token = secrets.token_urlsafe(32)
@@ -425,7 +453,7 @@ class Endpoint:
     async def visitor_message(self, request: Request) -> Response:
         self._check_origin(request)
         visitor = await self._visitor(request)
-        self.limits.check("message", visitor)
+        await self.limit("message", visitor)
         body = await read_json(request)
         text = field_of(body, "text", str, max_len=MAX_TEXT)
         auto_message = field_of(body, "auto_message", str, required=False, max_len=MAX_ID)
@@ -440,7 +468,7 @@ class Endpoint:
     async def rating(self, request: Request) -> Response:
         self._check_origin(request)
         visitor = await self._visitor(request)
-        self.limits.check("rating", visitor)
+        await self.limit("rating", visitor)
         body = await read_json(request)
         value = field_of(body, "value", str, choices=RATINGS)
         result = await self.db(self.store.rate, visitor, value)
@@ -453,7 +481,7 @@ class Endpoint:
     async def events(self, request: Request) -> Response:
         self._check_origin(request)
         # Per address, not per `sender`: a sender is whatever the client says.
-        self.limits.check("events_ip", self._client(request))
+        await self.limit("events_ip", self._client(request))
         body = await read_json(request, MAX_BEACON_BODY)
         sender = field_of(body, "sender", str, max_len=MAX_ID)
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)
@@ -484,7 +512,7 @@ class Endpoint:
     async def delivery(self, request: Request) -> Response:
         self._check_origin(request)
         visitor = await self._visitor(request)
-        self.limits.check("delivery", visitor)
+        await self.limit("delivery", visitor)
         body = await read_json(request)
         message = field_of(body, "message", str, max_len=MAX_ID)
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)

@@ -51,6 +51,8 @@ def create_widget_app(
     rate_limits: dict | None = None,
     stream_heartbeat: float = 15.0,
     stream_limits: StreamLimits | None = None,
+    broker_url: str | None = None,
+    delivery_lease: float = 60.0,
 ) -> Starlette:
     """The widget's origin. `allowed_origins`: the sites that may embed the
     widget and call the endpoint (default "*": any). `db_path`: the SQLite
@@ -58,7 +60,10 @@ def create_widget_app(
     credential (default: a random one, `app.state.agent_token`); the agent
     API answers only on `agent_origins` (default: loopback names).
     `trust_proxy`: the proxy addresses whose X-Forwarded-For is honoured
-    (True: loopback). `app.state.endpoint` exposes the endpoint (store,
+    (True: loopback). `broker_url` (redis://…): live news and rate limits
+    shared by every process on that Redis. `delivery_lease`: seconds a
+    process holds a delivery request it hands over (one left pending longer,
+    its process dead, is handed over by another). `app.state.endpoint` exposes the endpoint (store,
     broker) to tools and tests."""
     static_dir = Path(static_dir)
     if not (static_dir / "loader.js").exists():
@@ -71,7 +76,8 @@ def create_widget_app(
         origins = [o.rstrip("/") for o in allowed_origins]
     config = EndpointConfig(allowed_origins=origins, rate_limits=dict(rate_limits or {}), on_delivery=on_delivery,
                             stream_heartbeat=stream_heartbeat, streams=stream_limits or StreamLimits(),
-                            agent_origins=[o.rstrip("/") for o in agent_origins] if agent_origins else None)
+                            agent_origins=[o.rstrip("/") for o in agent_origins] if agent_origins else None,
+                            broker_url=broker_url, delivery_lease_ms=int(delivery_lease * 1000))
     if agent_token:
         config.agent_token = agent_token
     # The client address is resolved before the app (ProxyHeadersMiddleware
@@ -101,9 +107,11 @@ def create_widget_app(
     routes.append(Mount("/", app=WidgetFiles(directory=str(static_dir), allowed_origins=origins), name="static"))
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        await endpoint.start()
         background = asyncio.create_task(endpoint.run_background())
         yield
         background.cancel()
+        await endpoint.stop()
         endpoint.geo.close()
         endpoint.close()
 
