@@ -308,6 +308,10 @@ class EndpointConfig:
     # no live process (its process died before handing it over), is handed
     # over by whichever process looks first; a claim lasts as long.
     delivery_lease_ms: int = 60_000
+    # An agent who went online is offline this long after their page last
+    # said so (it says so every 30 s while open): a closed laptop does not
+    # leave the team "online".
+    presence_ttl_ms: int = 90_000
     # redis://… : live news and rate limits shared with every process on the
     # same Redis (server_stub/broker_redis.py); None: this process only.
     broker_url: str | None = None
@@ -362,19 +366,26 @@ class Endpoint:
             await checked
 
     async def run_background(self) -> None:
-        """What each process does while it runs: hand over delivery requests
-        that a dead process left pending (only with a delivery hook)."""
-        if self.config.on_delivery is None:
-            return
-        period = max(0.2, self.config.delivery_lease_ms / 4000)
+        """What each process does while it runs: mark offline the agents
+        whose heartbeat stopped, and hand over delivery requests that a dead
+        process left pending (with a delivery hook)."""
+        period = max(0.1, min(self.config.delivery_lease_ms, self.config.presence_ttl_ms) / 6000)
         while True:
             await asyncio.sleep(period)
             try:
-                stale = await self.db(self.store.unclaimed_deliveries, self.config.delivery_lease_ms)
-                for delivery_id in stale:
-                    await run_in_threadpool(self._hand_over, {"id": delivery_id})
+                if await self.db(self.store.expire_agents):
+                    await self._publish_presence()
+                if self.config.on_delivery is not None:
+                    for delivery_id in await self.db(self.store.unclaimed_deliveries, self.config.delivery_lease_ms):
+                        await run_in_threadpool(self._hand_over, {"id": delivery_id})
             except ApiError as exc:
-                log.warning("looking for pending delivery requests: %s", exc.message)
+                log.warning("background work: %s", exc.message)
+
+    async def _publish_presence(self) -> dict:
+        presence = await self.db(self.store.presence)
+        self.broker.publish("presence", "presence", {k: presence[k] for k in ("team", "agents_online")})
+        self.broker.publish("agent", "presence", presence)
+        return presence
 
     def close(self) -> None:
         self._storage.shutdown(wait=True)
@@ -663,11 +674,9 @@ class Endpoint:
             body = await read_json(request)
             agent = field_of(body, "agent", str, max_len=80)
             online = field_of(body, "online", bool)
-            await self.db(self.store.set_agent_online, agent, online)
-            presence = await self.db(self.store.presence)
-            self.broker.publish("presence", "presence", {k: presence[k] for k in ("team", "agents_online")})
-            self.broker.publish("agent", "presence", presence)
-            return JSONResponse(presence)
+            if await self.db(self.store.set_agent_online, agent, online, self.config.presence_ttl_ms):
+                return JSONResponse(await self._publish_presence())
+            return JSONResponse(await self.db(self.store.presence))  # a heartbeat: no news
         return JSONResponse(await self.db(self.store.presence))
 
     async def agent_stats(self, request: Request) -> Response:

@@ -234,11 +234,31 @@ class SqlStore:
         } for r in rows]
 
     # -- presence ------------------------------------------------------------------
-    def set_agent_online(self, agent: str, online: bool) -> None:
+    def set_agent_online(self, agent: str, online: bool, ttl_ms: int | None = None) -> bool:
+        """Records an agent's presence; online with `ttl_ms`, only until then
+        unless said again (a heartbeat). True when it changed."""
         t = now_ms()
-        self._tx(lambda db: db.execute(
-            "INSERT INTO agents VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET online = excluded.online,"
-            " changed_at = excluded.changed_at", (agent, int(online), t)))
+        expires = t + ttl_ms if online and ttl_ms else None
+
+        def tx(db):
+            row = db.execute("SELECT online FROM agents WHERE name = ?", (agent,)).fetchone()
+            db.execute(
+                "INSERT INTO agents (name, online, changed_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET online = excluded.online, expires_at = excluded.expires_at,"
+                " changed_at = CASE WHEN agents.online = excluded.online THEN agents.changed_at"
+                " ELSE excluded.changed_at END", (agent, int(online), t, expires))
+            return row is None or bool(row["online"]) != online
+
+        return self._tx(tx)
+
+    def expire_agents(self) -> list[str]:
+        """Marks offline the agents whose heartbeat stopped; their names (one
+        caller gets each, whatever the number of processes)."""
+        t = now_ms()
+        rows = self._tx(lambda db: db.execute(
+            "UPDATE agents SET online = 0, changed_at = ?, expires_at = NULL"
+            " WHERE online = 1 AND expires_at IS NOT NULL AND expires_at < ? RETURNING name", (t, t)).fetchall())
+        return [r["name"] for r in rows]
 
     def presence(self) -> dict:
         rows = self._read("SELECT name, online, changed_at FROM agents ORDER BY name")

@@ -120,6 +120,25 @@ def test_geo_presence_and_openapi(client):
     assert client.get("/api/openapi.json").json()["openapi"].startswith("3.")
 
 
+def test_an_agent_whose_heartbeat_stops_goes_offline_by_itself(static_dir):
+    import time
+
+    with Client(make_app(static_dir, presence_ttl=0.4), raise_server_exceptions=False) as client:
+        online = {"agent": "Ana", "online": True}
+        assert client.post("/api/agent/presence", json=online).json()["agents_online"] == 1
+        for _ in range(8):  # heartbeats every 0.1 s keep her online
+            time.sleep(0.1)
+            client.post("/api/agent/presence", json=online)
+        assert client.get("/api/presence").json()["team"] == "online"
+        changed = client.get("/api/agent/presence").json()["agents"][0]["changed_at"]
+        deadline = time.time() + 5
+        while client.get("/api/presence").json()["team"] == "online":  # no heartbeat: offline within the TTL
+            assert time.time() < deadline, "the agent stayed online without heartbeats"
+            time.sleep(0.05)
+        (ana,) = client.get("/api/agent/presence").json()["agents"]
+        assert ana["online"] is False and ana["changed_at"] > changed
+
+
 def test_beacons_are_counted_once_even_when_retried(client):
     batch = {"sender": "b1", "site": "acme", "events": [
         {"id": "e1", "type": "shown", "message": "welcome", "t": 1},
