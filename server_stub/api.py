@@ -17,6 +17,7 @@ the property test (tests/test_endpoint_contract.py) asserts no input reaches it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import logging
@@ -62,6 +63,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT_RE = re.compile(r"-?[0-9]{1,20}")
 ASCII_SPACE = " \t\n\v\f\r"  # what "blank" means, here and in docs/openapi.json
 EMAIL_RE = re.compile(r"[^\t\n\v\f\r ]*@[^\t\n\v\f\r ]*")
+PRESENCE_MAX_AGE = 5  # seconds a cached GET /api/presence may be used without asking
 BUCKETS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 
 
@@ -446,7 +448,16 @@ class Endpoint:
         return JSONResponse(geo.as_json(), headers={"cache-control": "private, no-store", "vary": "*"})
 
     async def presence(self, request: Request) -> Response:
-        return JSONResponse(await self._presence_news(), headers={"cache-control": "no-store"})
+        """Team presence for pages without a stream: one small answer every
+        visitor may share (no token, nothing personal), so a CDN or the
+        browser caches it for PRESENCE_MAX_AGE seconds and then revalidates
+        with If-None-Match (304 while unchanged)."""
+        body = json.dumps(await self._presence_news(), separators=(",", ":")).encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        headers = {"cache-control": f"public, max-age={PRESENCE_MAX_AGE}", "etag": etag}
+        if etag in (t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     def _public_conversation(self, conv: dict | None) -> dict | None:
         if conv is None:

@@ -139,6 +139,17 @@ def test_an_agent_whose_heartbeat_stops_goes_offline_by_itself(static_dir):
         assert ana["online"] is False and ana["changed_at"] > changed
 
 
+def test_presence_is_cacheable_with_an_etag(client):
+    first = client.get("/api/presence")
+    assert first.headers["cache-control"] == "public, max-age=5" and first.headers["etag"].startswith('"')
+    again = client.get("/api/presence", headers={"if-none-match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == first.headers["etag"]
+    client.post("/api/agent/presence", json={"agent": "Ana", "online": True})
+    changed = client.get("/api/presence", headers={"if-none-match": first.headers["etag"]})
+    assert changed.status_code == 200 and changed.json()["team"] == "online"
+    assert changed.headers["etag"] != first.headers["etag"]
+
+
 def test_beacons_are_counted_once_even_when_retried(client):
     batch = {"sender": "b1", "site": "acme", "events": [
         {"id": "e1", "type": "shown", "message": "welcome", "t": 1},
