@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "tests")]
 
-from endpoint_load import rss_kb  # noqa: E402
+from endpoint_load import beacons, rss_kb  # noqa: E402
 from services import free_port, postgres_server, redis_server  # noqa: E402
 
 AGENT = "bench-agent-token"
@@ -65,49 +65,6 @@ def serve(port: int, data: str, db: str, broker: str) -> None:
                             stream_limits=StreamLimits(per_address=10**6, per_visitor=10**6))
     limit_logs()
     uvicorn.Server(uvicorn_config(app, "127.0.0.1", port)).run()
-
-
-async def beacons(port: int, seconds: float, concurrency: int) -> dict:
-    """bench/endpoint_load.py's beacon load, counting a connection the
-    server closes (a 503 sheds its connection) as an error and reconnecting."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(n: int) -> None:
-        nonlocal errors
-        i = 0
-        while time.perf_counter() < deadline:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            try:
-                while time.perf_counter() < deadline:
-                    i += 1
-                    body = json.dumps({"sender": f"w{port}-{n}", "events": [{"id": f"{n}-{i}", "type": "shown",
-                                                                             "message": "m"}]}).encode()
-                    t = time.perf_counter()
-                    writer.write(b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
-                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                    await reader.readexactly(length)
-                    if head.startswith(b"HTTP/1.1 202"):
-                        latencies.append(time.perf_counter() - t)
-                    else:
-                        errors += 1
-                        if b"connection: close" in head.lower():
-                            break
-            except (ConnectionError, asyncio.IncompleteReadError):
-                errors += 1
-            finally:
-                writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    return {"beacons_per_s": round(len(latencies) / elapsed), "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1), "requests": len(latencies),
-            "non_202": errors}
 
 
 def call(port: int, method: str, path: str, body=None, token: str | None = None):
@@ -184,11 +141,12 @@ def stats_time(db: str, count: int) -> dict:
 
     store = open_store(db if db.startswith("postgresql://") else Path(db))
     try:
-        batch = 10_000
+        per_visitor, batch = 40, 20_000
         for start in range(0, count, batch):
-            store.add_event_batches([(f"v{i // 40}", None, [{
+            store.add_event_batches([(f"v{v}", None, [{
                 "id": str(i), "type": ("shown", "clicked", "dismissed", "replied")[i % 4], "message": f"m{i % 20}",
-                "t": i}]) for i in range(start, min(count, start + batch))])
+                "t": i} for i in range(v * per_visitor, min(count, (v + 1) * per_visitor))])
+                for v in range(start // per_visitor, min(count, start + batch) // per_visitor)])
         runs = []
         for _ in range(3):
             t = time.perf_counter()
