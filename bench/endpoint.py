@@ -181,7 +181,9 @@ def layout(name: str, processes: int, db: str, broker: str, args) -> dict:
             total = sum(x["requests"] for x in parts)
             return {"concurrency": per * processes, "beacons_per_s": sum(x["beacons_per_s"] for x in parts),
                     "beacon_p99_ms": max(x["p99_ms"] for x in parts), "beacon_p50_ms": max(x["p50_ms"] for x in parts),
-                    "beacons": total, "non_202": sum(x["non_202"] for x in parts)}
+                    "beacons": total, "non_202": sum(x["non_202"] for x in parts),
+                    "non_202_why": {k: sum(x.get("non_202_why", {}).get(k, 0) for x in parts)
+                                    for k in {k for x in parts for k in x.get("non_202_why", {})}}}
 
         result.update(asyncio.run(spread()))
         result.update(asyncio.run(fan_out(ports, [c.pid for c in children], args.streams)))

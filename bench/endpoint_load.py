@@ -82,6 +82,7 @@ async def beacons(port: int, seconds: float, concurrency: int) -> dict:
     connection) is counted and opened again."""
     latencies: list[float] = []
     errors = 0
+    why: dict[str, int] = {}  # non-202 answers by status line and error code, and dropped connections
     deadline = time.perf_counter() + seconds
 
     async def worker(n: int) -> None:
@@ -104,10 +105,13 @@ async def beacons(port: int, seconds: float, concurrency: int) -> dict:
                         latencies.append(time.perf_counter() - t)
                     else:
                         errors += 1
+                        code = head.split(b"\r\n", 1)[0].decode(errors="replace")
+                        why[code] = why.get(code, 0) + 1
                         if b"connection: close" in head.lower():
                             break
             except (ConnectionError, asyncio.IncompleteReadError):
                 errors += 1
+                why["connection lost"] = why.get("connection lost", 0) + 1
             finally:
                 writer.close()
 
@@ -117,7 +121,7 @@ async def beacons(port: int, seconds: float, concurrency: int) -> dict:
     latencies.sort()
     return {"beacons_per_s": round(len(latencies) / elapsed), "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1), "requests": len(latencies),
-            "non_202": errors}
+            "non_202": errors, **({"non_202_why": why} if why else {})}
 
 
 def idle_streams(port: int, pid: int, count: int) -> dict:

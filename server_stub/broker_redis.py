@@ -26,6 +26,14 @@ from server_stub.broker import Broker
 
 log = logging.getLogger("proactive.endpoint")
 CHANNEL = "proactive:news"
+POOL_SIZE = 64  # Redis connections per process; past it a call waits (up to 5 s) rather than failing
+
+
+def client(url: str) -> redis.Redis:
+    """A client whose pool makes callers wait for a free connection (redis-py's
+    default pool raises MaxConnectionsError instead, under load)."""
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=5)
+    return redis.Redis(connection_pool=pool)
 
 
 class RedisBroker(Broker):
@@ -40,7 +48,7 @@ class RedisBroker(Broker):
     async def start(self) -> None:
         """Connects and starts listening; returns once news can flow both ways."""
         self._loop = asyncio.get_running_loop()
-        self._client = redis.Redis.from_url(self.url)
+        self._client = client(self.url)
         await self._client.ping()
         self._outbox = asyncio.Queue()
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
@@ -133,7 +141,7 @@ class RedisRateLimiter:
 
     def __init__(self, url: str, limits: dict[str, tuple[float, float]], prefix: str = "proactive:limit:"):
         self.url, self.limits, self.prefix = url, limits, prefix
-        self._client = redis.Redis.from_url(url)
+        self._client = client(url)
         self._script = self._client.register_script(_BUCKET)
 
     async def check(self, name: str, key: str) -> None:

@@ -260,4 +260,21 @@ def test_rate_limits_are_shared_between_processes(tmp_path, database, redis_url,
     assert codes == [201, 201, 201, 201, 429, 429]
 
 
+
+def test_the_shared_rate_limiter_takes_hundreds_of_concurrent_checks(redis_url):
+    import asyncio
+
+    from server_stub.broker_redis import RedisRateLimiter
+
+    async def run():
+        limiter = RedisRateLimiter(redis_url, {"events_ip": (10**9, 10**9)})
+        try:  # more at once than the pool has connections: they wait, none fails
+            return await asyncio.gather(*(limiter.check("events_ip", f"k{i}") for i in range(300)),
+                                        return_exceptions=True)
+        finally:
+            await limiter.aclose()
+
+    assert [r for r in asyncio.run(run()) if r is not None] == []
+
+
 from endpoint_helpers import static_dir  # noqa: E402,F401 (a fixture)
