@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import math
-import time
 
 import redis.asyncio as redis
 
@@ -114,14 +113,18 @@ class RedisBroker(Broker):
                     pass
 
 
-# KEYS[1]: the bucket; ARGV: burst, rate per second, now (seconds). Returns
-# {allowed (1/0), tokens left * 1000}.
+# KEYS[1]: the bucket; ARGV: burst, rate per second. Returns {allowed (1/0),
+# tokens left * 1000}. The clock is Redis's own (TIME), the same for every
+# process: processes' clocks differ by milliseconds or more, and a bucket
+# refilled "backwards" by a process behind would drain a generous limit.
 _BUCKET = """
-local burst, rate, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local burst, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 't')
 local tokens = burst
 if state[1] then
-  tokens = math.min(burst, tonumber(state[1]) + (now - tonumber(state[2])) * rate)
+  tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
 end
 local allowed = 0
 if tokens >= 1 then
@@ -149,7 +152,7 @@ class RedisRateLimiter:
 
         burst, rate = self.limits[name]
         try:
-            allowed, tokens = await self._script(keys=[f"{self.prefix}{name}:{key}"], args=[burst, rate, time.time()])
+            allowed, tokens = await self._script(keys=[f"{self.prefix}{name}:{key}"], args=[burst, rate])
         except redis.RedisError as exc:
             raise ApiError(503, "limits_unavailable", "the rate-limit store is unavailable; try again shortly",
                            retry_after=2) from exc

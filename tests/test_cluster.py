@@ -277,4 +277,26 @@ def test_the_shared_rate_limiter_takes_hundreds_of_concurrent_checks(redis_url):
     assert [r for r in asyncio.run(run()) if r is not None] == []
 
 
+def test_a_process_whose_clock_is_behind_does_not_drain_a_shared_limit(redis_url, monkeypatch):
+    """The buckets run on Redis's clock: processes' clocks differ, and a
+    bucket refilled backwards (a process half a second behind) used to lose
+    rate × 0.5 s of tokens per check."""
+    import asyncio
+    import itertools
+
+    from server_stub.broker_redis import RedisRateLimiter
+
+    real, skew = time.time, itertools.cycle((0.0, -0.5))  # two processes, alternately
+    monkeypatch.setattr(time, "time", lambda: real() + next(skew))
+
+    async def run():
+        limiter = RedisRateLimiter(redis_url, {"register": (100, 1000.0)})
+        try:
+            return [await limiter.check("register", "10.0.0.1") for _ in range(40)]
+        finally:
+            await limiter.aclose()
+
+    assert asyncio.run(run()) == [None] * 40  # 40 calls within a burst of 100: never limited
+
+
 from endpoint_helpers import static_dir  # noqa: E402,F401 (a fixture)
