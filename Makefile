@@ -10,16 +10,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-e2e build bench wheel install chromium clean
+.PHONY: demo test test-unit test-e2e build bench wheel install chromium services clean
 
 demo: install build
 	@echo "==> Serving the demo (Ctrl-C stops it)"
 	$(BIN)/proactive serve --port $(PORT) --site-port $(SITE_PORT)
 
-test: install chromium build
+test: install chromium services build
 	$(BIN)/python -m pytest tests e2e
 
-test-unit: install
+test-unit: install services
 	$(BIN)/python -m pytest tests
 
 test-e2e: install chromium build
@@ -65,6 +65,14 @@ chromium:
 	  echo "Installing Debian's chromium (Playwright cannot download browsers here)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The endpoint's tests start throwaway PostgreSQL and Redis servers
+# (tests/services.py): Debian's packages provide the programs.
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; } || { \
+	  echo "Installing Debian's postgresql and redis-server (the endpoint's tests start their own instances)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; }
 
 clean:
 	rm -rf dist .data $(VENV) node_modules

@@ -77,27 +77,43 @@ def rss_kb(pid: int) -> int:
 
 
 async def beacons(port: int, seconds: float, concurrency: int) -> dict:
+    """One-event beacons on CONCURRENCY keep-alive connections; a non-202
+    counts as an error, and a connection the server closes (a 503 sheds its
+    connection) is counted and opened again."""
     latencies: list[float] = []
     errors = 0
+    why: dict[str, int] = {}  # non-202 answers by status line and error code, and dropped connections
     deadline = time.perf_counter() + seconds
 
     async def worker(n: int) -> None:
         nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         i = 0
         while time.perf_counter() < deadline:
-            i += 1
-            body = json.dumps({"sender": f"w{n}", "events": [{"id": f"{n}-{i}", "type": "shown", "message": "m"}]}).encode()
-            t = time.perf_counter()
-            writer.write(b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - t)
-            if not head.startswith(b"HTTP/1.1 202"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                while time.perf_counter() < deadline:
+                    i += 1
+                    body = json.dumps({"sender": f"w{port}-{n}", "events": [{"id": f"{n}-{i}", "type": "shown",
+                                                                             "message": "m"}]}).encode()
+                    t = time.perf_counter()
+                    writer.write(b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                    if head.startswith(b"HTTP/1.1 202"):
+                        latencies.append(time.perf_counter() - t)
+                    else:
+                        errors += 1
+                        code = head.split(b"\r\n", 1)[0].decode(errors="replace")
+                        why[code] = why.get(code, 0) + 1
+                        if b"connection: close" in head.lower():
+                            break
+            except (ConnectionError, asyncio.IncompleteReadError):
                 errors += 1
-        writer.close()
+                why["connection lost"] = why.get("connection lost", 0) + 1
+            finally:
+                writer.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
@@ -105,7 +121,7 @@ async def beacons(port: int, seconds: float, concurrency: int) -> dict:
     latencies.sort()
     return {"beacons_per_s": round(len(latencies) / elapsed), "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1), "requests": len(latencies),
-            "non_202": errors}
+            "non_202": errors, **({"non_202_why": why} if why else {})}
 
 
 def idle_streams(port: int, pid: int, count: int) -> dict:

@@ -44,9 +44,9 @@ def _free_port() -> int:
 
 
 class _Server:
-    def __init__(self, app, host: str):
+    def __init__(self, app, host: str, lifespan: str = "off"):
         self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan=lifespan))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 10
@@ -63,7 +63,9 @@ class _Server:
 class Site:
     """Both origins plus helpers to sign bundles and write pages."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, **endpoint):
+        """`endpoint`: create_widget_app's storage and broker options (default:
+        a SQLite file in `tmp`); with a broker the app's lifespan runs."""
         self.tmp = tmp
         self.bundles = tmp / "bundles"
         self.pages = tmp / "site"
@@ -80,11 +82,11 @@ class Site:
         # The endpoint allows only the site's origin (CORS allow-list), keeps
         # its data in this session's folder, and honours the test geo header.
         self.widget_app = create_widget_app(self.static, self.bundles, allowed_origins=[self.site_origin],
-                                            db_path=tmp / "endpoint.db", test_geo=True)
+                                            test_geo=True, **{"db_path": tmp / "endpoint.db", **endpoint})
         self.endpoint = self.widget_app.state.endpoint
         self.agent_token = self.widget_app.state.agent_token  # the agent API's credential
         self.agent_auth = {"authorization": f"Bearer {self.agent_token}"}
-        self.widget = _Server(self.widget_app, "127.0.0.1")
+        self.widget = _Server(self.widget_app, "127.0.0.1", "on" if endpoint.get("broker_url") else "off")
         self.widget_origin = f"http://127.0.0.1:{self.widget.port}"
         self._n = 0
 

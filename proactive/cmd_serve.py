@@ -39,8 +39,14 @@ def add_arguments(p) -> None:
     p.add_argument("--site", type=Path, default=ROOT / "demo" / "site",
                    help="preview your own pages on the site origin: {{PROACTIVE_TAG}} in each .html "
                         "becomes the script tag (default: the demo site)")
-    p.add_argument("--db", type=Path, default=None,
-                   help="the endpoint's SQLite file (default: DATA/endpoint.db); data survives restarts")
+    p.add_argument("--db", default=os.environ.get("PROACTIVE_DB") or None, metavar="FILE|URL",
+                   help="the endpoint's database: a SQLite file, or postgresql://USER@HOST/DB to share one "
+                        "database between any number of processes (default: $PROACTIVE_DB, else "
+                        "DATA/endpoint.db); data survives restarts, the schema is upgraded at start")
+    p.add_argument("--broker", default=os.environ.get("PROACTIVE_BROKER") or None, metavar="URL",
+                   help="redis://HOST:6379/0: live news (presence, replies) and rate limits shared by every "
+                        "process on that Redis, for several processes on one PostgreSQL --db "
+                        "(default: $PROACTIVE_BROKER, else this process only)")
     p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
                    help="a site origin allowed to embed the widget and call the endpoint (repeat for several; "
                         "'*' allows any). Default: the demo site's origin, or '*' with --no-demo")
@@ -143,6 +149,13 @@ def agent_token_of(data: Path) -> str:
     return path.read_text().strip()
 
 
+def database_of(args) -> str | Path:
+    """--db as given (a postgresql:// URL or a SQLite file), else DATA/endpoint.db."""
+    if args.db and str(args.db).startswith(("postgresql://", "postgres://")):
+        return str(args.db)
+    return Path(args.db) if args.db else args.data / "endpoint.db"
+
+
 def webhook(url: str):
     """The delivery hook that hands each request to a mail system over HTTP."""
 
@@ -203,7 +216,7 @@ def run(args) -> int:
                   f"(put it in <head>)", file=sys.stderr)
     site_origin = f"http://{args.site_host}:{args.site_port}"
     origins = args.allow_origin or (["*"] if args.no_demo else [site_origin])
-    db = args.db or (args.data / "endpoint.db")
+    db = database_of(args)
     agent_token = args.agent_token or agent_token_of(args.data)
     public_origin = (args.public_origin or widget_origin).rstrip("/")
     try:
@@ -215,11 +228,13 @@ def run(args) -> int:
             else None,
             on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
             stream_limits=StreamLimits(total=args.max_streams, per_address=args.max_streams_per_address),
+            broker_url=args.broker,
         )
     except StoreError as exc:
         print(f"proactive serve: {exc}", file=sys.stderr)
         return 1
     limit_logs()
+    db = app.state.endpoint.store.path  # as printed: a URL without its password
 
     def server(app, host, port):
         # Open event streams never finish on their own: give them 2 s at exit.
@@ -235,6 +250,8 @@ def run(args) -> int:
     print(f"Agent page:     {agent}   (go online, answer visitors, see stats)")
     print(f"Widget origin:  {widget_origin}/loader.js   (endpoint {widget_origin}/api, data {db})")
     print(f"Allowed sites:  {', '.join(origins)}")
+    if args.broker:
+        print(f"Broker:         {args.broker.split('@')[-1]}   (news and rate limits shared with every process on it)")
     if args.test_geo:
         print("Test geo:       X-Proactive-Test-Geo is honoured (QA only)")
     print(f"Script tag:     {tag}", flush=True)

@@ -17,13 +17,15 @@ the property test (tests/test_endpoint_contract.py) asserts no input reaches it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import logging
 import math
 import re
+import os
 import secrets
-import sqlite3
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -42,7 +44,7 @@ from starlette.routing import Route
 
 from server_stub.broker import Broker, EventStream, StreamGate, StreamLimits
 from server_stub.geo import GeoLocator
-from server_stub.storage import Store, now_ms
+from server_stub.storage import SqlStore, now_ms
 from widget.runtime.constants import RATINGS
 
 log = logging.getLogger("proactive.endpoint")
@@ -61,6 +63,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT_RE = re.compile(r"-?[0-9]{1,20}")
 ASCII_SPACE = " \t\n\v\f\r"  # what "blank" means, here and in docs/openapi.json
 EMAIL_RE = re.compile(r"[^\t\n\v\f\r ]*@[^\t\n\v\f\r ]*")
+PRESENCE_MAX_AGE = 5  # seconds a cached GET /api/presence may be used without asking
 BUCKETS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 
 
@@ -303,28 +306,88 @@ class EndpointConfig:
     stream_max_seconds: float = 300.0
     streams: StreamLimits = field(default_factory=StreamLimits)
     storage_queue: int = 4096  # storage calls waiting at once; past it, 503 storage_busy
+    # A delivery request still pending this long after it was made, claimed by
+    # no live process (its process died before handing it over), is handed
+    # over by whichever process looks first; a claim lasts as long.
+    delivery_lease_ms: int = 60_000
+    # An agent who went online is offline this long after their page last
+    # said so (it says so every 30 s while open): a closed laptop does not
+    # leave the team "online".
+    presence_ttl_ms: int = 90_000
+    # redis://… : live news and rate limits shared with every process on the
+    # same Redis (server_stub/broker_redis.py); None: this process only.
+    broker_url: str | None = None
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 class Endpoint:
-    def __init__(self, store: Store, geo: GeoLocator, config: EndpointConfig):
+    def __init__(self, store: SqlStore, geo: GeoLocator, config: EndpointConfig):
         if not config.agent_token:
             raise ValueError("the agent API needs a token")
         self.store, self.geo, self.config = store, geo, config
-        self.broker = Broker()
-        self.limits = RateLimiter({**DEFAULT_LIMITS, **config.rate_limits})
+        limits = {**DEFAULT_LIMITS, **config.rate_limits}
+        if config.broker_url:
+            from server_stub.broker_redis import RedisBroker, RedisRateLimiter
+
+            self.broker: Broker = RedisBroker(config.broker_url)
+            self.limits: RateLimiter | RedisRateLimiter = RedisRateLimiter(config.broker_url, limits)
+        else:
+            self.broker = Broker()
+            self.limits = RateLimiter(limits)
         self.allow_any = "*" in config.allowed_origins
         caps = config.streams
         self.visitor_streams = StreamGate(caps.resolved_total(), caps.per_address, caps.per_visitor, caps.retry_after)
         self.agent_streams = StreamGate(caps.agent, caps.agent, caps.agent, caps.retry_after)
-        # Storage runs on one thread of its own: a slow or locked database
-        # delays only the requests that need it, never the event loop.
-        self._storage = ThreadPoolExecutor(1, thread_name_prefix="proactive-storage")
+        # Storage runs on threads of its own (one for SQLite, one per pooled
+        # connection for PostgreSQL): a slow or locked database delays only
+        # the requests that need it, never the event loop.
+        self._storage = ThreadPoolExecutor(store.threads, thread_name_prefix="proactive-storage")
         self._storage_waiting = 0
         self._beacons: list[tuple[str, str | None, list[dict], asyncio.Future]] = []
         self._beacons_flushing = False
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def start(self) -> None:
+        """Connects to the shared broker, if any (the app's startup)."""
+        start = getattr(self.broker, "start", None)
+        if start is not None:
+            await start()
+
+    async def stop(self) -> None:
+        for part in (self.broker, self.limits):
+            for name in ("stop", "aclose"):
+                if hasattr(part, name):
+                    await getattr(part, name)()
+
+    async def limit(self, name: str, key: str) -> None:
+        """A rate limit (429 past it): in this process, or shared in Redis."""
+        checked = self.limits.check(name, key)
+        if checked is not None:
+            await checked
+
+    async def run_background(self) -> None:
+        """What each process does while it runs: mark offline the agents
+        whose heartbeat stopped, and hand over delivery requests that a dead
+        process left pending (with a delivery hook)."""
+        period = max(0.1, min(self.config.delivery_lease_ms, self.config.presence_ttl_ms) / 6000)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                if await self.db(self.store.expire_agents):
+                    await self._publish_presence()
+                if self.config.on_delivery is not None:
+                    for delivery_id in await self.db(self.store.unclaimed_deliveries, self.config.delivery_lease_ms):
+                        await run_in_threadpool(self._hand_over, {"id": delivery_id})
+            except ApiError as exc:
+                log.warning("background work: %s", exc.message)
+
+    async def _publish_presence(self) -> dict:
+        presence = await self.db(self.store.presence)
+        self.broker.publish("presence", "presence", {k: presence[k] for k in ("team", "agents_online")})
+        self.broker.publish("agent", "presence", presence)
+        return presence
 
     def close(self) -> None:
         self._storage.shutdown(wait=True)
@@ -339,7 +402,7 @@ class Endpoint:
         self._storage_waiting += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._storage, method, *args)
-        except sqlite3.OperationalError as exc:
+        except self.store.transient_errors as exc:
             raise storage_error(exc) from None
         finally:
             self._storage_waiting -= 1
@@ -373,7 +436,7 @@ class Endpoint:
     # -- visitor API -----------------------------------------------------------
     async def register(self, request: Request) -> Response:
         self._check_origin(request)
-        self.limits.check("register", self._client(request))
+        await self.limit("register", self._client(request))
         body = await read_json(request) if await _has_body(request) else {}
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)
         token = secrets.token_urlsafe(32)
@@ -385,7 +448,16 @@ class Endpoint:
         return JSONResponse(geo.as_json(), headers={"cache-control": "private, no-store", "vary": "*"})
 
     async def presence(self, request: Request) -> Response:
-        return JSONResponse(await self._presence_news(), headers={"cache-control": "no-store"})
+        """Team presence for pages without a stream: one small answer every
+        visitor may share (no token, nothing personal), so a CDN or the
+        browser caches it for PRESENCE_MAX_AGE seconds and then revalidates
+        with If-None-Match (304 while unchanged)."""
+        body = json.dumps(await self._presence_news(), separators=(",", ":")).encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        headers = {"cache-control": f"public, max-age={PRESENCE_MAX_AGE}", "etag": etag}
+        if etag in (t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     def _public_conversation(self, conv: dict | None) -> dict | None:
         if conv is None:
@@ -403,7 +475,7 @@ class Endpoint:
     async def visitor_message(self, request: Request) -> Response:
         self._check_origin(request)
         visitor = await self._visitor(request)
-        self.limits.check("message", visitor)
+        await self.limit("message", visitor)
         body = await read_json(request)
         text = field_of(body, "text", str, max_len=MAX_TEXT)
         auto_message = field_of(body, "auto_message", str, required=False, max_len=MAX_ID)
@@ -418,7 +490,7 @@ class Endpoint:
     async def rating(self, request: Request) -> Response:
         self._check_origin(request)
         visitor = await self._visitor(request)
-        self.limits.check("rating", visitor)
+        await self.limit("rating", visitor)
         body = await read_json(request)
         value = field_of(body, "value", str, choices=RATINGS)
         result = await self.db(self.store.rate, visitor, value)
@@ -431,7 +503,7 @@ class Endpoint:
     async def events(self, request: Request) -> Response:
         self._check_origin(request)
         # Per address, not per `sender`: a sender is whatever the client says.
-        self.limits.check("events_ip", self._client(request))
+        await self.limit("events_ip", self._client(request))
         body = await read_json(request, MAX_BEACON_BODY)
         sender = field_of(body, "sender", str, max_len=MAX_ID)
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)
@@ -462,7 +534,7 @@ class Endpoint:
     async def delivery(self, request: Request) -> Response:
         self._check_origin(request)
         visitor = await self._visitor(request)
-        self.limits.check("delivery", visitor)
+        await self.limit("delivery", visitor)
         body = await read_json(request)
         message = field_of(body, "message", str, max_len=MAX_ID)
         site = field_of(body, "site", str, required=False, max_len=MAX_ID)
@@ -517,7 +589,18 @@ class Endpoint:
             self._beacons_flushing = False
 
     def _hand_over(self, request_: dict) -> dict:
-        """Calls the site's delivery hook; its outcome becomes the request's status."""
+        """Claims the request in the database (so that of N processes one
+        hands it over), calls the site's delivery hook, and records its
+        outcome as the request's status."""
+        try:
+            claimed = self._storage.submit(self.store.claim_delivery, request_["id"], self.instance,
+                                           self.config.delivery_lease_ms).result()
+        except self.store.transient_errors as exc:
+            log.warning("delivery request %s: could not claim it: %s", request_["id"], exc)
+            return request_
+        if claimed is None:  # another process has it, or it is no longer pending
+            return request_
+        request_ = claimed
         try:
             outcome = self.config.on_delivery(dict(request_))
         except Exception as exc:  # the hook is the site's code: record, don't crash
@@ -527,7 +610,7 @@ class Endpoint:
             status, detail = (outcome if outcome in DELIVERY_STATUSES else "handed_over"), None
         try:
             return self._storage.submit(self.store.set_delivery_status, request_["id"], status, detail).result() or request_
-        except sqlite3.OperationalError as exc:
+        except self.store.transient_errors as exc:
             log.warning("delivery request %s: could not record %s: %s", request_["id"], status, exc)
             return request_
 
@@ -602,11 +685,9 @@ class Endpoint:
             body = await read_json(request)
             agent = field_of(body, "agent", str, max_len=80)
             online = field_of(body, "online", bool)
-            await self.db(self.store.set_agent_online, agent, online)
-            presence = await self.db(self.store.presence)
-            self.broker.publish("presence", "presence", {k: presence[k] for k in ("team", "agents_online")})
-            self.broker.publish("agent", "presence", presence)
-            return JSONResponse(presence)
+            if await self.db(self.store.set_agent_online, agent, online, self.config.presence_ttl_ms):
+                return JSONResponse(await self._publish_presence())
+            return JSONResponse(await self.db(self.store.presence))  # a heartbeat: no news
         return JSONResponse(await self.db(self.store.presence))
 
     async def agent_stats(self, request: Request) -> Response:
@@ -694,7 +775,7 @@ def _bearer(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def storage_error(exc: sqlite3.OperationalError) -> ApiError:
+def storage_error(exc: Exception) -> ApiError:
     """What a database failure means to a client: try again later (503), not a bug."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from server_stub.api import Endpoint, EndpointConfig, error_response
 from server_stub.broker import StreamLimits
 from server_stub.geo import GeoLocator
 from server_stub.static import WidgetFiles
-from server_stub.storage import Store
+from server_stub.storage import SqlStore, open_store
 
 AGENT_DIR = Path(__file__).resolve().parent / "agent"
 AGENT_ASSETS = {"agent.mjs": "text/javascript", "agent.css": "text/css"}
@@ -40,7 +41,7 @@ def create_widget_app(
     *,
     allowed_origins: list[str] | tuple[str, ...] | str | None = None,
     db_path: Path | str | None = None,
-    store: Store | None = None,
+    store: SqlStore | None = None,
     geo_database: Path | str | None = None,
     test_geo: bool = False,
     trust_proxy: bool | list[str] | tuple[str, ...] = False,
@@ -50,14 +51,21 @@ def create_widget_app(
     rate_limits: dict | None = None,
     stream_heartbeat: float = 15.0,
     stream_limits: StreamLimits | None = None,
+    broker_url: str | None = None,
+    delivery_lease: float = 60.0,
+    presence_ttl: float = 90.0,
 ) -> Starlette:
     """The widget's origin. `allowed_origins`: the sites that may embed the
     widget and call the endpoint (default "*": any). `db_path`: the SQLite
-    file (default: in memory, gone at exit). `agent_token`: the agent API's
+    file or a postgresql:// URL (default: SQLite in memory, gone at exit). `agent_token`: the agent API's
     credential (default: a random one, `app.state.agent_token`); the agent
     API answers only on `agent_origins` (default: loopback names).
     `trust_proxy`: the proxy addresses whose X-Forwarded-For is honoured
-    (True: loopback). `app.state.endpoint` exposes the endpoint (store,
+    (True: loopback). `broker_url` (redis://…): live news and rate limits
+    shared by every process on that Redis. `delivery_lease`: seconds a
+    process holds a delivery request it hands over (one left pending longer,
+    its process dead, is handed over by another). `presence_ttl`: seconds
+    an agent stays online after their page last said so. `app.state.endpoint` exposes the endpoint (store,
     broker) to tools and tests."""
     static_dir = Path(static_dir)
     if not (static_dir / "loader.js").exists():
@@ -70,12 +78,14 @@ def create_widget_app(
         origins = [o.rstrip("/") for o in allowed_origins]
     config = EndpointConfig(allowed_origins=origins, rate_limits=dict(rate_limits or {}), on_delivery=on_delivery,
                             stream_heartbeat=stream_heartbeat, streams=stream_limits or StreamLimits(),
-                            agent_origins=[o.rstrip("/") for o in agent_origins] if agent_origins else None)
+                            agent_origins=[o.rstrip("/") for o in agent_origins] if agent_origins else None,
+                            broker_url=broker_url, delivery_lease_ms=int(delivery_lease * 1000),
+                            presence_ttl_ms=int(presence_ttl * 1000))
     if agent_token:
         config.agent_token = agent_token
     # The client address is resolved before the app (ProxyHeadersMiddleware
     # below, with --trust-proxy only), so geo uses it as it is.
-    endpoint = Endpoint(store or Store(db_path), GeoLocator(geo_database, test_override=test_geo), config)
+    endpoint = Endpoint(store or open_store(db_path), GeoLocator(geo_database, test_override=test_geo), config)
 
     async def agent_page(request: Request) -> Response:
         return FileResponse(AGENT_DIR / "index.html", media_type="text/html",
@@ -100,7 +110,11 @@ def create_widget_app(
     routes.append(Mount("/", app=WidgetFiles(directory=str(static_dir), allowed_origins=origins), name="static"))
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        await endpoint.start()
+        background = asyncio.create_task(endpoint.run_background())
         yield
+        background.cancel()
+        await endpoint.stop()
         endpoint.geo.close()
         endpoint.close()
 

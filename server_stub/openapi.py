@@ -156,8 +156,12 @@ def document() -> dict:
             "parameters": [{"name": "X-Proactive-Test-Geo", "in": "header", "required": False, "schema": {"type": "string"},
                             "description": "`DE`, `DE; Berlin` or `country=DE; city=Berlin`; honoured only with --test-geo"}],
             "responses": {"200": _json(_ref("Geo"))}}},
-        "/api/presence": {"get": {"summary": "Team online/offline",
-                                  "responses": {"200": _json(_ref("Presence")), **_errors(503)}}},
+        "/api/presence": {"get": {
+            "summary": "Team online/offline: cacheable (ETag, a few seconds' max-age; safe behind a CDN)",
+            "parameters": [{"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                            "description": "an ETag this endpoint gave: 304 while presence is unchanged"}],
+            "responses": {"200": _json(_ref("Presence")), "304": {"description": "Unchanged since that ETag"},
+                          **_errors(503)}}},
         "/api/conversation": {"get": {
             "summary": "The caller's own conversation (null before the first message)", "security": VISITOR_AUTH,
             "responses": {"200": _json({"type": "object", "required": ["conversation", "now"], "properties": {

@@ -18,7 +18,14 @@ a storage thread of its own (never on the event loop), and WAL lets readers
 One process owns a database file at a time: `Store` holds an exclusive lock
 on `FILE.lock` while it is open and refuses to open a file another process
 holds (`StoreLocked`), since live news is published in-process and a second
-server would silently split it.
+server would silently split it. Several processes share one PostgreSQL
+database instead (server_stub/storage_pg.py: the same queries, through
+`SqlStore`; `open_store` picks the backend from a URL or a path).
+
+The schema is built by versioned migrations (server_stub/migrations/DIALECT/
+NNNN_name.sql), applied in order at open, each in its own transaction, and
+recorded in `meta.schema_version`; a database at a version newer than the
+files this server has is refused (`SchemaTooNew`).
 """
 
 from __future__ import annotations
@@ -31,47 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-SCHEMA_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS visitors (
-  id TEXT PRIMARY KEY,              -- sha256(token) hex
-  site TEXT, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS conversations (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  visitor_id TEXT NOT NULL UNIQUE REFERENCES visitors(id),
-  site TEXT, auto_message TEXT, page_url TEXT,
-  started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-  rating TEXT, rating_at INTEGER, agent_seen_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS messages (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  conversation_id INTEGER NOT NULL REFERENCES conversations(id),
-  sender TEXT NOT NULL CHECK (sender IN ('visitor', 'agent')),
-  author TEXT, text TEXT NOT NULL, t INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
-CREATE TABLE IF NOT EXISTS agents (
-  name TEXT PRIMARY KEY, online INTEGER NOT NULL, changed_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-  id TEXT PRIMARY KEY,              -- the widget's event id, scoped by sender
-  kind TEXT NOT NULL CHECK (kind IN ('shown', 'clicked', 'dismissed', 'replied')),
-  message TEXT NOT NULL, button TEXT, site TEXT,
-  client_t INTEGER, received_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_message ON events(message, kind, received_at);
-CREATE TABLE IF NOT EXISTS deliveries (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  visitor_id TEXT NOT NULL, site TEXT, message TEXT NOT NULL,
-  recipient TEXT, attributes TEXT NOT NULL, requested_at INTEGER NOT NULL,
-  status TEXT NOT NULL DEFAULT 'pending', status_detail TEXT, updated_at INTEGER NOT NULL,
-  UNIQUE (visitor_id, message)
-);
-"""
-
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 KINDS = ("shown", "clicked", "dismissed", "replied")
 
@@ -80,11 +47,14 @@ KINDS = ("shown", "clicked", "dismissed", "replied")
 # dismissed or replied to it: rates built on these never exceed 100 %.
 _VISITORS_QUERY = """
 WITH per AS (
-  SELECT message, MAX(kind = 'shown') AS s, MAX(kind = 'clicked') AS c, MAX(kind = 'dismissed') AS d,
-         MAX(kind = 'replied') AS r
-  FROM events {where} GROUP BY message, substr(id, 1, instr(id, ':') - 1))
-SELECT message, SUM(s) AS shown, SUM(s AND c) AS clicked, SUM(s AND d) AS dismissed, SUM(s AND r) AS replied
+  SELECT message, MAX(CASE WHEN kind = 'shown' THEN 1 ELSE 0 END) AS s,
+         MAX(CASE WHEN kind = 'clicked' THEN 1 ELSE 0 END) AS c,
+         MAX(CASE WHEN kind = 'dismissed' THEN 1 ELSE 0 END) AS d,
+         MAX(CASE WHEN kind = 'replied' THEN 1 ELSE 0 END) AS r
+  FROM events {where} GROUP BY message, {sender})
+SELECT message, SUM(s) AS shown, SUM(s * c) AS clicked, SUM(s * d) AS dismissed, SUM(s * r) AS replied
 FROM per GROUP BY message HAVING SUM(s) > 0"""
+
 
 def _lock_exclusively(path: Path):
     """Opens `path` and takes an exclusive, non-blocking lock on it (released
@@ -126,59 +96,51 @@ class StoreLocked(StoreError):
     pass
 
 
-class Store:
-    """SQLite storage. `path=None` keeps everything in memory (tests, throwaway).
-    `busy_timeout`: seconds a write waits for another connection's lock
-    before it fails (the endpoint answers 503 then)."""
+class SchemaTooNew(StoreError):
+    pass
 
-    def __init__(self, path: Path | str | None = None, *, busy_timeout: float = 5.0):
-        self.path = str(path) if path is not None else ":memory:"
-        self._lock = threading.Lock()
-        self._lock_file = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file = _lock_exclusively(Path(str(path) + ".lock"))
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self.journal_mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            self._db.executescript(SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        except sqlite3.Error as exc:
-            self._unlock()
-            why = "read-only" if "readonly" in str(exc).lower() else str(exc)
-            raise StoreError(f"cannot use the database {self.path}: {why}") from None
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-        self._unlock()
+def migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of each migration file for a dialect, in order."""
+    out = []
+    for path in sorted((MIGRATIONS / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        out.append((int(path.name[:4]), path.stem, path.read_text("utf-8")))
+    return out
 
-    def _unlock(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the file releases the lock
-            self._lock_file = None
+
+def latest_version(dialect: str) -> int:
+    return max((v for v, _, _ in migrations(dialect)), default=0)
+
+
+def check_version(found: int, dialect: str, where: str) -> None:
+    latest = latest_version(dialect)
+    if found > latest:
+        raise SchemaTooNew(f"the database {where} is at schema version {found}, newer than this server knows "
+                           f"({latest}): run the newer proactive that wrote it, or restore a backup")
+
+
+class SqlStore:
+    """The queries, written once for both backends: `?` placeholders, and
+    SQL that SQLite and PostgreSQL read alike (ON CONFLICT, RETURNING).
+    A backend provides `_tx(fn)` (fn gets something with `execute` and
+    `executemany` returning a cursor), `_read(sql, args)`, `close()`, the
+    SQL of an event's sender (`sender_sql`), the exceptions that mean
+    "try again later" (`transient_errors`) and how many calls may run at
+    once (`threads`)."""
+
+    sender_sql = ""
+    transient_errors: tuple[type[BaseException], ...] = ()
+    threads = 1
+    schema_version = 0
 
     def _tx(self, fn):
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(self._db)
-                self._db.execute("COMMIT")
-            except BaseException:
-                # SQLite may have rolled back already (a full disk does), or a
-                # failed COMMIT may have left the transaction open.
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            return result
+        raise NotImplementedError
 
-    def _read(self, sql: str, args=()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+    def _read(self, sql: str, args=()) -> list:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     # -- visitors ----------------------------------------------------------------
     def add_visitor(self, token: str, site: str | None) -> str:
@@ -201,7 +163,7 @@ class Store:
         rows = self._read("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
         return self._conversation(rows[0]) if rows else None
 
-    def _conversation(self, row: sqlite3.Row) -> dict:
+    def _conversation(self, row) -> dict:
         messages = self._read(
             "SELECT id, sender, author, text, t FROM messages WHERE conversation_id = ? ORDER BY id", (row["id"],))
         return {
@@ -217,17 +179,14 @@ class Store:
         t = now_ms()
 
         def tx(db):
-            row = db.execute("SELECT id FROM conversations WHERE visitor_id = ?", (visitor,)).fetchone()
-            if row is None:
-                cid = db.execute(
-                    "INSERT INTO conversations (visitor_id, site, auto_message, page_url, started_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (visitor, site, auto_message, page_url, t, t)).lastrowid
-            else:
-                cid = row["id"]
-                db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (t, cid))
+            # One statement, so that two processes starting it at once make one conversation.
+            cid = db.execute(
+                "INSERT INTO conversations (visitor_id, site, auto_message, page_url, started_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (visitor_id) DO UPDATE SET updated_at = excluded.updated_at"
+                " RETURNING id", (visitor, site, auto_message, page_url, t, t)).fetchone()["id"]
             db.execute("UPDATE visitors SET last_seen = ? WHERE id = ?", (t, visitor))
-            mid = db.execute("INSERT INTO messages (conversation_id, sender, author, text, t) VALUES (?, 'visitor', NULL, ?, ?)",
-                             (cid, text, t)).lastrowid
+            mid = db.execute("INSERT INTO messages (conversation_id, sender, author, text, t) VALUES (?, 'visitor', NULL, ?, ?)"
+                             " RETURNING id", (cid, text, t)).fetchone()["id"]
             return cid, {"id": mid, "sender": "visitor", "author": None, "text": text, "t": t}
 
         return self._tx(tx)
@@ -241,8 +200,8 @@ class Store:
             if row is None:
                 return None
             db.execute("UPDATE conversations SET updated_at = ?, agent_seen_at = ? WHERE id = ?", (t, t, conversation_id))
-            mid = db.execute("INSERT INTO messages (conversation_id, sender, author, text, t) VALUES (?, 'agent', ?, ?, ?)",
-                             (conversation_id, author, text, t)).lastrowid
+            mid = db.execute("INSERT INTO messages (conversation_id, sender, author, text, t) VALUES (?, 'agent', ?, ?, ?)"
+                             " RETURNING id", (conversation_id, author, text, t)).fetchone()["id"]
             return row["visitor_id"], {"id": mid, "sender": "agent", "author": author, "text": text, "t": t}
 
         return self._tx(tx)
@@ -275,11 +234,31 @@ class Store:
         } for r in rows]
 
     # -- presence ------------------------------------------------------------------
-    def set_agent_online(self, agent: str, online: bool) -> None:
+    def set_agent_online(self, agent: str, online: bool, ttl_ms: int | None = None) -> bool:
+        """Records an agent's presence; online with `ttl_ms`, only until then
+        unless said again (a heartbeat). True when it changed."""
         t = now_ms()
-        self._tx(lambda db: db.execute(
-            "INSERT INTO agents VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET online = excluded.online,"
-            " changed_at = excluded.changed_at", (agent, int(online), t)))
+        expires = t + ttl_ms if online and ttl_ms else None
+
+        def tx(db):
+            row = db.execute("SELECT online FROM agents WHERE name = ?", (agent,)).fetchone()
+            db.execute(
+                "INSERT INTO agents (name, online, changed_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET online = excluded.online, expires_at = excluded.expires_at,"
+                " changed_at = CASE WHEN agents.online = excluded.online THEN agents.changed_at"
+                " ELSE excluded.changed_at END", (agent, int(online), t, expires))
+            return row is None or bool(row["online"]) != online
+
+        return self._tx(tx)
+
+    def expire_agents(self) -> list[str]:
+        """Marks offline the agents whose heartbeat stopped; their names (one
+        caller gets each, whatever the number of processes)."""
+        t = now_ms()
+        rows = self._tx(lambda db: db.execute(
+            "UPDATE agents SET online = 0, changed_at = ?, expires_at = NULL"
+            " WHERE online = 1 AND expires_at IS NOT NULL AND expires_at < ? RETURNING name", (t, t)).fetchall())
+        return [r["name"] for r in rows]
 
     def presence(self) -> dict:
         rows = self._read("SELECT name, online, changed_at FROM agents ORDER BY name")
@@ -292,14 +271,7 @@ class Store:
         """Stores beacon events; returns how many were new (retries are ignored)."""
         t = now_ms()
 
-        def tx(db):
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
-            return db.total_changes - before
-
-        return self._tx(tx)
+        return self.add_event_batches([(sender, site, events)])[0]
 
     def add_event_batches(self, batches: list[tuple[str, str | None, list[dict]]]) -> list[int]:
         """Several beacons' events in one transaction (group commit); how many were new, per beacon."""
@@ -308,11 +280,13 @@ class Store:
         def tx(db):
             counts = []
             for sender, site, events in batches:
-                before = db.total_changes
-                db.executemany(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                if not events:
+                    counts.append(0)
+                    continue
+                cur = db.executemany(
+                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
-                counts.append(db.total_changes - before)
+                counts.append(cur.rowcount)
             return counts
 
         return self._tx(tx)
@@ -348,7 +322,7 @@ class Store:
             points[key][r["kind"]] = r["n"]
         for r in buttons:
             entry(r["message"])["buttons"][r["button"]] = r["n"]
-        for r in self._read(_VISITORS_QUERY.format(where=where or "WHERE 1"), args):
+        for r in self._read(_VISITORS_QUERY.format(where=where or "WHERE 1 = 1", sender=self.sender_sql), args):
             m = entry(r["message"])
             m["visitors"] = {k: r[k] for k in KINDS}
             m["reply_rate"] = r["replied"] / r["shown"] if r["shown"] else None
@@ -362,8 +336,8 @@ class Store:
 
         def tx(db):
             cur = db.execute(
-                "INSERT OR IGNORE INTO deliveries (visitor_id, site, message, recipient, attributes, requested_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", (visitor, site, message, recipient, json.dumps(attributes), t, t))
+                "INSERT INTO deliveries (visitor_id, site, message, recipient, attributes, requested_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (visitor, site, message, recipient, json.dumps(attributes), t, t))
             created = cur.rowcount == 1
             row = db.execute("SELECT * FROM deliveries WHERE visitor_id = ? AND message = ?", (visitor, message)).fetchone()
             return self._delivery(row), created
@@ -388,13 +362,134 @@ class Store:
             rows = self._read("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?", (limit,))
         return [self._delivery(r) for r in rows]
 
+    def claim_delivery(self, delivery_id: int, owner: str, lease_ms: int = 60_000) -> dict | None:
+        """Claims a pending request for handing over: the request if this
+        caller won it (no one else holds a live claim), else None. With any
+        number of processes on one database, one of them gets each."""
+        t = now_ms()
+
+        def tx(db):
+            row = db.execute(
+                "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id = ? AND status = 'pending'"
+                " AND (claimed_until IS NULL OR claimed_until < ?) RETURNING *",
+                (owner, t + lease_ms, delivery_id, t)).fetchone()
+            return self._delivery(row) if row else None
+
+        return self._tx(tx)
+
+    def unclaimed_deliveries(self, older_than_ms: int, limit: int = 50) -> list[int]:
+        """Pending requests nobody holds, requested at least `older_than_ms`
+        ago (their process died before handing them over)."""
+        t = now_ms()
+        rows = self._read("SELECT id FROM deliveries WHERE status = 'pending' AND requested_at <= ?"
+                          " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
+                          (t - older_than_ms, t, limit))
+        return [r["id"] for r in rows]
+
     @staticmethod
-    def _delivery(row: sqlite3.Row) -> dict:
+    def _delivery(row) -> dict:
         return {"id": row["id"], "visitor": row["visitor_id"][:12], "site": row["site"], "message": row["message"],
                 "recipient": row["recipient"], "attributes": _attributes(row["attributes"]),
                 "requested_at": row["requested_at"], "status": row["status"], "status_detail": row["status_detail"],
                 "updated_at": row["updated_at"]}
 
+
+
+class Store(SqlStore):
+    """SQLite storage. `path=None` keeps everything in memory (tests, throwaway).
+    `busy_timeout`: seconds a write waits for another connection's lock
+    before it fails (the endpoint answers 503 then)."""
+
+    dialect = "sqlite"
+    sender_sql = "substr(id, 1, instr(id, ':') - 1)"
+    transient_errors = (sqlite3.OperationalError,)
+
+    def __init__(self, path: Path | str | None = None, *, busy_timeout: float = 5.0, upgrade: bool = True):
+        self.path = str(path) if path is not None else ":memory:"
+        self._lock = threading.Lock()
+        self._lock_file = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = _lock_exclusively(Path(str(path) + ".lock"))
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self.journal_mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self.schema_version = self.upgrade() if upgrade else self._version()
+            if upgrade:  # a server must be able to write: a read-only file is refused now, not at the first visitor
+                self._db.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+        except sqlite3.Error as exc:
+            self._unlock()
+            why = "read-only" if "readonly" in str(exc).lower() else str(exc)
+            raise StoreError(f"cannot use the database {self.path}: {why}") from None
+        except StoreError:
+            self._unlock()
+            raise
+
+    def _version(self) -> int:
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def upgrade(self) -> int:
+        """Applies the migrations this database lacks; returns its version."""
+        with self._lock:
+            version = self._version()
+            check_version(version, self.dialect, self.path)
+            for number, _, sql in migrations(self.dialect):
+                if number > version:
+                    # One transaction per file (executescript would commit a pending one first).
+                    try:
+                        self._db.executescript(
+                            f"BEGIN IMMEDIATE;\n{sql}\n;INSERT INTO meta VALUES ('schema_version', '{number}')"
+                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value;\nCOMMIT;")
+                    except BaseException:
+                        if self._db.in_transaction:
+                            self._db.execute("ROLLBACK")
+                        raise
+                    version = number
+            return version
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the lock
+            self._lock_file = None
+
+    def _tx(self, fn):
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                # SQLite may have rolled back already (a full disk does), or a
+                # failed COMMIT may have left the transaction open.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            return result
+
+    def _read(self, sql: str, args=()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+
+def open_store(location: str | Path | None, **options) -> SqlStore:
+    """The store for a database location: a postgresql:// (or postgres://)
+    URL, else a SQLite file path (None: in memory)."""
+    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        from server_stub.storage_pg import PostgresStore
+
+        return PostgresStore(location, **options)
+    return Store(location, **options)
 
 def _attributes(stored: str) -> dict:
     """Stored attributes as served. New ones are checked on the way in;

@@ -72,6 +72,7 @@ def serve():
 
 # -- 1. the rate limiter ---------------------------------------------------------------
 
+@pytest.mark.no_storage
 def test_rate_limiter_cost_stays_flat_and_memory_bounded_under_200000_keys():
     limiter = RateLimiter({"x": (5, 1.0)}, max_keys=100_000)
 
@@ -94,6 +95,7 @@ def test_rate_limiter_cost_stays_flat_and_memory_bounded_under_200000_keys():
         limiter.check("x", "a199999")
 
 
+@pytest.mark.no_storage
 def test_rate_limiter_forgets_refilled_buckets_without_a_scan():
     now = [0.0]
     limiter = RateLimiter({"x": (2, 1.0)}, clock=lambda: now[0])
@@ -155,6 +157,7 @@ def test_delivery_attributes_that_could_not_be_served_are_refused(static_dir, at
         assert listed.status_code == 200 and listed.json()["deliveries"] == []
 
 
+@pytest.mark.sqlite_only
 def test_rows_stored_before_the_check_are_still_served(static_dir, tmp_path):
     db = tmp_path / "e.db"
     store = Store(db)
@@ -258,6 +261,7 @@ def test_streams_are_capped_per_visitor_per_address_and_in_total(static_dir, ser
         time.sleep(0.05)
 
 
+@pytest.mark.no_storage
 def test_a_connection_that_never_finishes_its_headers_is_closed(static_dir, serve):
     server = serve(create_widget_app(static_dir), header_timeout=0.5)
     silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -287,6 +291,7 @@ def test_a_body_that_trickles_in_gets_408(static_dir, serve, monkeypatch):
     s.close()
 
 
+@pytest.mark.no_storage
 def test_past_the_connection_cap_a_new_connection_gets_503_at_once(static_dir, serve):
     server = serve(create_widget_app(static_dir), max_connections=4)
     idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(4)]
@@ -303,6 +308,7 @@ def test_past_the_connection_cap_a_new_connection_gets_503_at_once(static_dir, s
     assert server.call("GET", "/health")[0] == 200
 
 
+@pytest.mark.no_storage
 def test_repeated_log_messages_are_rate_limited():
     now = [0.0]
     flt = RateLimitedLog(interval=10, clock=lambda: now[0])
@@ -319,6 +325,7 @@ def test_repeated_log_messages_are_rate_limited():
 
 # -- 6. storage off the event loop --------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_a_locked_database_delays_only_the_requests_that_need_it(static_dir, tmp_path, serve):
     db = tmp_path / "e.db"
     app = create_widget_app(static_dir, store=Store(db, busy_timeout=1.5))
@@ -349,6 +356,7 @@ def test_a_locked_database_delays_only_the_requests_that_need_it(static_dir, tmp
 
 # -- 8. one process per data folder ---------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_a_second_store_on_the_same_file_is_refused(tmp_path):
     first = Store(tmp_path / "e.db")
     with pytest.raises(StoreLocked, match="another process"):
@@ -357,6 +365,7 @@ def test_a_second_store_on_the_same_file_is_refused(tmp_path):
     Store(tmp_path / "e.db").close()  # free again once the first is closed
 
 
+@pytest.mark.sqlite_only
 def test_a_full_database_is_a_503_not_a_500(static_dir, tmp_path):
     store = Store(tmp_path / "e.db")
     app = create_widget_app(static_dir, store=store)

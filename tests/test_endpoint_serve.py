@@ -20,6 +20,9 @@ import pytest
 from endpoint_helpers import http_call
 
 ROOT = Path(__file__).resolve().parents[1]
+# About the SQLite data folder `proactive serve` owns; PostgreSQL + Redis
+# processes are tested in tests/test_endpoint_cluster.py.
+pytestmark = pytest.mark.sqlite_only
 
 
 def _port() -> int:

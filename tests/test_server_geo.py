@@ -15,6 +15,9 @@ from server_stub.geo import GeoLocator, parse_test_header
 
 # -- a minimal MMDB writer (IPv4 tree, 24-bit records) ------------------------------------
 
+pytestmark = pytest.mark.no_storage  # geo: no database involved
+
+
 def _ctrl(type_: int, size: int) -> bytes:
     if size < 29:
         head, extra = size, b""

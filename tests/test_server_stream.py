@@ -33,11 +33,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, backend):
     static = tmp_path / "w"
     static.mkdir()
     (static / "loader.js").write_text("")
-    app = create_widget_app(static, db_path=tmp_path / "e.db", stream_heartbeat=0.3)
+    app = create_widget_app(static, db_path=tmp_path / "e.db" if backend == "sqlite" else None, stream_heartbeat=0.3)
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -150,6 +150,7 @@ def test_agent_stream_sees_new_visitor_messages(server):
     agent.close()
 
 
+@pytest.mark.sqlite_only
 def test_proactive_serve_starts_answers_and_stops_with_a_stream_open(tmp_path):
     static = tmp_path / "w"
     static.mkdir()
@@ -212,6 +213,7 @@ def _app_routes(app) -> set[tuple[str, str]]:
     return out
 
 
+@pytest.mark.no_storage
 def test_openapi_lists_exactly_the_apps_routes(tmp_path):
     from server_stub.openapi import document
 
@@ -222,6 +224,7 @@ def test_openapi_lists_exactly_the_apps_routes(tmp_path):
     assert documented == _app_routes(create_widget_app(static))
 
 
+@pytest.mark.no_storage
 def test_docs_openapi_json_is_up_to_date():
     from server_stub.openapi import document
 

@@ -93,6 +93,15 @@ async function togglePresence() {
   }
 }
 
+// While online, the page says so again every 30 s: the endpoint counts an
+// agent online only until 90 s after the last time (a closed laptop or a lost
+// network takes the agent offline by itself).
+const HEARTBEAT_MS = 30_000;
+
+function heartbeat() {
+  if (state.online) api("POST", "/presence", { agent: agentName(), online: true }).catch(() => {});
+}
+
 // -- conversations ---------------------------------------------------------------
 async function loadConversations() {
   try {
@@ -310,6 +319,7 @@ function start() {
   askPresence("GET").catch((err) => showProblem(`The agent API is unavailable: ${err.message}`));
   loadConversations();
   listen();
+  setInterval(heartbeat, HEARTBEAT_MS);
 }
 
 start();

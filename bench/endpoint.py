@@ -1,0 +1,239 @@
+"""The endpoint past one process, measured on loopback (docs/benchmarks.md, docs/deploy.md).
+
+    .venv/bin/python bench/endpoint.py [--seconds 5] [--concurrency 200] [--streams 2000] [--events 1000000]
+
+Three layouts in one run, each started fresh: one process on SQLite; one
+process on PostgreSQL + Redis; two processes on PostgreSQL + Redis
+(throwaway servers from tests/services.py, in temporary folders). Each
+process is the endpoint under uvicorn as `proactive serve` runs it, rate
+limits and stream caps lifted so the server is measured, not its limits.
+Per layout:
+
+1. beacons: CONCURRENCY keep-alive connections (spread over the processes)
+   POST one-event beacons for SECONDS seconds: beacons/s, p50, p99;
+2. presence fan-out: STREAMS idle visitor streams spread over the
+   processes; an agent goes online on the first process; the time until
+   every stream has the news (p50 and the last one), and resident memory
+   per 1,000 streams;
+3. agent reply → visitor: a visitor's stream on the last process, 50
+   replies posted on the first: p50 and p99 from POST to the event;
+4. stats (once the processes have stopped): EVENTS beacon events stored
+   directly, then the agent stats query timed (median of 3).
+
+127.0.0.1 only, every phase bounded in time and count; prints one JSON
+line per layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT / "tests")]
+
+from endpoint_load import beacons, rss_kb  # noqa: E402
+from services import free_port, postgres_server, redis_server  # noqa: E402
+
+AGENT = "bench-agent-token"
+
+
+def serve(port: int, data: str, db: str, broker: str) -> None:
+    """A child: one endpoint process."""
+    from server_stub.app import create_widget_app
+    from server_stub.broker import StreamLimits
+    from server_stub.server import limit_logs, uvicorn_config
+    import uvicorn
+
+    static = Path(data) / "widget"
+    static.mkdir(parents=True, exist_ok=True)
+    (static / "loader.js").write_text("")
+    lifted = {name: (10**9, 10**9) for name in ("register", "message", "rating", "events_ip", "delivery")}
+    app = create_widget_app(static, db_path=db if db.startswith("postgresql://") else Path(db), rate_limits=lifted,
+                            agent_token=AGENT, broker_url=broker or None, stream_heartbeat=60,
+                            stream_limits=StreamLimits(per_address=10**6, per_visitor=10**6))
+    limit_logs()
+    uvicorn.Server(uvicorn_config(app, "127.0.0.1", port)).run()
+
+
+def call(port: int, method: str, path: str, body=None, token: str | None = None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers,
+                                 data=None if body is None else json.dumps(body).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+async def fan_out(ports: list[int], pids: list[int], count: int) -> dict:
+    before = sum(rss_kb(p) for p in pids)
+    conns = []
+    for i in range(count):
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[i % len(ports)])
+        writer.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+        conns.append((reader, writer))
+    for reader, _ in conns:  # each has its first presence (offline) and hello
+        await reader.readuntil(b"event: hello")
+    await asyncio.sleep(1.0)
+    memory = (sum(rss_kb(p) for p in pids) - before) / 1024 / count * 1000
+    arrivals: list[float] = []
+
+    async def wait(reader):
+        await reader.readuntil(b'"team":"online"')
+        arrivals.append(time.perf_counter())
+
+    waiting = [asyncio.create_task(wait(r)) for r, _ in conns]
+    t0 = time.perf_counter()
+    await asyncio.to_thread(call, ports[0], "POST", "/api/agent/presence", {"agent": "Ada", "online": True}, AGENT)
+    done, pending = await asyncio.wait(waiting, timeout=30)
+    for task in pending:
+        task.cancel()
+    for _, writer in conns:
+        writer.close()
+    arrivals.sort()
+    return {"streams": count, "streams_reached": len(arrivals),
+            "presence_p50_ms": round((arrivals[len(arrivals) // 2] - t0) * 1000, 1) if arrivals else None,
+            "presence_all_ms": round((arrivals[-1] - t0) * 1000, 1) if arrivals else None,
+            "mb_per_1000_streams": round(memory, 1)}
+
+
+def reply_latency(ports: list[int]) -> dict:
+    import http.client
+
+    token = call(ports[-1], "POST", "/api/visitors", {})["token"]
+    cid = call(ports[-1], "POST", "/api/conversation/messages", {"text": "hi"}, token)["conversation"]
+    conn = http.client.HTTPConnection("127.0.0.1", ports[-1], timeout=10)
+    conn.request("GET", f"/api/stream?visitor={token}")
+    resp = conn.getresponse()
+
+    def until(marker: bytes):
+        while marker not in resp.fp.readline():
+            pass
+
+    until(b"event: hello")
+    lat = []
+    for i in range(50):
+        t = time.perf_counter()
+        call(ports[0], "POST", f"/api/agent/conversations/{cid}/messages", {"text": f"r{i}"}, AGENT)
+        until(f'"text":"r{i}"'.encode())
+        lat.append((time.perf_counter() - t) * 1000)
+    conn.close()
+    lat.sort()
+    return {"reply_p50_ms": round(lat[25], 1), "reply_p99_ms": round(lat[49], 1)}
+
+
+def stats_time(db: str, count: int) -> dict:
+    """Stores COUNT events (40 per visitor, 20 messages), then times the
+    agent stats query itself (store.stats, as GET /api/agent/stats runs it)."""
+    from server_stub.storage import open_store
+
+    store = open_store(db if db.startswith("postgresql://") else Path(db))
+    try:
+        per_visitor, batch = 40, 20_000
+        for start in range(0, count, batch):
+            store.add_event_batches([(f"v{v}", None, [{
+                "id": str(i), "type": ("shown", "clicked", "dismissed", "replied")[i % 4], "message": f"m{i % 20}",
+                "t": i} for i in range(v * per_visitor, min(count, (v + 1) * per_visitor))])
+                for v in range(start // per_visitor, min(count, start + batch) // per_visitor)])
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            store.stats(86_400_000)
+            runs.append((time.perf_counter() - t) * 1000)
+    finally:
+        store.close()
+    return {"events": count, "stats_ms": round(statistics.median(runs), 1)}
+
+
+def layout(name: str, processes: int, db: str, broker: str, args) -> dict:
+    data = tempfile.mkdtemp(prefix="bench-endpoint-")
+    ports = [free_port() for _ in range(processes)]
+    children = [subprocess.Popen([sys.executable, __file__, "--serve", str(p), data, db, broker], cwd=ROOT)
+                for p in ports]
+    try:
+        deadline = time.time() + 60
+        for p, child in zip(ports, children):
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{p}/health", timeout=1).close()
+                    break
+                except OSError:
+                    if child.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"{name}: an endpoint did not start")
+                    time.sleep(0.2)
+        result = {"layout": name, "processes": processes}
+
+        async def spread():
+            per = max(1, args.concurrency // processes)
+            parts = await asyncio.gather(*(beacons(p, args.seconds, per) for p in ports))
+            total = sum(x["requests"] for x in parts)
+            return {"concurrency": per * processes, "beacons_per_s": sum(x["beacons_per_s"] for x in parts),
+                    "beacon_p99_ms": max(x["p99_ms"] for x in parts), "beacon_p50_ms": max(x["p50_ms"] for x in parts),
+                    "beacons": total, "non_202": sum(x["non_202"] for x in parts),
+                    "non_202_why": {k: sum(x.get("non_202_why", {}).get(k, 0) for x in parts)
+                                    for k in {k for x in parts for k in x.get("non_202_why", {})}}}
+
+        result.update(asyncio.run(spread()))
+        result.update(asyncio.run(fan_out(ports, [c.pid for c in children], args.streams)))
+        result.update(reply_latency(ports))
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    if args.events:
+        result.update(stats_time(db, args.events))
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--concurrency", type=int, default=200)
+    p.add_argument("--streams", type=int, default=2000)
+    p.add_argument("--events", type=int, default=0, help="beacon events stored before timing the stats query")
+    p.add_argument("--only", choices=("sqlite", "pg1", "pg2"), action="append")
+    p.add_argument("--serve", nargs=4, metavar=("PORT", "DATA", "DB", "BROKER"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        port, data, db, broker = args.serve
+        serve(int(port), data, db, broker)
+        return 0
+    args.seconds = min(args.seconds, 30.0)
+    args.streams = min(args.streams, 12_000)
+    args.events = min(args.events, 10_000_000)
+    wanted = args.only or ["sqlite", "pg1", "pg2"]
+    if "sqlite" in wanted:
+        folder = tempfile.mkdtemp(prefix="bench-sqlite-")
+        print(json.dumps(layout("sqlite", 1, os.path.join(folder, "endpoint.db"), "", args)), flush=True)
+    if "pg1" in wanted or "pg2" in wanted:
+        with postgres_server() as pg, redis_server() as rd:
+            for name, n in (("pg1", 1), ("pg2", 2)):
+                if name in wanted:
+                    import psycopg
+
+                    schema = f"bench_{name}"
+                    with psycopg.connect(pg, autocommit=True) as conn:
+                        conn.execute(f"CREATE SCHEMA {schema}")
+                    db = f"{pg}?options=-csearch_path%3D{schema}"
+                    print(json.dumps(layout(f"postgresql+redis x{n}", n, db, rd, args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The endpoint's storage on PostgreSQL, shared by any number of processes.
+
+The queries are `SqlStore`'s (server_stub/storage.py), run through a
+psycopg 3 connection pool: each call takes a connection, runs in one
+transaction (READ COMMITTED; the statements that could race between
+processes are single upserts), and gives it back. Migrations run under a
+transaction-scoped advisory lock, so processes starting together apply each
+file once. `schema=` puts the tables in a schema of their own (tests give
+each app a fresh one).
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from server_stub.storage import SqlStore, StoreError, check_version, migrations
+
+MIGRATION_LOCK = 0x70726F61  # pg_advisory_xact_lock key while migrating ("proa")
+
+
+class _Placeholders:
+    """A connection seen through the `?` placeholders the shared queries use."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def execute(self, query: str, args=()):
+        return self.conn.execute(query.replace("?", "%s"), args)
+
+    def executemany(self, query: str, rows):
+        cur = self.conn.cursor()
+        cur.executemany(query.replace("?", "%s"), rows)
+        return cur
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgresql"
+    sender_sql = "split_part(id, ':', 1)"
+    transient_errors = (psycopg.OperationalError,)  # lost connections, a pool timeout, a server shutting down
+
+    def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, timeout: float = 5.0,
+                 upgrade: bool = True):
+        self.url, self.schema, self.threads = url, schema, pool_size
+        kwargs = {"row_factory": dict_row, "autocommit": True}
+        if schema is not None:
+            kwargs["options"] = f"-c search_path={schema}"
+        self.path = _without_password(url) + (f" (schema {schema})" if schema else "")
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, timeout=timeout, open=False,
+                                    name="proactive")
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+            self.schema_version = self.upgrade() if upgrade else self._locked(lambda conn: self._version(conn))
+        except (psycopg.Error, Exception) as exc:
+            self._pool.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"cannot use the database {self.path}: {str(exc).strip().splitlines()[0]}") from None
+
+    def _locked(self, fn):
+        """fn(conn) in one transaction holding the migration lock (processes
+        starting together would race on CREATE ... IF NOT EXISTS)."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            if self.schema is not None:
+                conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
+            return fn(conn)
+
+    @staticmethod
+    def _version(conn: psycopg.Connection) -> int:
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row["value"]) if row else 0
+
+    def upgrade(self) -> int:
+        """Applies the migrations the database lacks, one transaction each; returns its version."""
+        def step(conn) -> tuple[int, bool]:
+            version = self._version(conn)
+            check_version(version, self.dialect, self.path)
+            for number, _, script in migrations(self.dialect):
+                if number > version:
+                    conn.execute(script)
+                    conn.execute("INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key)"
+                                 " DO UPDATE SET value = excluded.value", (str(number),))
+                    return number, True
+            return version, False
+
+        while True:
+            version, applied = self._locked(step)
+            if not applied:
+                return version
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _tx(self, fn):
+        with self._pool.connection() as conn, conn.transaction():
+            return fn(_Placeholders(conn))
+
+    def _read(self, query: str, args=()) -> list[dict]:
+        with self._pool.connection() as conn:
+            return conn.execute(query.replace("?", "%s"), args).fetchall()
+
+
+def _without_password(url: str) -> str:
+    """The URL as printed: any password replaced by ***."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://…"
+    user = info.get("user", "")
+    auth = f"{user}{':***' if info.get('password') else ''}@" if user else ""
+    return f"postgresql://{auth}{info.get('host', '')}{':' + str(info['port']) if info.get('port') else ''}/{info.get('dbname', '')}"
