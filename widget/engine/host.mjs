@@ -6,7 +6,7 @@
 
 import { fetchBundle } from "../bundle/fetch.mjs";
 import { verifySignature } from "../bundle/verify.mjs";
-import { IN_WORKER, SNAPSHOTS, fetchRuntime, startPython } from "./python.mjs";
+import { IN_WORKER, SNAPSHOTS, fetchRuntime, forgetSnapshot, startPython } from "./python.mjs";
 
 export { snapshotStore, startPython } from "./python.mjs";
 
@@ -78,6 +78,7 @@ export function createHost(postToMain) {
   let reactionsTimer = null;
   let generation = 0; // which engine: a newer bundle swapped in makes the next one
   let lastActivity = 0; // performance.now() of the last message handled: the snapshot is stored at idle
+  let keepSnapshot = true; // false once consent is withdrawn ("forget"): nothing more in IndexedDB
 
   function receive(msg) {
     if (dead) {
@@ -140,7 +141,7 @@ export function createHost(postToMain) {
       bundle: accepted,
       timings: { pyodide: tPyodide - t0, runtime: tRuntime - t0, ready: performance.now() - t0, snapshot: snapshot.state, fresh_import: snapshot.fresh, heap_bytes: snapshot.heap, start_phases: snapshot.phases },
     });
-    snapshot.keepLater(() => performance.now() - lastActivity);
+    snapshot.keepLater(() => performance.now() - lastActivity, () => keepSnapshot);
     post(reply);
     const queued = pending;
     pending = [];
@@ -168,6 +169,11 @@ export function createHost(postToMain) {
       if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
       generation += 1;
       post(JSON.parse(runtime.swap(null))); // at the engine's present: no clock read here
+    } else if (msg.type === "forget") {
+      // Consent withdrawn (../shell/consent.mjs): no snapshot kept from now
+      // on, and the one kept is deleted (the page deletes it too).
+      keepSnapshot = false;
+      forgetSnapshot();
     } else if (msg.type === "ping") {
       postToMain({ type: "pong", id: msg.id });
     } else if (msg.type === "explain") {
