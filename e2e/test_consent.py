@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from conftest import shown_ids, wait_ready
+from conftest import shown_ids, sync, wait_ready
+from shell_helpers import observed
 
 DEVICE = """async () => ({
   local: Object.keys(localStorage),
@@ -157,6 +158,30 @@ def test_required_consent_stores_nothing_until_given_and_erases_everything_when_
     assert page.evaluate("proactive('status')")["consent"] == "pending"
     page.wait_for_timeout(1500)
     assert page.evaluate(DEVICE) == EMPTY  # and the page goes on writing nothing
+
+
+def test_consent_given_mid_page_merges_the_earlier_visits_record(site, page, guard):
+    tag = uuid.uuid4().hex[:8]
+    site.publish(_messages(tag), name=f"consent-{tag}")
+    attrs = {"tag": site.tag(site.bundle_url(f"consent-{tag}"), data_consent="required", data_site=f"consent-{tag}")}
+    page.goto(site.page(head=EARLY_CONSENT, **attrs))  # a first page with consent: the record is kept
+    _shows(page, f"hello-{tag}")
+    stored = lambda: page.evaluate(f"JSON.parse(localStorage.getItem('proactive:v1:consent-{tag}'))")  # noqa: E731
+    assert stored()
+
+    page.goto(site.page(**attrs))  # the next page runs before the site knows: a first page, in memory
+    _shows(page, f"hello-{tag}")
+    assert observed(page, f"again-{tag}", "page_views") == 1
+    assert page.evaluate("proactive('consent', true)")["consent"] is True
+    sync(page)
+    # The engine merged the earlier page's record into this page's: two page views.
+    assert observed(page, f"again-{tag}", "page_views") == 2
+    page.goto(site.page(**attrs))  # not granted yet on this page: nothing read, a first page again
+    _shows(page, f"hello-{tag}")
+    assert observed(page, f"again-{tag}", "page_views") == 1
+    page.goto(site.page(head=EARLY_CONSENT, **attrs))  # the merged record was kept: the third page of the visit
+    _shows(page, f"again-{tag}")
+    assert observed(page, f"again-{tag}", "page_views") == 3
 
 
 def test_messages_none_shows_nothing_before_consent(site, page, guard):
