@@ -10,11 +10,11 @@ The same with a stub IAB TCF v2.2 API granting, then revoking, purpose 1."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from conftest import shown_ids, sync, wait_ready
 from shell_helpers import observed
+from test_endpoint import until
 
 DEVICE = """async () => ({
   local: Object.keys(localStorage),
@@ -59,20 +59,9 @@ def _messages(tag: str) -> dict:
     ]}
 
 
-def _until(page, fn, what: str, timeout: float = 20.0):
-    deadline = time.time() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-        page.wait_for_timeout(100)
-
-
 def _shows(page, message: str) -> None:
     wait_ready(page)
-    _until(page, lambda: message in shown_ids(page), f"{message} on screen")
+    until(lambda: message in shown_ids(page), f"{message} on screen", pump=page)
 
 
 def _recording(page) -> list[tuple[str, str]]:
@@ -128,14 +117,14 @@ def test_required_consent_stores_nothing_until_given_and_erases_everything_when_
     assert f"proactive:v1:consent-{tag}" in device["local"] and "proactive:tab" in device["session"]
     record = page.evaluate(f"JSON.parse(localStorage.getItem('proactive:v1:consent-{tag}'))")
     assert record["visit_log"], record
-    _until(page, lambda: _rows(site, tag, None)["events"] >= 1, "the shown beacon at the endpoint")
+    until(lambda: _rows(site, tag, None)["events"] >= 1, "the shown beacon at the endpoint", pump=page)
 
     # The next page (the site says yes before the loader) is a returning visit,
     # and it keeps the Pyodide snapshot.
     page.goto(site.page(head=EARLY_CONSENT, **attrs))
     _shows(page, f"again-{tag}")
     assert f"hello-{tag}" not in shown_ids(page)
-    _until(page, lambda: "proactive-snapshot" in page.evaluate(DEVICE)["idb"], "the snapshot in IndexedDB", 45)
+    until(lambda: "proactive-snapshot" in page.evaluate(DEVICE)["idb"], "the snapshot in IndexedDB", 45, pump=page)
     # The visitor chats: the endpoint registers them.
     page.evaluate("proactive('open')")
     token = None
@@ -145,9 +134,9 @@ def test_required_consent_stores_nothing_until_given_and_erases_everything_when_
              field.dispatchEvent(new Event('input', {bubbles: true}));
              field.closest('form').requestSubmit(); }""")
     endpoint_keys = lambda: [k for k in page.evaluate(DEVICE)["local"] if k.endswith(":token")]  # noqa: E731
-    token_key = _until(page, endpoint_keys, "the visitor token on the device")[0]
+    token_key = until(endpoint_keys, "the visitor token on the device", pump=page)[0]
     token = page.evaluate(f"JSON.parse(localStorage.getItem({token_key!r}))")
-    _until(page, lambda: _rows(site, tag, token)["conversations"] == 1, "the conversation at the endpoint")
+    until(lambda: _rows(site, tag, token)["conversations"] == 1, "the conversation at the endpoint", pump=page)
     assert _rows(site, tag, token)["visitors"] == 1
 
     # Withdrawn: nothing of ours on the device, nothing of the visitor's at the endpoint.
@@ -208,12 +197,12 @@ def test_tcf_purpose_one_granted_then_revoked(site, page, guard):
     assert page.evaluate(DEVICE) == EMPTY and _identity_calls(requests, site.widget_origin) == []
 
     page.evaluate("__tcfSet(true)")  # the visitor accepts in the CMP's dialog
-    _until(page, lambda: f"proactive:v1:consent-{tag}" in page.evaluate(DEVICE)["local"], "the record on the device")
-    _until(page, lambda: _rows(site, tag, None)["events"] >= 1, "the shown beacon at the endpoint")
+    until(lambda: f"proactive:v1:consent-{tag}" in page.evaluate(DEVICE)["local"], "the record on the device", pump=page)
+    until(lambda: _rows(site, tag, None)["events"] >= 1, "the shown beacon at the endpoint", pump=page)
 
     page.goto(url + "?tcf=1")  # the CMP remembers the yes: a returning visit
     _shows(page, f"again-{tag}")
 
     page.evaluate("__tcfSet(false)")  # revoked in the CMP
-    _until(page, lambda: page.evaluate(DEVICE) == EMPTY, "the device erased")
-    _until(page, lambda: _rows(site, tag, None)["events"] == 0, "the beacons deleted at the endpoint")
+    until(lambda: page.evaluate(DEVICE) == EMPTY, "the device erased", pump=page)
+    until(lambda: _rows(site, tag, None)["events"] == 0, "the beacons deleted at the endpoint", pump=page)
