@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "build": ("proactive.cmd_build", "build the static widget folder a site owner hosts"),
     "keygen": ("proactive.cmd_bundle", "create a signing key"),
     "sign": ("proactive.cmd_bundle", "sign a messages file into a bundle"),
+    "pause": ("proactive.cmd_bundle", "the kill switch: re-sign a published bundle with every message paused"),
     "verify": ("proactive.cmd_bundle", "verify a bundle as the browser would"),
     "validate": ("proactive.cmd_bundle", "check a messages file and list every problem"),
     "schema": ("proactive.cmd_bundle", "print the JSON Schema of the messages format"),

@@ -1,4 +1,4 @@
-"""`proactive keygen | sign | verify | validate | schema`: from a messages file
+"""`proactive keygen | sign | pause | verify | validate | schema`: from a messages file
 to a signed bundle a static host serves (docs/publishing.md).
 
 Exit status: 0 done / valid / accepted; 1 invalid file or rejected bundle;
@@ -25,6 +25,11 @@ def add_arguments(p, command: str) -> None:
         p.add_argument("--version", type=int, help="default: the last published version + 1")
         p.add_argument("--previous", help="the last published bundle (file or URL), when --out is a new path")
         p.add_argument("--expires", help="30d, 12h, 90m from now, or an ISO 8601 instant")
+    elif command == "pause":
+        p.add_argument("--key", type=Path, action="append", required=True,
+                       help="private key file the published bundle was signed with; repeat to co-sign")
+        p.add_argument("--out", type=Path, required=True,
+                       help="the published bundle: read, then replaced by its paused next version")
     elif command == "verify":
         p.add_argument("bundle", help="a bundle file, or its http(s) URL as browsers fetch it")
         p.add_argument("--key", required=True,
@@ -40,7 +45,8 @@ def add_arguments(p, command: str) -> None:
 
 
 def run(args) -> int:
-    return {"keygen": keygen, "sign": sign, "verify": verify, "validate": validate, "schema": schema}[args._command](args)
+    return {"keygen": keygen, "sign": sign, "pause": pause, "verify": verify, "validate": validate,
+            "schema": schema}[args._command](args)
 
 
 def _err(text: str) -> None:
@@ -122,6 +128,22 @@ def sign(args) -> int:
     expiry = f", expires {payload['expires_at']}" if payload.get("expires_at") else ""
     print(f"signed {args.messages} → {args.out} (site {payload['site']}, version {version}{expiry})")
     _err(f"data-key for the script tag: {pins}")
+    return 0
+
+
+def pause(args) -> int:
+    """The kill switch (docs/publishing.md, "Pausing every message")."""
+    from proactive import publishing
+
+    try:
+        envelope, version, paused = publishing.pause_bundle(args.out, args.key)
+    except publishing.PublishError as exc:
+        _err(f"proactive pause: {exc}")
+        return 1 if "not a bundle" in str(exc) else 2
+    publishing.write_bundle(envelope, args.out)
+    print(f"paused {paused} message(s): {args.out} is now version {version}, with no message to show; "
+          f"open pages stop within their revalidation interval (data-revalidate), "
+          f"resume with `proactive sign MESSAGES --key KEY --out {args.out}`")
     return 0
 
 

@@ -129,6 +129,40 @@ def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | Non
     return envelope, version
 
 
+def pause_bundle(bundle: Path, keys: list[Path], *, now: datetime | None = None) -> tuple[bytes, int, int]:
+    """The kill switch: the published `bundle`, re-signed as the next version
+    with every message paused (none left to show), everything else (site,
+    widgets, team, delivery settings) as it was and no expiry. Browsers take it
+    as any newer bundle: open pages at their next revalidation (the tag's
+    data-revalidate), others at their next page. The current bundle must
+    verify with these keys (one cannot pause what one did not sign). Resume:
+    sign the messages file again (a newer version still). Returns (envelope,
+    version, messages paused)."""
+    now = now or datetime.now(timezone.utc)
+    private = [load_signing_key(k) for k in keys]
+    pins = [signing.raw_public_key(k) for k in private]
+    try:
+        raw = read_bundle(bundle)
+    except OSError as exc:
+        raise PublishError(f"{bundle}: cannot read the published bundle ({exc.strerror or exc})") from None
+    now_ms = int(now.timestamp() * 1000)
+    try:
+        current = trust.verify(raw, pins, signing.verify_signature, now=now_ms)
+    except trust.BundleRejected as exc:
+        if exc.reason != "expired":
+            raise PublishError(f"{bundle}: not a bundle these keys signed ({exc})") from None
+        current = read_payload(raw)
+    doc = {k: v for k, v in current.items() if k not in ("version", "issued_at", "expires_at", "tzdata", "messages")}
+    paused = [m.get("id") for m in current.get("messages", []) if isinstance(m, dict)]
+    doc["messages"] = []
+    doc["description"] = (f"paused by `proactive pause` at {now.strftime('%Y-%m-%dT%H:%M:%SZ')}: version "
+                          f"{current['version']}'s {len(paused)} message(s) ({', '.join(map(str, paused))[:1000]})")
+    version = int(current["version"]) + 1
+    envelope = signing.sign_payload(build_payload(doc, version=version, now=now), private)
+    trust.verify(envelope, pins, signing.verify_signature, site=doc.get("site"), last_version=version - 1, now=now_ms)
+    return envelope, version, len(paused)
+
+
 def load_signing_key(path: Path | str):
     """The private key `sign` needs, or PublishError saying what was given
     instead (the tag's public key, a messages file, no file at all)."""

@@ -234,6 +234,7 @@ DEFAULT_LIMITS = {
     "rating": (10, 0.2),        # per visitor
     "events_ip": (600, 20.0),   # beacon batches, per address
     "delivery": (10, 0.1),      # per visitor
+    "self_service": (30, 0.5),  # export / delete a visitor's data, per address
 }
 
 
@@ -442,6 +443,33 @@ class Endpoint:
         token = secrets.token_urlsafe(32)
         visitor = await self.db(self.store.add_visitor, token, site)
         return JSONResponse({"token": token, "visitor": visitor[:12]}, status_code=201)
+
+    async def _self(self, request: Request) -> tuple[str | None, str | None]:
+        """Whose data: the visitor of the Bearer token (optional) and the
+        browser's beacon `sender` (query, optional); at least one."""
+        self.limits.check("self_service", self._client(request))
+        token = _bearer(request)
+        visitor = await self._visitor(request, token) if token else None
+        sender = request.query_params.get("sender")
+        if sender is not None:
+            sender = sender.strip(ASCII_SPACE)
+            if not sender or len(sender) > MAX_ID or not _is_unicode(sender):
+                raise ApiError(422, "invalid_field", f"`sender` must be 1 to {MAX_ID} characters", field="sender")
+        if visitor is None and sender is None:
+            raise ApiError(401, "missing_token", "send the visitor token as `Authorization: Bearer TOKEN`, "
+                                                 "or the beacon sender as ?sender=")
+        return visitor, sender
+
+    async def visitor_self(self, request: Request) -> Response:
+        """GET: the export of everything kept about the caller; DELETE: all of it deleted."""
+        if request.method == "DELETE":
+            self._check_origin(request)
+        visitor, sender = await self._self(request)
+        if request.method != "DELETE":
+            data = await self.db(self.store.visitor_data, visitor, sender)
+            return JSONResponse({**data, "now": now_ms()}, headers={"cache-control": "no-store"})
+        deleted = await self.db(self.store.delete_visitor, visitor, sender)
+        return JSONResponse({"deleted": deleted})
 
     async def geo_answer(self, request: Request) -> Response:
         geo = self.geo.locate(request.headers, request.client.host if request.client else None)
@@ -729,6 +757,7 @@ class Endpoint:
     def visitor_app(self) -> Starlette:
         routes = [
             Route("/visitors", self.register, methods=["POST"]),
+            Route("/visitors/me", self.visitor_self, methods=["GET", "DELETE"]),
             Route("/geo", self.geo_answer, methods=["GET"]),
             Route("/presence", self.presence, methods=["GET"]),
             Route("/conversation", self.conversation, methods=["GET"]),
@@ -739,7 +768,7 @@ class Endpoint:
             Route("/stream", self.stream, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
-        cors = Middleware(CORSMiddleware, allow_origins=self.config.allowed_origins, allow_methods=["GET", "POST"],
+        cors = Middleware(CORSMiddleware, allow_origins=self.config.allowed_origins, allow_methods=["GET", "POST", "DELETE"],
                           allow_headers=["Authorization", "Content-Type", "X-Proactive-Test-Geo"], max_age=600)
         return _app(routes, [cors])
 

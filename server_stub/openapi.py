@@ -9,7 +9,7 @@ import sys
 
 from widget.runtime.constants import RATINGS
 
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 
 
 def _ref(name: str) -> dict:
@@ -60,6 +60,9 @@ def _id(name: str = "id") -> dict:
 
 VISITOR_AUTH = [{"visitorToken": []}]
 AGENT_AUTH = [{"agentToken": []}]
+SELF_AUTH = [{"visitorToken": []}, {}]  # the token, or only ?sender=, or both
+SENDER = {"name": "sender", "in": "query", "required": False, "schema": _str(128),
+          "description": "the browser's beacon sender id (the `sender` of POST /api/events): its events"}
 WRITE_ERRORS = (400, 403, 408, 413, 422, 429, 503)
 AGENT_WRITE_ERRORS = (400, 401, 403, 404, 408, 413, 422, 503)
 JSON_NOTE = ("Bodies are JSON objects of at most 16 KB (64 KB for /api/events), nested at most 16 deep, with "
@@ -107,6 +110,18 @@ SCHEMAS = {
         "message": {"type": "string"}, "recipient": {"type": ["string", "null"]}, "attributes": {"type": "object"},
         "requested_at": {"type": "integer"}, "status": {"enum": ["pending", "handed_over", "sent", "failed"]},
         "status_detail": {"type": ["string", "null"]}, "updated_at": {"type": "integer"}}},
+    "VisitorData": {"type": "object", "required": ["visitor", "conversation", "deliveries", "events", "now"], "properties": {
+        "visitor": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["id", "created_at", "last_seen"], "properties": {
+            "id": {"type": "string"}, "site": {"type": ["string", "null"]}, "created_at": {"type": "integer"},
+            "last_seen": {"type": "integer"}}}]},
+        "conversation": {"oneOf": [_ref("ConversationFull"), {"type": "null"}]},
+        "deliveries": {"type": "array", "items": _ref("DeliveryFull")},
+        "events": {"type": "array", "items": {"type": "object", "required": ["id", "type", "message", "received_at"],
+                                              "properties": {
+            "id": {"type": "string"}, "type": {"enum": ["shown", "clicked", "dismissed", "replied"]},
+            "message": {"type": "string"}, "button": {"type": ["string", "null"]}, "site": {"type": ["string", "null"]},
+            "t": {"type": ["integer", "null"]}, "received_at": {"type": "integer"}}}},
+        "now": {"type": "integer"}}},
     "ConversationSummary": {"type": "object", "required": ["id", "visitor", "messages", "awaiting_reply"], "properties": {
         "id": {"type": "integer"}, "visitor": {"type": "string"}, "site": {"type": ["string", "null"]},
         "auto_message": {"type": ["string", "null"]}, "page_url": {"type": ["string", "null"]},
@@ -151,6 +166,21 @@ def document() -> dict:
             "requestBody": _body({"type": "object", "properties": {"site": _opt(128)}}, required=False),
             "responses": {"201": _json({"type": "object", "required": ["token", "visitor"], "properties": {
                 "token": {"type": "string"}, "visitor": {"type": "string"}}}), **_errors(*WRITE_ERRORS)}}},
+        "/api/visitors/me": {
+            "get": {
+                "summary": "Export everything kept about the caller: the visitor, the conversation, delivery requests "
+                           "(by the token) and beacon events (by ?sender=)",
+                "security": SELF_AUTH, "parameters": [SENDER],
+                "responses": {"200": _json(_ref("VisitorData")), **_errors(401, 422, 429, 503)}},
+            "delete": {
+                "summary": "Delete everything kept about the caller (the same data as the export); idempotent for a sender",
+                "security": SELF_AUTH, "parameters": [SENDER],
+                "responses": {"200": _json({"type": "object", "required": ["deleted"], "properties": {"deleted": {
+                    "type": "object", "description": "rows deleted, per kind",
+                    "required": ["visitors", "conversations", "messages", "deliveries", "events"],
+                    "properties": {k: {"type": "integer", "minimum": 0} for k in
+                                   ("visitors", "conversations", "messages", "deliveries", "events")}}}}),
+                              **_errors(401, 403, 422, 429, 503)}}},
         "/api/geo": {"get": {
             "summary": "Country and city of the caller (CDN headers, a MaxMind database, or the test override)",
             "parameters": [{"name": "X-Proactive-Test-Geo", "in": "header", "required": False, "schema": {"type": "string"},

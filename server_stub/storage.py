@@ -154,6 +154,43 @@ class SqlStore:
         rows = self._read("SELECT id FROM visitors WHERE id = ?", (key,))
         return rows[0]["id"] if rows else None
 
+    def visitor_data(self, visitor: str | None, sender: str | None) -> dict:
+        """Everything kept about one visitor (export): the visitor row, the
+        conversation with its messages, delivery requests (by the visitor's
+        key) and beacon events (by the browser's beacon `sender`)."""
+        out: dict = {"visitor": None, "conversation": None, "deliveries": [], "events": []}
+        if visitor is not None:
+            rows = self._read("SELECT site, created_at, last_seen FROM visitors WHERE id = ?", (visitor,))
+            out["visitor"] = {"id": visitor[:12], **dict(rows[0])} if rows else None
+            out["conversation"] = self.conversation_of(visitor)
+            out["deliveries"] = [self._delivery(r) for r in self._read(
+                "SELECT * FROM deliveries WHERE visitor_id = ? ORDER BY id", (visitor,))]
+        if sender is not None:
+            out["events"] = [{"id": r["id"][len(sender) + 1:], "type": r["kind"], "message": r["message"],
+                              "button": r["button"], "site": r["site"], "t": r["client_t"],
+                              "received_at": r["received_at"]} for r in self._read(
+                "SELECT * FROM events WHERE substr(id, 1, ?) = ? ORDER BY received_at, id", (len(sender) + 1, sender + ":"))]
+        return out
+
+    def delete_visitor(self, visitor: str | None, sender: str | None) -> dict:
+        """Deletes everything kept about one visitor (see visitor_data), in
+        one transaction; returns how many rows of each kind went."""
+        def tx(db):
+            gone = dict.fromkeys(("visitors", "conversations", "messages", "deliveries", "events"), 0)
+            if visitor is not None:
+                gone["messages"] = db.execute(
+                    "DELETE FROM messages WHERE conversation_id IN (SELECT id FROM conversations WHERE visitor_id = ?)",
+                    (visitor,)).rowcount
+                gone["conversations"] = db.execute("DELETE FROM conversations WHERE visitor_id = ?", (visitor,)).rowcount
+                gone["deliveries"] = db.execute("DELETE FROM deliveries WHERE visitor_id = ?", (visitor,)).rowcount
+                gone["visitors"] = db.execute("DELETE FROM visitors WHERE id = ?", (visitor,)).rowcount
+            if sender is not None:
+                gone["events"] = db.execute("DELETE FROM events WHERE substr(id, 1, ?) = ?",
+                                            (len(sender) + 1, sender + ":")).rowcount
+            return gone
+
+        return self._tx(tx)
+
     # -- conversations -------------------------------------------------------------
     def conversation_of(self, visitor: str) -> dict | None:
         rows = self._read("SELECT * FROM conversations WHERE visitor_id = ?", (visitor,))

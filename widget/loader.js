@@ -185,6 +185,8 @@
       endpoint: attr("endpoint"),
       mode: attr("mode"),
       snapshot: attr("snapshot"), // "off": no memory snapshot kept in this browser
+      consent: attr("consent"), // "required" | "tcf": nothing stored before consent
+      consentMessages: attr("consent-messages"), // "none": nothing shown before consent
       // appearance (widget/render/render.mjs): override the bundle's `widgets` entry
       widget: attr("widget"),
       color: attr("color"),

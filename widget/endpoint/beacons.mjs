@@ -8,7 +8,8 @@ import { randomId } from "./client.mjs";
 const FLUSH_DELAY_MS = 2000;
 const MAX_QUEUE = 500;
 
-// `ctx`: {client, store, site, sender, warn, isClosed}.
+// `ctx`: {client, store, site, sender, warn, isClosed, allowed}: nothing is
+// sent while consent is pending (the queue waits in memory).
 export function createBeacons(ctx) {
   const { client, store, site } = ctx;
   let flushTimer = null;
@@ -26,7 +27,7 @@ export function createBeacons(ctx) {
 
   async function flush(hiding) {
     const queue = (store.get("beacons") || []).slice(0, 200);
-    if (!queue.length) return;
+    if (!queue.length || !ctx.allowed()) return;
     const body = JSON.stringify({ sender: ctx.sender, site, events: queue });
     if (hiding) {
       // The page may be gone before a fetch answers: hand the batch to the

@@ -2,37 +2,20 @@
 // visitor's token (created on first write, POST /visitors) and the beacon
 // sender id, kept in localStorage (memory when blocked).
 
-// The endpoint's small store: JSON values under `prefix:name`.
-export function openEndpointStore(prefix) {
-  let storage = null;
-  try {
-    storage = window.localStorage;
-    storage.setItem(`${prefix}:probe`, "1");
-    storage.removeItem(`${prefix}:probe`);
-  } catch {
-    storage = null;
-  }
-  const memory = new Map();
+import { openKeyStore } from "../shell/record.mjs";
+
+// The endpoint's small store: JSON values under `prefix:name`, in
+// localStorage (memory when blocked, and while consent is pending:
+// `device: false`, see ../shell/consent.mjs).
+export function openEndpointStore(prefix, { device = true } = {}) {
+  const store = openKeyStore(prefix, { device });
   return {
-    get(name) {
-      try {
-        const text = storage ? storage.getItem(`${prefix}:${name}`) : memory.get(name);
-        return text ? JSON.parse(text) : null;
-      } catch {
-        return null;
-      }
-    },
-    set(name, value) {
-      const text = JSON.stringify(value);
-      try {
-        if (storage) return storage.setItem(`${prefix}:${name}`, text);
-      } catch { /* full: fall back to memory */ }
-      memory.set(name, text);
-    },
-    remove(name) {
-      try { if (storage) storage.removeItem(`${prefix}:${name}`); } catch { /* ignore */ }
-      memory.delete(name);
-    },
+    get: (name) => store.read(`:${name}`),
+    set: (name, value) => store.write(value, `:${name}`),
+    remove: (name) => store.remove(`:${name}`),
+    get persistent() { return store.persistent; },
+    persist: (merge) => store.persist((suffix, mine, theirs) => merge(suffix.slice(1), mine, theirs)),
+    detach: () => store.detach(),
   };
 }
 
@@ -43,8 +26,9 @@ export function randomId() {
 }
 
 // `onRegistered()`: a token was just created (the live stream then reopens
-// to carry this visitor's messages).
-export function createClient({ base, site, store, onRegistered }) {
+// to carry this visitor's messages). `allowed()`: whether a visitor may be
+// registered (false while consent is pending).
+export function createClient({ base, site, store, onRegistered, allowed = () => true }) {
   let token = store.get("token");
   let registering = null;
   const url = (path) => `${base}${path}`;
@@ -81,8 +65,14 @@ export function createClient({ base, site, store, onRegistered }) {
       token = null;
       store.remove("token");
     },
+    // Consent given: the token an earlier visit kept, if any.
+    reload() {
+      token = store.get("token");
+      return token;
+    },
     ensureVisitor() {
       if (token) return Promise.resolve(token);
+      if (!allowed()) return Promise.reject(new Error("no consent to store data yet (data-consent)"));
       if (!registering) {
         registering = call("POST", "/visitors", { site }, { auth: false }).then((data) => {
           token = data.token;

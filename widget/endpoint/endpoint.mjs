@@ -14,6 +14,10 @@
 //                                              on the next page, sendBeacon on page hide
 //   email        POST /deliveries              delivery requests for `email` messages
 //   identity     POST /visitors                an unguessable token, created on first write
+//   privacy      DELETE /visitors/me           consent withdrawn: the endpoint deletes this
+//                                              browser's data (token and beacon sender)
+// While consent is pending (data-consent) nothing is registered, stored or
+// beaconed: geo, presence and history without a token still work.
 //
 // The chat panel uses the module-level API: sendMessage(text), rate(value),
 // onMessage(cb), messages(). One widget per page, so one active connection.
@@ -67,6 +71,39 @@ function notify(news) {
   for (const cb of listeners) safeCall(cb, news);
 }
 
+function storePrefix(base) {
+  return `proactive:v1:endpoint:${base}`;
+}
+
+// What this browser kept on the device for the endpoint at `base` (its
+// visitor token, its beacon sender), read before `forget()` turns the store
+// to memory; then DELETE /visitors/me for it. Resolves to the endpoint's
+// answer ({deleted}), or null (nothing kept, or the endpoint unreachable:
+// said once).
+async function withdrawIdentity(base, store, forget, warn) {
+  const device = openEndpointStore(storePrefix(base));
+  const token = device.persistent ? device.get("token") : null;
+  const sender = device.persistent ? device.get("sender") : null;
+  store.detach();
+  forget();
+  if (!token && !sender) return null;
+  const erase = (bearer) => fetch(`${base}/visitors/me${sender ? `?sender=${encodeURIComponent(sender)}` : ""}`, {
+    method: "DELETE", headers: bearer ? { authorization: `Bearer ${bearer}` } : {},
+    mode: "cors", credentials: "omit", cache: "no-store", keepalive: true,
+  });
+  try {
+    let response = await erase(token);
+    // A token the endpoint no longer knows: the sender's events still go.
+    if (response.status === 401 && token && sender) response = await erase(null);
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw new Error((data && data.error && data.error.message) || `HTTP ${response.status}`);
+    return data;
+  } catch (err) {
+    warn(`the endpoint could not be asked to delete this visitor's data (${err.message})`);
+    return null;
+  }
+}
+
 /** The endpoint's base URL: data-endpoint, else the widget's origin + /api;
  * data-endpoint="off" turns the endpoint off. */
 export function endpointBase(dataEndpoint, widgetSrc) {
@@ -91,22 +128,24 @@ export function endpointBase(dataEndpoint, widgetSrc) {
  *   emit(name, x)    publish a public event (proactive('on', name, cb))
  *   warn(text)       printed once with [proactive]
  */
-export function connect({ base, site = null, send, on, emit = () => {}, warn = () => {} }) {
+export function connect({ base, site = null, send, on, emit = () => {}, warn = () => {}, consent = { granted: true } }) {
   if (active) active.close();
-  const store = openEndpointStore(`proactive:v1:endpoint:${base}`);
+  const prefix = storePrefix(base);
+  const store = openEndpointStore(prefix, { device: consent.granted });
   let closed = false;
-  let sender = store.get("sender");
-  if (!sender) {
-    sender = randomId();
-    store.set("sender", sender);
-  }
+  const newSender = () => {
+    const id = randomId();
+    store.set("sender", id);
+    return id;
+  };
   let lastShown = null; // the auto message on screen (for "replied")
   const ctx = {
-    site, store, sender, send, emit, warn, notify,
+    site, store, sender: store.get("sender") || newSender(), send, emit, warn, notify,
     isClosed: () => closed,
     lastShown: () => lastShown,
+    allowed: () => consent.granted, // registering and beacons wait for consent
   };
-  ctx.client = createClient({ base, site, store, onRegistered: () => ctx.presence.restart() });
+  ctx.client = createClient({ base, site, store, onRegistered: () => ctx.presence.restart(), allowed: ctx.allowed });
   ctx.presence = createPresence(ctx);
   ctx.chat = createChat(ctx);
   ctx.beacons = createBeacons(ctx);
@@ -128,6 +167,30 @@ export function connect({ base, site = null, send, on, emit = () => {}, warn = (
     rate: chat.rate,
     requestDelivery: beacons.requestDelivery,
     flush: () => beacons.flush(false),
+    // Consent given: this page's identity and queued beacons go to the
+    // device (an earlier visit's token and sender win), then everything
+    // starts as in the normal mode.
+    consented() {
+      store.persist((name, mine, theirs) => {
+        if (name === "beacons" && Array.isArray(mine) && Array.isArray(theirs)) return [...theirs, ...mine];
+        return name === "geo" ? mine : undefined;
+      });
+      ctx.sender = store.get("sender") || newSender();
+      if (ctx.client.reload()) {
+        presence.restart();
+        chat.loadHistory();
+      }
+      if (beacons.pending()) beacons.flush(false);
+    },
+    // Consent withdrawn: forget this browser's identity (memory only from
+    // now on) and ask the endpoint to delete what it keeps about it.
+    withdraw: () => withdrawIdentity(base, store, () => {
+      beacons.close();
+      for (const name of ["token", "beacons", "geo"]) store.remove(name);
+      ctx.client.forgetToken();
+      ctx.sender = newSender();
+      presence.restart();
+    }, warn),
     close() {
       closed = true;
       presence.close();

@@ -96,7 +96,9 @@ function startRuntime(mode, onMessage) {
 
 // `initMessage()`: the init message's fields, read when the runtime has
 // booted. `onStarted(mode)`: the runtime runs (in a worker or on the page).
-export function createChannel({ mode, initMessage, onMessage, onStarted = () => {} }) {
+// `gate`: a promise the runtime's start also waits for (consent, with
+// data-consent-messages="none"); null: none.
+export function createChannel({ mode, initMessage, onMessage, onStarted = () => {}, gate = null }) {
   let runtime = null;
   let booted = false;
   let initAt = null;
@@ -137,7 +139,7 @@ export function createChannel({ mode, initMessage, onMessage, onStarted = () => 
     }
   }
 
-  const runtimeStarted = afterPageLoad().then(() => startRuntime(mode, receive)).then((r) => {
+  const runtimeStarted = Promise.all([afterPageLoad(), gate]).then(() => startRuntime(mode, receive)).then((r) => {
     runtime = r;
     onStarted(r.mode);
     if (stopped) r.stop();

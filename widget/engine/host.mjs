@@ -6,7 +6,7 @@
 
 import { fetchBundle } from "../bundle/fetch.mjs";
 import { verifySignature } from "../bundle/verify.mjs";
-import { IN_WORKER, SNAPSHOTS, fetchRuntime, startPython } from "./python.mjs";
+import { IN_WORKER, SNAPSHOTS, fetchRuntime, forgetSnapshot, startPython } from "./python.mjs";
 
 export { snapshotStore, startPython } from "./python.mjs";
 
@@ -78,6 +78,7 @@ export function createHost(postToMain) {
   let reactionsTimer = null;
   let generation = 0; // which engine: a newer bundle swapped in makes the next one
   let lastActivity = 0; // performance.now() of the last message handled: the snapshot is stored at idle
+  let keepSnapshot = true; // false once consent is withdrawn ("forget"): nothing more in IndexedDB
 
   function receive(msg) {
     if (dead) {
@@ -146,7 +147,7 @@ export function createHost(postToMain) {
         bundle_wait: tBundle - tRuntime, first_step: performance.now() - tBundle,
       },
     });
-    snapshot.keepLater(() => performance.now() - lastActivity);
+    snapshot.keepLater(() => performance.now() - lastActivity, () => keepSnapshot);
     post(reply);
     const queued = pending;
     pending = [];
@@ -174,6 +175,11 @@ export function createHost(postToMain) {
       if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
       generation += 1;
       post(JSON.parse(runtime.swap(null))); // at the engine's present: no clock read here
+    } else if (msg.type === "forget") {
+      // Consent withdrawn (../shell/consent.mjs): no snapshot kept from now
+      // on, and the one kept is deleted (the page deletes it too).
+      keepSnapshot = false;
+      forgetSnapshot();
     } else if (msg.type === "ping") {
       postToMain({ type: "pong", id: msg.id });
     } else if (msg.type === "explain") {

@@ -19,6 +19,7 @@ const base = new URL(".", import.meta.url); // the widget's folder (the build se
 // the stdlib zip, the runtime archive and Pyodide); any other is refused and
 // replaced. Only in the worker: on the main thread the copy would be a long task.
 const SNAPSHOT_KEY = `${PYODIDE_DIR}/${STDLIB_ZIP}/${RUNTIME_ARCHIVE}`;
+const SNAPSHOT_DB = "proactive-snapshot"; // the IndexedDB database (deleted when consent is withdrawn)
 export const IN_WORKER = typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope;
 const PREPARE = `
 import sys
@@ -135,9 +136,10 @@ export async function startPython(archiveFetch, wantSnapshot) {
       // in IndexedDB stalls the worker (and a frame) for tens of ms, so it
       // waits until no event has been handled for a second (at most 30 s).
       // Resolves true once stored.
-      snapshot.keepLater = (idleFor = () => Infinity) => waitForIdle(idleFor, 1000, 30000)
-        .then(() => snapshotStore("put", { meta: { key: SNAPSHOT_KEY, made: Date.now(), bytes: bytes.length }, current: bytes }))
-        .then(() => true, (err) => {
+      // `allowed()`: still wanted then (consent may have been withdrawn).
+      snapshot.keepLater = (idleFor = () => Infinity, allowed = () => true) => waitForIdle(idleFor, 1000, 30000)
+        .then(() => allowed() && snapshotStore("put", { meta: { key: SNAPSHOT_KEY, made: Date.now(), bytes: bytes.length }, current: bytes }))
+        .then((stored) => stored !== false, (err) => {
           console.debug("[proactive] the snapshot could not be kept:", err);
           return false;
         });
@@ -150,11 +152,23 @@ export async function startPython(archiveFetch, wantSnapshot) {
   return { pyodide, snapshot, tPyodide };
 }
 
+// The kept snapshot deleted (consent withdrawn); resolves when done.
+export function forgetSnapshot() {
+  return new Promise((resolve) => {
+    try {
+      const req = indexedDB.deleteDatabase(SNAPSHOT_DB);
+      req.onsuccess = req.onerror = () => resolve();
+    } catch {
+      resolve();
+    }
+  });
+}
+
 // Two IndexedDB records: "meta" ({key, made, bytes}) and "current" (the heap).
 // snapshotStore("get", name) → the record or null; snapshotStore("put", {meta, current}).
 export function snapshotStore(op, value) {
   return new Promise((resolve, reject) => {
-    const open = indexedDB.open("proactive-snapshot", 1);
+    const open = indexedDB.open(SNAPSHOT_DB, 1);
     open.onupgradeneeded = () => open.result.createObjectStore("snapshots");
     open.onerror = () => reject(open.error);
     open.onsuccess = () => {

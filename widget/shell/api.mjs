@@ -7,7 +7,7 @@ import { plainAttributes, trackedEvent } from "../signals/signals.mjs";
 const snapshot = (status) => JSON.parse(JSON.stringify(status));
 
 // `widget`: {events, send, setOpen, qa, channel, reactions, store, status,
-// isReady, isStopped, shutdown}.
+// isReady, isStopped, shutdown, claims, consent}.
 export function createApi(widget) {
   const { events, send, setOpen, qa, channel, reactions, store, status, claims } = widget;
 
@@ -67,7 +67,16 @@ export function createApi(widget) {
         if (channel.mode !== undefined) status.mode = channel.mode;
         status.prepared = reactions.prepared; // the engine's answer for the next exit intent / route change is here
         status.storage = store.persistent ? "localStorage" : "memory";
+        status.consent = widget.consent.granted ? "granted" : "pending";
         return snapshot(status);
+      case "consent":
+        // data-consent: true gives consent, false withdraws it (docs/embedding.md).
+        // Resolves to {consent, deleted} once done.
+        if (typeof args[0] !== "boolean") {
+          warnOnce("proactive('consent', …) takes true or false");
+          return undefined;
+        }
+        return widget.consent.set(args[0]);
       case "shutdown":
         widget.shutdown();
         return undefined;

@@ -12,19 +12,30 @@ const TAB_KEY = "proactive:tab";
 
 // This tab's key in the record's per-tab counters (widget/runtime/record.py):
 // kept in sessionStorage, so a reload counts under the same key and another
-// tab under its own.
-export function tabId() {
-  const fresh = () => Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+// tab under its own. `keep: false` (consent pending): this page's key, in
+// memory only; keepTabId() stores it once consent is given.
+let pageTabId = null;
+const freshId = () => Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+export function tabId({ keep = true } = {}) {
+  if (!keep) {
+    pageTabId = pageTabId || freshId();
+    return pageTabId;
+  }
   try {
     let id = sessionStorage.getItem(TAB_KEY);
     if (!id || !/^[0-9a-f]{12}$/.test(id)) {
-      id = fresh();
+      id = pageTabId || freshId();
       sessionStorage.setItem(TAB_KEY, id);
     }
     return id;
   } catch {
-    return fresh(); // storage blocked: one key per page
+    return pageTabId || freshId(); // storage blocked: one key per page
   }
+}
+
+export function keepTabId() {
+  if (pageTabId) tabId();
 }
 
 export function createClaims(store) {

@@ -2,6 +2,8 @@
 // checked once, in one object for the whole widget. docs/embedding.md lists
 // every attribute.
 
+import { consentMode } from "./consent.mjs";
+
 const APPEARANCE = ["color", "position", "launcher", "title"];
 
 /** data-endpoint="off" (or none/false): a purely static host, no endpoint. */
@@ -27,6 +29,8 @@ export function readConfig(tag) {
   for (const k of keys) {
     if (!/^ed25519:[A-Za-z0-9+/]{43}=$/.test(k)) problems.push(`data-key ${JSON.stringify(k.slice(0, 60))} is malformed (expected ed25519: and 44 base64 characters)`);
   }
+  const consent = consentMode(tag.consent);
+  if (tag.consent && !consent) problems.push(`data-consent ${JSON.stringify(String(tag.consent).slice(0, 40))} is not "required" or "tcf"`);
   const appearance = {};
   for (const key of APPEARANCE) if (tag[key]) appearance[key] = tag[key];
   return {
@@ -40,6 +44,8 @@ export function readConfig(tag) {
     endpoint: tag.endpoint, // another backend, or "off"
     chat: !endpointOff(tag.endpoint), // no endpoint: no conversation (no reply field, no chat panel)
     widget: tag.widget || null, // which of the bundle's `widgets`
+    consent, // "required" | "tcf" | null: nothing stored before consent (./consent.mjs)
+    consentMessages: /^none$/i.test((tag.consentMessages || "").trim()) ? "none" : "show", // before consent
     appearance, // overrides the bundle's widget entry
   };
 }

@@ -5,20 +5,21 @@
 // it; when it is down those rules read "unknown". data-endpoint picks
 // another backend ("off" disables it); docs/endpoint.md.
 
-export function startConversation({ config, renderer, events, send, warn, cleanup, isStopped }) {
+export function startConversation({ config, renderer, events, send, warn, cleanup, isStopped, consent }) {
   let chat = null; // the endpoint module, once loaded
+  let connection = null; // this page's, when there is an endpoint
   let lastShown = null; // the auto message a reply answers
   events.on("team", (d) => renderer.setTeam(d && d.value));
   events.on("dismissed", (d) => { if (d && d.message === lastShown) lastShown = null; });
 
-  import("../endpoint/endpoint.mjs").then((endpoint) => {
+  const loaded = import("../endpoint/endpoint.mjs").then((endpoint) => {
     if (isStopped()) return;
     chat = endpoint;
     cleanup.push(endpoint.onMessage((news) => renderer.chat(news)));
     const base = endpoint.endpointBase(config.endpoint, config.src);
     if (!base) return;
-    const connection = endpoint.connect({
-      base, site: config.site, emit: events.emit, warn,
+    connection = endpoint.connect({
+      base, site: config.site, emit: events.emit, warn, consent,
       send: (event) => send({ ...event, t: Date.now() }),
       on: events.on,
     });
@@ -26,6 +27,10 @@ export function startConversation({ config, renderer, events, send, warn, cleanu
   }).catch((err) => warn(`the chat endpoint module could not load: ${err && err.message}`));
 
   return {
+    // Consent given / withdrawn (../shell/consent.mjs): once the endpoint's
+    // module is here. `withdraw` resolves to the endpoint's answer or null.
+    consented: () => loaded.then(() => connection && connection.consented()),
+    withdraw: () => loaded.then(() => (connection ? connection.withdraw() : null)),
     shown(id) { lastShown = id; },
     // The visitor's reply, announced as "replied" with the auto message it
     // answers (not any chat message).

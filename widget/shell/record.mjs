@@ -1,5 +1,6 @@
 // The visitor record: one versioned localStorage key, shared by the site's
-// tabs; memory (with one console warning) when storage is blocked or full.
+// tabs; memory (with one console warning) when storage is blocked or full,
+// and memory only while consent is pending (data-consent, ./consent.mjs).
 // The same store keeps the last good bundle (widget/bundle/cache.mjs) under
 // suffixes of the record's key.
 
@@ -11,24 +12,30 @@ function canonical(value) {
     ? Object.fromEntries(Object.keys(v).sort().map((key) => [key, v[key]])) : v));
 }
 
-export function openStore(name) {
-  const key = `proactive:v${RECORD_VERSION}:${name}`;
+// The widget's entries in localStorage under one key (`key` + a suffix),
+// or in memory only. `device: false` (consent pending, ./consent.mjs)
+// touches no storage at all, not even to read, until `persist`; `detach`
+// goes back to memory (consent withdrawn). `onFallback(err)`: storage is
+// blocked or full (memory from then on).
+export function openKeyStore(key, { device = true, onFallback = () => {} } = {}) {
   let storage = null;
+  const memory = new Map(); // full key → JSON text, while not on the device
   const fallBack = (err) => {
     storage = null;
-    warnOnce(err && err.name === "QuotaExceededError"
-      ? "localStorage is full: the visitor record is kept in memory for this page only"
-      : "localStorage is unavailable: the visitor record is kept in memory for this page only");
+    onFallback(err);
   };
-  try {
-    storage = window.localStorage;
-    const probe = `${key}:probe`;
-    storage.setItem(probe, "1");
-    storage.removeItem(probe);
-  } catch (err) {
-    fallBack(err);
-  }
-  const memory = new Map();
+  const attach = () => {
+    try {
+      storage = window.localStorage;
+      const probe = `${key}:probe`;
+      storage.setItem(probe, "1");
+      storage.removeItem(probe);
+    } catch (err) {
+      fallBack(err);
+    }
+    return storage !== null;
+  };
+  if (device) attach();
   const raw = (k) => {
     if (storage) {
       try {
@@ -39,17 +46,18 @@ export function openStore(name) {
     }
     return memory.has(k) ? memory.get(k) : null;
   };
-  return {
+  const ours = (k) => k === key || k.startsWith(`${key}:`);
+  const parse = (text) => {
+    try {
+      return text ? JSON.parse(text) : null;
+    } catch {
+      return null;
+    }
+  };
+  const store = {
     key,
     get persistent() { return storage !== null; },
-    read(suffix = "") {
-      try {
-        const text = raw(key + suffix);
-        return text ? JSON.parse(text) : null;
-      } catch {
-        return null;
-      }
-    },
+    read: (suffix = "") => parse(raw(key + suffix)),
     // Writes only a change: an identical write would wake the other tabs.
     write(value, suffix = "") {
       const text = canonical(value);
@@ -64,16 +72,55 @@ export function openStore(name) {
       }
       memory.set(key + suffix, text);
     },
+    remove(suffix = "") {
+      try { if (storage) storage.removeItem(key + suffix); } catch { /* ignore */ }
+      memory.delete(key + suffix);
+    },
     // Another tab of the site wrote the record: `event` is a StorageEvent.
     changedElsewhere(event) {
       if (!storage || event.key !== key || event.storageArea !== storage || !event.newValue) return null;
-      try {
-        return JSON.parse(event.newValue);
-      } catch {
-        return null;
+      return parse(event.newValue);
+    },
+    // Consent given: on the device from now on, with what this page kept in
+    // memory. An entry already on the device (an earlier visit's) stays,
+    // unless `merge(suffix, pageValue, deviceValue)` returns another value.
+    persist(merge = () => undefined) {
+      if (storage || !attach()) return;
+      const kept = [...memory].filter(([k]) => ours(k));
+      memory.clear();
+      for (const [k, text] of kept) {
+        const suffix = k.slice(key.length);
+        const mine = parse(text);
+        const theirs = store.read(suffix);
+        const value = theirs === null ? mine : merge(suffix, mine, theirs);
+        if (value !== undefined && value !== null) store.write(value, suffix);
       }
     },
+    // Consent withdrawn: memory only from now on, holding the current values
+    // (the device's entries are erased by consent.mjs, `eraseDevice`).
+    detach() {
+      if (!storage) return;
+      try {
+        for (let i = 0; i < storage.length; i += 1) {
+          const k = storage.key(i);
+          if (k && ours(k)) memory.set(k, storage.getItem(k));
+        }
+      } catch { /* what was read is kept */ }
+      storage = null;
+    },
   };
+  return store;
+}
+
+// The visitor record's store (and the bundle cache's and the claims'),
+// one per site. `device`: as openKeyStore.
+export function openStore(name, { device = true } = {}) {
+  return openKeyStore(`proactive:v${RECORD_VERSION}:${name}`, {
+    device,
+    onFallback: (err) => warnOnce(err && err.name === "QuotaExceededError"
+      ? "localStorage is full: the visitor record is kept in memory for this page only"
+      : "localStorage is unavailable: the visitor record is kept in memory for this page only"),
+  });
 }
 
 // The record itself: what the engine last returned (or the QA kit seeded),

@@ -15,6 +15,7 @@ import { createApi } from "./api.mjs";
 import { createClaims, tabId } from "./claims.mjs";
 import { createClock } from "./clock.mjs";
 import { appearanceFor, readConfig } from "./config.mjs";
+import { applyConsent, createConsent, watchTcf } from "./consent.mjs";
 import { startConversation } from "./conversation.mjs";
 import { createEvents } from "./events.mjs";
 import { openStore, openVisitorRecord, trackPresence } from "./record.mjs";
@@ -132,7 +133,9 @@ function createWidget(api, tag, capture) {
   let stopped = false;
   let widgetOpen = false;
   const isStopped = () => stopped;
-  const store = openStore(config.site || config.bundle);
+  const consent = createConsent(config.consent, (granted) => applyConsent(granted,
+    { store, channel, send, conversation, status, isStopped }));
+  const store = openStore(config.site || config.bundle, { device: consent.granted });
   const record = openVisitorRecord(store);
   const presence = trackPresence((since, t) => record.markPresent(since, t));
   const bundles = openBundleCache(store);
@@ -144,6 +147,7 @@ function createWidget(api, tag, capture) {
   const status = {
     navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [], shownCount: 0,
     storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
+    consent: consent.granted ? "granted" : "pending",
     ahead: 0, // messages shown inside their event's handler (then confirmed by the engine)
   };
 
@@ -161,9 +165,12 @@ function createWidget(api, tag, capture) {
   const reactions = createReactions({ renderer, warn: warnOnce });
   const channel = createChannel({
     mode: config.mode,
+    // data-consent-messages="none": the engine starts once consent is given.
+    gate: config.consentMessages === "none" ? consent.firstGrant : null,
     initMessage: () => ({
-      config: { bundle: config.bundle, keys: config.keys, site: config.site, snapshot: config.snapshot,
-        context: { ...visitorContext(), tab: tabId(), claims: true } },
+      config: { bundle: config.bundle, keys: config.keys, site: config.site,
+        snapshot: consent.granted ? config.snapshot : "off", // IndexedDB: only with consent
+        context: { ...visitorContext(), tab: tabId({ keep: consent.granted }), claims: true } },
       record: record.current(),
       cachedBundle: bundles.envelope(),
       lastVersion: bundles.version(),
@@ -174,7 +181,7 @@ function createWidget(api, tag, capture) {
   });
   const clock = createClock({ channel, reactions, status });
   const qa = createQa({ renderer, channel, record, claims, command: (...args) => command(...args), isStopped });
-  const conversation = startConversation({ config, renderer, events, send, warn: warnOnce, cleanup, isStopped });
+  const conversation = startConversation({ config, renderer, events, send, warn: warnOnce, cleanup, isStopped, consent });
   if (config.widget) early.push({ type: "context", widget: String(config.widget), t: Date.now() });
 
   // Every signal goes through here: to the site's handlers, then the engine.
@@ -202,6 +209,8 @@ function createWidget(api, tag, capture) {
   }
 
   watchPage({ listen, store, send });
+  if (config.consent === "tcf") watchTcf((granted) => consent.set(granted), warnOnce, cleanup);
+
 
   // Undo everything: listeners (the loader's and ours), the history patches,
   // the timer, the worker, the element, the handlers.
@@ -223,7 +232,7 @@ function createWidget(api, tag, capture) {
   }
 
   const command = createApi({
-    events, send, setOpen, qa, channel, reactions, store, status, shutdown, claims,
+    events, send, setOpen, qa, channel, reactions, store, status, shutdown, claims, consent,
     isReady: () => status.ready, isStopped,
   });
 
