@@ -284,3 +284,17 @@ def test_exposures_merge_to_the_earliest():
         assert record.merge_records(record.merge_records(left, right), c)["exposed"] == want
     assert record.merge_records(a, record.merge_records(b, c))["exposed"] == want
     assert record.upgrade(dict(a, exposed={"k": ["a", "late"]}))["exposed"] == {}
+
+
+def test_signing_writes_the_salt_the_engine_would_derive():
+    import json
+
+    from proactive import publishing
+    doc = payload(message(holdout=10), {"id": "plain", "content": {"text": "p"}, "rules": []},
+                  message(id="solo", variants=None, content={"text": "s"}, holdout=5))
+    signed = json.loads(publishing.build_payload(doc, version=2))
+    derived = [m.experiment.salt if m.experiment else None for m in bundle.parse(doc).messages]
+    assert [m.get("experiment") for m in signed["messages"]] == derived
+    assert derived[1] is None and all(derived[i] for i in (0, 2))
+    kept = json.loads(publishing.build_payload(payload(message(experiment="mine")), version=3))
+    assert kept["messages"][0]["experiment"] == "mine"

@@ -14,7 +14,7 @@ export function applyResult(msg, { renderer, reactions, record, events, status, 
   for (const d of decisions) {
     if (qa.debug) qa.logDecision(d);
     if (d.action === "show") {
-      status.shown.push({ message: d.message, t: d.t });
+      status.shown.push(d.arm === undefined ? { message: d.message, t: d.t } : { message: d.message, t: d.t, arm: d.arm });
       if (status.shown.length > SHOWN_KEPT) status.shown.splice(0, status.shown.length - SHOWN_KEPT);
       status.shownCount = (status.shownCount || 0) + 1;
       conversation.shown(d.message);
@@ -29,6 +29,7 @@ export function applyResult(msg, { renderer, reactions, record, events, status, 
   for (const d of decisions) {
     if (d.action === "show") events.emit("shown", { message: d.message, t: d.t });
     else if (d.action === "email") events.emit("email", { message: d.message, t: d.t });
+    else if (d.action === "exposed") events.emit("exposed", { message: d.message, arm: d.arm, t: d.t });
   }
   clock.wakeAt(msg.next_wakeup);
   qa.update();

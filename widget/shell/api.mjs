@@ -1,10 +1,20 @@
 // The JS API: window.proactive(name, ...args) once the shell runs (the
 // loader's stub queues calls until then). docs/embedding.md is its manual.
 
+import { armsOf } from "./record.mjs";
 import { warnOnce } from "./warn.mjs";
 import { plainAttributes, trackedEvent } from "../signals/signals.mjs";
 
 const snapshot = (status) => JSON.parse(JSON.stringify(status));
+
+// The visitor's experiments: their id (null: not stored, not counted) and
+// the arm of each experiment, exposed (the record) or only shown on this page.
+function experimentStatus(status, record) {
+  status.visitor = (record && record.visitor_id) || null;
+  const arms = {};
+  for (const shown of status.shown) if (shown.arm !== undefined) arms[shown.message] = shown.arm;
+  status.arms = Object.assign(arms, armsOf(record));
+}
 
 // `widget`: {events, send, setOpen, qa, channel, reactions, store, status,
 // isReady, isStopped, shutdown}.
@@ -67,6 +77,7 @@ export function createApi(widget) {
         if (channel.mode !== undefined) status.mode = channel.mode;
         status.prepared = reactions.prepared; // the engine's answer for the next exit intent / route change is here
         status.storage = store.persistent ? "localStorage" : "memory";
+        experimentStatus(status, store.read());
         return snapshot(status);
       case "shutdown":
         widget.shutdown();

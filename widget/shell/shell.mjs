@@ -17,7 +17,7 @@ import { createClock } from "./clock.mjs";
 import { appearanceFor, readConfig } from "./config.mjs";
 import { startConversation } from "./conversation.mjs";
 import { createEvents } from "./events.mjs";
-import { openStore, openVisitorRecord, trackPresence } from "./record.mjs";
+import { newVisitorId, openStore, openVisitorRecord, trackPresence } from "./record.mjs";
 import { warnOnce } from "./warn.mjs";
 import { openBundleCache } from "../bundle/cache.mjs";
 import { applyResult } from "../decisions/decisions.mjs";
@@ -162,7 +162,7 @@ function createWidget(api, tag, capture) {
     mode: config.mode,
     initMessage: () => ({
       config: { bundle: config.bundle, keys: config.keys, site: config.site, snapshot: config.snapshot,
-        context: { ...visitorContext(), tab: tabId(), claims: true } },
+        context: { ...visitorContext(), tab: tabId(), claims: true, ...(store.persistent ? { visitor_id: newVisitorId() } : {}) } },
       record: record.current(),
       cachedBundle: bundles.envelope(),
       lastVersion: bundles.version(),

@@ -1,0 +1,115 @@
+"""Experiments on a real page: the engine's arm reaches the card, a holdout
+visitor sees nothing while the exposure is reported, status() names the arms,
+a visitor id is created once and kept; storage blocked: the first variant."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import T0, shown_ids, simple_messages, sync, wait_ready
+
+from test_shell_persistence import BLOCK_STORAGE
+
+from widget.runtime import bundle as bundle_mod
+from widget.runtime import experiments
+
+TEXTS = {"ask": "Questions about plans?", "hand": "Need a hand choosing?"}
+
+
+def plans_messages(site_id: str) -> dict:
+    return simple_messages({
+        "id": "plans", "holdout": 20, "content": None,
+        "variants": [{"id": arm, "weight": 1, "content": {"text": text}} for arm, text in TEXTS.items()],
+        "rules": [{"rule": "time_on_page", "op": "greater", "value": 2}],
+    }, site_id=site_id)
+
+
+def clean(messages: dict) -> dict:
+    for m in messages["messages"]:
+        if m.get("content") is None:
+            m.pop("content")
+    return messages
+
+
+def visitor_in(arm: str, messages: dict) -> str:
+    exp = bundle_mod.parse(messages).messages[0].experiment
+    return next(v for v in (f"{i:032x}" for i in range(1, 5000)) if experiments.assign(exp, v, "plans") == arm)
+
+
+def card_texts(page) -> list[str]:
+    return page.evaluate("""() => { const el = document.querySelector('proactive-widget');
+        if (!el || !el.shadowRoot) return [];
+        return [...el.shadowRoot.querySelectorAll('[data-message-id]')].map(e => e.textContent); }""")
+
+
+def open_as(site, context, url: str, bundle_name: str, visitor: str | None):
+    """A fresh page whose stored record already holds `visitor` (a forced id)."""
+    page = context.new_page()
+    if visitor is not None:
+        page.add_init_script(f"""if (!localStorage.getItem({json.dumps('proactive:v1:' + bundle_name)}))
+            localStorage.setItem({json.dumps('proactive:v1:' + bundle_name)}, {json.dumps(json.dumps({'v': 1, 'visitor_id': visitor}))});""")
+    page.add_init_script("window.__exposed = []; window.addEventListener('load', () => "
+                         "proactive('on', 'exposed', (d) => window.__exposed.push(d)));")
+    page.clock.install(time=T0)
+    page.clock.pause_at(T0 + 1)
+    page.goto(url)
+    wait_ready(page)
+    page.clock.run_for(3000)
+    sync(page)
+    return page
+
+
+def test_two_visitors_see_two_arms_and_a_holdout_visitor_sees_nothing(site, browser, guard):
+    messages = clean(plans_messages("exp"))
+    bundle = site.publish(messages, "exp")
+    url = site.page(tag=site.tag(bundle=bundle))
+    key = bundle   # the record's key: the tag's data-site, else the bundle URL
+    for arm in ("ask", "hand", "holdout"):
+        context = browser.new_context()
+        context.on("page", guard.attach)
+        visitor = visitor_in(arm, messages)
+        page = open_as(site, context, url, key, visitor)
+        status = page.evaluate("proactive('status')")
+        assert status["visitor"] == visitor
+        assert status["arms"] == {"plans": arm}
+        exposed = page.evaluate("window.__exposed")
+        assert [(e["message"], e["arm"]) for e in exposed] == [("plans", arm)]
+        if arm == "holdout":
+            assert shown_ids(page) == []
+            assert status["shown"] == []
+        else:
+            assert shown_ids(page) == ["plans"]
+            assert TEXTS[arm] in card_texts(page)[0]
+            assert status["shown"][0]["arm"] == arm
+        context.close()
+
+
+def test_a_visitor_id_is_created_once_and_kept(site, page, guard):
+    messages = clean(plans_messages("exp2"))
+    bundle = site.publish(messages, "exp2")
+    url = site.page(tag=site.tag(bundle=bundle))
+    page.goto(url)
+    wait_ready(page)
+    first = page.evaluate("proactive('status')")["visitor"]
+    assert isinstance(first, str) and len(first) == 32
+    page.goto(url)
+    wait_ready(page)
+    assert page.evaluate("proactive('status')")["visitor"] == first
+    stored = json.loads(page.evaluate("(k) => localStorage.getItem(k)", f"proactive:v1:{bundle}"))
+    assert stored["visitor_id"] == first
+
+
+def test_storage_blocked_sees_the_first_variant_uncounted(site, page, guard):
+    messages = clean(plans_messages("exp3"))
+    bundle = site.publish(messages, "exp3")
+    url = site.page(tag=site.tag(bundle=bundle))
+    page.add_init_script(BLOCK_STORAGE)
+    page.clock.install(time=T0)
+    page.clock.pause_at(T0 + 1)
+    page.goto(url)
+    wait_ready(page)
+    page.clock.run_for(3000)
+    sync(page)
+    assert shown_ids(page) == ["plans"] and TEXTS["ask"] in card_texts(page)[0]
+    status = page.evaluate("proactive('status')")
+    assert status["visitor"] is None and status["arms"] == {"plans": "ask"}
