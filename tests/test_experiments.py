@@ -298,3 +298,22 @@ def test_signing_writes_the_salt_the_engine_would_derive():
     assert derived[1] is None and all(derived[i] for i in (0, 2))
     kept = json.loads(publishing.build_payload(payload(message(experiment="mine")), version=3))
     assert kept["messages"][0]["experiment"] == "mine"
+
+
+@pytest.mark.parametrize("fields,ok", [
+    ({"holdout": 10}, True),
+    ({"holdout": 60}, False),
+    ({"variants": [{"id": "a", "weight": 0, "content": {"text": "x"}}]}, False),
+    ({"variants": [{"id": "holdout", "content": {"text": "x"}}]}, False),
+    ({"variants": [{"id": "a", "content": {"text": "x"}, "extra": 1}]}, False),
+    ({"experiment": "with space"}, False),
+    ({}, True),
+])
+def test_the_json_schema_agrees_with_validate(fields, ok):
+    import jsonschema
+
+    from proactive import schema
+    doc = payload(message(**fields))
+    doc.pop("version")
+    schema_ok = not list(jsonschema.Draft7Validator(schema.messages_schema()).iter_errors(doc))
+    assert (schema_ok, not bundle.validate(doc)) == (ok, ok)
