@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS events (
   client_t INTEGER, received_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_message ON events(message, kind, received_at);
+CREATE TABLE IF NOT EXISTS arm_events (  -- experiments: beacons with an arm and a visitor id
+  id TEXT PRIMARY KEY,              -- the widget's event id, scoped by sender (retries are ignored)
+  kind TEXT NOT NULL CHECK (kind IN ('exposed', 'shown', 'clicked', 'dismissed', 'replied', 'goal')),
+  message TEXT NOT NULL, arm TEXT NOT NULL, visitor TEXT NOT NULL, control TEXT, goal TEXT, site TEXT,
+  client_t INTEGER, received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS arm_events_by_visitor ON arm_events(message, visitor, kind);
 CREATE TABLE IF NOT EXISTS deliveries (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   visitor_id TEXT NOT NULL, site TEXT, message TEXT NOT NULL,
@@ -74,6 +81,24 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 
 KINDS = ("shown", "clicked", "dismissed", "replied")
+ARM_ONLY = ("exposed", "goal")   # kinds kept only with an arm (experiments)
+
+# Per message and arm, the visitors exposed to it, and of those who were
+# shown it, replied, and reached the goal within the window after their
+# exposure (instants in the browser's clock, where the beacons were made).
+_ARMS_QUERY = """
+WITH exp AS (
+  SELECT message, arm, visitor, MIN(COALESCE(client_t, received_at)) AS t
+  FROM arm_events WHERE kind = 'exposed' GROUP BY message, arm, visitor)
+SELECT exp.message AS message, exp.arm AS arm, COUNT(*) AS exposed,
+  SUM(EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
+              AND e.kind = 'shown')) AS shown,
+  SUM(EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
+              AND e.kind = 'replied')) AS replied,
+  SUM(EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
+              AND e.kind = 'goal' AND (? IS NULL OR e.goal = ?)
+              AND COALESCE(e.client_t, e.received_at) BETWEEN exp.t AND exp.t + ?)) AS goals
+FROM exp GROUP BY exp.message, exp.arm"""
 
 # Per message, distinct visitors (a beacon's sender: the part of an event id
 # before its first ':') who were shown it, and who of those clicked,
@@ -293,11 +318,7 @@ class Store:
         t = now_ms()
 
         def tx(db):
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
-            return db.total_changes - before
+            return _insert_events(db, sender, site, events, t)
 
         return self._tx(tx)
 
@@ -308,14 +329,20 @@ class Store:
         def tx(db):
             counts = []
             for sender, site, events in batches:
-                before = db.total_changes
-                db.executemany(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
-                counts.append(db.total_changes - before)
+                counts.append(_insert_events(db, sender, site, events, t))
             return counts
 
         return self._tx(tx)
+
+    def arm_counts(self, goal: str | None, window_ms: int) -> tuple[list[dict], dict[str, str]]:
+        """Per message and arm, distinct visitors (_ARMS_QUERY), and each
+        message's control arm (as its latest exposure says)."""
+        rows = [dict(r) for r in self._read(_ARMS_QUERY, (goal, goal, window_ms))]
+        controls = {r["message"]: r["control"] for r in self._read(
+            "SELECT message, control FROM arm_events e WHERE kind = 'exposed' AND control IS NOT NULL"
+            " AND received_at = (SELECT MAX(received_at) FROM arm_events f WHERE f.message = e.message"
+            " AND f.kind = 'exposed' AND f.control IS NOT NULL)")}
+        return rows, controls
 
     def stats(self, bucket_ms: int, since: int | None = None) -> dict:
         """Per auto message: totals of each kind and a time series in buckets."""
@@ -410,3 +437,23 @@ def _attributes(stored: str) -> dict:
         return v
 
     return clean(json.loads(stored, parse_constant=lambda name: None))
+
+
+def _insert_events(db, sender: str, site: str | None, events: list[dict], t: int) -> int:
+    """One beacon's events: how many were new (an id seen before is a retry).
+    Events of an experiment's arm are also kept with their arm and visitor."""
+    def armed(kinds):
+        return [(f"{sender}:{e['id']}", e["type"], e["message"], e["arm"], e["visitor"], e.get("control"), e.get("goal"),
+                 site, e.get("t"), t) for e in events
+                if e["type"] in kinds and e.get("arm") is not None and e.get("visitor") is not None]
+
+    insert_armed = "INSERT OR IGNORE INTO arm_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    before = db.total_changes
+    db.executemany(
+        "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t)
+         for e in events if e["type"] not in ARM_ONLY])
+    db.executemany(insert_armed, armed(ARM_ONLY))
+    new = db.total_changes - before
+    db.executemany(insert_armed, armed(KINDS))   # the same events once more, with their arm
+    return new

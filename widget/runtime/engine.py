@@ -693,7 +693,9 @@ class Engine:
         out = {"action": "show", "message": msg.id, "content": self.resolve_content(msg),
                "priority": msg.priority, "type": msg.type, "widget": msg.widget}
         if msg.experiment is not None:
-            out["arm"] = self.arm_for(msg)[0]
+            out["arm"], counted = self.arm_for(msg)
+            if counted:   # beacons count it for this visitor (none: storage blocked)
+                out["visitor"] = self.record["visitor_id"]
         return out
 
     # -- experiments (experiments.py) ----------------------------------------
@@ -722,8 +724,8 @@ class Engine:
         arm, counted = self.arm_for(msg)
         if counted and experiments.exposure(self.record, msg.id, exp.salt) is None:
             experiments.expose(self.record, msg.id, exp.salt, arm, t)
-            decisions.append({"action": "exposed", "message": msg.id, "arm": arm, "t": t,
-                              "experiment": exp.salt, "visitor": self.record["visitor_id"]})
+            decisions.append({"action": "exposed", "message": msg.id, "arm": arm, "t": t, "experiment": exp.salt,
+                              "control": exp.control.id, "visitor": self.record["visitor_id"]})
 
     def _arm_phase(self, t: int) -> None:
         for idx in self.holding:

@@ -63,6 +63,11 @@ class Experiment:
     holdout: float
 
     @property
+    def control(self) -> Arm:
+        """The arm the others are compared with: the holdout, else the first variant."""
+        return self.arms[-1] if self.holdout > 0 else self.arms[0]
+
+    @property
     def first(self) -> Arm:
         """The arm a visitor without a stored id sees (not counted)."""
         return self.arms[0]

@@ -1,0 +1,75 @@
+"""Per-arm results of experiments (docs/endpoint.md, "Experiments"): counts
+of visitors from the beacons, 95 % Wilson score intervals for each rate, and
+each arm's difference to the control with Newcombe's hybrid score interval
+(method 10 of Newcombe 1998, built from the two Wilson intervals).
+
+The arithmetic is here, stdlib only; tests/test_experiment_stats.py checks it
+against scipy and published values."""
+
+from __future__ import annotations
+
+import math
+
+Z95 = 1.959963984540054   # the standard normal's 97.5 % quantile
+
+
+def wilson(k: int, n: int, z: float = Z95) -> dict | None:
+    """{value, low, high} of k successes in n trials; None without trials."""
+    if n <= 0:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return {"value": p, "low": max(0.0, centre - half), "high": min(1.0, centre + half)}
+
+
+def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> dict | None:
+    """{value, low, high} of p1 - p2 (Newcombe's hybrid score interval)."""
+    a, b = wilson(k1, n1, z), wilson(k2, n2, z)
+    if a is None or b is None:
+        return None
+    d = a["value"] - b["value"]
+    low = d - math.sqrt((a["value"] - a["low"]) ** 2 + (b["high"] - b["value"]) ** 2)
+    high = d + math.sqrt((a["high"] - a["value"]) ** 2 + (b["value"] - b["low"]) ** 2)
+    return {"value": d, "low": low, "high": high}
+
+
+def _points(x: float) -> str:
+    return f"{x * 100:.1f}"
+
+
+def verdict(arm: str, control: str, diff: dict | None) -> str | None:
+    """Plain words, only when the 95 % interval excludes zero."""
+    if diff is None or diff["low"] <= 0 <= diff["high"]:
+        return None
+    way = "raises" if diff["value"] > 0 else "lowers"
+    return (f"{arm} {way} the goal rate by {_points(abs(diff['value']))} points against {control} "
+            f"(95 % interval {_points(diff['low'])} to {_points(diff['high'])})")
+
+
+def experiment_results(rows: list[dict], controls: dict[str, str]) -> list[dict]:
+    """rows: {message, arm, exposed, shown, replied, goals} (distinct
+    visitors); controls: message -> its control arm. One entry per message."""
+    by_message: dict[str, list[dict]] = {}
+    for r in rows:
+        by_message.setdefault(r["message"], []).append(r)
+    out = []
+    for message in sorted(by_message):
+        arms = sorted(by_message[message], key=lambda r: r["arm"])
+        control_id = controls.get(message)
+        control = next((r for r in arms if r["arm"] == control_id), None)
+        entries = []
+        for r in arms:
+            diff = None
+            if control is not None and r is not control:
+                diff = newcombe(r["goals"], r["exposed"], control["goals"], control["exposed"])
+            entries.append({
+                "arm": r["arm"], "control": r is control, "exposed": r["exposed"], "shown": r["shown"],
+                "replied": r["replied"], "goals": r["goals"],
+                "reply_rate": wilson(r["replied"], r["shown"]), "goal_rate": wilson(r["goals"], r["exposed"]),
+                "goal_difference": diff,
+                "verdict": verdict(r["arm"], control_id, diff) if control is not None and r is not control else None,
+            })
+        out.append({"message": message, "control": control_id, "arms": entries})
+    return out
