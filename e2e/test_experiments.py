@@ -113,3 +113,54 @@ def test_storage_blocked_sees_the_first_variant_uncounted(site, page, guard):
     assert shown_ids(page) == ["plans"] and TEXTS["ask"] in card_texts(page)[0]
     status = page.evaluate("proactive('status')")
     assert status["visitor"] is None and status["arms"] == {"plans": "ask"}
+
+
+def agent_stats(site) -> dict:
+    import urllib.request
+    req = urllib.request.Request(f"{site.widget_origin}/api/agent/stats", headers=site.agent_auth)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def arms_counted(site, message: str) -> dict:
+    for exp in agent_stats(site)["experiments"]:
+        if exp["message"] == message:
+            return {a["arm"]: (a["exposed"], a["shown"], a["goals"]) for a in exp["arms"]}
+    return {}
+
+
+def test_exposures_and_goals_reach_the_agent_stats_per_arm(site, browser, guard):
+    import time
+
+    messages = clean(simple_messages({
+        "id": "plans-measured", "holdout": 30, "content": None,
+        "variants": [{"id": arm, "weight": 1, "content": {"text": text}} for arm, text in TEXTS.items()],
+        "rules": [{"rule": "time_on_page", "op": "greater", "value": 2}],
+    }, site_id="exp4"))
+    exp = bundle_mod.parse(messages).messages[0].experiment
+    bundle = site.publish(messages, "exp4")
+    url = site.page(tag=site.tag(bundle=bundle))
+
+    def visitor(arm):
+        return next(v for v in (f"{i:032x}" for i in range(1, 5000)) if experiments.assign(exp, v, "plans-measured") == arm)
+
+    want = {}
+    for arm, goal in (("holdout", True), ("hand", True), ("ask", False)):
+        context = browser.new_context()
+        context.on("page", guard.attach)
+        page = open_as(site, context, url, bundle, visitor(arm))
+        assert shown_ids(page) == ([] if arm == "holdout" else ["plans-measured"])
+        if goal:
+            page.evaluate("proactive('goal', 'purchase')")
+        want[arm] = (1, 0 if arm == "holdout" else 1, 1 if goal else 0)
+        for _ in range(40):   # the batch leaves 2 s after its first event
+            page.clock.run_for(250)
+            time.sleep(0.05)
+            if arms_counted(site, "plans-measured").get(arm) == want[arm]:
+                break
+        context.close()
+    assert arms_counted(site, "plans-measured") == want
+    (result,) = [e for e in agent_stats(site)["experiments"] if e["message"] == "plans-measured"]
+    assert result["control"] == "holdout"
+    hand = next(a for a in result["arms"] if a["arm"] == "hand")
+    assert hand["goal_rate"]["value"] == 1.0 and hand["goal_difference"]["value"] == 0.0

@@ -51,6 +51,19 @@ export function createApi(widget) {
       case "close":
         setOpen(false, false);
         return undefined;
+      case "goal": {
+        // A conversion from the site's code, for the arm of every experiment
+        // the visitor was exposed to (the endpoint keeps those within its window).
+        const name = typeof args[0] === "string" ? args[0].trim().slice(0, 128) : "";
+        if (!name) {
+          warnOnce("proactive('goal', name): the name must be a non-empty text");
+          return undefined;
+        }
+        const record = store.read();
+        const exposures = Object.entries(armsOf(record)).map(([message, arm]) => ({ message, arm }));
+        events.emit("goal", { goal: name, visitor: (record && record.visitor_id) || null, exposures, t: Date.now() });
+        return undefined;
+      }
       case "identify": {
         const attributes = plainAttributes(args[0]);
         send({ type: "identify", attributes, t: Date.now() }, "identify", { attributes });
