@@ -8,6 +8,7 @@ import json
 
 from conftest import T0, shown_ids, simple_messages, sync, wait_ready
 
+from test_endpoint import agent_page  # noqa: F401 (a fixture)
 from test_shell_persistence import BLOCK_STORAGE
 
 from widget.runtime import bundle as bundle_mod
@@ -129,7 +130,7 @@ def arms_counted(site, message: str) -> dict:
     return {}
 
 
-def test_exposures_and_goals_reach_the_agent_stats_per_arm(site, browser, guard):
+def test_exposures_and_goals_reach_the_agent_stats_per_arm(site, browser, guard, agent_page):  # noqa: F811
     import time
 
     messages = clean(simple_messages({
@@ -164,3 +165,13 @@ def test_exposures_and_goals_reach_the_agent_stats_per_arm(site, browser, guard)
     assert result["control"] == "holdout"
     hand = next(a for a in result["arms"] if a["arm"] == "hand")
     assert hand["goal_rate"]["value"] == 1.0 and hand["goal_difference"]["value"] == 0.0
+    # the agent page's Auto messages view: one row per arm, the goal after exposure counted
+    agent_page.click('[data-tab="stats"]')
+    row = agent_page.locator('#experiments-table tr[data-message="plans-measured"][data-arm="hand"]')
+    row.wait_for()
+    assert row.locator("td.exposed").inner_text() == "1"
+    assert row.locator("td.goal-rate").inner_text().startswith("1 · 100.0 % (")
+    assert row.locator("td.diff").inner_text().startswith("+0.0 (")
+    control = agent_page.locator('#experiments-table tr[data-message="plans-measured"][data-arm="holdout"]')
+    assert control.locator("td.arm").inner_text() == "holdout (control)"
+    assert control.locator("td.goal-rate").inner_text().startswith("1 · 100.0 %")
