@@ -194,6 +194,15 @@ def int_param(request: Request, name: str, *, source: str = "query") -> int | No
 _MISSING = object()
 
 
+def _share(value) -> float | None:
+    """An arm's expected share of visitors (0 to 1), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ApiError(422, "invalid_field", "`share` must be a number from 0 to 1", field="share")
+    return float(value)
+
+
 def _name_of(body: dict, name: str, required: bool) -> str | None:
     """An id-like text field (an arm, a visitor id, a goal): never blank."""
     value = field_of(body, name, str, required=required, max_len=MAX_ID)
@@ -466,6 +475,7 @@ class Endpoint:
                     "visitor": _name_of(e, "visitor", armed),
                     "control": _name_of(e, "control", False),
                     "goal": _name_of(e, "goal", kind == "goal"),
+                    "share": _share(e.get("share")),
                 })
             except ApiError as exc:
                 exc.extra["field"] = f"events[{i}].{exc.extra.get('field')}"
@@ -639,9 +649,9 @@ class Endpoint:
         if not 0 <= window <= 366 * 86400:
             raise ApiError(422, "invalid_field", "`goal_window` must be 0 to 31622400 seconds", field="goal_window")
         stats = await self.db(self.store.stats, BUCKETS[bucket], since)
-        rows, controls = await self.db(self.store.arm_counts, goal, window * 1000)
+        rows, controls, shares = await self.db(self.store.arm_counts, goal, window * 1000)
         return JSONResponse({**stats, "bucket": bucket, "goal": goal, "goal_window": window,
-                             "experiments": experiment_stats.experiment_results(rows, controls)})
+                             "experiments": experiment_stats.experiment_results(rows, controls, shares)})
 
     async def agent_deliveries(self, request: Request) -> Response:
         self._agent(request)

@@ -35,6 +35,61 @@ def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> dict | None:
     return {"value": d, "low": low, "high": high}
 
 
+SRM_P = 0.001   # below: the assignment looks broken
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X > x) for a chi-square variable with `dof` degrees of freedom: the
+    regularised upper incomplete gamma Q(dof/2, x/2), by its series below
+    a + 1 and its continued fraction (modified Lentz) above."""
+    if x <= 0:
+        return 1.0
+    a, y = dof / 2, x / 2
+    log_front = -y + a * math.log(y) - math.lgamma(a)
+    if y < a + 1:
+        term = total = 1 / a
+        n = 1
+        while abs(term) > abs(total) * 1e-16 and n < 10_000:
+            term *= y / (a + n)
+            total += term
+            n += 1
+        return max(0.0, 1 - total * math.exp(log_front))
+    tiny = 1e-300
+    b = y + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-16:
+            break
+    return min(1.0, math.exp(log_front) * h)
+
+
+def sample_ratio(observed: dict[str, int], shares: dict[str, float]) -> dict | None:
+    """Chi-square of the exposed visitors per arm against the arms' shares;
+    a warning in words when p < SRM_P."""
+    arms = [a for a in observed if shares.get(a)]
+    total_share = sum(shares[a] for a in arms)
+    n = sum(observed[a] for a in arms)
+    if len(arms) < 2 or n == 0 or len(arms) != len(observed):
+        return None
+    chi2 = sum((observed[a] - n * shares[a] / total_share) ** 2 / (n * shares[a] / total_share) for a in arms)
+    p = chi2_sf(chi2, len(arms) - 1)
+    warning = None
+    if p < SRM_P:
+        warning = (f"sample ratio mismatch: the arms' visitors ({', '.join(f'{a} {observed[a]}' for a in sorted(arms))}) "
+                   f"do not follow their weights (p = {p:.2g}); the assignment or the counting looks broken")
+    return {"chi2": chi2, "p": p, "warning": warning}
+
+
 def _points(x: float) -> str:
     return f"{x * 100:.1f}"
 
@@ -48,9 +103,10 @@ def verdict(arm: str, control: str, diff: dict | None) -> str | None:
             f"(95 % interval {_points(diff['low'])} to {_points(diff['high'])})")
 
 
-def experiment_results(rows: list[dict], controls: dict[str, str]) -> list[dict]:
+def experiment_results(rows: list[dict], controls: dict[str, str], shares: dict[str, dict] | None = None) -> list[dict]:
     """rows: {message, arm, exposed, shown, replied, goals} (distinct
-    visitors); controls: message -> its control arm. One entry per message."""
+    visitors); controls: message -> its control arm; shares: message ->
+    {arm: expected share}. One entry per message."""
     by_message: dict[str, list[dict]] = {}
     for r in rows:
         by_message.setdefault(r["message"], []).append(r)
@@ -71,5 +127,6 @@ def experiment_results(rows: list[dict], controls: dict[str, str]) -> list[dict]
                 "goal_difference": diff,
                 "verdict": verdict(r["arm"], control_id, diff) if control is not None and r is not control else None,
             })
-        out.append({"message": message, "control": control_id, "arms": entries})
+        srm = sample_ratio({r["arm"]: r["exposed"] for r in arms}, (shares or {}).get(message) or {})
+        out.append({"message": message, "control": control_id, "arms": entries, "srm": srm})
     return out

@@ -101,6 +101,8 @@ SCHEMAS = {
         "visitor": {**_str(128), "type": ["string", "null"], "description": "the visitor id stored in the visitor record"},
         "control": {**_str(128), "type": ["string", "null"], "description": "on `exposed`: the arm the others are compared with"},
         "goal": {**_str(128), "type": ["string", "null"], "description": "on `goal`: its name, proactive('goal', name)"},
+        "share": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                  "description": "on `exposed`: the arm's expected share of visitors (its weight's)"},
         "button": {"anyOf": [{"type": "string"}, INT64, {"type": "null"}],
                    "description": "the button's label or index (kept to 128 characters)"}},
         "allOf": [
@@ -139,8 +141,13 @@ SCHEMAS = {
     "Interval": {"type": ["object", "null"], "required": ["value", "low", "high"],
                  "description": "a rate (or a difference of rates) and its 95 % interval; null without visitors",
                  "properties": {"value": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}}},
-    "ExperimentStats": {"type": "object", "required": ["message", "control", "arms"], "properties": {
+    "ExperimentStats": {"type": "object", "required": ["message", "control", "arms", "srm"], "properties": {
         "message": {"type": "string"},
+        "srm": {"type": ["object", "null"], "required": ["chi2", "p", "warning"],
+                "description": "sample-ratio check: exposed visitors per arm against the arms' shares (chi-square); "
+                               "null without shares for two arms or more",
+                "properties": {"chi2": {"type": "number"}, "p": {"type": "number", "minimum": 0, "maximum": 1},
+                               "warning": {"type": ["string", "null"], "description": "when p < 0.001"}}},
         "control": {"type": ["string", "null"], "description": "the holdout, else the first variant"},
         "arms": {"type": "array", "items": {"type": "object", "required": [
             "arm", "control", "exposed", "shown", "replied", "goals", "reply_rate", "goal_rate", "goal_difference", "verdict"],

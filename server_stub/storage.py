@@ -66,7 +66,7 @@ CREATE INDEX IF NOT EXISTS events_by_message ON events(message, kind, received_a
 CREATE TABLE IF NOT EXISTS arm_events (  -- experiments: beacons with an arm and a visitor id
   id TEXT PRIMARY KEY,              -- the widget's event id, scoped by sender (retries are ignored)
   kind TEXT NOT NULL CHECK (kind IN ('exposed', 'shown', 'clicked', 'dismissed', 'replied', 'goal')),
-  message TEXT NOT NULL, arm TEXT NOT NULL, visitor TEXT NOT NULL, control TEXT, goal TEXT, site TEXT,
+  message TEXT NOT NULL, arm TEXT NOT NULL, visitor TEXT NOT NULL, control TEXT, share REAL, goal TEXT, site TEXT,
   client_t INTEGER, received_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS arm_events_by_visitor ON arm_events(message, visitor, kind);
@@ -334,15 +334,22 @@ class Store:
 
         return self._tx(tx)
 
-    def arm_counts(self, goal: str | None, window_ms: int) -> tuple[list[dict], dict[str, str]]:
-        """Per message and arm, distinct visitors (_ARMS_QUERY), and each
-        message's control arm (as its latest exposure says)."""
+    def arm_counts(self, goal: str | None, window_ms: int) -> tuple[list[dict], dict[str, str], dict[str, dict]]:
+        """Per message and arm, distinct visitors (_ARMS_QUERY); each
+        message's control arm and each arm's expected share, as the latest
+        exposures say."""
         rows = [dict(r) for r in self._read(_ARMS_QUERY, (goal, goal, window_ms))]
         controls = {r["message"]: r["control"] for r in self._read(
             "SELECT message, control FROM arm_events e WHERE kind = 'exposed' AND control IS NOT NULL"
             " AND received_at = (SELECT MAX(received_at) FROM arm_events f WHERE f.message = e.message"
             " AND f.kind = 'exposed' AND f.control IS NOT NULL)")}
-        return rows, controls
+        shares: dict[str, dict] = {}
+        for r in self._read(
+                "SELECT message, arm, share FROM arm_events e WHERE kind = 'exposed' AND share IS NOT NULL"
+                " AND received_at = (SELECT MAX(received_at) FROM arm_events f WHERE f.message = e.message"
+                " AND f.arm = e.arm AND f.kind = 'exposed' AND f.share IS NOT NULL)"):
+            shares.setdefault(r["message"], {})[r["arm"]] = r["share"]
+        return rows, controls, shares
 
     def stats(self, bucket_ms: int, since: int | None = None) -> dict:
         """Per auto message: totals of each kind and a time series in buckets."""
@@ -443,11 +450,11 @@ def _insert_events(db, sender: str, site: str | None, events: list[dict], t: int
     """One beacon's events: how many were new (an id seen before is a retry).
     Events of an experiment's arm are also kept with their arm and visitor."""
     def armed(kinds):
-        return [(f"{sender}:{e['id']}", e["type"], e["message"], e["arm"], e["visitor"], e.get("control"), e.get("goal"),
-                 site, e.get("t"), t) for e in events
+        return [(f"{sender}:{e['id']}", e["type"], e["message"], e["arm"], e["visitor"], e.get("control"), e.get("share"),
+                 e.get("goal"), site, e.get("t"), t) for e in events
                 if e["type"] in kinds and e.get("arm") is not None and e.get("visitor") is not None]
 
-    insert_armed = "INSERT OR IGNORE INTO arm_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    insert_armed = "INSERT OR IGNORE INTO arm_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     before = db.total_changes
     db.executemany(
         "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -91,7 +91,8 @@ def test_per_arm_numbers_from_beacons_deduplicated_with_the_goal_window(client):
         "v7": ("ask", True, False, None), "v8": ("ask", True, True, None),
     }
     for n, (visitor, (arm, shown, replied, goal)) in enumerate(plan.items()):
-        events = [ev(1, "exposed", arm, visitor, 10_000, control="holdout")]
+        share = {"holdout": 0.2, "hand": 0.4, "ask": 0.4}[arm]
+        events = [ev(1, "exposed", arm, visitor, 10_000, control="holdout", share=share)]
         if shown:
             events.append(ev(2, "shown", arm, visitor, 10_000))
         if replied:
@@ -106,6 +107,8 @@ def test_per_arm_numbers_from_beacons_deduplicated_with_the_goal_window(client):
     assert body["goal_window"] == 604800 and body["goal"] is None
     (exp,) = body["experiments"]
     assert exp["message"] == "plans" and exp["control"] == "holdout"
+    want_p = stats.chisquare([2, 3, 3], [8 * 0.4, 8 * 0.4, 8 * 0.2]).pvalue   # ask, hand, holdout
+    assert math.isclose(exp["srm"]["p"], want_p) and exp["srm"]["warning"] is None
     arms = {a["arm"]: a for a in exp["arms"]}
     counts = {a: (x["exposed"], x["shown"], x["replied"], x["goals"]) for a, x in arms.items()}
     assert counts == {"holdout": (3, 0, 0, 1), "hand": (3, 3, 1, 2), "ask": (2, 2, 1, 0)}
@@ -131,3 +134,19 @@ def test_per_arm_numbers_from_beacons_deduplicated_with_the_goal_window(client):
 def test_experiment_beacons_need_their_fields(client, event, field):
     r = client.post("/api/events", json={"sender": "s", "events": [event]}, headers={"origin": SITE})
     assert r.status_code == 422 and r.json()["error"]["field"] == f"events[0].{field}"
+
+
+@pytest.mark.parametrize("x,dof", [(0.5, 1), (3.84, 1), (10.83, 1), (1e-6, 2), (5.99, 2), (13.8, 2), (7.8, 3),
+                                   (0.1, 4), (40, 5), (100, 7), (2.5, 9), (300, 3)])
+def test_chi_square_tail_matches_scipy(x, dof):
+    assert math.isclose(es.chi2_sf(x, dof), stats.chi2.sf(x, dof), rel_tol=1e-9, abs_tol=1e-300)
+
+
+def test_sample_ratio_mismatch_warns_only_below_p_0_001():
+    fine = es.sample_ratio({"a": 5020, "b": 4980}, {"a": 0.5, "b": 0.5})
+    assert fine["warning"] is None and math.isclose(fine["p"], stats.chisquare([5020, 4980]).pvalue)
+    broken = es.sample_ratio({"a": 5300, "b": 4700, "holdout": 1000}, {"a": 0.45, "b": 0.45, "holdout": 0.1})
+    want = stats.chisquare([5300, 4700, 1000], [4950, 4950, 1100]).pvalue
+    assert math.isclose(broken["p"], want, rel_tol=1e-9) and broken["p"] < 0.001
+    assert broken["warning"].startswith("sample ratio mismatch")
+    assert es.sample_ratio({"a": 10}, {"a": 1.0}) is None

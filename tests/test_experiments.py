@@ -171,6 +171,7 @@ def test_a_variant_arm_is_exposed_and_shown_at_the_same_instant_with_its_content
     assert decisions == [("exposed", "plans", 5001, "b"), ("show", "plans", 5001, "b")]
     assert result["decisions"][1]["content"]["text"] == "Need a hand choosing?"
     assert result["decisions"][0]["visitor"] == visitor
+    assert result["decisions"][0]["control"] == "holdout" and abs(result["decisions"][0]["share"] - 0.45) < 1e-12
     assert result["record"]["visitor_id"] == visitor and result["record"]["visitor_since"] == 0
 
 

@@ -196,7 +196,9 @@ const interval = (r, fmt) => (r ? `${fmt(r.value)} (${fmt(r.low)} to ${fmt(r.hig
 function renderExperiments(list) {
   $("#experiments-empty").hidden = list.length > 0;
   $("#experiments-table").hidden = list.length === 0;
-  $("#experiments-table tbody").replaceChildren(...list.flatMap((e) => e.arms.map((a) => el("tr",
+  $("#experiments-table tbody").replaceChildren(...list.flatMap((e) => [...(e.srm && e.srm.warning
+    ? [el("tr", { class: "srm", "data-message": e.message }, el("td", { colspan: "7", class: "warning", text: `${e.message}: ${e.srm.warning}` }))]
+    : []), ...e.arms.map((a) => el("tr",
     { "data-message": e.message, "data-arm": a.arm },
     el("td", { text: e.message }),
     el("td", { class: "arm", text: a.control ? `${a.arm} (control)` : a.arm }),
@@ -204,7 +206,7 @@ function renderExperiments(list) {
     el("td", { class: "num shown", text: String(a.shown) }),
     el("td", { class: "num reply-rate", text: interval(a.reply_rate, pct) }),
     el("td", { class: "num goal-rate", text: `${a.goals} · ${interval(a.goal_rate, pct)}` }),
-    el("td", { class: "diff", text: a.control ? "control" : interval(a.goal_difference, points) + (a.verdict ? ` — ${a.verdict}` : "") })))));
+    el("td", { class: "diff", text: a.control ? "control" : interval(a.goal_difference, points) + (a.verdict ? ` — ${a.verdict}` : "") })))]));
 }
 
 const svgEl = (tag, attrs = {}, text) => {

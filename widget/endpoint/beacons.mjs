@@ -31,6 +31,7 @@ export function createBeacons(ctx) {
       ? { arm: detail.arm, visitor: detail.visitor } : arms.get(detail.message);
     if (arm) Object.assign(event, arm);
     if (type === "exposed" && typeof detail.control === "string") event.control = detail.control;
+    if (type === "exposed" && typeof detail.share === "number") event.share = detail.share;
     if (type === "goal") event.goal = String(detail.goal);
     if ((type === "exposed" || type === "goal") && !arm) return;
     queue.push(event);

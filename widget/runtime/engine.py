@@ -725,7 +725,7 @@ class Engine:
         if counted and experiments.exposure(self.record, msg.id, exp.salt) is None:
             experiments.expose(self.record, msg.id, exp.salt, arm, t)
             decisions.append({"action": "exposed", "message": msg.id, "arm": arm, "t": t, "experiment": exp.salt,
-                              "control": exp.control.id, "visitor": self.record["visitor_id"]})
+                              "control": exp.control.id, "share": exp.share(arm), "visitor": self.record["visitor_id"]})
 
     def _arm_phase(self, t: int) -> None:
         for idx in self.holding:

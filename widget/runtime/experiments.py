@@ -72,6 +72,11 @@ class Experiment:
         """The arm a visitor without a stored id sees (not counted)."""
         return self.arms[0]
 
+    def share(self, arm_id: str) -> float | None:
+        """The arm's expected share of the visitors (its weight's)."""
+        arm = self.arm(arm_id)
+        return None if arm is None else arm.weight / sum(a.weight for a in self.arms)
+
     def arm(self, arm_id: str) -> Arm | None:
         for arm in self.arms:
             if arm.id == arm_id:

@@ -64,6 +64,13 @@ export function createApi(widget) {
         events.emit("goal", { goal: name, visitor: (record && record.visitor_id) || null, exposures, t: Date.now() });
         return undefined;
       }
+      case "arms": {
+        // Force experiments' arms (the QA kit's as_visitor(arms=…)): {message: arm}.
+        const arms = {};
+        for (const [k, v] of Object.entries(args[0] || {})) if (typeof v === "string") arms[String(k)] = v;
+        send({ type: "context", arms, t: Date.now() });
+        return undefined;
+      }
       case "identify": {
         const attributes = plainAttributes(args[0]);
         send({ type: "identify", attributes, t: Date.now() }, "identify", { attributes });
