@@ -275,3 +275,9 @@ def test_as_visitor_forces_an_experiments_arm_and_failures_name_it(site, proacti
     text = str(failed.value)
     assert "control group (holdout)" in text.splitlines()[0]
     assert "experiments' arms: plans = holdout" in text
+    # The debug view says the same.
+    from playwright.sync_api import expect
+
+    proactive.page.evaluate("proactive('debug', true)")
+    view = proactive.page.locator("proactive-widget [data-proactive-debug]")
+    expect(view).to_contain_text("experiments: plans = holdout; visitor ")
