@@ -175,3 +175,5 @@ def test_exposures_and_goals_reach_the_agent_stats_per_arm(site, browser, guard,
     control = agent_page.locator('#experiments-table tr[data-message="plans-measured"][data-arm="holdout"]')
     assert control.locator("td.arm").inner_text() == "holdout (control)"
     assert control.locator("td.goal-rate").inner_text().startswith("1 · 100.0 %")
+    # a goal rate of 100 % leaves no room for a rise: no estimate of the visitors needed
+    assert agent_page.locator('#experiments-table tr.needed[data-message="plans-measured"]').count() == 0

@@ -648,10 +648,18 @@ class Endpoint:
         window = DEFAULT_GOAL_WINDOW_S if window is None else window
         if not 0 <= window <= 366 * 86400:
             raise ApiError(422, "invalid_field", "`goal_window` must be 0 to 31622400 seconds", field="goal_window")
+        lift = request.query_params.get("lift", "0.1")
+        try:
+            lift = float(lift)
+        except ValueError:
+            lift = math.nan
+        if not 0.001 <= lift <= 10:
+            raise ApiError(422, "invalid_field", "`lift` must be a number from 0.001 to 10 (0.1: a 10 % rise)", field="lift")
         stats = await self.db(self.store.stats, BUCKETS[bucket], since)
         rows, controls, shares = await self.db(self.store.arm_counts, goal, window * 1000)
         return JSONResponse({**stats, "bucket": bucket, "goal": goal, "goal_window": window,
-                             "experiments": experiment_stats.experiment_results(rows, controls, shares)})
+                             "lift": lift,
+                             "experiments": experiment_stats.experiment_results(rows, controls, shares, lift)})
 
     async def agent_deliveries(self, request: Request) -> Response:
         self._agent(request)

@@ -9,6 +9,7 @@ against scipy and published values."""
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 Z95 = 1.959963984540054   # the standard normal's 97.5 % quantile
 
@@ -36,6 +37,21 @@ def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> dict | None:
 
 
 SRM_P = 0.001   # below: the assignment looks broken
+POWER = 0.8     # the chance to detect the lift, for `visitors_needed`
+
+
+def visitors_needed(p_control: float, lift: float, power: float = POWER, z: float = Z95) -> int | None:
+    """Visitors per arm to detect a relative `lift` of the control's goal
+    rate (two-sided 5 % test of two proportions, normal approximation
+    without continuity correction, Fleiss); None when it cannot be said."""
+    p1 = p_control
+    p2 = p1 * (1 + lift)
+    if not 0 < p1 < 1 or not 0 < p2 < 1 or p1 == p2:
+        return None
+    mean = (p1 + p2) / 2
+    z_power = NormalDist().inv_cdf(power)
+    root = z * math.sqrt(2 * mean * (1 - mean)) + z_power * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    return math.ceil(root * root / (p2 - p1) ** 2)
 
 
 def chi2_sf(x: float, dof: int) -> float:
@@ -103,7 +119,8 @@ def verdict(arm: str, control: str, diff: dict | None) -> str | None:
             f"(95 % interval {_points(diff['low'])} to {_points(diff['high'])})")
 
 
-def experiment_results(rows: list[dict], controls: dict[str, str], shares: dict[str, dict] | None = None) -> list[dict]:
+def experiment_results(rows: list[dict], controls: dict[str, str], shares: dict[str, dict] | None = None,
+                       lift: float = 0.1) -> list[dict]:
     """rows: {message, arm, exposed, shown, replied, goals} (distinct
     visitors); controls: message -> its control arm; shares: message ->
     {arm: expected share}. One entry per message."""
@@ -128,5 +145,11 @@ def experiment_results(rows: list[dict], controls: dict[str, str], shares: dict[
                 "verdict": verdict(r["arm"], control_id, diff) if control is not None and r is not control else None,
             })
         srm = sample_ratio({r["arm"]: r["exposed"] for r in arms}, (shares or {}).get(message) or {})
-        out.append({"message": message, "control": control_id, "arms": entries, "srm": srm})
+        needed = None
+        if control is not None and control["exposed"]:
+            per_arm = visitors_needed(control["goals"] / control["exposed"], lift)
+            if per_arm is not None:
+                needed = {"lift": lift, "per_arm": per_arm,
+                          "still": max(0, per_arm - min(r["exposed"] for r in arms))}
+        out.append({"message": message, "control": control_id, "arms": entries, "srm": srm, "needed": needed})
     return out

@@ -141,8 +141,14 @@ SCHEMAS = {
     "Interval": {"type": ["object", "null"], "required": ["value", "low", "high"],
                  "description": "a rate (or a difference of rates) and its 95 % interval; null without visitors",
                  "properties": {"value": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}}},
-    "ExperimentStats": {"type": "object", "required": ["message", "control", "arms", "srm"], "properties": {
+    "ExperimentStats": {"type": "object", "required": ["message", "control", "arms", "srm", "needed"], "properties": {
         "message": {"type": "string"},
+        "needed": {"type": ["object", "null"], "required": ["lift", "per_arm", "still"],
+                   "description": "visitors per arm to detect `lift` (relative) of the control's goal rate at 5 % and "
+                                  "80 % power, and how many more the smallest arm still needs; null while the "
+                                  "control's goal rate is 0 or 1",
+                   "properties": {"lift": {"type": "number"}, "per_arm": {"type": "integer"},
+                                  "still": {"type": "integer", "minimum": 0}}},
         "srm": {"type": ["object", "null"], "required": ["chi2", "p", "warning"],
                 "description": "sample-ratio check: exposed visitors per arm against the arms' shares (chi-square); "
                                "null without shares for two arms or more",
@@ -274,12 +280,15 @@ def document() -> dict:
                                                                       "description": "count this goal only (default: any)"}},
                            {"name": "goal_window", "in": "query", "schema": {
                                "type": "integer", "minimum": 0, "maximum": 31622400, "default": 604800,
-                               "description": "seconds after an exposure within which a goal counts for its arm"}}],
+                               "description": "seconds after an exposure within which a goal counts for its arm"}},
+                           {"name": "lift", "in": "query", "schema": {
+                               "type": "number", "minimum": 0.001, "maximum": 10, "default": 0.1,
+                               "description": "the relative rise of the control's goal rate to plan for (0.1: 10 %)"}}],
             "responses": {"200": _json({"type": "object", "required": [
-                "bucket", "bucket_ms", "messages", "goal", "goal_window", "experiments"], "properties": {
+                "bucket", "bucket_ms", "messages", "goal", "goal_window", "lift", "experiments"], "properties": {
                 "bucket": {"enum": ["minute", "hour", "day"]}, "bucket_ms": {"type": "integer"},
                 "messages": {"type": "array", "items": _ref("MessageStats")},
-                "goal": {"type": ["string", "null"]}, "goal_window": {"type": "integer"},
+                "goal": {"type": ["string", "null"]}, "goal_window": {"type": "integer"}, "lift": {"type": "number"},
                 "experiments": {"type": "array", "items": _ref("ExperimentStats")}}}), **_errors(401, 403, 422, 503)}}},
         "/api/agent/deliveries": {"get": {
             "summary": "Delivery requests (the pull side of the delivery hook)", "security": AGENT_AUTH,

@@ -109,6 +109,7 @@ def test_per_arm_numbers_from_beacons_deduplicated_with_the_goal_window(client):
     assert exp["message"] == "plans" and exp["control"] == "holdout"
     want_p = stats.chisquare([2, 3, 3], [8 * 0.4, 8 * 0.4, 8 * 0.2]).pvalue   # ask, hand, holdout
     assert math.isclose(exp["srm"]["p"], want_p) and exp["srm"]["warning"] is None
+    assert exp["needed"] == {"lift": 0.1, "per_arm": es.visitors_needed(1 / 3, 0.1), "still": es.visitors_needed(1 / 3, 0.1) - 2}
     arms = {a["arm"]: a for a in exp["arms"]}
     counts = {a: (x["exposed"], x["shown"], x["replied"], x["goals"]) for a, x in arms.items()}
     assert counts == {"holdout": (3, 0, 0, 1), "hand": (3, 3, 1, 2), "ask": (2, 2, 1, 0)}
@@ -150,3 +151,15 @@ def test_sample_ratio_mismatch_warns_only_below_p_0_001():
     assert math.isclose(broken["p"], want, rel_tol=1e-9) and broken["p"] < 0.001
     assert broken["warning"].startswith("sample ratio mismatch")
     assert es.sample_ratio({"a": 10}, {"a": 1.0}) is None
+
+
+def test_visitors_needed_matches_fleiss_and_scipy_quantiles():
+    # Fleiss, Statistical Methods for Rates and Proportions: 10 % vs 15 %, two-sided 5 %, power 80 %,
+    # without continuity correction: 686 per group.
+    assert es.visitors_needed(0.10, 0.5) == 686
+    for p1, lift in ((0.05, 0.1), (0.2, 0.25), (0.5, -0.2)):
+        p2 = p1 * (1 + lift)
+        za, zb = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
+        n = (za * math.sqrt(2 * ((p1 + p2) / 2) * (1 - (p1 + p2) / 2)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p2 - p1) ** 2
+        assert es.visitors_needed(p1, lift) == math.ceil(n)
+    assert es.visitors_needed(0.0, 0.1) is None and es.visitors_needed(0.95, 0.1) is None

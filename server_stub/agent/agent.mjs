@@ -198,6 +198,10 @@ function renderExperiments(list) {
   $("#experiments-table").hidden = list.length === 0;
   $("#experiments-table tbody").replaceChildren(...list.flatMap((e) => [...(e.srm && e.srm.warning
     ? [el("tr", { class: "srm", "data-message": e.message }, el("td", { colspan: "7", class: "warning", text: `${e.message}: ${e.srm.warning}` }))]
+    : []), ...(e.needed
+    ? [el("tr", { class: "needed", "data-message": e.message }, el("td", { colspan: "7", class: "hint",
+      text: `${e.message}: to detect a ${Math.round(100 * e.needed.lift)} % rise of the control's goal rate (5 %, power 80 %): `
+        + `${e.needed.per_arm} visitors per arm, ${e.needed.still} more` }))]
     : []), ...e.arms.map((a) => el("tr",
     { "data-message": e.message, "data-arm": a.arm },
     el("td", { text: e.message }),
