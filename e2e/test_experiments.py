@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import T0, shown_ids, simple_messages, sync, wait_ready
+from conftest import shown_ids, simple_messages, sync, wait_ready
 
-from test_endpoint import agent_page  # noqa: F401 (a fixture)
+from test_endpoint import agent_page, boot  # noqa: F401 (a fixture)
 from test_shell_persistence import BLOCK_STORAGE
 
 from widget.runtime import bundle as bundle_mod
@@ -51,10 +51,12 @@ def open_as(site, context, url: str, bundle_name: str, visitor: str | None):
             localStorage.setItem({json.dumps('proactive:v1:' + bundle_name)}, {json.dumps(json.dumps({'v': 1, 'visitor_id': visitor}))});""")
     page.add_init_script("window.__exposed = []; window.addEventListener('load', () => "
                          "proactive('on', 'exposed', (d) => window.__exposed.push(d)));")
-    page.clock.install(time=T0)
-    page.clock.pause_at(T0 + 1)
-    page.goto(url)
-    wait_ready(page)
+    return past_the_rules(page, url)
+
+
+def past_the_rules(page, url: str):
+    """Open `url` under a paused clock and let 3 s pass: the message's rules hold."""
+    boot(page, url)
     page.clock.run_for(3000)
     sync(page)
     return page
@@ -105,12 +107,7 @@ def test_storage_blocked_sees_the_first_variant_uncounted(site, page, guard):
     bundle = site.publish(messages, "exp3")
     url = site.page(tag=site.tag(bundle=bundle))
     page.add_init_script(BLOCK_STORAGE)
-    page.clock.install(time=T0)
-    page.clock.pause_at(T0 + 1)
-    page.goto(url)
-    wait_ready(page)
-    page.clock.run_for(3000)
-    sync(page)
+    past_the_rules(page, url)
     assert shown_ids(page) == ["plans"] and TEXTS["ask"] in card_texts(page)[0]
     status = page.evaluate("proactive('status')")
     assert status["visitor"] is None and status["arms"] == {"plans": "ask"}
