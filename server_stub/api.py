@@ -475,6 +475,7 @@ class Endpoint:
                     "visitor": _name_of(e, "visitor", armed),
                     "control": _name_of(e, "control", False),
                     "goal": _name_of(e, "goal", kind == "goal"),
+                    "experiment": _name_of(e, "experiment", False),
                     "share": _share(e.get("share")),
                 })
             except ApiError as exc:

@@ -151,5 +151,6 @@ def experiment_results(rows: list[dict], controls: dict[str, str], shares: dict[
             if per_arm is not None:
                 needed = {"lift": lift, "per_arm": per_arm,
                           "still": max(0, per_arm - min(r["exposed"] for r in arms))}
-        out.append({"message": message, "control": control_id, "arms": entries, "srm": srm, "needed": needed})
+        out.append({"message": message, "experiment": arms[0].get("experiment"), "control": control_id, "arms": entries,
+                    "srm": srm, "needed": needed})
     return out

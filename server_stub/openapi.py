@@ -101,6 +101,8 @@ SCHEMAS = {
         "visitor": {**_str(128), "type": ["string", "null"], "description": "the visitor id stored in the visitor record"},
         "control": {**_str(128), "type": ["string", "null"], "description": "on `exposed`: the arm the others are compared with"},
         "goal": {**_str(128), "type": ["string", "null"], "description": "on `goal`: its name, proactive('goal', name)"},
+        "experiment": {**_str(128), "type": ["string", "null"],
+                       "description": "on `exposed`: the experiment (its salt); the stats read a message's latest"},
         "share": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
                   "description": "on `exposed`: the arm's expected share of visitors (its weight's)"},
         "button": {"anyOf": [{"type": "string"}, INT64, {"type": "null"}],
@@ -141,8 +143,10 @@ SCHEMAS = {
     "Interval": {"type": ["object", "null"], "required": ["value", "low", "high"],
                  "description": "a rate (or a difference of rates) and its 95 % interval; null without visitors",
                  "properties": {"value": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}}},
-    "ExperimentStats": {"type": "object", "required": ["message", "control", "arms", "srm", "needed"], "properties": {
+    "ExperimentStats": {"type": "object", "required": ["message", "experiment", "control", "arms", "srm", "needed"],
+                        "properties": {
         "message": {"type": "string"},
+        "experiment": {"type": ["string", "null"], "description": "the message's latest experiment (its salt)"},
         "needed": {"type": ["object", "null"], "required": ["lift", "per_arm", "still"],
                    "description": "visitors per arm to detect `lift` (relative) of the control's goal rate at 5 % and "
                                   "80 % power, and how many more the smallest arm still needs; null while the "

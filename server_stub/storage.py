@@ -66,7 +66,8 @@ CREATE INDEX IF NOT EXISTS events_by_message ON events(message, kind, received_a
 CREATE TABLE IF NOT EXISTS arm_events (  -- experiments: beacons with an arm and a visitor id
   id TEXT PRIMARY KEY,              -- the widget's event id, scoped by sender (retries are ignored)
   kind TEXT NOT NULL CHECK (kind IN ('exposed', 'shown', 'clicked', 'dismissed', 'replied', 'goal')),
-  message TEXT NOT NULL, arm TEXT NOT NULL, visitor TEXT NOT NULL, control TEXT, share REAL, goal TEXT, site TEXT,
+  message TEXT NOT NULL, arm TEXT NOT NULL, visitor TEXT NOT NULL, experiment TEXT, control TEXT, share REAL,
+  goal TEXT, site TEXT,
   client_t INTEGER, received_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS arm_events_by_visitor ON arm_events(message, visitor, kind);
@@ -83,14 +84,23 @@ CREATE TABLE IF NOT EXISTS deliveries (
 KINDS = ("shown", "clicked", "dismissed", "replied")
 ARM_ONLY = ("exposed", "goal")   # kinds kept only with an arm (experiments)
 
-# Per message and arm, the visitors exposed to it, and of those who were
-# shown it, replied, and reached the goal within the window after their
-# exposure (instants in the browser's clock, where the beacons were made).
+# Per message, its latest experiment (a new salt starts over: the exposures
+# of the latest one received), and per arm the visitors exposed to it, and of
+# those who were shown it, replied, and reached the goal within the window
+# after their exposure (instants in the browser's clock, where the beacons
+# were made).
+_LATEST = """
+  SELECT message, experiment, control FROM arm_events e WHERE kind = 'exposed' AND rowid = (
+    SELECT rowid FROM arm_events f WHERE f.message = e.message AND f.kind = 'exposed'
+    ORDER BY received_at DESC, rowid DESC LIMIT 1)"""
 _ARMS_QUERY = """
-WITH exp AS (
-  SELECT message, arm, visitor, MIN(COALESCE(client_t, received_at)) AS t
-  FROM arm_events WHERE kind = 'exposed' GROUP BY message, arm, visitor)
-SELECT exp.message AS message, exp.arm AS arm, COUNT(*) AS exposed,
+WITH latest AS (""" + _LATEST + """),
+exp AS (
+  SELECT a.message AS message, a.arm AS arm, a.visitor AS visitor, a.experiment AS experiment,
+         MIN(COALESCE(a.client_t, a.received_at)) AS t
+  FROM arm_events a JOIN latest l ON a.message = l.message AND a.experiment IS l.experiment
+  WHERE a.kind = 'exposed' GROUP BY a.message, a.arm, a.visitor)
+SELECT exp.message AS message, exp.arm AS arm, MAX(exp.experiment) AS experiment, COUNT(*) AS exposed,
   SUM(EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
               AND e.kind = 'shown')) AS shown,
   SUM(EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
@@ -339,15 +349,12 @@ class Store:
         message's control arm and each arm's expected share, as the latest
         exposures say."""
         rows = [dict(r) for r in self._read(_ARMS_QUERY, (goal, goal, window_ms))]
-        controls = {r["message"]: r["control"] for r in self._read(
-            "SELECT message, control FROM arm_events e WHERE kind = 'exposed' AND control IS NOT NULL"
-            " AND received_at = (SELECT MAX(received_at) FROM arm_events f WHERE f.message = e.message"
-            " AND f.kind = 'exposed' AND f.control IS NOT NULL)")}
+        controls = {r["message"]: r["control"] for r in self._read(_LATEST)}
         shares: dict[str, dict] = {}
         for r in self._read(
                 "SELECT message, arm, share FROM arm_events e WHERE kind = 'exposed' AND share IS NOT NULL"
-                " AND received_at = (SELECT MAX(received_at) FROM arm_events f WHERE f.message = e.message"
-                " AND f.arm = e.arm AND f.kind = 'exposed' AND f.share IS NOT NULL)"):
+                " AND rowid = (SELECT rowid FROM arm_events f WHERE f.message = e.message AND f.arm = e.arm"
+                " AND f.kind = 'exposed' AND f.share IS NOT NULL ORDER BY received_at DESC, rowid DESC LIMIT 1)"):
             shares.setdefault(r["message"], {})[r["arm"]] = r["share"]
         return rows, controls, shares
 
@@ -450,11 +457,11 @@ def _insert_events(db, sender: str, site: str | None, events: list[dict], t: int
     """One beacon's events: how many were new (an id seen before is a retry).
     Events of an experiment's arm are also kept with their arm and visitor."""
     def armed(kinds):
-        return [(f"{sender}:{e['id']}", e["type"], e["message"], e["arm"], e["visitor"], e.get("control"), e.get("share"),
-                 e.get("goal"), site, e.get("t"), t) for e in events
+        return [(f"{sender}:{e['id']}", e["type"], e["message"], e["arm"], e["visitor"], e.get("experiment"),
+                 e.get("control"), e.get("share"), e.get("goal"), site, e.get("t"), t) for e in events
                 if e["type"] in kinds and e.get("arm") is not None and e.get("visitor") is not None]
 
-    insert_armed = "INSERT OR IGNORE INTO arm_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    insert_armed = "INSERT OR IGNORE INTO arm_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     before = db.total_changes
     db.executemany(
         "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",

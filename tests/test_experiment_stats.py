@@ -163,3 +163,14 @@ def test_visitors_needed_matches_fleiss_and_scipy_quantiles():
         n = (za * math.sqrt(2 * ((p1 + p2) / 2) * (1 - (p1 + p2) / 2)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p2 - p1) ** 2
         assert es.visitors_needed(p1, lift) == math.ceil(n)
     assert es.visitors_needed(0.0, 0.1) is None and es.visitors_needed(0.95, 0.1) is None
+
+
+def test_a_new_experiment_of_a_message_starts_its_counts_over(client):
+    for n in range(3):
+        beacon(client, f"old{n}", ev(1, "exposed", "a", f"old-visitor-{n}", 1000, experiment="salt-1", control="a"))
+    (exp,) = [e for e in client.get("/api/agent/stats").json()["experiments"] if e["message"] == "plans"]
+    assert exp["experiment"] == "salt-1" and [(a["arm"], a["exposed"]) for a in exp["arms"]] == [("a", 3)]
+    beacon(client, "new0", ev(1, "exposed", "b", "new-visitor-0", 5000, experiment="salt-2", control="holdout"))
+    (exp,) = [e for e in client.get("/api/agent/stats").json()["experiments"] if e["message"] == "plans"]
+    assert exp["experiment"] == "salt-2" and [(a["arm"], a["exposed"]) for a in exp["arms"]] == [("b", 1)]
+    assert exp["control"] == "holdout"

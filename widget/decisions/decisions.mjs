@@ -36,7 +36,7 @@ export function applyResult(msg, { renderer, reactions, record, events, status, 
   for (const d of decisions) {
     if (d.action === "show") events.emit("shown", withArm({ message: d.message, t: d.t }, d));
     else if (d.action === "email") events.emit("email", { message: d.message, t: d.t });
-    else if (d.action === "exposed") events.emit("exposed", withArm({ message: d.message, t: d.t, control: d.control, share: d.share }, d));
+    else if (d.action === "exposed") events.emit("exposed", withArm({ message: d.message, t: d.t, control: d.control, share: d.share, experiment: d.experiment }, d));
   }
   clock.wakeAt(msg.next_wakeup);
   qa.update();

@@ -32,6 +32,7 @@ export function createBeacons(ctx) {
     if (arm) Object.assign(event, arm);
     if (type === "exposed" && typeof detail.control === "string") event.control = detail.control;
     if (type === "exposed" && typeof detail.share === "number") event.share = detail.share;
+    if (type === "exposed" && typeof detail.experiment === "string") event.experiment = detail.experiment;
     if (type === "goal") event.goal = String(detail.goal);
     if ((type === "exposed" || type === "goal") && !arm) return;
     queue.push(event);
