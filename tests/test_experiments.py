@@ -318,3 +318,23 @@ def test_the_json_schema_agrees_with_validate(fields, ok):
     doc.pop("version")
     schema_ok = not list(jsonschema.Draft7Validator(schema.messages_schema()).iter_errors(doc))
     assert (schema_ok, not bundle.validate(doc)) == (ok, ok)
+
+
+def test_proactive_validate_points_at_the_line_of_each_experiment_problem(tmp_path, capsys):
+    from proactive.cli import main
+    path = tmp_path / "messages.yaml"
+    path.write_text("""site: demo
+messages:
+  - id: plans
+    holdout: 70
+    variants:
+      - {id: ask, weight: 0, content: {text: A}}
+      - {id: ask, weight: 1, content: {text: B}}
+    rules: [{rule: time_on_page, op: greater, value: 5}]
+""")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert f"{path}:4" in text and "holdout percentage" in text
+    assert f"{path}:6" in text and "not a weight" in text
+    assert f"{path}:7" in text and "duplicate variant id 'ask'" in text
