@@ -17,8 +17,9 @@ def stored_record(page, bundle: str):
 
 
 def test_hours_of_visits_under_the_clock(site, page, guard):
-    """A visit lasts while page views are less than 30 min apart; time this
-    visit counts across pages; fast-forwarding hours fires at the exact ms."""
+    """A visit lasts while a page of the site is shown, and 30 min after the
+    last one was hidden or left; time this visit counts across pages;
+    fast-forwarding hours fires at the exact ms."""
     msgs = simple_messages(
         {"id": "long-visit", "rules": [{"rule": "time_this_visit", "op": "greater", "value": 3600}]},
         {"id": "count", "rules": [{"rule": "visits", "op": "greater", "value": 99}, {"rule": "page_views", "op": "greater", "value": 99}]},
@@ -46,8 +47,11 @@ def test_hours_of_visits_under_the_clock(site, page, guard):
     assert page.evaluate("proactive('status')")["shown"] == [{"message": "long-visit", "t": visit_start + 3_600_001}]
     assert (observed(page, "count", "visits"), observed(page, "count", "page_views")) == (1, 4)
 
-    page.clock.fast_forward(10 * MINUTE)
-    page.goto(second)                                   # 2 h 10 min after the last page view
+    page.evaluate("""() => {                            // the visitor switches to another tab
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+        document.dispatchEvent(new Event('visibilitychange')); }""")
+    page.clock.fast_forward(31 * MINUTE)
+    page.goto(second)                                   # back 31 min after the page was hidden: a new visit
     wait_ready(page)
     assert (observed(page, "count", "visits"), observed(page, "count", "page_views")) == (2, 1)
     page.clock.fast_forward(29 * MINUTE)

@@ -29,9 +29,15 @@ def runtime_stdlib_imports() -> list[str]:
 
 
 def runtime_modules() -> list[str]:
+    """The modules the runtime archive carries (the developer tools stay out:
+    build.DEV_TOOLS)."""
+    from build.build import DEV_TOOLS
+
     out = []
     for path in sorted(RUNTIME.rglob("*.py")):
         rel = path.relative_to(ROOT).with_suffix("")
+        if rel.with_suffix(".py").as_posix() in DEV_TOOLS:
+            continue
         parts = list(rel.parts)
         if parts[-1] == "__init__":
             parts.pop()
@@ -126,7 +132,9 @@ def test_trimmed_stdlib_has_every_module_the_runtime_imports_and_the_snapshot_ro
     for r in (first, second):
         assert r["state"] == "restored", r
         assert r["fresh"] and "not imported yet" in r["fresh"], r["fresh"]
-    assert first["check"]["fresh"], "every stdlib module was already imported: nothing was imported fresh"
+    # (first["check"]["fresh"] may be empty: since the runtime reads time zones
+    # with zoneinfo, the snapshot holds every stdlib module the runtime imports;
+    # the fresh import above is of a module it does not hold.)
     assert first["rand"] != second["rand"], "two restores of one snapshot gave the same random numbers"
 
     # 4. A snapshot another build made is refused (and replaced).

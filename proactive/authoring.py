@@ -278,7 +278,8 @@ def _builtin_placeholders() -> tuple[str, ...]:
 def warnings(source: Source) -> list[Problem]:
     """What is valid but most likely not meant: a placeholder whose name is a
     near miss of one the widget fills (`{{utm_sourse|friend}}` always shows
-    `friend`, unless the page identifies the visitor with that attribute)."""
+    `friend`, unless the page identifies the visitor with that attribute),
+    and conditions a first-time visitor cannot meet (`rule_warnings`)."""
     builtin = _builtin_placeholders()
     found: list[Problem] = []
 
@@ -305,7 +306,65 @@ def warnings(source: Source) -> list[Problem]:
     for i, message in enumerate(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and "content" in message:
             walk(message["content"], ("messages", i, "content"))
-    return found
+        if isinstance(message, dict) and "rules" in message:
+            for path, text, expected in rule_warnings(message["rules"], ("messages", i, "rules")):
+                found.append(source.problem(path, "warning: " + text, expected))
+    return sorted(found, key=lambda p: (p.line, p.col))
+
+
+# Facts a first-time visitor may not have yet (docs/rules.md, "Facts that do
+# not exist yet"): unknown is false for every comparing operator, so a
+# negative condition on one of them leaves out the visitors who lack it.
+_MAY_BE_UNKNOWN = {
+    "country": "while the country is unknown (no geo answer yet, offline, or no endpoint)",
+    "city": "while the city is unknown (no geo answer yet, offline, or no endpoint)",
+    "rating": "for a visitor who never rated a chat",
+    "time_since_widget_closed": "for a visitor who never closed the widget",
+    "time_without_agent_reply": "while no visitor message waits for an answer",
+    "referrer_url": "for a visitor with no referrer (typed the address, a bookmark)",
+    "browser_language": "when the browser gives no language",
+    **{f"utm_{k}": "for a visit that did not come with this UTM parameter"
+       for k in ("source", "medium", "campaign", "term", "content")},
+}
+# Counts that are at least 1 on any page (this visit and this page view count).
+_AT_LEAST_ONE = ("visits", "page_views")
+
+
+def rule_warnings(tree, path: tuple) -> list[tuple[tuple, str, str]]:
+    """Conditions that are valid but most likely not meant, because of facts
+    a first-time visitor does not have yet: (path, text, expected). A
+    negative condition in an `any` that also accepts the fact's absence
+    (`not_exists`) is what the owner meant, and is not reported."""
+    out: list = []
+
+    def visit(node, where, absent_ok: frozenset):
+        if isinstance(node, list):
+            for i, child in enumerate(node):
+                visit(child, where + (i,), absent_ok)
+            return
+        if not isinstance(node, dict):
+            return
+        if isinstance(node.get("any"), list):
+            ok = frozenset(c.get("rule") for c in node["any"] if isinstance(c, dict) and c.get("op") == "not_exists")
+            for i, child in enumerate(node["any"]):
+                visit(child, where + ("any", i), absent_ok | ok)
+            return
+        if isinstance(node.get("all"), list):
+            visit(node["all"], where + ("all",), absent_ok)
+            return
+        rule, op, value = node.get("rule"), node.get("op"), node.get("value")
+        if rule in _MAY_BE_UNKNOWN and op in ("is_not", "not_contains") and rule not in absent_ok:
+            out.append((where + ("op",),
+                        f"`{rule} {op} …` does not hold {_MAY_BE_UNKNOWN[rule]}: a first-time visitor may never "
+                        f"see this message; to include them, put it in an `any` with "
+                        f"{{rule: {rule}, op: not_exists}}", ""))
+        if rule in _AT_LEAST_ONE and isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                (op == "less" and value <= 1) or (op == "equals" and value < 1)):
+            out.append((where + ("value",), f"`{rule} {op} {value:g}` never holds: on any page `{rule}` is at "
+                                           "least 1 (this visit and this page view count)", "a number ≥ 1"))
+
+    visit(tree, path, frozenset())
+    return out
 
 
 def check_file(path: Path | str) -> tuple[Source | None, list[Problem]]:

@@ -339,3 +339,18 @@ def test_a_long_build_says_it_is_still_building(tmp_path, monkeypatch, capsys):
     assert len(lines) >= 2 and all(re.fullmatch(r"  … still building \(\d+ s\)", line) for line in lines), lines
     time.sleep(0.25)
     assert capsys.readouterr().err == ""  # and stops when the build is done
+
+
+# -- rules a first-time visitor cannot meet (issue 14) -------------------------------------
+
+def test_a_negative_condition_on_a_fact_that_may_be_unknown_is_a_warning(tmp_path):
+    f = _write(tmp_path, GOOD.replace(
+        "      all:\n", "      all:\n        - {rule: country, op: is_not, value: FR}\n"
+                      "        - any: [{rule: rating, op: is_not, value: poor}, {rule: rating, op: not_exists}]\n"
+                      "        - {rule: visits, op: equals, value: 0}\n", 1))
+    code, out, err = run("validate", f)
+    assert code == 0 and "2 warning(s)" in err, (out, err)
+    assert "warning: `country is_not …` does not hold while the country is unknown" in out
+    assert "{rule: country, op: not_exists}" in out
+    assert "`visits equals 0` never holds" in out
+    assert "rating" not in out   # the `any` with not_exists is what the owner meant
