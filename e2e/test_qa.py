@@ -258,3 +258,26 @@ def test_a_rejected_bundle_is_reported_not_waited_for(site, proactive):
     expect(view).to_contain_text("signature: rejected")
     expect(view).to_contain_text("rejected: unknown_key")
     expect(view).to_contain_text("bundle: none")
+
+
+def test_as_visitor_forces_an_experiments_arm_and_failures_name_it(site, proactive):
+    site.publish({"site": "qa", "widgets": [{"id": "main"}], "messages": [{
+        "id": "plans", "widget": "main", "holdout": 20,
+        "variants": [{"id": "ask", "content": {"text": "Questions about plans?"}},
+                     {"id": "hand", "content": {"text": "Need a hand choosing?"}}],
+        "rules": [{"rule": "time_on_page", "op": "greater", "value": 5}]}]}, "qa-arms")
+    url = site.page(tag=site.tag(bundle=site.bundle_url("qa-arms")))
+    proactive.as_visitor(arms={"plans": "holdout"}).install(time=T0).visit(url)
+    proactive.expect_not_shown("plans", during=10)
+    assert proactive.status()["arms"] == {"plans": "holdout"}
+    with pytest.raises(AssertionError) as failed:
+        proactive.expect_shown("plans", within=1)
+    text = str(failed.value)
+    assert "control group (holdout)" in text.splitlines()[0]
+    assert "experiments' arms: plans = holdout" in text
+    # The debug view says the same.
+    from playwright.sync_api import expect
+
+    proactive.page.evaluate("proactive('debug', true)")
+    view = proactive.page.locator("proactive-widget [data-proactive-debug]")
+    expect(view).to_contain_text("experiments: plans = holdout; visitor ")

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", type=Path, help="scenario file (JSON or YAML), times in seconds")
     parser.add_argument("--explain", action="store_true",
                         help="say why each message showed or not, at the instant that decided it")
+    parser.add_argument("--arm", action="append", default=[], metavar="MESSAGE=ARM",
+                        help="force an experiment's arm (a variant id, or holdout); repeatable")
     parser.add_argument("--json", action="store_true",
                         help="print JSON (with --explain: every condition and gate of every message)")
 
@@ -38,16 +40,19 @@ def timeline(result: dict) -> str:
     from proactive.pytest_plugin import describe_condition, why_not
 
     explain = result.get("explain") or {}
-    decisions = sorted([(d["t"], "show", d["message"]) for d in result["shown"]]
-                       + [(d["t"], "email", d["message"]) for d in result["emails"]])
+    decisions = sorted([(d["t"], "show", d["message"], d.get("arm")) for d in result["shown"]]
+                       + [(d["t"], "email", d["message"], d.get("arm")) for d in result["emails"]]
+                       + [(d["t"], "expose", d["message"], d.get("arm")) for d in result.get("exposed") or []],
+                       key=lambda d: d[:3])
     lines = []
-    for t, action, mid in decisions:
+    for t, action, mid, arm in decisions:
         held = [describe_condition(c) for c in (explain.get(mid) or {}).get("conditions") or []]
-        lines.append(f"{_at(t)}  {action:<5}  {mid}: " + ("; ".join(held) or "no conditions"))
+        name = f"{mid} [arm {arm}]" if arm is not None else mid
+        lines.append(f"{_at(t)}  {action:<5}  {name}: " + ("; ".join(held) or "no conditions"))
     for skipped in result.get("not_sent") or []:
         lines.append(f"{_at(skipped['t'])}  (not sent by a browser: {skipped['type']}, {skipped['why']})")
     lines.sort(key=lambda line: float(line.split(" s ", 1)[0]))
-    delivered = {mid for _, _, mid in decisions}
+    delivered = {mid for _, action, mid, _ in decisions if action != "expose"}
     for mid, entry in explain.items():
         if mid not in delivered:
             lines.append(f"{'not shown':>11}  {mid}: closest at {entry['at']:g} s: {why_not(mid, entry)}")
@@ -100,8 +105,15 @@ def run(args) -> int:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"proactive simulate: {exc}", file=sys.stderr)
         return 2
+    arms = {}
+    for forced in args.arm:
+        mid, sep, arm = forced.partition("=")
+        if not sep or not mid or not arm:
+            print(f"proactive simulate: --arm {forced}: expected MESSAGE=ARM", file=sys.stderr)
+            return 2
+        arms[mid.strip()] = arm.strip()
     try:
-        result = simulate(payload, scenario, explain=args.explain)
+        result = simulate(payload, scenario, explain=args.explain, arms=arms)
     except BundleInvalid as exc:
         for p in exc.problems:
             line = line_of(root, p.path)

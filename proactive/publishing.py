@@ -63,6 +63,24 @@ def tzdata_for(doc: dict) -> dict | None:
     return {"version": zones.database_version(), "zones": {name.strip(): base64.b64encode(data).decode("ascii")}}
 
 
+def with_salt(message, site):
+    """An experiment's message with its salt written out: the one the engine
+    would derive (widget/runtime/experiments.py), carried by the signed
+    bundle, so every version keeps it while the variant ids stay."""
+    from widget.runtime import experiments
+
+    if not isinstance(message, dict) or "experiment" in message or not isinstance(message.get("id"), str):
+        return message
+    variants, holdout = message.get("variants"), message.get("holdout", 0)
+    if not (variants or holdout) or not isinstance(variants or [], list):
+        return message
+    ids = [v.get("id") if isinstance(v, dict) else None for v in variants or []]
+    if not all(isinstance(i, str) for i in ids) or not isinstance(holdout, (int, float)):
+        return message
+    ids = ids or [experiments.DEFAULT_ARM]
+    return dict(message, experiment=experiments.derive_salt(site, message["id"], ids, holdout))
+
+
 def build_payload(doc: dict, *, version: int, now: datetime | None = None, expires_at: datetime | None = None) -> bytes:
     now = now or datetime.now(timezone.utc)
     payload = {k: v for k, v in doc.items() if k not in ("version", "issued_at", "expires_at", "tzdata")}
@@ -71,6 +89,8 @@ def build_payload(doc: dict, *, version: int, now: datetime | None = None, expir
         payload["tzdata"] = tzdata
     payload["version"] = version
     payload["issued_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(payload.get("messages"), list):
+        payload["messages"] = [with_salt(m, payload.get("site")) for m in payload["messages"]]
     if expires_at is not None:
         payload["expires_at"] = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")

@@ -233,6 +233,8 @@ _PREPARE_JS = """(() => { try {
   window.proactive = stub;
   const seed = %(seed)s;
   if (seed) stub("seed", seed);
+  const arms = %(arms)s;
+  if (arms) stub("arms", arms);
   stub("on", "ready", () => { try { sessionStorage.setItem(flag, "1"); } catch (e) {} });
 } catch (e) {} })();"""
 
@@ -255,6 +257,7 @@ class Proactive:
         self._fresh = True
         self._seed: dict | None = None
         self._seed_fields: dict | None = None
+        self._arms: dict | None = None         # experiments' arms forced by as_visitor(arms=…)
         self._geo: tuple[str | None, str | None] | None = None
         self._geo_answers: list[dict] = []
         self._prepared: set[int] = set()      # ids of pages with the prepare script
@@ -287,13 +290,20 @@ class Proactive:
 
     def as_visitor(self, language: str | None = None, user_agent: str | None = None,
                    country: str | None = None, city: str | None = None, *,
-                   mobile: bool = False) -> "Proactive":
+                   mobile: bool = False, arms: dict | None = None) -> "Proactive":
         """Be a visitor with this browser language (e.g. "de-DE") and user
         agent (and, with `mobile=True`, a phone's touch screen and viewport) —
         a new browser context with those options, so navigator and HTTP
         headers agree — and from this country/city, through the endpoint's
         test override (the `X-Proactive-Test-Geo` request header, honoured
-        only by an endpoint started with `--test-geo`)."""
+        only by an endpoint started with `--test-geo`). `arms` forces
+        experiments' arms: `{"plans": "hand"}` (a variant id, or "holdout")."""
+        if arms is not None:
+            if id(self.page) in self._prepared:
+                raise RuntimeError("as_visitor(arms=…) comes before the first visit() of this tab")
+            if not isinstance(arms, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in arms.items()):
+                raise TypeError("as_visitor(arms=…) takes {message id: arm id}")
+            self._arms = dict(arms)
         if language or user_agent or mobile:
             options = {}
             if language:
@@ -554,6 +564,7 @@ class Proactive:
         page.add_init_script(_PREPARE_JS % {
             "nonce": json.dumps(secrets.token_hex(8)), "fresh": "true" if self._fresh else "false",
             "prefix": json.dumps(STORAGE_PREFIX), "seed": json.dumps(self._seed),
+            "arms": json.dumps(self._arms or None),
         })
 
     def _seed_record(self, visits, last_visit_days_ago, invitations_sent, **fields) -> dict:
@@ -661,6 +672,10 @@ class Proactive:
         others = snap.shown
         if others:
             lines.append(f"  shown on this page: {', '.join(others)}")
+        arms = snap.status.get("arms") or {}
+        if arms:
+            lines.append("  experiments' arms: " + ", ".join(f"{m} = {a}" for m, a in sorted(arms.items()))
+                         + ("" if snap.status.get("visitor") else " (no stored visitor id: the first variant)"))
         lines += self._geo_problems()
         return "\n".join(lines) + self._warnings_text()
 

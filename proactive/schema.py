@@ -114,6 +114,16 @@ _MESSAGE_FIELD_SCHEMAS = {
     "dismissed_for": {"type": "number", "minimum": 0, "description": "seconds before a dismissed message may show again"},
     "start": {"type": "string", "description": "first day or instant (ISO 8601) the message may show"},
     "end": {"type": "string", "description": "last day or instant (ISO 8601) the message may show"},
+    "variants": {"type": "array", "minItems": 1, "description": "an experiment's arms; the message's content comes from them",
+                 "items": {"type": "object", "required": ["id", "content"], "additionalProperties": False,
+                           "properties": {"id": {"type": "string", "not": {"const": "holdout"}},
+                                          "weight": {"type": "number", "exclusiveMinimum": 0, "default": 1,
+                                                     "description": "relative to the other variants"},
+                                          "content": {"$ref": "#/definitions/content"}}}},
+    "holdout": {"type": "number", "minimum": 0, "maximum": 50,
+                "description": "% of eligible visitors who see nothing (the control group)"},
+    "experiment": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$",
+                   "description": "the experiment's salt; set by `proactive sign` when absent, change it to start over"},
 }
 
 
@@ -185,7 +195,7 @@ def messages_schema() -> dict:
         "properties": top,
         "required": ["site", "messages"],
         "additionalProperties": False,
-        "definitions": {"message": message, **_rules_definitions()},
+        "definitions": {"message": message, "content": _content(), **_rules_definitions()},
     }
 
 

@@ -42,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server_stub import experiment_stats
 from server_stub.broker import Broker, EventStream, StreamGate, StreamLimits
 from server_stub.geo import GeoLocator
 from server_stub.storage import SqlStore, now_ms
@@ -49,7 +50,8 @@ from widget.runtime.constants import RATINGS
 
 log = logging.getLogger("proactive.endpoint")
 
-EVENT_KINDS = ("shown", "clicked", "dismissed", "replied")
+EVENT_KINDS = ("shown", "clicked", "dismissed", "replied", "exposed", "goal")
+DEFAULT_GOAL_WINDOW_S = 7 * 86400   # a goal counts for the arm a visitor was exposed to this long before
 DELIVERY_STATUSES = ("pending", "handed_over", "sent", "failed")
 MAX_TEXT = 2000
 MAX_ID = 128
@@ -193,6 +195,23 @@ def int_param(request: Request, name: str, *, source: str = "query") -> int | No
 
 
 _MISSING = object()
+
+
+def _share(value) -> float | None:
+    """An arm's expected share of visitors (0 to 1), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ApiError(422, "invalid_field", "`share` must be a number from 0 to 1", field="share")
+    return float(value)
+
+
+def _name_of(body: dict, name: str, required: bool) -> str | None:
+    """An id-like text field (an arm, a visitor id, a goal): never blank."""
+    value = field_of(body, name, str, required=required, max_len=MAX_ID)
+    if value is not None and not value:
+        raise ApiError(422, "invalid_field", f"`{name}` is blank", field=name)
+    return value
 
 
 def field_of(body: dict, name: str, kind: type | tuple, *, required: bool = True, max_len: int | None = None,
@@ -544,12 +563,20 @@ class Endpoint:
             if not isinstance(e, dict):
                 raise ApiError(422, "invalid_field", f"events[{i}] must be an object", field=f"events[{i}]")
             try:
+                kind = field_of(e, "type", str, choices=EVENT_KINDS)
+                armed = kind in ("exposed", "goal")   # only with an arm: experiments
                 clean.append({
                     "id": field_of(e, "id", str, max_len=MAX_ID),
-                    "type": field_of(e, "type", str, choices=EVENT_KINDS),
+                    "type": kind,
                     "message": field_of(e, "message", str, max_len=MAX_ID),
                     "t": field_of(e, "t", int, required=False),
                     "button": _button(e.get("button")),
+                    "arm": _name_of(e, "arm", armed),
+                    "visitor": _name_of(e, "visitor", armed),
+                    "control": _name_of(e, "control", False),
+                    "goal": _name_of(e, "goal", kind == "goal"),
+                    "experiment": _name_of(e, "experiment", False),
+                    "share": _share(e.get("share")),
                 })
             except ApiError as exc:
                 exc.extra["field"] = f"events[{i}].{exc.extra.get('field')}"
@@ -724,7 +751,25 @@ class Endpoint:
         if bucket not in BUCKETS:
             raise ApiError(422, "invalid_field", f"`bucket` must be one of {', '.join(BUCKETS)}", field="bucket")
         since = int_param(request, "since")
-        return JSONResponse({**await self.db(self.store.stats, BUCKETS[bucket], since), "bucket": bucket})
+        goal = request.query_params.get("goal") or None
+        if goal is not None and len(goal) > MAX_ID:
+            raise ApiError(422, "invalid_field", f"`goal` is longer than {MAX_ID} characters", field="goal")
+        window = int_param(request, "goal_window")
+        window = DEFAULT_GOAL_WINDOW_S if window is None else window
+        if not 0 <= window <= 366 * 86400:
+            raise ApiError(422, "invalid_field", "`goal_window` must be 0 to 31622400 seconds", field="goal_window")
+        lift = request.query_params.get("lift", "0.1")
+        try:
+            lift = float(lift)
+        except ValueError:
+            lift = math.nan
+        if not 0.001 <= lift <= 10:
+            raise ApiError(422, "invalid_field", "`lift` must be a number from 0.001 to 10 (0.1: a 10 % rise)", field="lift")
+        stats = await self.db(self.store.stats, BUCKETS[bucket], since)
+        rows, controls, shares = await self.db(self.store.arm_counts, goal, window * 1000)
+        return JSONResponse({**stats, "bucket": bucket, "goal": goal, "goal_window": window,
+                             "lift": lift,
+                             "experiments": experiment_stats.experiment_results(rows, controls, shares, lift)})
 
     async def agent_deliveries(self, request: Request) -> Response:
         self._agent(request)

@@ -97,10 +97,24 @@ SCHEMAS = {
         "messages": {"type": "array", "items": _ref("Message")}}},
     "BeaconEvent": {"type": "object", "required": ["id", "type", "message"], "properties": {
         "id": _str(128, description="unique per sender; repeats are ignored"),
-        "type": {"enum": ["shown", "clicked", "dismissed", "replied"]},
+        "type": {"enum": ["shown", "clicked", "dismissed", "replied", "exposed", "goal"],
+                 "description": "`exposed` and `goal` need `arm` and `visitor` (experiments); `goal` also `goal`"},
         "message": _str(128), "t": {**INT64, "type": ["integer", "null"], "description": "the browser's ms since the epoch"},
+        "arm": {**_str(128), "type": ["string", "null"], "description": "the experiment's arm (a variant id, or holdout)"},
+        "visitor": {**_str(128), "type": ["string", "null"], "description": "the visitor id stored in the visitor record"},
+        "control": {**_str(128), "type": ["string", "null"], "description": "on `exposed`: the arm the others are compared with"},
+        "goal": {**_str(128), "type": ["string", "null"], "description": "on `goal`: its name, proactive('goal', name)"},
+        "experiment": {**_str(128), "type": ["string", "null"],
+                       "description": "on `exposed`: the experiment (its salt); the stats read a message's latest"},
+        "share": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                  "description": "on `exposed`: the arm's expected share of visitors (its weight's)"},
         "button": {"anyOf": [{"type": "string"}, INT64, {"type": "null"}],
-                   "description": "the button's label or index (kept to 128 characters)"}}},
+                   "description": "the button's label or index (kept to 128 characters)"}},
+        "allOf": [
+            {"if": {"required": ["type"], "properties": {"type": {"enum": ["exposed", "goal"]}}},
+             "then": {"required": ["arm", "visitor"], "properties": {"arm": _str(128), "visitor": _str(128)}}},
+            {"if": {"required": ["type"], "properties": {"type": {"const": "goal"}}},
+             "then": {"required": ["goal"], "properties": {"goal": _str(128)}}}]},
     "Delivery": {"type": "object", "required": ["id", "message", "status", "requested_at"], "properties": {
         "id": {"type": "integer"}, "message": {"type": "string"}, "status": {"enum": ["pending", "handed_over", "sent", "failed"]},
         "requested_at": {"type": "integer"}}},
@@ -141,6 +155,38 @@ SCHEMAS = {
         "series": {"type": "array", "items": {"type": "object", "properties": {
             "t": {"type": "integer"}, "shown": {"type": "integer"}, "clicked": {"type": "integer"},
             "dismissed": {"type": "integer"}, "replied": {"type": "integer"}}}}}},
+    "Interval": {"type": ["object", "null"], "required": ["value", "low", "high"],
+                 "description": "a rate (or a difference of rates) and its 95 % interval; null without visitors",
+                 "properties": {"value": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}}},
+    "ExperimentStats": {"type": "object", "required": ["message", "experiment", "control", "arms", "srm", "needed"],
+                        "properties": {
+        "message": {"type": "string"},
+        "experiment": {"type": ["string", "null"], "description": "the message's latest experiment (its salt)"},
+        "needed": {"type": ["object", "null"], "required": ["lift", "per_arm", "still"],
+                   "description": "visitors per arm to detect `lift` (relative) of the control's goal rate at 5 % and "
+                                  "80 % power, and how many more the smallest arm still needs; null while the "
+                                  "control's goal rate is 0 or 1",
+                   "properties": {"lift": {"type": "number"}, "per_arm": {"type": "integer"},
+                                  "still": {"type": "integer", "minimum": 0}}},
+        "srm": {"type": ["object", "null"], "required": ["chi2", "p", "warning"],
+                "description": "sample-ratio check: exposed visitors per arm against the arms' shares (chi-square); "
+                               "null without shares for two arms or more",
+                "properties": {"chi2": {"type": "number"}, "p": {"type": "number", "minimum": 0, "maximum": 1},
+                               "warning": {"type": ["string", "null"], "description": "when p < 0.001"}}},
+        "control": {"type": ["string", "null"], "description": "the holdout, else the first variant"},
+        "arms": {"type": "array", "items": {"type": "object", "required": [
+            "arm", "control", "exposed", "shown", "replied", "goals", "reply_rate", "goal_rate", "goal_difference", "verdict"],
+            "properties": {
+                "arm": {"type": "string"}, "control": {"type": "boolean"},
+                "exposed": {"type": "integer", "description": "distinct visitors exposed to this arm"},
+                "shown": {"type": "integer", "description": "of those, shown the message"},
+                "replied": {"type": "integer", "description": "of those, replied to it"},
+                "goals": {"type": "integer", "description": "of the exposed, reached the goal within the window"},
+                "reply_rate": {**_ref("Interval"), "description": "replied / shown, Wilson 95 % interval"},
+                "goal_rate": {**_ref("Interval"), "description": "goals / exposed, Wilson 95 % interval"},
+                "goal_difference": {**_ref("Interval"),
+                                    "description": "goal rate minus the control's, Newcombe 95 % interval; null for the control"},
+                "verdict": {"type": ["string", "null"], "description": "in plain words, when the interval excludes zero"}}}}}},
     "AgentPresence": {"type": "object", "required": ["team", "agents_online", "agents"], "properties": {
         "team": {"enum": ["online", "offline"]}, "agents_online": {"type": "integer"},
         "agents": {"type": "array", "items": {"type": "object", "properties": {
@@ -267,10 +313,21 @@ def document() -> dict:
         "/api/agent/stats": {"get": {
             "summary": "Per auto message: shown, clicked, dismissed, replied, and a series over time", "security": AGENT_AUTH,
             "parameters": [{"name": "bucket", "in": "query", "schema": {"enum": ["minute", "hour", "day"], "default": "hour"}},
-                           {"name": "since", "in": "query", "schema": {**INT64, "description": "ms since the epoch"}}],
-            "responses": {"200": _json({"type": "object", "required": ["bucket", "bucket_ms", "messages"], "properties": {
+                           {"name": "since", "in": "query", "schema": {**INT64, "description": "ms since the epoch"}},
+                           {"name": "goal", "in": "query", "schema": {"type": "string", "maxLength": 128,
+                                                                      "description": "count this goal only (default: any)"}},
+                           {"name": "goal_window", "in": "query", "schema": {
+                               "type": "integer", "minimum": 0, "maximum": 31622400, "default": 604800,
+                               "description": "seconds after an exposure within which a goal counts for its arm"}},
+                           {"name": "lift", "in": "query", "schema": {
+                               "type": "number", "minimum": 0.001, "maximum": 10, "default": 0.1,
+                               "description": "the relative rise of the control's goal rate to plan for (0.1: 10 %)"}}],
+            "responses": {"200": _json({"type": "object", "required": [
+                "bucket", "bucket_ms", "messages", "goal", "goal_window", "lift", "experiments"], "properties": {
                 "bucket": {"enum": ["minute", "hour", "day"]}, "bucket_ms": {"type": "integer"},
-                "messages": {"type": "array", "items": _ref("MessageStats")}}}), **_errors(401, 403, 422, 503)}}},
+                "messages": {"type": "array", "items": _ref("MessageStats")},
+                "goal": {"type": ["string", "null"]}, "goal_window": {"type": "integer"}, "lift": {"type": "number"},
+                "experiments": {"type": "array", "items": _ref("ExperimentStats")}}}), **_errors(401, 403, 422, 503)}}},
         "/api/agent/deliveries": {"get": {
             "summary": "Delivery requests (the pull side of the delivery hook)", "security": AGENT_AUTH,
             "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["pending", "handed_over", "sent", "failed"]}}],

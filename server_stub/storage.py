@@ -41,6 +41,33 @@ from pathlib import Path
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 KINDS = ("shown", "clicked", "dismissed", "replied")
+ARM_ONLY = ("exposed", "goal")   # kinds kept only with an arm (experiments)
+
+# Per message, its latest experiment (a new salt starts over: the exposures
+# of the latest one received), and per arm the visitors exposed to it, and of
+# those who were shown it, replied, and reached the goal within the window
+# after their exposure (instants in the browser's clock, where the beacons
+# were made).
+_LATEST = """
+  SELECT message, experiment, control FROM arm_events e WHERE kind = 'exposed' AND rowid = (
+    SELECT rowid FROM arm_events f WHERE f.message = e.message AND f.kind = 'exposed'
+    ORDER BY received_at DESC, rowid DESC LIMIT 1)"""
+_ARMS_QUERY = """
+WITH latest AS (""" + _LATEST + """),
+exp AS (
+  SELECT a.message AS message, a.arm AS arm, a.visitor AS visitor, MAX(a.experiment) AS experiment,
+         MIN(COALESCE(a.client_t, a.received_at)) AS t
+  FROM arm_events a JOIN latest l ON a.message = l.message AND a.experiment IS NOT DISTINCT FROM l.experiment
+  WHERE a.kind = 'exposed' GROUP BY a.message, a.arm, a.visitor)
+SELECT exp.message AS message, exp.arm AS arm, MAX(exp.experiment) AS experiment, COUNT(*) AS exposed,
+  SUM(CASE WHEN EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
+              AND e.kind = 'shown') THEN 1 ELSE 0 END) AS shown,
+  SUM(CASE WHEN EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
+              AND e.kind = 'replied') THEN 1 ELSE 0 END) AS replied,
+  SUM(CASE WHEN EXISTS (SELECT 1 FROM arm_events e WHERE e.message = exp.message AND e.visitor = exp.visitor
+              AND e.kind = 'goal' AND (CAST(? AS TEXT) IS NULL OR e.goal = CAST(? AS TEXT))
+              AND COALESCE(e.client_t, e.received_at) BETWEEN exp.t AND exp.t + CAST(? AS BIGINT)) THEN 1 ELSE 0 END) AS goals
+FROM exp GROUP BY exp.message, exp.arm"""
 
 # Per message, distinct visitors (a beacon's sender: the part of an event id
 # before its first ':') who were shown it, and who of those clicked,
@@ -187,6 +214,8 @@ class SqlStore:
             if sender is not None:
                 gone["events"] = db.execute("DELETE FROM events WHERE substr(id, 1, ?) = ?",
                                             (len(sender) + 1, sender + ":")).rowcount
+                gone["events"] += db.execute("DELETE FROM arm_events WHERE substr(id, 1, ?) = ?",
+                                             (len(sender) + 1, sender + ":")).rowcount
             return gone
 
         return self._tx(tx)
@@ -317,16 +346,24 @@ class SqlStore:
         def tx(db):
             counts = []
             for sender, site, events in batches:
-                if not events:
-                    counts.append(0)
-                    continue
-                cur = db.executemany(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t) for e in events])
-                counts.append(cur.rowcount)
+                counts.append(_insert_events(db, sender, site, events, t))
             return counts
 
         return self._tx(tx)
+
+    def arm_counts(self, goal: str | None, window_ms: int) -> tuple[list[dict], dict[str, str], dict[str, dict]]:
+        """Per message and arm, distinct visitors (_ARMS_QUERY); each
+        message's control arm and each arm's expected share, as the latest
+        exposures say."""
+        rows = [dict(r) for r in self._read(_ARMS_QUERY, (goal, goal, window_ms))]
+        controls = {r["message"]: r["control"] for r in self._read(_LATEST)}
+        shares: dict[str, dict] = {}
+        for r in self._read(
+                "SELECT message, arm, share FROM arm_events e WHERE kind = 'exposed' AND share IS NOT NULL"
+                " AND rowid = (SELECT rowid FROM arm_events f WHERE f.message = e.message AND f.arm = e.arm"
+                " AND f.kind = 'exposed' AND f.share IS NOT NULL ORDER BY received_at DESC, rowid DESC LIMIT 1)"):
+            shares.setdefault(r["message"], {})[r["arm"]] = r["share"]
+        return rows, controls, shares
 
     def stats(self, bucket_ms: int, since: int | None = None) -> dict:
         """Per auto message: totals of each kind and a time series in buckets."""
@@ -542,3 +579,25 @@ def _attributes(stored: str) -> dict:
         return v
 
     return clean(json.loads(stored, parse_constant=lambda name: None))
+
+
+def _insert_events(db, sender: str, site: str | None, events: list[dict], t: int) -> int:
+    """One beacon's events: how many were new (an id seen before is a retry).
+    Events of an experiment's arm are also kept with their arm and visitor
+    (SQLite and PostgreSQL alike: ON CONFLICT DO NOTHING, counted by rowcount)."""
+    def armed(kinds):
+        return [(f"{sender}:{e['id']}", e["type"], e["message"], e["arm"], e["visitor"], e.get("experiment"),
+                 e.get("control"), e.get("share"), e.get("goal"), site, e.get("t"), t) for e in events
+                if e["type"] in kinds and e.get("arm") is not None and e.get("visitor") is not None]
+
+    def insert(query, rows) -> int:
+        return max(db.executemany(query, rows).rowcount, 0) if rows else 0
+
+    insert_armed = ("INSERT INTO arm_events (id, kind, message, arm, visitor, experiment, control, share, goal, site,"
+                    " client_t, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+    new = insert("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t)
+                  for e in events if e["type"] not in ARM_ONLY])
+    new += insert(insert_armed, armed(ARM_ONLY))
+    insert(insert_armed, armed(KINDS))   # the same events once more, with their arm
+    return new

@@ -109,6 +109,17 @@ CASES = {
          "once per user, and this visitor already had it"),
         ("not once per user", {}, {}, {"once": {"m"}}, T, True, None, None),
     ],
+    "holdout": [
+        ("not exposed yet: open (it is decided at the instant it would show)", {"holdout": 10, "experiment": "e1"},
+         {}, {}, T, True, None, None),
+        ("exposed in a variant arm", {"holdout": 10, "experiment": "e1"}, {},
+         {"record": {"exposed": {"m@e1": ["default", T - 1]}}}, T, True, None, None),
+        ("exposed in the control group: closed for good", {"holdout": 10, "experiment": "e1"}, {},
+         {"record": {"exposed": {"m@e1": ["holdout", T - 1]}}}, T, False, None,
+         "the visitor is in the experiment's control group (holdout)"),
+        ("held out of an earlier experiment (another salt): open", {"holdout": 10, "experiment": "e2"}, {},
+         {"record": {"exposed": {"m@e1": ["holdout", T - 1]}}}, T, True, None, None),
+    ],
     "schedule": [
         ("before its start", {"start": "2026-06-04"}, {}, {}, T, False, utc("2026-06-04T00:00:00"),
          "outside its dates (from 2026-06-04T00:00:00.000Z until —)"),
@@ -193,6 +204,13 @@ def test_gate(gate, name, message, top, state, t, allows, next_change, words):
         assert policy.describe(gate, {k: x for k, x in entry.items() if k != "text"}) == words
 
 
+def test_the_holdout_gate_is_listed_only_for_experiments():
+    b, msg = compiled()
+    assert "holdout" not in policy.explain(view(b), msg, T)
+    b, msg = compiled({"holdout": 5})
+    assert policy.explain(view(b), msg, T)["holdout"] == {"held_out": False, "ok": True}
+
+
 def test_screen_is_not_a_gate_of_emails():
     b, msg = compiled({"type": "email", "audience": "users"})
     assert "screen" not in policy.explain(view(b, on_screen="x"), msg, T)
@@ -207,7 +225,7 @@ def test_the_engine_explains_with_the_table():
     engine = Engine(payload)
     engine.step([{"t": T, "type": "page_view", "url": "https://s.example/"}], T)
     entry = engine.explain(T)["m"]
-    assert list(entry["gates"]) == [g.name for g in policy.GATES]
+    assert list(entry["gates"]) == [g.name for g in policy.GATES if g.name != "holdout"]   # not an experiment
     assert entry["blocked_by"] == ["audience"]
     assert entry["gates"]["audience"]["text"] == "audience is users, the visitor is an anonymous visitor"
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from proactive.cli import main
 from widget.runtime.simulate import ScenarioInvalid, simulate
@@ -250,3 +251,56 @@ def test_a_later_page_view_rearms_the_exit_intent():
     out = simulate(payload, {"events": events, "until": 20, "exit_delay": 2})
     assert out["shown"] == [{"message": "exit", "t": 5.0}, {"message": "exit", "t": 9.0}]
     assert [d["t"] for d in out["not_sent"]] == [6.5]
+
+
+# -- experiments: the scenario's visitor.id decides the arm; --arm forces one ----------
+
+EXPERIMENT = """\
+site: demo
+messages:
+  - id: plans
+    experiment: plans-1
+    holdout: 20
+    variants:
+      - {id: ask, weight: 1, content: {text: "Questions about plans?"}}
+      - {id: hand, weight: 1, content: {text: "Need a hand choosing?"}}
+    rules: [{rule: time_on_page, op: greater, value: 5}]
+"""
+
+
+def _visitor_in(arm: str) -> str:
+    from widget.runtime import bundle, experiments
+    exp = bundle.parse(yaml.safe_load(EXPERIMENT)).messages[0].experiment
+    return next(v for v in (f"visitor-{i:04d}" for i in range(1000)) if experiments.assign(exp, v, "plans") == arm)
+
+
+@pytest.mark.parametrize("arm", ["ask", "hand", "holdout"])
+def test_simulate_the_visitor_id_decides_the_arm(tmp_path, capsys, arm):
+    m = tmp_path / "m.yaml"
+    m.write_text(EXPERIMENT)
+    s = tmp_path / "s.json"
+    s.write_text(json.dumps({"visitor": {"id": _visitor_in(arm)}, "until": 30,
+                             "events": [{"t": 0, "type": "page_view", "url": "https://s.example/"}]}))
+    assert main(["simulate", str(m), str(s)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["exposed"] == [{"message": "plans", "t": 5.001, "arm": arm}]
+    assert out["shown"] == ([] if arm == "holdout" else [{"message": "plans", "t": 5.001, "arm": arm}])
+
+
+def test_simulate_arm_forces_one_and_the_timeline_names_it(tmp_path, capsys):
+    m = tmp_path / "m.yaml"
+    m.write_text(EXPERIMENT)
+    s = tmp_path / "s.json"
+    s.write_text(json.dumps({"visitor": {"id": _visitor_in("ask")}, "until": 30,
+                             "events": [{"t": 0, "type": "page_view", "url": "https://s.example/"}]}))
+    assert main(["simulate", str(m), str(s), "--arm", "plans=holdout", "--explain"]) == 0
+    text = capsys.readouterr().out
+    assert "expose  plans [arm holdout]" in text
+    assert "control group (holdout)" in text
+    assert main(["simulate", str(m), str(s), "--arm", "plans=nope"]) == 1
+    assert "no arm 'nope' (one of ask, hand, holdout)" in capsys.readouterr().err
+
+
+def test_simulate_without_a_visitor_id_shows_the_first_variant_uncounted():
+    result = simulate(yaml.safe_load(EXPERIMENT), {"until": 30, "events": [{"t": 0, "type": "page_view", "url": "https://s.example/"}]})
+    assert result["shown"] == [{"message": "plans", "t": 5.001, "arm": "ask"}] and "exposed" not in result

@@ -186,6 +186,7 @@ async function loadStats() {
   } catch (err) {
     return showProblem(`Could not load stats: ${err.message}`);
   }
+  renderExperiments(stats.experiments || []);
   $("#stats-empty").hidden = stats.messages.length > 0;
   $("#stats-table").hidden = stats.messages.length === 0;
   $("#stats-table tbody").replaceChildren(...stats.messages.map((m) => el("tr", { "data-message": m.message },
@@ -194,6 +195,31 @@ async function loadStats() {
     ...KINDS.map((k) => el("td", { class: `num ${k}`, text: String(m.visitors[k]) })),
     el("td", { class: "num rate", text: m.reply_rate === null ? "–" : `${Math.round(100 * m.reply_rate)} %` }),
     el("td", {}, chart(m.series, stats.bucket_ms, $("#bucket").value)))));
+}
+
+// Experiments: one row per arm; rates and differences with their 95 % interval.
+const pct = (x) => `${(100 * x).toFixed(1)} %`;
+const points = (x) => `${x >= 0 ? "+" : "−"}${Math.abs(100 * x).toFixed(1)}`;
+const interval = (r, fmt) => (r ? `${fmt(r.value)} (${fmt(r.low)} to ${fmt(r.high)})` : "–");
+
+function renderExperiments(list) {
+  $("#experiments-empty").hidden = list.length > 0;
+  $("#experiments-table").hidden = list.length === 0;
+  $("#experiments-table tbody").replaceChildren(...list.flatMap((e) => [...(e.srm && e.srm.warning
+    ? [el("tr", { class: "srm", "data-message": e.message }, el("td", { colspan: "7", class: "warning", text: `${e.message}: ${e.srm.warning}` }))]
+    : []), ...(e.needed
+    ? [el("tr", { class: "needed", "data-message": e.message }, el("td", { colspan: "7", class: "hint",
+      text: `${e.message}: to detect a ${Math.round(100 * e.needed.lift)} % rise of the control's goal rate (5 %, power 80 %): `
+        + `${e.needed.per_arm} visitors per arm, ${e.needed.still} more` }))]
+    : []), ...e.arms.map((a) => el("tr",
+    { "data-message": e.message, "data-arm": a.arm },
+    el("td", { text: e.message }),
+    el("td", { class: "arm", text: a.control ? `${a.arm} (control)` : a.arm }),
+    el("td", { class: "num exposed", text: String(a.exposed) }),
+    el("td", { class: "num shown", text: String(a.shown) }),
+    el("td", { class: "num reply-rate", text: interval(a.reply_rate, pct) }),
+    el("td", { class: "num goal-rate", text: `${a.goals} · ${interval(a.goal_rate, pct)}` }),
+    el("td", { class: "diff", text: a.control ? "control" : interval(a.goal_difference, points) + (a.verdict ? ` — ${a.verdict}` : "") })))]));
 }
 
 const svgEl = (tag, attrs = {}, text) => {

@@ -15,11 +15,27 @@ export function createBeacons(ctx) {
   let flushTimer = null;
   let attributes = {}; // the visitor's identify() attributes, for deliveries
 
+  const arms = new Map(); // message → {arm, visitor} of its show on this page (for clicked, replied)
+
   function track(type, detail) {
     if (!detail || typeof detail.message !== "string") return;
     const queue = store.get("beacons") || [];
     const event = { id: randomId(), type, message: detail.message, t: Date.now() };
     if (detail.button !== undefined && detail.button !== null) event.button = String(detail.button);
+    // Experiments: the arm and the stored visitor id (none: not counted).
+    if (type === "shown" || type === "exposed") {
+      if (typeof detail.visitor === "string" && typeof detail.arm === "string") {
+        arms.set(detail.message, { arm: detail.arm, visitor: detail.visitor });
+      } else if (type === "shown") arms.delete(detail.message);
+    }
+    const arm = typeof detail.arm === "string" && typeof detail.visitor === "string"
+      ? { arm: detail.arm, visitor: detail.visitor } : arms.get(detail.message);
+    if (arm) Object.assign(event, arm);
+    if (type === "exposed" && typeof detail.control === "string") event.control = detail.control;
+    if (type === "exposed" && typeof detail.share === "number") event.share = detail.share;
+    if (type === "exposed" && typeof detail.experiment === "string") event.experiment = detail.experiment;
+    if (type === "goal") event.goal = String(detail.goal);
+    if ((type === "exposed" || type === "goal") && !arm) return;
     queue.push(event);
     store.set("beacons", queue.slice(-MAX_QUEUE));
     if (!flushTimer && !ctx.isClosed()) flushTimer = setTimeout(() => { flushTimer = null; flush(false); }, FLUSH_DELAY_MS);

@@ -156,6 +156,8 @@ export function connect({ base, site = null, send, on, emit = () => {}, warn = (
 
   on("shown", (d) => { lastShown = d && d.message; beacons.track("shown", d); });
   on("clicked", (d) => beacons.track("clicked", d));
+  on("exposed", (d) => beacons.track("exposed", d));
+  on("goal", (d) => { for (const e of (d && d.exposures) || []) beacons.track("goal", { ...e, goal: d.goal, visitor: d.visitor }); });
   on("dismissed", (d) => { if (d && d.message === lastShown) lastShown = null; beacons.track("dismissed", d); });
   on("identify", (d) => { if (d) beacons.identify(d.attributes); });
   on("email", (d) => { beacons.requestDelivery(d); });

@@ -90,6 +90,10 @@ export function openDebug({ command, renderer, warnings = [], onClose = () => {}
       : `in ${secs(status.nextWakeup - now)} (${secs(status.nextWakeup - status.navStart)} on this page)`);
     const shown = (status.shown || []).map((s) => s.message);
     line(meta, "shown", shown.length ? shown.join(", ") : "nothing yet");
+    const arms = Object.entries(status.arms || {}).map(([m, a]) => `${m} = ${a}`);
+    if (arms.length || status.visitor === null) {
+      line(meta, "experiments", `${arms.length ? arms.join(", ") : "no arm yet"}; visitor ${status.visitor || "not stored (first variants, not counted)"}`);
+    }
     line(meta, "exit / route answers", `${status.prepared ? "held by the page" : "being computed"}; ${status.ahead || 0} shown in their event's own handler`);
     const nodes = [meta];
     for (const [id, entry] of Object.entries(explain || {})) nodes.push(message(id, entry, now));

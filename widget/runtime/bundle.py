@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import catalog, conditions, zones
+from . import catalog, conditions, experiments, zones
 from . import content as content_mod
 from . import policy as policy_mod
 
@@ -60,6 +60,7 @@ class Message:
     order: int
     node: conditions.Node = None
     policy: dict = field(default_factory=dict)
+    experiment: experiments.Experiment | None = None   # variants / holdout (experiments.py)
 
     @property
     def shows(self) -> bool:
@@ -131,6 +132,10 @@ def _check_widget(v, path, chk):
     return v
 
 
+def _check_variants(v, path, chk):
+    return experiments.check_variants(v, path, chk, _check_content, ID_PATTERN)
+
+
 def _default_audience(m):
     return "visitors" if m.get("type", "proactive") == "proactive" else "users"
 
@@ -150,6 +155,10 @@ MESSAGE_FIELDS = {
     "dismissed_for": (policy_mod.check_seconds, lambda m: None),
     "start": (policy_mod.check_date, lambda m: None),
     "end": (policy_mod.check_date, lambda m: None),
+    # experiments (experiments.py): values land in Message.policy, compiled into Message.experiment
+    "variants": (_check_variants, lambda m: []),
+    "holdout": (experiments.check_holdout, lambda m: 0),
+    "experiment": (experiments.check_salt, lambda m: None),
     "rules": (None, None),  # checked specially
 }
 CORE_FIELDS = {"id", "type", "widget", "team", "audience", "once_per_user", "delay", "priority", "content", "rules"}
@@ -327,6 +336,8 @@ def _parse(payload, compile_rules: bool = True):
         if values["widget"] is not None and widget_ids and values["widget"] not in widget_ids and isinstance(values["widget"], str):
             chk.add(path + ("widget",), f"no widget {values['widget']!r}", " | ".join(widget_ids))
         policy_mod.check_dates(m, path, chk)
+        if "variants" in m and "content" in m:
+            chk.add(path + ("content",), "a message with variants takes its content from them", "content in each variant")
         if "rules" in m:
             check_rules(m["rules"], path + ("rules",), chk)
         elif values["type"] == "proactive":
@@ -337,7 +348,9 @@ def _parse(payload, compile_rules: bool = True):
                 audience=values["audience"], once_per_user=values["once_per_user"],
                 delay_ms=values["delay"], priority=values["priority"], content=values["content"],
                 rules=m.get("rules"), order=i, node=conditions.compile_rules(m.get("rules"), shared),
-                policy={k: v for k, v in values.items() if k not in CORE_FIELDS}))
+                policy={k: v for k, v in values.items() if k not in CORE_FIELDS},
+                experiment=experiments.compile_experiment(site, mid, values["variants"], values["holdout"],
+                                                          values["experiment"], values["content"])))
     if chk.problems or not compile_rules:
         return None, chk.problems
     return Bundle(site=site, version=version, widgets=widget_ids, messages=messages, raw=payload,

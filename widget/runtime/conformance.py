@@ -8,7 +8,8 @@ Chromium and compare with CPython. Each case is [name, rules, state, expected]:
   `expected` is true/false, or "invalid" when the rules must be refused;
 - journey case: `rules` is a list of messages, `state` is {"events": [...],
   "now": ms, "context"?: {...}, "record"?: {...}} and `expected` is the list
-  of decisions as [action, message, t], from one `step(events, now)` call.
+  of decisions as [action, message, t], from one `step(events, now)` call
+  (with a fourth item, the arm, for a message of an experiment).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def run_case(rules, state, expected=None):
         except bundle.BundleInvalid:
             return "invalid"
         result = engine.step(state["events"], state["now"])
-        return [[d["action"], d["message"], d["t"]] for d in result["decisions"]]
+        return [[d["action"], d["message"], d["t"]] + ([d["arm"]] if "arm" in d else []) for d in result["decisions"]]
     chk = bundle._Checker()
     bundle.check_rules(rules, ("rules",), chk)
     if chk.problems:

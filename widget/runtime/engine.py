@@ -30,7 +30,7 @@ import gc
 import heapq
 
 from . import bundle as bundle_mod
-from . import catalog, conditions, useragent
+from . import catalog, conditions, experiments, useragent
 from . import content as content_mod
 from . import policy as policy_mod
 from . import record as record_mod
@@ -106,6 +106,8 @@ class Engine:
         self._once = set(self.record["once"])
         self.context: dict = {}
         self._ua = None
+        self._visitor_candidate: str | None = None   # a fresh id from the page, kept when the record has none
+        self._forced_arms: dict = {}                 # {message id: arm id} (simulate --arm, the QA kit)
         self._set_context(context or {})
         # This tab's key in the record's counters (record.py); a page passes
         # its own, so that two tabs' counts add up.
@@ -326,6 +328,8 @@ class Engine:
             bound(policy_mod.changes_at(view, msg, t))
             if not policy_mod.allows(view, msg, t):
                 continue
+            if msg.experiment is not None and self.arm_for(msg)[0] == experiments.HOLDOUT:
+                continue   # the engine records the exposure at the signal and shows the next one
             if self.claims and msg.once_per_user:
                 return   # it is claimed across tabs first: the engine decides
             yield when, idx
@@ -379,6 +383,12 @@ class Engine:
     # -- events -------------------------------------------------------------
     def _set_context(self, ctx: dict) -> None:
         self.context.update(ctx)
+        candidate = self.context.get("visitor_id")
+        if isinstance(candidate, str) and experiments.VISITOR_ID.match(candidate):
+            self._visitor_candidate = candidate
+        arms = self.context.get("arms")
+        if isinstance(arms, dict):
+            self._forced_arms = {k: v for k, v in arms.items() if isinstance(k, str) and isinstance(v, str)}
         ua = self.context.get("user_agent")
         self._ua = dict(useragent.parse(ua), raw=ua) if ua else None
 
@@ -389,6 +399,8 @@ class Engine:
     def _apply(self, event: dict, t: int) -> None:
         kind = event.get("type")
         rec = self.record
+        if rec["visitor_id"] is None and self._visitor_candidate is not None:
+            rec["visitor_id"], rec["visitor_since"] = self._visitor_candidate, t   # created on the first visit
         if kind in ACTIVITY_EVENTS and kind != "page_view":
             if self.present_since is not None:   # shown all along until now (a page hidden at t included)
                 record_mod.present(rec, self.present_since, t)
@@ -646,6 +658,15 @@ class Engine:
         if best is None:
             return False
         msg = self.messages[best]
+        if msg.experiment is not None and self.arm_for(msg)[0] == experiments.HOLDOUT:
+            # The control group: exposed now, at the instant it would have
+            # shown; nothing shows, and the `holdout` gate keeps it away from
+            # now on, so the screen goes to the next message, as if this one
+            # did not exist for this visitor.
+            self.pending.pop(best, None)
+            self._next[best] = None
+            self._expose(msg, t, decisions)
+            return self._show_phase(t, decisions)
         if self.claims and msg.once_per_user:
             # Ask the other tabs first: the screen is held until the page
             # answers with a `claim` event (_claim_answered).
@@ -660,6 +681,7 @@ class Engine:
         msg = self.messages[best]
         self._trace_decision(best, t)
         self.pending.pop(best, None)
+        self._expose(msg, t, decisions)
         self._deliver(msg, best, t)
         self.on_screen = msg.id
         if msg.type == "proactive":   # the seed's "proactive chat messages sent": not targeted ones
@@ -668,8 +690,42 @@ class Engine:
         return True
 
     def _show_decision(self, msg) -> dict:
-        return {"action": "show", "message": msg.id, "content": self.resolve_content(msg),
-                "priority": msg.priority, "type": msg.type, "widget": msg.widget}
+        out = {"action": "show", "message": msg.id, "content": self.resolve_content(msg),
+               "priority": msg.priority, "type": msg.type, "widget": msg.widget}
+        if msg.experiment is not None:
+            out["arm"], counted = self.arm_for(msg)
+            if counted:   # beacons count it for this visitor (none: storage blocked)
+                out["visitor"] = self.record["visitor_id"]
+        return out
+
+    # -- experiments (experiments.py) ----------------------------------------
+    def arm_for(self, msg) -> tuple[str, bool]:
+        """(the visitor's arm of the message's experiment, counted): the arm
+        of an earlier exposure to it, else a forced one, else the assigned
+        one; a visitor without a stored id sees the first variant, uncounted."""
+        exp = msg.experiment
+        seen = experiments.exposure(self.record, msg.id, exp.salt)
+        if seen is not None and exp.arm(seen[0]) is not None:
+            return seen[0], True
+        forced = self._forced_arms.get(msg.id)
+        if forced is not None and exp.arm(forced) is not None:
+            return forced, True
+        visitor = self.record["visitor_id"]
+        if visitor is None:
+            return exp.first.id, False
+        return experiments.assign(exp, visitor, msg.id), True
+
+    def _expose(self, msg, t: int, decisions: list) -> None:
+        """The instant the message would be delivered: the visitor's first
+        exposure to its experiment is recorded (and reported) once."""
+        exp = msg.experiment
+        if exp is None:
+            return
+        arm, counted = self.arm_for(msg)
+        if counted and experiments.exposure(self.record, msg.id, exp.salt) is None:
+            experiments.expose(self.record, msg.id, exp.salt, arm, t)
+            decisions.append({"action": "exposed", "message": msg.id, "arm": arm, "t": t, "experiment": exp.salt,
+                              "control": exp.control.id, "share": exp.share(arm), "visitor": self.record["visitor_id"]})
 
     def _arm_phase(self, t: int) -> None:
         for idx in self.holding:
@@ -683,18 +739,30 @@ class Engine:
                  if not self.messages[idx].shows and self._triggerable(idx, t)]
         for idx in sorted(ready, key=self._rank.__getitem__):
             msg = self.messages[idx]
+            held_out = msg.experiment is not None and self.arm_for(msg)[0] == experiments.HOLDOUT
+            self._expose(msg, t, decisions)
+            if held_out:
+                continue   # the control group: no e-mail; the holdout gate closes now
             self._trace_decision(idx, t)
             self._deliver(msg, idx, t)
-            decisions.append({"action": "email", "message": msg.id, "t": t, "content": self.resolve_content(msg),
-                              "priority": msg.priority, "type": msg.type})
+            email = {"action": "email", "message": msg.id, "t": t, "content": self.resolve_content(msg),
+                     "priority": msg.priority, "type": msg.type}
+            if msg.experiment is not None:
+                email["arm"] = self.arm_for(msg)[0]
+            decisions.append(email)
 
     def resolve_content(self, msg) -> dict:
-        """The content as this visitor sees it: language variant chosen,
-        placeholders filled as plain text (content.py)."""
+        """The content as this visitor sees it: the visitor's arm of an
+        experiment, language variant chosen, placeholders filled as plain
+        text (content.py)."""
         ctx = self.context
         languages = ctx.get("languages") or ([ctx["language"]] if ctx.get("language") else [])
         values = content_mod.placeholder_values(self.attributes, self.geo, self.record["utm"])
-        return content_mod.resolve(msg.content, languages, values)
+        content = msg.content
+        if msg.experiment is not None:
+            arm = msg.experiment.arm(self.arm_for(msg)[0])
+            content = arm.content if arm is not None and arm.content is not None else msg.experiment.first.content
+        return content_mod.resolve(content, languages, values)
 
     def _deliver(self, msg, idx: int, t: int) -> None:
         policy_mod.record_show(self.record, msg.id, t)

@@ -19,6 +19,7 @@ Gates, in table (and trace) order:
   audience    visitors / users / all (`proactive('identify', ...)` = user)
   widget      the message's widget is the page's widget
   once_per_user
+  holdout     a visitor exposed in an experiment's control group never gets it
   schedule    `start` / `end` dates
   caps        `caps: {per_visit, per_day, lifetime}` (per_day = rolling 24 h)
   min_gap     `delivery: {min_gap}` seconds between two shown invitations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable
 
-from . import zones
+from . import experiments, zones
 
 DAY_MS = 86_400_000
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -459,6 +460,16 @@ def _once_allows(view, msg, t):
     return not (msg.once_per_user and view.had_once(msg.id))
 
 
+def _held_out(view, msg) -> bool:
+    """The visitor was exposed to the message's experiment in its control
+    group (experiments.py): the message never reaches them."""
+    exp = msg.experiment
+    if exp is None:
+        return False
+    seen = experiments.exposure(view.record, msg.id, exp.salt)
+    return seen is not None and seen[0] == experiments.HOLDOUT
+
+
 # schedule: start / end dates -------------------------------------------------------
 
 def _window(view, msg) -> tuple[int | None, int | None]:
@@ -602,6 +613,10 @@ GATES = (
     Gate("once_per_user", _once_allows,
          lambda view, msg, t: {"required": msg.once_per_user, "already_delivered": view.had_once(msg.id)},
          lambda d: "once per user, and this visitor already had it"),
+    Gate("holdout", lambda view, msg, t: not _held_out(view, msg),
+         lambda view, msg, t: {"held_out": _held_out(view, msg)},
+         lambda d: "the visitor is in the experiment's control group (holdout)",
+         applies=lambda msg: msg.experiment is not None),
     Gate("schedule", _schedule_allows, _schedule_detail, _schedule_words, _schedule_next),
     Gate("caps", _caps_allows, _caps_detail, _caps_words, _caps_next),
     Gate("min_gap", _gap_allows, _gap_detail, _gap_words, _gap_next),

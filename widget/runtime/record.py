@@ -14,7 +14,12 @@ in time order**:
   intervals and joins those less than VISIT_GAP_MS apart, which is exactly
   how one tab doing everything would have cut the visits; page views are the
   sum over the keys of the current visit;
-- once-flags union, timestamps take the latest, the rating the newest.
+- once-flags union, timestamps take the latest, the rating the newest;
+- the visitor id (`visitor_id`, created once by the page, experiments.py) is
+  the one created first (`visitor_since`, then the smaller id): two tabs that
+  each made one on a first visit agree on one after a merge; exposures to
+  experiments (`exposed`, one per experiment) keep the earliest, so the arm
+  a visitor was shown stays theirs whatever id wins.
 
 The flat fields the rules read (`visits`, `visit_start`, `page_views`,
 `source_url`, `utm`, `invitations_sent`) stay in the record, derived from the
@@ -29,7 +34,7 @@ from __future__ import annotations
 import copy
 import json
 
-from . import catalog, urls
+from . import catalog, experiments, urls
 from . import policy as policy_mod
 from .constants import RECORD_VERSION, VISIT_GAP_MS
 MAX_LOGGED_VISITS = 8   # older visits are folded into `visits_before`
@@ -45,7 +50,8 @@ def new_record() -> dict:
             "last_invitation": None, "once": [], "chat": False, "visitor_msg_at": None,
             "agent_msg_at": None, "rating": None, "rating_at": None,
             "widget_closed_at": None, "dismissed": {}, "clicked": {}, "shows": {},
-            "tally": {"invitations_sent": {}}, "visit_log": [], "visits_before": [0, None]}
+            "tally": {"invitations_sent": {}}, "visit_log": [], "visits_before": [0, None],
+            "visitor_id": None, "visitor_since": None, "exposed": {}}
 
 
 # -- upgrade ---------------------------------------------------------------------
@@ -69,6 +75,11 @@ def upgrade(record: dict | None) -> dict:
     invites = tally.get("invitations_sent")
     invites = {k: n for k, n in invites.items() if _is_count(n)} if isinstance(invites, dict) else {}
     out["visit_log"], out["visits_before"] = log, before
+    if not (isinstance(out["visitor_id"], str) and experiments.VISITOR_ID.match(out["visitor_id"])):
+        out["visitor_id"] = None
+    if out["visitor_id"] is None or not _is_int(out["visitor_since"]):
+        out["visitor_since"] = None
+    out["exposed"] = {k: e for k, e in out["exposed"].items() if isinstance(k, str) and experiments.valid_exposure(e)}
     out["tally"] = {"invitations_sent": invites}
     flat = {key: out[key] for key in DERIVED}
     _derive(out)
@@ -283,6 +294,9 @@ def merge_records(a: dict | None, b: dict | None) -> dict:
     out["dismissed"] = _max_map(a["dismissed"], b["dismissed"])
     out["clicked"] = _max_map(a["clicked"], b["clicked"])
     out["shows"] = policy_mod.merge_shows(a["shows"], b["shows"])
+    out["visitor_id"], out["visitor_since"] = experiments.merge_visitor(
+        (a["visitor_id"], a["visitor_since"]), (b["visitor_id"], b["visitor_since"]))
+    out["exposed"] = experiments.merge_exposed(a["exposed"], b["exposed"])
     out["tally"] = {"invitations_sent": _counter_merge(a["tally"]["invitations_sent"], b["tally"]["invitations_sent"])}
     fa, fb = a["visits_before"], b["visits_before"]
     before = max((fa, fb), key=lambda f: (-1 if f[1] is None else f[1], f[0]))

@@ -2,7 +2,7 @@
 the browser runs. Pure: no clock, no I/O. Used by `proactive simulate`.
 
 Scenario (times in seconds from 0):
-  {"visitor": {"language", "languages", "user_agent", "platform", "country",
+  {"visitor": {"id", "language", "languages", "user_agent", "platform", "country",
                "city", "authenticated", "widget"},
    "team": "online" | "offline",
    "record": {...} (optional starting visitor record),
@@ -14,11 +14,17 @@ Events the browser would never send are left out and listed in the result's
 `not_sent` (`browser_filter`): an exit intent before the page's first
 `exit_delay` seconds, a second one in the same page view, or one with no
 page open — the rules of widget/loader.js.
+
+`visitor.id` is the visitor's stored id: it decides each experiment's arm
+(experiments.py); without it the visitor is one whose storage is blocked (the
+first variant, not counted). `arms` ({message: arm}, the CLI's `--arm`)
+forces arms. The result lists each exposure (`exposed`) and the arm of each
+show of an experiment's message.
 """
 
 from __future__ import annotations
 
-from . import conditions
+from . import conditions, experiments
 from .constants import EXIT_DELAY_S  # widget/loader.js: data-exit-delay's default
 from .engine import Engine
 
@@ -82,7 +88,7 @@ def closeness(entry: dict) -> tuple:
             len(entry["blocked_by"]))
 
 
-def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
+def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | None = None) -> dict:
     """Return {"shown": [{"message", "t"}], "emails": [...], "explain"?: {...}}.
 
     With `explain`, each message is traced at the instant that decided it: a
@@ -96,12 +102,24 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
     if not isinstance(visitor, dict):
         raise ScenarioInvalid("visitor: not a mapping")
     for where, keys, known in (("", scenario, ("visitor", "team", "record", "events", "until", "exit_delay")),
-                               ("visitor.", visitor, CONTEXT_KEYS + ("country", "city"))):
+                               ("visitor.", visitor, CONTEXT_KEYS + ("country", "city", "id"))):
         unknown = [k for k in keys if k not in known]
         if unknown:  # `event:` for `events:` would simulate nothing, silently
             raise ScenarioInvalid(f"{where}{unknown[0]}: unknown key (one of {', '.join(known)})")
     context = {k: visitor[k] for k in CONTEXT_KEYS if k in visitor}
+    if "id" in visitor:
+        if not (isinstance(visitor["id"], str) and experiments.VISITOR_ID.match(visitor["id"])):
+            raise ScenarioInvalid(f"visitor.id: {visitor['id']!r} is not a visitor id (8-64 letters, digits, '-', '_')")
+        context["visitor_id"] = visitor["id"]
+    if arms:
+        context["arms"] = dict(arms)
     engine = Engine(payload, record=scenario.get("record"), context=context)
+    for mid, arm in (arms or {}).items():
+        msg = next((m for m in engine.messages if m.id == mid), None)
+        if msg is None or msg.experiment is None or msg.experiment.arm(arm) is None:
+            known = [a.id for a in msg.experiment.arms] if msg is not None and msg.experiment else []
+            raise ScenarioInvalid(f"--arm {mid}={arm}: " + (f"no arm {arm!r} (one of {', '.join(known)})" if known
+                                                            else f"{mid!r} is not a message with variants or a holdout"))
     if explain:
         engine.decision_traces = {}
 
@@ -129,7 +147,7 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
     events, not_sent = browser_filter(events, exit_delay)
     until = _seconds(scenario["until"], "until") if "until" in scenario else (events[-1]["t"] if events else 0)
 
-    shown, emails, closest = [], [], {}
+    shown, emails, exposed, closest = [], [], [], {}
     i, wake = 0, None
     while True:
         candidates = [t for t in (events[i]["t"] if i < len(events) else None, wake) if t is not None and t <= until]
@@ -144,6 +162,11 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
         wake = result["next_wakeup"]
         for d in result["decisions"]:
             item = {"message": d["message"], "t": _secs(d["t"])}
+            if "arm" in d:
+                item["arm"] = d["arm"]
+            if d["action"] == "exposed":
+                exposed.append(item)
+                continue
             (shown if d["action"] == "show" else emails).append(item)
             if explain and d["message"] not in closest:
                 closest[d["message"]] = (None, _readable(engine.decision_traces[d["message"]]) | {"at": _secs(d["t"])})
@@ -152,6 +175,8 @@ def simulate(payload: dict, scenario: dict, explain: bool = False) -> dict:
     engine.step([], until)
 
     out = {"shown": shown, "emails": emails}
+    if exposed:
+        out["exposed"] = exposed
     if not_sent:
         out["not_sent"] = [{"t": _secs(d["event"]["t"]), "type": d["event"]["type"], "why": d["why"]} for d in not_sent]
     if explain:

@@ -1,10 +1,20 @@
 // The JS API: window.proactive(name, ...args) once the shell runs (the
 // loader's stub queues calls until then). docs/embedding.md is its manual.
 
+import { armsOf } from "./record.mjs";
 import { warnOnce } from "./warn.mjs";
 import { plainAttributes, trackedEvent } from "../signals/signals.mjs";
 
 const snapshot = (status) => JSON.parse(JSON.stringify(status));
+
+// The visitor's experiments: their id (null: not stored, not counted) and
+// the arm of each experiment, exposed (the record) or only shown on this page.
+function experimentStatus(status, record) {
+  status.visitor = (record && record.visitor_id) || null;
+  const arms = {};
+  for (const shown of status.shown) if (shown.arm !== undefined) arms[shown.message] = shown.arm;
+  status.arms = Object.assign(arms, armsOf(record));
+}
 
 // `widget`: {events, send, setOpen, qa, channel, reactions, store, status,
 // isReady, isStopped, shutdown, claims, consent}.
@@ -41,6 +51,26 @@ export function createApi(widget) {
       case "close":
         setOpen(false, false);
         return undefined;
+      case "goal": {
+        // A conversion from the site's code, for the arm of every experiment
+        // the visitor was exposed to (the endpoint keeps those within its window).
+        const name = typeof args[0] === "string" ? args[0].trim().slice(0, 128) : "";
+        if (!name) {
+          warnOnce("proactive('goal', name): the name must be a non-empty text");
+          return undefined;
+        }
+        const record = store.read();
+        const exposures = Object.entries(armsOf(record)).map(([message, arm]) => ({ message, arm }));
+        events.emit("goal", { goal: name, visitor: (record && record.visitor_id) || null, exposures, t: Date.now() });
+        return undefined;
+      }
+      case "arms": {
+        // Force experiments' arms (the QA kit's as_visitor(arms=…)): {message: arm}.
+        const arms = {};
+        for (const [k, v] of Object.entries(args[0] || {})) if (typeof v === "string") arms[String(k)] = v;
+        send({ type: "context", arms, t: Date.now() });
+        return undefined;
+      }
       case "identify": {
         const attributes = plainAttributes(args[0]);
         send({ type: "identify", attributes, t: Date.now() }, "identify", { attributes });
@@ -68,6 +98,7 @@ export function createApi(widget) {
         status.prepared = reactions.prepared; // the engine's answer for the next exit intent / route change is here
         status.storage = store.persistent ? "localStorage" : "memory";
         status.consent = widget.consent.granted ? "granted" : "pending";
+        experimentStatus(status, store.read());
         return snapshot(status);
       case "consent":
         // data-consent: true gives consent, false withdraws it (docs/embedding.md).

@@ -150,6 +150,32 @@ export function openVisitorRecord(store) {
   };
 }
 
+// A fresh random visitor id for experiments (widget/runtime/experiments.py):
+// the engine keeps it in the record when the record has none yet, so it is
+// created once, on the first visit, and stays. Offered only when the record
+// persists: a visitor whose storage is blocked sees each experiment's first
+// variant and is not counted.
+export function newVisitorId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The visitor's arm of each experiment they were exposed to, from the record
+// (`exposed`: "MESSAGE@SALT" → [arm, t]; the latest experiment of a message).
+export function armsOf(record) {
+  const out = {};
+  const when = {};
+  const exposed = record && record.exposed && typeof record.exposed === "object" ? record.exposed : {};
+  for (const [key, entry] of Object.entries(exposed)) {
+    const message = key.slice(0, key.lastIndexOf("@"));
+    if (!Array.isArray(entry) || typeof entry[0] !== "string" || !(typeof entry[1] === "number")) continue;
+    if (!(message in when) || entry[1] > when[message]) {
+      out[message] = entry[0];
+      when[message] = entry[1];
+    }
+  }
+  return out;
+}
+
 // Since when this page has been shown without a break, from the signals it
 // sends (page views, visibility changes, page hide); calls `present(since,
 // t)` when a stretch of being shown ends.

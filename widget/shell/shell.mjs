@@ -18,7 +18,7 @@ import { appearanceFor, readConfig } from "./config.mjs";
 import { applyConsent, createConsent, watchTcf } from "./consent.mjs";
 import { startConversation } from "./conversation.mjs";
 import { createEvents } from "./events.mjs";
-import { openStore, openVisitorRecord, trackPresence } from "./record.mjs";
+import { newVisitorId, openStore, openVisitorRecord, trackPresence } from "./record.mjs";
 import { warnOnce } from "./warn.mjs";
 import { openBundleCache } from "../bundle/cache.mjs";
 import { applyResult } from "../decisions/decisions.mjs";
@@ -170,7 +170,9 @@ function createWidget(api, tag, capture) {
     initMessage: () => ({
       config: { bundle: config.bundle, keys: config.keys, site: config.site,
         snapshot: consent.granted ? config.snapshot : "off", // IndexedDB: only with consent
-        context: { ...visitorContext(), tab: tabId({ keep: consent.granted }), claims: true } },
+        context: { ...visitorContext(), tab: tabId({ keep: consent.granted }), claims: true,
+          // experiments count only a visitor whose id is stored (with consent, in storage that works)
+          ...(store.persistent && consent.granted ? { visitor_id: newVisitorId() } : {}) } },
       record: record.current(),
       cachedBundle: bundles.envelope(),
       lastVersion: bundles.version(),
