@@ -185,6 +185,7 @@
       endpoint: attr("endpoint"),
       mode: attr("mode"),
       snapshot: attr("snapshot"), // "off": no memory snapshot kept in this browser
+      revalidate: attr("revalidate"), // seconds between bundle revalidations on an open page
       consent: attr("consent"), // "required" | "tcf": nothing stored before consent
       consentMessages: attr("consent-messages"), // "none": nothing shown before consent
       // appearance (widget/render/render.mjs): override the bundle's `widgets` entry

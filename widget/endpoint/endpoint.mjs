@@ -71,6 +71,16 @@ function notify(news) {
   for (const cb of listeners) safeCall(cb, news);
 }
 
+// Read only (no probe write: consent may never have been given).
+function deviceValue(key) {
+  try {
+    const text = window.localStorage.getItem(key);
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
 function storePrefix(base) {
   return `proactive:v1:endpoint:${base}`;
 }
@@ -81,11 +91,11 @@ function storePrefix(base) {
 // answer ({deleted}), or null (nothing kept, or the endpoint unreachable:
 // said once).
 async function withdrawIdentity(base, store, forget, warn) {
-  const device = openEndpointStore(storePrefix(base));
-  const token = device.persistent ? device.get("token") : null;
-  const sender = device.persistent ? device.get("sender") : null;
+  const token = deviceValue(`${storePrefix(base)}:token`);
+  const sender = deviceValue(`${storePrefix(base)}:sender`);
+  const kept = store.persistent || token || sender; // else nothing of this page's ever left memory
   store.detach();
-  forget();
+  if (kept) forget();
   if (!token && !sender) return null;
   const erase = (bearer) => fetch(`${base}/visitors/me${sender ? `?sender=${encodeURIComponent(sender)}` : ""}`, {
     method: "DELETE", headers: bearer ? { authorization: `Bearer ${bearer}` } : {},
@@ -173,6 +183,7 @@ export function connect({ base, site = null, send, on, emit = () => {}, warn = (
     // device (an earlier visit's token and sender win), then everything
     // starts as in the normal mode.
     consented() {
+      if (store.persistent) return; // consent was there when this page connected
       store.persist((name, mine, theirs) => {
         if (name === "beacons" && Array.isArray(mine) && Array.isArray(theirs)) return [...theirs, ...mine];
         return name === "geo" ? mine : undefined;

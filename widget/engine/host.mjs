@@ -15,7 +15,8 @@ export { snapshotStore, startPython } from "./python.mjs";
 // waits on the network (see docs/publishing.md). Which bundle runs, which one
 // the page keeps and the rollback floor are widget/runtime/trust.py's
 // (BundleTrust); here only the timing. `offer(bytes, which, now)` hands a bundle
-// to it. Resolves to {accepted, lateFetch}, or null (warned: no usable bundle).
+// to it. Resolves to {accepted, lateFetch, judge}, or null (warned: no usable
+// bundle); `judge(fetched, now)` is for later fetches (revalidation).
 async function chooseBundle({ msg, bundleFetch, offer, postToMain, warn }) {
   let running = null; // what runs: {ok, site, version, source, widgets}
   let cachedProblem = "nothing cached from an earlier visit";
@@ -25,9 +26,9 @@ async function chooseBundle({ msg, bundleFetch, offer, postToMain, warn }) {
     else cachedProblem = `the cached bundle was rejected: ${r.error}`;
   }
   // {problem} | {swap: true}: a newer bundle is staged | {}: keep what runs
-  const judge = async (fresh) => {
+  const judge = async (fresh, now = msg.now) => {
     if (fresh.problem) return { problem: fresh.problem };
-    const r = await offer(fresh.bytes, "fetched", msg.now); // at init's `now`, even when late
+    const r = await offer(fresh.bytes, "fetched", now); // at init's `now`, even when late
     if (!r.ok) return { problem: `bundle ${msg.config.bundle} rejected: ${r.error}` };
     if (r.keep.store) {
       // The last good bundle for the next page (`untrustedFloor`: the stored
@@ -60,11 +61,45 @@ async function chooseBundle({ msg, bundleFetch, offer, postToMain, warn }) {
     // then decided by the engine that answered them.
     postToMain({ type: "swapReady" });
   };
-  return { accepted, lateFetch };
+  return { accepted, lateFetch, judge };
 }
 
 function facts(r, source) {
   return { ok: true, site: r.site, version: r.version, source, widgets: r.widgets || [] };
+}
+
+// data-revalidate: the bundle fetched again (a conditional request: 304
+// when unchanged), judged like the first fetch (`judge` from chooseBundle);
+// a newer one is staged and swapped in as the late fetch's is, so a kill
+// switch (`proactive pause`) reaches pages that stay open.
+function createRevalidation(postToMain, warn) {
+  let judge = null;
+  let url = null;
+  let busy = false;
+  let lastFetched = ""; // the bytes last judged, as text: an unchanged bundle is not judged again
+  return {
+    arm(judgeFn, bundleUrl) {
+      judge = judgeFn;
+      url = bundleUrl;
+    },
+    async run(now) {
+      if (busy || !judge) return;
+      busy = true;
+      try {
+        const fresh = await fetchBundle(url);
+        const text = fresh.bytes ? new TextDecoder().decode(fresh.bytes) : null;
+        if (text !== null && text === lastFetched) return;
+        const outcome = await judge(fresh, now);
+        if (text !== null) lastFetched = text;
+        if (outcome.problem) warn(`${outcome.problem}; the running bundle stays`);
+        else if (outcome.swap) postToMain({ type: "swapReady" });
+      } catch (err) {
+        warn(`the bundle could not be revalidated: ${err && err.message}`);
+      } finally {
+        busy = false;
+      }
+    },
+  };
 }
 
 export function createHost(postToMain) {
@@ -78,6 +113,7 @@ export function createHost(postToMain) {
   let reactionsTimer = null;
   let generation = 0; // which engine: a newer bundle swapped in makes the next one
   let lastActivity = 0; // performance.now() of the last message handled: the snapshot is stored at idle
+  const revalidation = createRevalidation((m) => postToMain(m), (text) => warn(text));
   let keepSnapshot = true; // false once consent is withdrawn ("forget"): nothing more in IndexedDB
 
   function receive(msg) {
@@ -133,6 +169,7 @@ export function createHost(postToMain) {
     }
     const { accepted, lateFetch } = choice;
     const tBundle = performance.now();
+    revalidation.arm(choice.judge, config.bundle);
 
     // 4. Replay what happened before we were ready, then go live.
     const reply = JSON.parse(runtime.start(msg.record ? JSON.stringify(msg.record) : "", JSON.stringify(msg.events || []), msg.now));
@@ -175,6 +212,8 @@ export function createHost(postToMain) {
       if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
       generation += 1;
       post(JSON.parse(runtime.swap(null))); // at the engine's present: no clock read here
+    } else if (msg.type === "revalidate") {
+      revalidation.run(msg.now);
     } else if (msg.type === "forget") {
       // Consent withdrawn (../shell/consent.mjs): no snapshot kept from now
       // on, and the one kept is deleted (the page deletes it too).

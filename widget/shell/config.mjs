@@ -11,6 +11,15 @@ export function endpointOff(value) {
   return typeof value === "string" && /^(off|none|false)$/i.test(value.trim());
 }
 
+// data-revalidate: seconds (default REVALIDATE_S, at least 1), or off/0.
+export const REVALIDATE_S = 300;
+function revalidateSeconds(value) {
+  if (value === null || value === undefined || value === "") return REVALIDATE_S;
+  if (endpointOff(value) || String(value).trim() === "0") return 0;
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? Math.max(1, n) : REVALIDATE_S;
+}
+
 // `tag`: what the loader read. `problems` lists what stops the widget.
 export function readConfig(tag) {
   const problems = [];
@@ -44,6 +53,7 @@ export function readConfig(tag) {
     endpoint: tag.endpoint, // another backend, or "off"
     chat: !endpointOff(tag.endpoint), // no endpoint: no conversation (no reply field, no chat panel)
     widget: tag.widget || null, // which of the bundle's `widgets`
+    revalidate: revalidateSeconds(tag.revalidate), // seconds between bundle revalidations on an open page; 0: never
     consent, // "required" | "tcf" | null: nothing stored before consent (./consent.mjs)
     consentMessages: /^none$/i.test((tag.consentMessages || "").trim()) ? "none" : "show", // before consent
     appearance, // overrides the bundle's widget entry

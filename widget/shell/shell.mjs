@@ -63,12 +63,22 @@ function releaseCapture(capture) {
   capture.signals.length = 0;
 }
 
+// data-revalidate: the runtime fetches the bundle again every `seconds`
+// (a conditional request) and swaps in a newer one: how a kill switch
+// (`proactive pause`) reaches pages that stay open.
+function revalidateEvery(seconds, channel, cleanup) {
+  if (!(seconds > 0)) return;
+  const timer = setInterval(() => channel.post({ type: "revalidate", now: Date.now() }), seconds * 1000);
+  cleanup.push(() => clearInterval(timer));
+}
+
 // Everything else the runtime says (docs/architecture.md, worker protocol).
 function handleMessage(msg, w) {
   const { status, events, renderer, config, qa, bundles, reactions, channel, clock } = w;
   switch (msg.type) {
     case "ready":
       Object.assign(status, { ready: true, bundle: msg.bundle, timings: msg.timings });
+      revalidateEvery(config.revalidate, channel, w.cleanup);
       status.readyAt = Math.round(performance.now()); // ms since navigation start
       if (channel.initAt !== null) status.timings = { ...msg.timings, init_at: Math.round(channel.initAt) };
       events.emit("ready", { bundle: msg.bundle });
@@ -178,7 +188,7 @@ function createWidget(api, tag, capture) {
       lastVersion: bundles.version(),
       events: early.splice(0).sort((a, b) => a.t - b.t),
     }),
-    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation, claims, send }),
+    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation, claims, send, cleanup }),
     onStarted: (mode) => { status.mode = mode; },
   });
   const clock = createClock({ channel, reactions, status });
