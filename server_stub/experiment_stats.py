@@ -3,7 +3,7 @@ of visitors from the beacons, 95 % Wilson score intervals for each rate, and
 each arm's difference to the control with Newcombe's hybrid score interval
 (method 10 of Newcombe 1998, built from the two Wilson intervals).
 
-The arithmetic is here, stdlib only; tests/test_experiment_stats.py checks it
+The arithmetic is here, stdlib only; tests/test_endpoint_experiments.py checks it
 against scipy and published values."""
 
 from __future__ import annotations
