@@ -21,6 +21,13 @@ from server_stub.storage import SqlStore, StoreError, check_version, migrations
 MIGRATION_LOCK = 0x70726F61  # pg_advisory_xact_lock key while migrating ("proa")
 
 
+def _text(args) -> tuple:
+    """PostgreSQL text cannot hold NUL (U+0000), which JSON and SQLite can:
+    it is stored as U+FFFD, the replacement character, as other text that
+    cannot be kept is (docs/endpoint.md, Storage)."""
+    return tuple(a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
+
+
 class _Placeholders:
     """A connection seen through the `?` placeholders the shared queries use."""
 
@@ -28,11 +35,11 @@ class _Placeholders:
         self.conn = conn
 
     def execute(self, query: str, args=()):
-        return self.conn.execute(query.replace("?", "%s"), args)
+        return self.conn.execute(query.replace("?", "%s"), _text(args))
 
     def executemany(self, query: str, rows):
         cur = self.conn.cursor()
-        cur.executemany(query.replace("?", "%s"), rows)
+        cur.executemany(query.replace("?", "%s"), [_text(r) for r in rows])
         return cur
 
 
@@ -101,7 +108,7 @@ class PostgresStore(SqlStore):
 
     def _read(self, query: str, args=()) -> list[dict]:
         with self._pool.connection() as conn:
-            return conn.execute(query.replace("?", "%s"), args).fetchall()
+            return conn.execute(query.replace("?", "%s"), _text(args)).fetchall()
 
 
 def _without_password(url: str) -> str:

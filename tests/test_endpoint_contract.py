@@ -31,8 +31,17 @@ def _app(tmp: Path):
                              agent_origins=["http://localhost"], rate_limits=unlimited, stream_heartbeat=0.02)
 
 
-APP = _app(Path(tempfile.mkdtemp(prefix="contract-")))
-APP.state.endpoint.config.stream_max_seconds = 0.05  # event streams end quickly here
+def _ready(app):
+    """The app with a registered visitor who has a conversation: (app, token)."""
+    app.state.endpoint.config.stream_max_seconds = 0.05  # event streams end quickly here
+    client = TestClient(app, base_url="http://localhost")  # no lifespan: the app stays open
+    token = client.post("/api/visitors", json={}).json()["token"]
+    client.post("/api/conversation/messages", json={"text": "hi"}, headers={"authorization": f"Bearer {token}"})
+    return app, token
+
+
+SQLITE = _ready(_app(Path(tempfile.mkdtemp(prefix="contract-"))))
+CURRENT = list(SQLITE)  # the app under test and its visitor's token: per backend (the test sets it)
 # The document the app serves is docs/openapi.json (tests/test_server_stream.py).
 
 
@@ -40,7 +49,7 @@ async def _without_lifespan(scope, receive, send):
     """The app, its lifespan answered but not run: the client calls it per
     request, and the app's shutdown would close the database."""
     if scope["type"] != "lifespan":
-        return await APP(scope, receive, send)
+        return await CURRENT[0](scope, receive, send)
     while True:
         message = await receive()
         await send({"type": message["type"] + ".complete"})
@@ -51,12 +60,6 @@ async def _without_lifespan(scope, receive, send):
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", _without_lifespan)
 schema.config.generation.update(modes=["positive", "negative"], max_examples=EXAMPLES)
 
-_client = TestClient(APP, base_url="http://localhost")  # no lifespan: the app stays open
-if True:
-    VISITOR = _client.post("/api/visitors", json={}).json()["token"]
-    _client.post("/api/conversation/messages", json={"text": "hi"}, headers={"authorization": f"Bearer {VISITOR}"})
-
-
 @schema.auth(refresh_interval=None)
 class Credentials:
     """The agent token for the agent API, a registered visitor's token for
@@ -64,7 +67,7 @@ class Credentials:
     also send each request without them, or with wrong ones, and expect 401."""
 
     def get(self, case, ctx):
-        return AGENT_TOKEN if case.path.startswith("/api/agent") else VISITOR
+        return AGENT_TOKEN if case.path.startswith("/api/agent") else CURRENT[1]
 
     def set(self, case, data, ctx):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -72,5 +75,12 @@ class Credentials:
 
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=EXAMPLES)
-def test_every_operation_keeps_the_contract(case):
+def test_every_operation_keeps_the_contract(case, backend, request):
+    # On PostgreSQL: an app on a fresh schema per operation (tests/conftest.py
+    # closes it after), made on the operation's first example.
+    if backend == "sqlite":
+        CURRENT[:] = SQLITE
+    elif getattr(request.node, "_contract_app", None) is None:
+        request.node._contract_app = _ready(_app(Path(tempfile.mkdtemp(prefix="contract-"))))
+        CURRENT[:] = request.node._contract_app
     case.call_and_validate(headers={"host": "localhost"})
