@@ -17,10 +17,9 @@ import os
 
 import pytest
 
-from services import postgres_server, redis_server
+from services import fresh_schema, postgres_server, redis_server
 
 BACKENDS = ("sqlite", "postgresql")
-_schemas = itertools.count(1)
 
 
 def pytest_configure(config):
@@ -49,10 +48,6 @@ def postgres_url():
 def redis_url():
     with redis_server() as url:
         yield url
-
-
-def fresh_schema() -> str:
-    return f"t{os.getpid()}_{next(_schemas)}"
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
 import pwd
 import shutil
@@ -111,3 +112,11 @@ def redis_server() -> Iterator[str]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_schemas = itertools.count(1)
+
+
+def fresh_schema() -> str:
+    """A schema name no other app of this test run uses (PostgreSQL)."""
+    return f"t{os.getpid()}_{next(_schemas)}"

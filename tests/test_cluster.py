@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import fresh_schema
+from services import fresh_schema
 from endpoint_helpers import http_call
 from services import free_port
 from test_server_stream import Stream

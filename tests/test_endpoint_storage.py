@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fresh_schema
+from services import fresh_schema
 from server_stub.storage import SchemaTooNew, Store, latest_version, migrations
 
 ROOT = Path(__file__).resolve().parents[1]
