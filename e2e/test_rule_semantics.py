@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import shown_ids, sync, wait_ready
+from shell_helpers import set_visibility
 
 
 def test_the_seeds_utm_example_matches_a_campaign_url(site, page):
@@ -57,11 +58,6 @@ LONG_READ = {"site": "test", "messages": [
      "rules": [{"rule": "page_views", "op": "equals", "value": 2},
                {"rule": "utm_source", "op": "equals", "value": "news"}]}]}
 
-HIDE = """(state) => {
-    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
-    Object.defineProperty(document, 'hidden', { configurable: true, get: () => state === 'hidden' });
-    document.dispatchEvent(new Event('visibilitychange')); }"""
-
 
 def _land(site, page, name: str, body: str = "<p>article</p>") -> str:
     bundle = site.publish(LONG_READ, name)
@@ -98,9 +94,9 @@ def test_a_tab_hidden_for_half_an_hour_then_shown_starts_a_new_visit_at_the_next
     and clicked on: away from the moment it was hidden, so a new visit."""
     _land(site, page, "hidden-away")
     page.clock.run_for(60_000)
-    page.evaluate(HIDE, "hidden")
+    set_visibility(page, "hidden")
     page.clock.run_for(31 * 60 * 1000)
-    page.evaluate(HIDE, "visible")
+    set_visibility(page, "visible")
     page.clock.run_for(5_000)
     page.evaluate("history.pushState({}, '', '/after-the-break')")
     sync(page)
@@ -112,9 +108,9 @@ def test_a_tab_hidden_for_a_while_then_read_on_stays_in_the_visit(site, page):
     """Hidden for 20 minutes, shown again and read for 20 more: the same
     visit (present again from the moment it was shown)."""
     _land(site, page, "hidden-short")
-    page.evaluate(HIDE, "hidden")
+    set_visibility(page, "hidden")
     page.clock.run_for(20 * 60 * 1000)
-    page.evaluate(HIDE, "visible")
+    set_visibility(page, "visible")
     page.clock.run_for(20 * 60 * 1000)
     page.evaluate("history.pushState({}, '', '/read-on')")
     sync(page)

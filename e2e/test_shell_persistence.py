@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import T0, shown_ids, simple_messages, sync, wait_ready
-from shell_helpers import observed, wait_until
+from shell_helpers import observed, set_visibility, wait_until
 
 MINUTE = 60_000
 
@@ -47,9 +47,7 @@ def test_hours_of_visits_under_the_clock(site, page, guard):
     assert page.evaluate("proactive('status')")["shown"] == [{"message": "long-visit", "t": visit_start + 3_600_001}]
     assert (observed(page, "count", "visits"), observed(page, "count", "page_views")) == (1, 4)
 
-    page.evaluate("""() => {                            // the visitor switches to another tab
-        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
-        document.dispatchEvent(new Event('visibilitychange')); }""")
+    set_visibility(page, "hidden")                      # the visitor switches to another tab
     page.clock.fast_forward(31 * MINUTE)
     page.goto(second)                                   # back 31 min after the page was hidden: a new visit
     wait_ready(page)
