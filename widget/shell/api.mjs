@@ -21,14 +21,17 @@ function experimentStatus(status, record) {
 export function createApi(widget) {
   const { events, send, setOpen, qa, channel, reactions, store, status, claims } = widget;
 
-  // Everything sent before has been handled, claims across tabs included.
+  // Everything sent before has been handled, claims across tabs included:
+  // a claim answered while a round trip was on its way sent its `claim`
+  // event after that round trip's ping, so one more round trip follows it.
   async function syncAll() {
-    let ok = await channel.ask("sync");
-    while (ok && claims.pending) {
-      await claims.settled();
-      ok = await channel.ask("sync");
+    for (;;) {
+      const answered = claims.answered;
+      const ok = await channel.ask("sync");
+      if (!ok) return ok;
+      if (claims.pending) await claims.settled();
+      else if (claims.answered === answered) return ok;
     }
-    return ok;
   }
 
   function stoppedCommand(name) {

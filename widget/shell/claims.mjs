@@ -61,10 +61,12 @@ export function createClaims(store) {
   // (proactive('sync') waits for them: a show claimed is a show decided).
   let inFlight = Promise.resolve();
   let count = 0;
+  let answered = 0; // claims answered so far (their `claim` events sent)
   function request(message, answer) {
     count += 1;
     const done = claim(message).catch(() => true).then((won) => {
       count -= 1;
+      answered += 1;
       answer(won);
     });
     inFlight = Promise.all([inFlight, done]);
@@ -75,5 +77,5 @@ export function createClaims(store) {
     store.write([], SUFFIX);
   }
 
-  return { claim, request, reset, get pending() { return count > 0; }, settled: () => inFlight };
+  return { claim, request, reset, get pending() { return count > 0; }, get answered() { return answered; }, settled: () => inFlight };
 }
