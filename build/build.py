@@ -64,6 +64,8 @@ UNHASHED = {"loader.js"}  # the name in every site's script tag
 # when tests/test_build_stdlib.py or e2e/test_startup.py says one is missing.
 EXTRA_MODULES = ["_strptime"]
 COMPILE_FORMAT = 1  # bump to invalidate every cached compile
+# The stdlib's .pyc are compiled with -OO: no docstrings, no asserts.
+STDLIB_OPTIMIZE = 2
 COMPRESS_SUFFIXES = (".js", ".mjs", ".wasm", ".zip", ".tar", ".json")
 
 
@@ -175,8 +177,10 @@ def compile_for_pyodide(source_tar: bytes) -> Path:
         (PYODIDE_NPM / "python_stdlib.zip").read_bytes(),
         (PYODIDE_NPM / "pyodide.asm.wasm").stat().st_size.to_bytes(8, "little"),
         (HERE / "pyodide_compile.mjs").read_bytes(),
+        (WIDGET / "engine" / "untar.mjs").read_bytes(),
         (HERE / "pyodide_compile.py").read_bytes(),
         json.dumps(EXTRA_MODULES).encode(),
+        str(STDLIB_OPTIMIZE).encode(),
         source_tar,
     ):
         key.update(_sha(part).encode())
@@ -190,7 +194,7 @@ def compile_for_pyodide(source_tar: bytes) -> Path:
             "runtime_tar": str(tmp / "source.tar"),
             "out": str(tmp),
             "runtime_prefix": "/proactive",
-            "optimize": 0,
+            "optimize": STDLIB_OPTIMIZE,
             "extra_modules": EXTRA_MODULES,
         }
         (tmp / "job.json").write_text(json.dumps(job))
@@ -384,6 +388,9 @@ def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: 
         "__RUNTIME_ARCHIVE__": archive_name,
         "__STDLIB_ZIP__": stdlib_name,
         "__SNAPSHOT__": snapshot,
+        # (a JS string holding the JSON: the quotes are part of the placeholder)
+        '"__PYODIDE_LOCK_INFO__"': json.dumps(json.dumps(
+            json.loads((PYODIDE_NPM / "pyodide-lock.json").read_text())["info"], sort_keys=True)),
     }
     served = write_js(out, replacements)
 

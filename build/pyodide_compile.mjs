@@ -33,9 +33,9 @@ FS.mkdirTree("/job/out");
 FS.mount(FS.filesystems.NODEFS, { root: resolve(job.root) }, "/job/src");
 FS.mount(FS.filesystems.NODEFS, { root: resolve(job.out) }, "/job/out");
 
-// The runtime archive goes through the same unpackArchive the browser uses,
-// so whatever that imports is recorded too.
-pyodide.unpackArchive(new Uint8Array(readFileSync(job.runtime_tar)), "tar", { extractDir: "/job/runtime" });
+// The runtime archive, unpacked by the browser's own code (no Python runs).
+const { untarInto } = await import(resolve(job.root, "widget", "engine", "untar.mjs"));
+untarInto(FS, new Uint8Array(readFileSync(job.runtime_tar)), "/job/runtime");
 
 pyodide.globals.set("JOB", JSON.stringify({ ...job, startup_modules: startup }));
 pyodide.runPython(readFileSync(resolve(here, "pyodide_compile.py"), "utf-8"), { filename: "pyodide_compile.py" });

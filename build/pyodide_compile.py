@@ -1,8 +1,9 @@
 """Runs inside Pyodide (under Node), started by build/pyodide_compile.mjs.
 
 1. Finds the standard-library modules the runtime can need: everything
-   Pyodide imported to start, everything importing each runtime module and
-   unpacking the runtime archive imported, and the static closure of all of
+   Pyodide imported to start, everything importing each runtime module
+   imported (the archive is unpacked by JavaScript: widget/engine/untar.mjs),
+   and the static closure of all of
    that (every `import` statement anywhere in those modules, including ones
    inside functions and `try` blocks), resolved against Pyodide's own stdlib.
 2. Compiles them with this interpreter into sourceless .pyc files
@@ -154,7 +155,7 @@ def want(module, why):
 for module in sorted(startup):
     want(module, "pyodide start-up")
 for module in sorted(dynamic - startup):
-    want(module, "imported by the runtime or unpackArchive")
+    want(module, "imported by the runtime")
 for module in sorted(job.get("extra_modules", [])):
     want(module, "build.py EXTRA_MODULES")
 for module, (rel, is_package) in sorted(runtime_modules.items()):

@@ -21,7 +21,8 @@ RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases, runner 
   if (stdlib) options.stdLibURL = `${widget}/${stdlib}`;  // the build's trimmed, precompiled stdlib
   const pyodide = await loadPyodide(options);
   const tar = await (await fetch(`${widget}/${archive}`)).arrayBuffer();
-  pyodide.unpackArchive(tar, "tar", { extractDir: "/proactive" });
+  const { untarInto } = await import(`${widget}/untar.mjs`);   // as the widget unpacks it
+  untarInto(pyodide.FS, tar, "/proactive");
   pyodide.runPython("import sys; sys.path.insert(0, '/proactive')");
   const shipped = pyodide.runPython("import importlib.util; importlib.util.find_spec('widget.runtime.conformance') is not None");
   pyodide.FS.writeFile("/proactive/widget/runtime/conformance.py", runner);

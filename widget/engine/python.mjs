@@ -5,6 +5,20 @@ const PYODIDE_DIR = "__PYODIDE_DIR__";
 const RUNTIME_ARCHIVE = "__RUNTIME_ARCHIVE__";
 const STDLIB_ZIP = "__STDLIB_ZIP__"; // the trimmed, precompiled stdlib (content-hashed)
 const SNAPSHOT = "__SNAPSHOT__"; // "local": keep a memory snapshot in this browser for later loads; "off"
+const LOCK_INFO = "__PYODIDE_LOCK_INFO__"; // the `info` of Pyodide's lock file, as JSON
+
+// Pyodide's lock file lists the 357 packages it could install (22 KB of
+// brotli, fetched at every cold start); the widget installs none, so Pyodide
+// gets a lock file with the same `info` and no packages instead.
+function emptyLockFile() {
+  try {
+    return { info: JSON.parse(LOCK_INFO), packages: {} };
+  } catch {
+    return undefined; // an unbuilt copy: Pyodide fetches its own
+  }
+}
+
+import { untarInto } from "./untar.mjs";
 
 const base = new URL(".", import.meta.url); // the widget's folder (the build serves every module from it)
 
@@ -97,6 +111,8 @@ export async function startPython(archiveFetch, wantSnapshot) {
     stdout: () => {},
     stderr: (line) => console.debug("[proactive] python:", line),
   };
+  const lockFile = emptyLockFile();
+  if (lockFile) options.lockFileContents = lockFile;
   if (meta && meta.key !== SNAPSHOT_KEY) snapshot.state = "refused"; // another build's heap expects another stdlib
   if (meta && meta.key === SNAPSHOT_KEY) {
     try {
@@ -108,7 +124,7 @@ export async function startPython(archiveFetch, wantSnapshot) {
       bytes.catch(() => {});
       const pyodide = await loadPyodide({ ...options, _loadSnapshot: bytes });
       lap("restore");
-      pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" }); // files are not in the heap
+      untarInto(pyodide.FS, await archiveFetch, "/proactive"); // files are not in the heap
       lap("unpack");
       snapshot.fresh = pyodide.runPython(AFTER_RESTORE);
       lap("check");
@@ -123,7 +139,7 @@ export async function startPython(archiveFetch, wantSnapshot) {
   const pyodide = await loadPyodide({ ...options, _makeSnapshot: wantSnapshot });
   const tPyodide = performance.now();
   lap("load");
-  pyodide.unpackArchive(await archiveFetch, "tar", { extractDir: "/proactive" });
+  untarInto(pyodide.FS, await archiveFetch, "/proactive");
   lap("unpack");
   pyodide.runPython(PREPARE);
   lap("imports");
