@@ -381,7 +381,8 @@ def _load(context, url: str, widget: bool, settle_ms: int = 1000) -> dict:
 # page's: its phases are durations; what is left of the page's interval
 # after them is the ready message's trip back and the page's handling).
 PHASES = ("before the runtime starts (loader, shell, worker boot)", "pyodide.mjs import", "wasm: fetch + compile + Python start",
-          "snapshot restore", "runtime archive unpack", "runtime imports / restore check", "adapter.Runtime", "bundle wait (fetch + signature)",
+          "snapshot restore", "runtime archive unpack", "runtime imports / restore check", "snapshot made (first start)",
+          "adapter.Runtime", "bundle wait (fetch + signature)",
           "first step", "ready message to the page")
 
 
@@ -390,8 +391,13 @@ def phases(ready_at, timings: dict) -> dict | None:
     if ready_at is None or init_at is None or "ready" not in timings:
         return None
     sp = timings.get("start_phases") or {}
+    # timings.runtime - timings.pyodide spans unpack, imports and the
+    # snapshot too (the laps after loadPyodide): adapter.Runtime is the rest.
+    # (After a restore, the worker's `pyodide` mark comes after those laps.)
+    after_load = [sp.get(k) for k in ("unpack", "imports", "snapshot") if sp.get(k) is not None and "load" in sp]
     worker = [sp.get("import"), sp.get("load"), sp.get("restore"), sp.get("unpack"), sp.get("imports", sp.get("check")),
-              timings["runtime"] - timings["pyodide"], timings.get("bundle_wait"), timings.get("first_step")]
+              sp.get("snapshot"), timings["runtime"] - timings["pyodide"] - sum(after_load),
+              timings.get("bundle_wait"), timings.get("first_step")]
     values = [init_at, *worker, ready_at - init_at - timings["ready"]]
     return {name: v for name, v in zip(PHASES, values) if v is not None}
 
