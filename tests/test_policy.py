@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from widget.runtime import bundle, policy
 from widget.runtime.engine import Engine, merge_records
@@ -303,3 +305,43 @@ def test_hours_state_reports_the_next_change():
     assert is_open and nxt == utc("2026-05-29T16:00:00")
     is_open, nxt = settings.hours.state(utc("2026-05-29T16:00:00"))   # Friday 18:00 → Monday 09:00
     assert not is_open and nxt == utc("2026-06-01T07:00:00")
+
+
+@st.composite
+def _tabs_from_a_common_history(draw, tabs=2):
+    """A message's show history (count, instants) at the last agreement, then
+    each tab's own later shows (new instants), each tab dropping any number of
+    its oldest listed instants as record_show does."""
+    listed = sorted(draw(st.sets(st.integers(0, 10_000), max_size=8)))
+    count = len(listed) + draw(st.integers(0, 5))      # shows too old to be listed
+    fresh = iter(sorted(draw(st.sets(st.integers(10_001, 20_000), min_size=tabs * 4, max_size=tabs * 4))))
+    sides, added = [], 0
+    for _ in range(tabs):
+        mine = [next(fresh) for _ in range(draw(st.integers(0, 4)))]
+        added += len(mine)
+        kept = listed + mine
+        kept = kept[draw(st.integers(0, len(listed))):]   # pruned oldest first
+        sides.append({"m": [count + len(mine), kept]})
+    for _ in range(tabs * 4 - added):
+        next(fresh)
+    return sides, count + added
+
+
+@settings(max_examples=300, deadline=None)
+@given(_tabs_from_a_common_history())
+def test_two_tabs_showing_a_message_both_count(history):
+    """A lifetime cap counts every tab's shows: two tabs that each showed the
+    message once since they last agreed add two, not one."""
+    (a, b), total = history
+    assert policy.merge_shows(a, b)["m"][0] == total
+    assert policy.merge_shows(a, b) == policy.merge_shows(b, a)
+    assert policy.merge_shows(a, a) == a
+
+
+@settings(max_examples=300, deadline=None)
+@given(_tabs_from_a_common_history(tabs=3))
+def test_three_tabs_merge_in_any_order_to_the_same_count(history):
+    (a, b, c), total = history
+    left = policy.merge_shows(policy.merge_shows(a, b), c)
+    right = policy.merge_shows(a, policy.merge_shows(b, c))
+    assert left["m"][0] == right["m"][0] == total

@@ -290,12 +290,32 @@ def _shows(record: dict, mid: str) -> tuple[int, list]:
 
 
 def merge_shows(a: dict, b: dict) -> dict:
-    """Two tabs' show histories: lifetime counts take the max, instants the union."""
+    """Two tabs' show histories: the instants' union, and a lifetime count
+    that adds up what each tab showed since they last agreed. Each side lists
+    every show from its oldest listed instant on (record_show drops only the
+    oldest); from the later of the two oldest instants, the union is exact;
+    before it, the tabs share their history, so the larger count of shows
+    older than it holds. (Taking the max of the two counts, as before, lost a
+    show whenever both tabs showed the message: a lifetime cap let one more
+    through.) A side that lists nothing: the larger count."""
     out = {}
     for mid in set(a or {}) | set(b or {}):
-        ea, eb = (a or {}).get(mid) or [0, []], (b or {}).get(mid) or [0, []]
-        out[mid] = [max(ea[0], eb[0]), sorted(set(ea[1]) | set(eb[1]))]
+        (ca, ra), (cb, rb) = _entry(a, mid), _entry(b, mid)
+        union = sorted(set(ra) | set(rb))
+        if not ra or not rb:
+            out[mid] = [max(ca, cb), union]
+            continue
+        since = max(min(ra), min(rb))
+        older = max(ca - sum(1 for x in ra if x >= since), cb - sum(1 for x in rb if x >= since))
+        out[mid] = [max(older, 0) + sum(1 for x in union if x >= since), union]
     return out
+
+
+def _entry(shows: dict | None, mid: str) -> tuple[int, list]:
+    entry = (shows or {}).get(mid)
+    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list):
+        return int(entry[0]), [x for x in entry[1] if isinstance(x, int) and not isinstance(x, bool)]
+    return 0, []
 
 
 def record_show(record: dict, mid: str, t: int) -> None:
