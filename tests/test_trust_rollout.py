@@ -230,3 +230,49 @@ def test_sign_rollout_refuses_what_it_cannot_stage(owner, tmp_path):
         publishing.sign_file(tmp_path / "m.json", [other_path], owner.out, rollout=10, now=NOW)
     with pytest.raises(publishing.PublishError, match="percentage"):
         owner.sign("New", rollout=0)
+
+
+def test_expiry_the_new_payloads_covers_the_file_the_previous_ones_only_its_visitors(owner):
+    later = NOW_MS + 2 * 3600_000
+    owner.sign("Old", expires="1h")
+    staged = owner.sign("New", rollout=50)
+    salt = _salt(staged)
+    inside, outside = (next(v for v in visitor_ids(100) if trust.in_rollout(salt, v, 50) == side) for side in (True, False))
+
+    def at(raw, vid, now):
+        b = Browser(owner.pins, vid)
+        state = trust.BundleTrust(owner.pins, site="acme", visitor=vid)
+        try:
+            return state.offer_fetched(raw, b.verdict(raw), now).version
+        except trust.BundleRejected as exc:
+            return exc.reason
+
+    assert (at(staged, inside, later), at(staged, outside, later)) == (2, "expired")
+    assert (at(staged, inside, NOW_MS), at(staged, outside, NOW_MS)) == (2, 1)
+    short = owner.sign("New", rollout=50, expires="1h")   # the same rollout, the new version expiring
+    assert (at(short, inside, later), at(short, outside, later)) == ("expired", "expired")
+
+
+@pytest.mark.parametrize("name, edit, reason", [
+    ("percent 100 is a plain bundle", lambda r: r.update(percent=100), "bad_rollout"),
+    ("percent 0", lambda r: r.update(percent=0), "bad_rollout"),
+    ("percent as text", lambda r: r.update(percent="10"), "bad_rollout"),
+    ("a salt out of the alphabet", lambda r: r.update(salt="a b"), "bad_rollout"),
+    ("an extra field", lambda r: r.update(extra=1), "bad_rollout"),
+    ("the previous version above the new one", lambda r: r["previous"].update(version=3), "bad_rollout"),
+    ("the previous named without its hash", lambda r: r["previous"].pop("sha256"), "bad_rollout"),
+    ("another hash", lambda r: r["previous"].update(sha256="0" * 64), "bad_rollout"),
+])
+def test_a_rollout_part_signed_but_malformed_is_refused(owner, name, edit, reason):
+    """Correctly signed (by the owner's key) yet not a valid rollout: refused by name."""
+    import base64
+
+    owner.sign("Old")
+    env = json.loads(owner.sign("New", rollout=10))
+    payload = json.loads(base64.b64decode(env["payload"]))
+    edit(payload["rollout"])
+    signed = json.loads(signing.sign_payload(json.dumps(payload).encode(), [owner.key]))
+    raw = json.dumps(dict(signed, previousPayload=env["previousPayload"])).encode()
+    with pytest.raises(trust.BundleRejected) as exc:
+        trust.verify(raw, owner.pins, signing.verify_signature, site="acme", now=NOW_MS, visitor="visitor-0000001")
+    assert exc.value.reason == reason, name

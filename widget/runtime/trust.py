@@ -306,7 +306,7 @@ def _rollout(doc: dict, previous_bytes: bytes | None, site: str | None) -> Rollo
     if not isinstance(spec, dict) or set(spec) != ROLLOUT_FIELDS:
         raise BundleRejected("bad_rollout", "rollout must have exactly percent, salt, previous")
     percent, salt, named = spec["percent"], spec["salt"], spec["previous"]
-    if not experiments._is_number(percent) or not 0 < percent < 100:
+    if not isinstance(percent, (int, float)) or isinstance(percent, bool) or not 0 < percent < 100:  # NaN too
         raise BundleRejected("bad_rollout", f"rollout percent {percent!r} is not above 0 and below 100")
     if not isinstance(salt, str) or not experiments.SALT.match(salt):
         raise BundleRejected("bad_rollout", "rollout salt must be 1-64 letters, digits, '.', '_' or '-'")
