@@ -107,6 +107,17 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def _expiry(expires: str | None, now: datetime) -> datetime | None:
+    """`--expires` as an instant in the future, or None."""
+    try:
+        expires_at = parse_expiry(expires, now) if expires else None
+    except ValueError:
+        raise PublishError(f"--expires {expires!r}: expected 30d, 12h, 90m or an ISO 8601 instant") from None
+    if expires_at is not None and expires_at <= now:
+        raise PublishError(f"--expires {expires!r} is not in the future")
+    return expires_at
+
+
 def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | None = None, expires: str | None = None,
               previous: str | Path | None = None, now: datetime | None = None,
               rollout: float | None = None) -> tuple[bytes, int]:
@@ -138,12 +149,7 @@ def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | Non
     elif last is not None and version <= last:
         raise PublishError(f"version {version} is not above the last published version {last}: browsers that "
                            f"accepted {last} would {'refuse it (rollback)' if version < last else 'keep their copy'}")
-    try:
-        expires_at = parse_expiry(expires, now) if expires else None
-    except ValueError:
-        raise PublishError(f"--expires {expires!r}: expected 30d, 12h, 90m or an ISO 8601 instant") from None
-    if expires_at is not None and expires_at <= now:
-        raise PublishError(f"--expires {expires!r} is not in the future")
+    expires_at = _expiry(expires, now)
     private = [load_signing_key(k) for k in keys]
     payload = build_payload(doc, version=version, now=now, expires_at=expires_at)
     envelope = signing.sign_payload(payload, private)
@@ -184,6 +190,9 @@ def _published(where, pins: list[bytes], now_ms: int):
             raise trust.BundleRejected("bad_signature")
         _, rollout = trust.accept(opened, site=None, last_version=None, now=now_ms)
     except trust.BundleRejected as exc:
+        if exc.reason == "expired":
+            raise PublishError(f"{where}: the published bundle has expired ({exc.detail}), and a rollout would keep it "
+                               f"for the other visitors: publish without --rollout") from None
         raise PublishError(f"{where}: the published bundle does not verify with these keys ({exc}); a rollout "
                            f"carries the previous version inside the new signed one, so sign with the key(s) "
                            f"that signed it (repeat --key)") from None
@@ -206,6 +215,7 @@ def stage(messages: Path, keys: list[Path], out: Path, *, percent: float, versio
     now = now or datetime.now(timezone.utc)
     if not (0 < percent <= 100):
         raise PublishError(f"--rollout {percent:g}: a percentage above 0, at most 100")
+    percent = int(percent) if float(percent).is_integer() else float(percent)
     now_ms = int(now.timestamp() * 1000)
     doc = load_messages(messages)
     private = [load_signing_key(k) for k in keys]
@@ -222,12 +232,7 @@ def stage(messages: Path, keys: list[Path], out: Path, *, percent: float, versio
         version = current["version"] if same else current["version"] + 1
     elif version < current["version"] or (version == current["version"] and not same):
         raise PublishError(f"version {version} is not above the last published version {current['version']}")
-    try:
-        expires_at = parse_expiry(expires, now) if expires else None
-    except ValueError:
-        raise PublishError(f"--expires {expires!r}: expected 30d, 12h, 90m or an ISO 8601 instant") from None
-    if expires_at is not None and expires_at <= now:
-        raise PublishError(f"--expires {expires!r} is not in the future")
+    expires_at = _expiry(expires, now)
     if doc.get("site") != base["site"]:
         raise PublishError(f"site {doc.get('site')!r} is not the published bundle's {base['site']!r}")
     payload = json.loads(build_payload(doc, version=version, now=now, expires_at=expires_at))

@@ -276,3 +276,11 @@ def test_a_rollout_part_signed_but_malformed_is_refused(owner, name, edit, reaso
     with pytest.raises(trust.BundleRejected) as exc:
         trust.verify(raw, owner.pins, signing.verify_signature, site="acme", now=NOW_MS, visitor="visitor-0000001")
     assert exc.value.reason == reason, name
+
+
+def test_no_rollout_over_an_expired_version(owner):
+    owner.sign("Old", expires="1h")
+    (owner.folder / "messages.json").write_text(json.dumps(messages("New")))
+    later = datetime.fromtimestamp((NOW_MS + 2 * 3600_000) / 1000, timezone.utc)
+    with pytest.raises(publishing.PublishError, match="has expired .* publish without --rollout"):
+        publishing.sign_file(owner.folder / "messages.json", [owner.key_path], owner.out, rollout=10, now=later)
