@@ -1,8 +1,9 @@
 """A staged rollout in real Chromium: two visitors (two browser contexts
 whose stored records hold ids chosen inside and outside the bucket) on a
-`sign --rollout 50` bundle see different versions' messages, on every page;
-after `--rollout 100` both see the new one, and a replay of the 50 % file
-gives neither the old one back."""
+`sign --rollout 50` bundle see different versions' messages, on every page
+(before consent on a `data-consent` page: the previous version); after
+`--rollout 100` both see the new one, and a replay of the 50 % file gives
+the old one back to neither."""
 
 from __future__ import annotations
 
@@ -75,6 +76,11 @@ def test_two_visitors_on_a_rollout_50_see_two_versions_until_it_is_widened(site,
     assert facts["rollout"]["part"] == "previous" and facts["rollout"]["why"] == "outside_rollout"
     shown, facts = _page_view(contexts["inside"], url, 2)   # version 2 is now this browser's floor
     assert shown == [f"new-{tag}"] and facts["rollout"]["why"] == "already_newer"
+    # The same browser on a page asking for consent first (data-consent), not
+    # given yet: nothing stored may be read, no visitor id: the previous version.
+    pending = site.page(tag=site.tag(bundle=bundle_url, data_consent="required"))
+    shown, facts = _page_view(contexts["inside"], pending, 1)
+    assert shown == [f"old-{tag}"] and facts["rollout"]["why"] == "no_visitor_id"
 
     # --rollout 100: the same version 2, to everyone.
     _sign(site, tmp_path, new, rollout=100)
