@@ -158,7 +158,8 @@ export function createHost(postToMain) {
     const { pyodide, snapshot, tPyodide } = await startPython(archiveFetch, SNAPSHOTS && config.snapshot !== "off");
     const adapter = pyodide.pyimport("widget.runtime.adapter");
     const floor = Number.isInteger(msg.lastVersion) ? msg.lastVersion : null; // the rollback floor
-    const visitor = msg.record && typeof msg.record === "object" ? msg.record.visitor_id : null; // a staged rollout's
+    // The stored visitor id: a staged rollout's part goes by it (trust.py).
+    const visitor = msg.record && typeof msg.record === "object" ? msg.record.visitor_id : null;
     runtime = adapter.Runtime(JSON.stringify({ site: config.site, keys: config.keys, context: config.context, floor, visitor }));
     const tRuntime = performance.now();
 

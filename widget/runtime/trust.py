@@ -284,7 +284,7 @@ class Rollout:
         the highest version this browser already accepted (None: none)."""
         if accepted is not None and accepted > self.previous["version"]:
             return "new", "already_newer"  # never back to the previous version
-        if visitor_id is None:
+        if not isinstance(visitor_id, str) or not experiments.VISITOR_ID.match(visitor_id):
             return "previous", "no_visitor_id"
         if in_rollout(self.salt, visitor_id, self.percent):
             return "new", "in_rollout"
@@ -450,7 +450,7 @@ class BundleTrust:
     def __init__(self, keys: list[bytes], *, site: str | None = None, floor: int | None = None, compile=None,
                  visitor: str | None = None):
         self.keys = keys
-        self.visitor = visitor if isinstance(visitor, str) and experiments.VISITOR_ID.match(visitor) else None
+        self.visitor = visitor
         self.site = site
         self.floor = floor if isinstance(floor, int) and not isinstance(floor, bool) else None
         self.floor_dropped = False
