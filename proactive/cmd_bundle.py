@@ -25,6 +25,9 @@ def add_arguments(p, command: str) -> None:
         p.add_argument("--version", type=int, help="default: the last published version + 1")
         p.add_argument("--previous", help="the last published bundle (file or URL), when --out is a new path")
         p.add_argument("--expires", help="30d, 12h, 90m from now, or an ISO 8601 instant")
+        p.add_argument("--rollout", type=_percent, metavar="PERCENT",
+                       help="a staged rollout: the new version to PERCENT %% of visitors, the published one to the "
+                            "others; later --rollout 50, 100 widens it (docs/publishing.md)")
     elif command == "pause":
         p.add_argument("--key", type=Path, action="append", required=True,
                        help="private key file the published bundle was signed with; repeat to co-sign")
@@ -37,6 +40,7 @@ def add_arguments(p, command: str) -> None:
         p.add_argument("--site", help="the tag's data-site, when it has one")
         p.add_argument("--last-version", type=int, help="the version a returning visitor's browser already accepted")
         p.add_argument("--now", help="check expiry at this ISO 8601 instant instead of now")
+        p.add_argument("--visitor", help="a visitor id (status().visitor): which part of a staged rollout it gets")
     elif command == "validate":
         p.add_argument("messages", type=Path, nargs="+", help="messages file(s), YAML or JSON")
     elif command == "schema":
@@ -113,7 +117,7 @@ def sign(args) -> int:
         print(w)
     try:
         envelope, version = publishing.sign_file(args.messages, args.key, args.out, version=args.version,
-                                                 expires=args.expires, previous=args.previous)
+                                                 expires=args.expires, previous=args.previous, rollout=args.rollout)
     except publishing.PublishError as exc:
         for p in exc.problems:
             print(p)
@@ -126,7 +130,10 @@ def sign(args) -> int:
     payload = publishing.read_payload(envelope)
     pins = ",".join(signing.public_key_spec(signing.load_private_key(k)) for k in args.key)
     expiry = f", expires {payload['expires_at']}" if payload.get("expires_at") else ""
-    print(f"signed {args.messages} → {args.out} (site {payload['site']}, version {version}{expiry})")
+    staged = payload.get(trust.ROLLOUT_FIELD)
+    to = (f" to {staged['percent']:g} % of visitors, version {staged['previous']['version']} to the others"
+          if staged else "")
+    print(f"signed {args.messages} → {args.out} (site {payload['site']}, version {version}{to}{expiry})")
     _err(f"data-key for the script tag: {pins}")
     return 0
 
@@ -170,7 +177,8 @@ def verify(args) -> int:
         _err(f"proactive verify: cannot read {args.bundle} ({getattr(exc, 'reason', None) or exc.strerror or exc})")
         return 2
     try:
-        payload = publishing.verify_bundle(raw, spec, site=args.site, last_version=args.last_version, now_ms=now_ms)
+        payload, rollout = publishing.verify_bundle(raw, spec, site=args.site, last_version=args.last_version,
+                                                    now_ms=now_ms, visitor=args.visitor, rollout=True)
     except trust.BundleRejected as exc:
         print(f"{args.bundle}: rejected: {exc}")
         return 1
@@ -180,7 +188,24 @@ def verify(args) -> int:
     expiry = f", expires {payload['expires_at']}" if payload.get("expires_at") else ""
     print(f"{args.bundle}: ok (site {payload['site']}, version {payload['version']}, "
           f"{len(payload['messages'])} message(s){expiry}){note}")
+    if rollout:
+        who = f"visitor {args.visitor}" if args.visitor else "a browser without a stored visitor id"
+        print(f"staged rollout: version {rollout.new['version']} to {rollout.percent:g} % of visitors, "
+              f"version {rollout.previous['version']} to the others; {who} gets version {payload['version']} "
+              f"({rollout.why.replace('_', ' ')})")
     return 0
+
+
+def _percent(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: a percentage above 0, at most 100")
+    return value
 
 
 def _key_spec(value: str, signing) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from datetime import datetime, timedelta, timezone
@@ -106,16 +107,30 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def _expiry(expires: str | None, now: datetime) -> datetime | None:
+    """`--expires` as an instant in the future, or None."""
+    try:
+        expires_at = parse_expiry(expires, now) if expires else None
+    except ValueError:
+        raise PublishError(f"--expires {expires!r}: expected 30d, 12h, 90m or an ISO 8601 instant") from None
+    if expires_at is not None and expires_at <= now:
+        raise PublishError(f"--expires {expires!r} is not in the future")
+    return expires_at
+
+
 def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | None = None, expires: str | None = None,
-              previous: str | Path | None = None, now: datetime | None = None) -> tuple[bytes, int]:
+              previous: str | Path | None = None, now: datetime | None = None,
+              rollout: float | None = None) -> tuple[bytes, int]:
     """Validate, then sign `messages` into envelope bytes (not written).
 
     The version defaults to the last published one + 1, read from `out` (the
     bundle being replaced) and `previous`; an explicit version must be above
     it, since browsers refuse a lower one (rollback) and keep their copy on an
-    equal one. The result is checked the way a browser checks it before it is
-    returned."""
+    equal one. `rollout` (a percentage): a staged rollout (`stage`). The
+    result is checked the way a browser checks it before it is returned."""
     now = now or datetime.now(timezone.utc)
+    if rollout is not None:
+        return stage(messages, keys, out, percent=rollout, version=version, expires=expires, previous=previous, now=now)
     doc = load_messages(messages)
     known = []
     for path in (out, previous):
@@ -134,18 +149,107 @@ def sign_file(messages: Path, keys: list[Path], out: Path, *, version: int | Non
     elif last is not None and version <= last:
         raise PublishError(f"version {version} is not above the last published version {last}: browsers that "
                            f"accepted {last} would {'refuse it (rollback)' if version < last else 'keep their copy'}")
-    try:
-        expires_at = parse_expiry(expires, now) if expires else None
-    except ValueError:
-        raise PublishError(f"--expires {expires!r}: expected 30d, 12h, 90m or an ISO 8601 instant") from None
-    if expires_at is not None and expires_at <= now:
-        raise PublishError(f"--expires {expires!r} is not in the future")
+    expires_at = _expiry(expires, now)
     private = [load_signing_key(k) for k in keys]
     payload = build_payload(doc, version=version, now=now, expires_at=expires_at)
     envelope = signing.sign_payload(payload, private)
     now_ms = int(now.timestamp() * 1000)
     pins = [signing.raw_public_key(k) for k in private]
     trust.verify(envelope, pins, signing.verify_signature, site=doc.get("site"), last_version=last, now=now_ms)
+    return envelope, version
+
+
+# -- staged rollout (widget/runtime/trust.py, "A staged rollout") -----------------
+
+def rollout_salt(site: str, previous_version: int) -> str:
+    """Who is in a rollout over version N: the same visitors for every
+    rollout over N (widening, or a fixed candidate replacing a bad one), other
+    visitors once N is no longer the base."""
+    text = "\0".join(("proactive-rollout", str(site), str(previous_version)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _content(payload: dict) -> dict:
+    """A payload without what each signing changes: equal for the same messages."""
+    return {k: v for k, v in payload.items() if k not in ("version", "issued_at", "expires_at", trust.ROLLOUT_FIELD)}
+
+
+def _published(where, pins: list[bytes], now_ms: int):
+    """(raw, its newest payload, the Rollout or None, the opened envelope) of
+    the bundle published at `where`, verified with the signing keys (one
+    rolls out only over what one signed), or None when there is none."""
+    if where is None or not (str(where).startswith(("http://", "https://")) or Path(where).exists()):
+        return None
+    try:
+        raw = read_bundle(where)
+    except OSError as exc:
+        raise PublishError(f"{where}: cannot read the published bundle ({exc.strerror or exc})") from None
+    try:
+        opened = trust.open_envelope(raw, pins)
+        if not any(signing.verify_signature(k, opened.message, sig) for k, sig in opened.candidates):
+            raise trust.BundleRejected("bad_signature")
+        _, rollout = trust.accept(opened, site=None, last_version=None, now=now_ms)
+    except trust.BundleRejected as exc:
+        if exc.reason == "expired":
+            raise PublishError(f"{where}: the published bundle has expired ({exc.detail}), and a rollout would keep it "
+                               f"for the other visitors: publish without --rollout") from None
+        raise PublishError(f"{where}: the published bundle does not verify with these keys ({exc}); a rollout "
+                           f"carries the previous version inside the new signed one, so sign with the key(s) "
+                           f"that signed it (repeat --key)") from None
+    new = json.loads(opened.payload) if rollout is None else rollout.new
+    return raw, new, rollout, opened
+
+
+def stage(messages: Path, keys: list[Path], out: Path, *, percent: float, version: int | None = None,
+          expires: str | None = None, previous: str | Path | None = None,
+          now: datetime | None = None) -> tuple[bytes, int]:
+    """`sign --rollout PERCENT`: the messages as a new version to PERCENT %
+    of visitors, the published version to the others, in one signed file.
+
+    Over a published plain version N: version N+1 to PERCENT %. Over a
+    rollout in progress (N+1 over N): the same messages re-signed at the
+    new percentage, same version (widening; or narrowing, which moves no one
+    back), or other messages as N+2 over N (a fixed candidate, to the same
+    visitors). PERCENT 100 ends the rollout: a plain bundle of the messages,
+    the same version when they are the rolled-out ones."""
+    now = now or datetime.now(timezone.utc)
+    if not (0 < percent <= 100):
+        raise PublishError(f"--rollout {percent:g}: a percentage above 0, at most 100")
+    percent = int(percent) if float(percent).is_integer() else float(percent)
+    now_ms = int(now.timestamp() * 1000)
+    doc = load_messages(messages)
+    private = [load_signing_key(k) for k in keys]
+    pins = [signing.raw_public_key(k) for k in private]
+    published = _published(out, pins, now_ms) or _published(previous, pins, now_ms)
+    if published is None:
+        raise PublishError(f"--rollout: no published bundle at {out}{' or ' + str(previous) if previous else ''} "
+                           f"to roll out from; publish a first version without --rollout")
+    _, current, rollout, opened = published
+    base = rollout.previous if rollout else current   # what visitors outside the rollout keep
+    base_bytes = opened.previous if rollout else opened.payload
+    same = rollout is not None and _content(json.loads(build_payload(doc, version=1, now=now))) == _content(current)
+    if version is None:
+        version = current["version"] if same else current["version"] + 1
+    elif version < current["version"] or (version == current["version"] and not same):
+        raise PublishError(f"version {version} is not above the last published version {current['version']}")
+    expires_at = _expiry(expires, now)
+    if doc.get("site") != base["site"]:
+        raise PublishError(f"site {doc.get('site')!r} is not the published bundle's {base['site']!r}")
+    payload = json.loads(build_payload(doc, version=version, now=now, expires_at=expires_at))
+    if percent < 100:
+        payload[trust.ROLLOUT_FIELD] = {"percent": percent, "salt": rollout_salt(base["site"], base["version"]),
+                                        "previous": {"version": base["version"],
+                                                     "sha256": hashlib.sha256(base_bytes).hexdigest()}}
+    payload_bytes = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    envelope = signing.sign_payload(payload_bytes, private)
+    if percent < 100:
+        env = json.loads(envelope)
+        env[trust.PREVIOUS_FIELD] = base64.b64encode(base_bytes).decode("ascii")
+        envelope = json.dumps(env, indent=1).encode("utf-8") + b"\n"
+    # The self-check, for both parts: a visitor inside, and one who had neither.
+    trust.verify(envelope, pins, signing.verify_signature, site=doc.get("site"), now=now_ms,
+                 last_version=base["version"] + 1)
+    trust.verify(envelope, pins, signing.verify_signature, site=doc.get("site"), now=now_ms)
     return envelope, version
 
 
@@ -167,12 +271,14 @@ def pause_bundle(bundle: Path, keys: list[Path], *, now: datetime | None = None)
         raise PublishError(f"{bundle}: cannot read the published bundle ({exc.strerror or exc})") from None
     now_ms = int(now.timestamp() * 1000)
     try:
-        current = trust.verify(raw, pins, signing.verify_signature, now=now_ms)
+        current, rollout = trust.verify_publication(raw, pins, signing.verify_signature, now=now_ms)
+        current = rollout.new if rollout else current  # a rollout in progress: its new version is paused too
     except trust.BundleRejected as exc:
         if exc.reason != "expired":
             raise PublishError(f"{bundle}: not a bundle these keys signed ({exc})") from None
         current = read_payload(raw)
-    doc = {k: v for k, v in current.items() if k not in ("version", "issued_at", "expires_at", "tzdata", "messages")}
+    doc = {k: v for k, v in current.items()
+           if k not in ("version", "issued_at", "expires_at", "tzdata", "messages", trust.ROLLOUT_FIELD)}
     paused = [m.get("id") for m in current.get("messages", []) if isinstance(m, dict)]
     doc["messages"] = []
     doc["description"] = (f"paused by `proactive pause` at {now.strftime('%Y-%m-%dT%H:%M:%SZ')}: version "
@@ -221,13 +327,17 @@ def write_bundle(envelope: bytes, out: Path) -> None:
 
 
 def verify_bundle(raw: bytes, key_spec: str, *, site: str | None = None, last_version: int | None = None,
-                  now_ms: int | None = None) -> dict:
+                  now_ms: int | None = None, visitor: str | None = None, rollout: bool = False):
     """Every check the browser makes, in its order (widget/runtime/trust.py),
-    with `cryptography` standing in for WebCrypto for the signature."""
+    with `cryptography` standing in for WebCrypto for the signature: the
+    payload that runs (for `visitor`, in a staged rollout), or with
+    `rollout=True` (that payload, the trust.Rollout or None)."""
     keys = trust.parse_key_list(key_spec)  # ValueError: a usage error, not a rejection
     if now_ms is None:
         now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
-    return trust.verify(raw, keys, signing.verify_signature, site=site, last_version=last_version, now=now_ms)
+    result = trust.verify_publication(raw, keys, signing.verify_signature, site=site, last_version=last_version,
+                                      now=now_ms, visitor=visitor)
+    return result if rollout else result[0]
 
 
 def read_payload(envelope: bytes) -> dict:

@@ -124,7 +124,7 @@ def test_checks_run_in_the_documented_order():
     assert _reason(sign(payload(version=1, expires_at=NOW - timedelta(days=1))), last_version=5) == "expired"
     assert _reason(sign(b"not json", STRANGER)) == "unknown_key"
     assert list(trust.REASONS) == ["too_large", "bad_envelope", "unknown_key", "bad_signature", "no_ed25519",
-                                   "bad_payload", "wrong_site", "expired", "rollback"]
+                                   "bad_payload", "bad_rollout", "wrong_site", "expired", "rollback"]
 
 
 def _reason(raw, pins=PIN_A, **kw):

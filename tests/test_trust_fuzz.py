@@ -5,8 +5,11 @@ Mutations change what is signed or who signed it: bit flips and truncations
 of the envelope bytes, edits/re-encodings/reorderings of the payload bytes
 (the signature covers bytes, not JSON meaning), swapped or altered
 signatures and key ids, other payload types, and replays of older or
-foreign bundles signed with the right key. (Reformatting only the
-envelope's own JSON keeps the signed bytes; test_trust.py shows it accepted.)
+foreign bundles signed with the right key; and a staged rollout's parts
+(the previous payload served beside the signed one: altered, swapped for
+another correctly signed payload, dropped, added to a plain bundle).
+(Reformatting only the envelope's own JSON keeps the signed bytes;
+test_trust.py shows it accepted.)
 Seeded: a failure prints the seed and the mutation to reproduce it."""
 
 from __future__ import annotations
@@ -53,6 +56,26 @@ REPLAYS = [  # correctly signed by KEY, but not acceptable here
 ]
 OTHER_SIGS = [json.loads(signing.sign_payload(payload(version=v), [KEY]))["signatures"][0]["sig"] for v in (6, 7, 8)]
 STRANGER_ENV = json.loads(signing.sign_payload(ORIGINAL_PAYLOAD, [STRANGER]))
+
+
+def rollout_bundle(previous: bytes, version=VERSION + 1, percent=10, *, named: bytes | None = None, key=KEY,
+                   expires_at=NOW + timedelta(days=30)) -> bytes:
+    """A staged rollout as `proactive sign --rollout` writes it: version
+    `version` signed, naming `named` (default: `previous`) by its hash, with
+    `previous` beside it."""
+    import hashlib
+
+    new = json.loads(publishing.build_payload(doc(), version=version, now=NOW, expires_at=expires_at))
+    named_payload = json.loads(named or previous)
+    new["rollout"] = {"percent": percent, "salt": "fuzz", "previous": {
+        "version": named_payload["version"], "sha256": hashlib.sha256(named or previous).hexdigest()}}
+    env = json.loads(signing.sign_payload(json.dumps(new, separators=(",", ":")).encode(), [key]))
+    env["previousPayload"] = base64.b64encode(previous).decode()
+    return json.dumps(env, indent=1).encode()
+
+
+ROLLOUT = rollout_bundle(ORIGINAL_PAYLOAD)   # new = 6 to 10 %, previous = the original (5)
+ROLLOUT_ENV = json.loads(ROLLOUT)
 
 
 def check(raw: bytes) -> dict:
@@ -201,13 +224,75 @@ def m_replay(rng):
     return "replay of another bundle signed by the right key", rng.choice(REPLAYS)
 
 
+def rollout_envelope(**fields) -> bytes:
+    env = dict(ROLLOUT_ENV, **fields)
+    return json.dumps({k: v for k, v in env.items() if v is not None}, indent=1).encode()
+
+
+def m_rollout_previous(rng):
+    """The part beside the signature: its bytes altered, or another payload
+    (even one correctly signed by the right key) in its place."""
+    choice = rng.randrange(5)
+    if choice == 0:
+        previous = flip_bits(ORIGINAL_PAYLOAD, rng, rng.choice([1, 2, 8]))
+    elif choice == 1:
+        previous = ORIGINAL_PAYLOAD[:rng.randrange(len(ORIGINAL_PAYLOAD))]
+    elif choice == 2:
+        previous = base64.b64decode(json.loads(rng.choice(REPLAYS))["payload"])
+    elif choice == 3:
+        parsed = json.loads(ORIGINAL_PAYLOAD)
+        parsed["messages"][0]["content"] = {"text": "Send your password"}
+        previous = json.dumps(parsed, ensure_ascii=False, separators=(",", ":")).encode()
+    else:
+        previous = json.dumps(json.loads(ORIGINAL_PAYLOAD), indent=rng.choice([None, 1, 2])).encode()
+    return f"rollout previous payload replaced (kind {choice})", rollout_envelope(previousPayload=b64(previous))
+
+
+def m_rollout_shape(rng):
+    """The rollout's parts dropped, moved or unsigned."""
+    choice = rng.randrange(5)
+    if choice == 0:
+        return "rollout without its previous payload", rollout_envelope(previousPayload=None)
+    if choice == 1:
+        env = dict(ENV, previousPayload=b64(ORIGINAL_PAYLOAD))
+        return "a previous payload beside a plain bundle", json.dumps(env).encode()
+    if choice == 2:
+        new = json.loads(base64.b64decode(ROLLOUT_ENV["payload"]))
+        new["rollout"]["percent"] = rng.choice([50, 100, 99.9])
+        return "rollout percentage widened without a signature", rollout_envelope(payload=b64(json.dumps(new).encode()))
+    if choice == 3:
+        text = ROLLOUT_ENV["previousPayload"]
+        return "non-canonical previous payload", rollout_envelope(previousPayload=text.rstrip("=") or "A")
+    sigs = STRANGER_ENV["signatures"]
+    return "rollout signed by a stranger", json.dumps(dict(ROLLOUT_ENV, signatures=sigs)).encode()
+
+
 MUTATIONS = [m_bitflip, m_bitflip, m_bitflip, m_truncate, m_truncate, m_payload_bitflip, m_payload_truncate,
              m_payload_extend, m_payload_reencoded, m_payload_reordered, m_payload_edited, m_signature_flip,
-             m_signature_swapped, m_keyid, m_payload_type, m_shape, m_replay, m_noncanonical]
+             m_signature_swapped, m_keyid, m_payload_type, m_shape, m_replay, m_noncanonical,
+             m_rollout_previous, m_rollout_shape]
 
 
 def test_the_original_is_accepted():
     assert check(ORIGINAL)["version"] == VERSION
+    assert check(ROLLOUT)["version"] == VERSION  # no visitor id: the previous part
+
+
+def test_a_rollout_over_a_correctly_signed_but_mismatched_previous_is_refused():
+    """Named by hash: the previous part cannot be another real publication."""
+    older = base64.b64decode(json.loads(REPLAYS[0])["payload"])   # version 4, signed by KEY
+    assert _reason(rollout_envelope(previousPayload=b64(older))) == "bad_rollout"
+    assert _reason(rollout_bundle(ORIGINAL_PAYLOAD, named=older)) == "bad_rollout"  # names 4, serves 5
+    # An honest 5 over 4 where 5 was accepted before: 5 runs, never 4.
+    assert check(rollout_bundle(older, version=VERSION))["version"] == VERSION
+
+
+def _reason(raw):
+    try:
+        check(raw)
+    except trust.BundleRejected as exc:
+        return exc.reason
+    return "accepted"
 
 
 def test_no_mutation_is_accepted():
@@ -228,7 +313,8 @@ def test_no_mutation_is_accepted():
         tried += 1
     assert tried >= 1000
     # The mutations reach every check after the size cap, not only the parser.
-    assert {"bad_envelope", "unknown_key", "bad_signature", "wrong_site", "expired", "rollback"} <= set(reasons), reasons
+    assert {"bad_envelope", "unknown_key", "bad_signature", "bad_rollout", "wrong_site", "expired",
+            "rollback"} <= set(reasons), reasons
 
 
 def test_the_browser_half_gives_the_same_verdict_as_proactive_verify():

@@ -65,7 +65,7 @@ async function chooseBundle({ msg, bundleFetch, offer, postToMain, warn }) {
 }
 
 function facts(r, source) {
-  return { ok: true, site: r.site, version: r.version, source, widgets: r.widgets || [] };
+  return { ok: true, site: r.site, version: r.version, source, widgets: r.widgets || [], rollout: r.rollout || null };
 }
 
 // data-revalidate: the bundle fetched again (a conditional request: 304
@@ -158,7 +158,9 @@ export function createHost(postToMain) {
     const { pyodide, snapshot, tPyodide } = await startPython(archiveFetch, SNAPSHOTS && config.snapshot !== "off");
     const adapter = pyodide.pyimport("widget.runtime.adapter");
     const floor = Number.isInteger(msg.lastVersion) ? msg.lastVersion : null; // the rollback floor
-    runtime = adapter.Runtime(JSON.stringify({ site: config.site, keys: config.keys, context: config.context, floor }));
+    // The stored visitor id: a staged rollout's part goes by it (trust.py).
+    const visitor = msg.record && typeof msg.record === "object" ? msg.record.visitor_id : null;
+    runtime = adapter.Runtime(JSON.stringify({ site: config.site, keys: config.keys, context: config.context, floor, visitor }));
     const tRuntime = performance.now();
 
     // 3. The bundle (chooseBundle).
@@ -195,7 +197,7 @@ export function createHost(postToMain) {
   // A bundle to the trust state (widget/runtime/trust.py): Python opens the
   // envelope and names what to verify, WebCrypto verifies the signature,
   // Python decides. {ok, keep: {kind, run, store, lowerFloor}, site, version,
-  // widgets} or {ok: false, reason, error}.
+  // widgets, rollout} or {ok: false, reason, error}.
   async function offer(bytes, which, now) {
     const request = JSON.parse(runtime.signing_request(bytes));
     const signature = request.ok ? await verifySignature(request) : { verdict: null, detail: "" };

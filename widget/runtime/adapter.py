@@ -42,8 +42,11 @@ def _failure(exc: BaseException) -> str:
 
 class Runtime:
     """One page's runtime: trust in its bundles (trust.BundleTrust), the
-    engine and its record. config: {site, keys, context, floor} where
-    `floor` is the highest bundle version this browser accepted before."""
+    engine and its record. config: {site, keys, context, floor, visitor}
+    where `floor` is the highest bundle version this browser accepted before
+    and `visitor` the visitor id of the stored record (a staged rollout's
+    part is chosen by it; else by the id this page would store,
+    `context.visitor_id`; neither: the previous version)."""
 
     def __init__(self, config_json: str):
         config = json.loads(config_json)
@@ -54,7 +57,8 @@ class Runtime:
         # page sends its own; else one per runtime, so tabs still add up.
         if not isinstance(self.context.get("tab"), str) or not self.context["tab"]:
             self.context["tab"] = secrets.token_hex(6)
-        self.trust = trust.BundleTrust(self.keys, site=self.site, floor=config.get("floor"), compile=self._compile)
+        self.trust = trust.BundleTrust(self.keys, site=self.site, floor=config.get("floor"), compile=self._compile,
+                                       visitor=_rollout_visitor(config.get("visitor"), self.context.get("visitor_id")))
         self.engine = None
         self.bundle = None
         self._staged = None  # (payload, compiled Bundle): the trust's last `run`, not running yet
@@ -97,7 +101,7 @@ class Runtime:
         from widget.runtime import content  # the widgets' appearance, for the renderer
 
         return _reply(keep=fields, site=keep.payload["site"], version=keep.version,
-                      widgets=content.appearance(keep.payload))
+                      widgets=content.appearance(keep.payload), **({"rollout": keep.rollout} if keep.rollout else {}))
 
     def _compile(self, payload: dict):
         from widget.runtime import bundle  # compiled here, once: validation errors are reported
@@ -180,6 +184,18 @@ class Runtime:
             return _reply(explain=self.engine.explain(int(now)) if self.engine else {})
         except Exception as exc:  # noqa: BLE001
             return _failure(exc)
+
+
+def _rollout_visitor(stored, candidate) -> str | None:
+    """The visitor id a staged rollout goes by: the stored record's, else the
+    one this page creates (kept by the engine on its first event); either
+    only when well formed."""
+    from widget.runtime.experiments import VISITOR_ID
+
+    for vid in (stored, candidate):
+        if isinstance(vid, str) and VISITOR_ID.match(vid):
+            return vid
+    return None
 
 
 def _settle() -> None:

@@ -91,9 +91,11 @@ def derive_salt(site: str, message_id: str, variant_ids, holdout: float) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _draw(salt: str, visitor_id: str, message_id: str, arm_id: str) -> float:
-    """A uniform number in (0, 1) from the hash of the four."""
-    digest = hashlib.sha256("\0".join((salt, visitor_id, message_id, arm_id)).encode("utf-8")).digest()
+def draw(*parts: str) -> float:
+    """A uniform number in (0, 1) from the hash of `parts` (a salt first):
+    the one visitor hash, for experiment arms here and for a bundle's staged
+    rollout (trust.in_rollout)."""
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).digest()
     return (int.from_bytes(digest[:8], "big") + 0.5) / _TWO_64
 
 
@@ -101,7 +103,7 @@ def assign(experiment: Experiment, visitor_id: str, message_id: str) -> str:
     """The visitor's arm: the least -ln(u) / weight (module docstring)."""
     best, best_score = None, None
     for arm in experiment.arms:
-        score = -math.log(_draw(experiment.salt, visitor_id, message_id, arm.id)) / arm.weight
+        score = -math.log(draw(experiment.salt, visitor_id, message_id, arm.id)) / arm.weight
         if best_score is None or score < best_score:
             best, best_score = arm.id, score
     return best

@@ -19,6 +19,19 @@ Order of checks (each failure is a `BundleRejected` with its own reason):
   7) expiry
   8) version: lower than the last accepted one is a rollback; equal means
      "the same publication": the caller keeps the copy it has
+
+A staged rollout (`proactive sign --rollout 10`) is one file, fetched as
+any bundle: the envelope of the new version N+1, whose signed payload says
+`rollout: {percent, salt, previous: {version, sha256}}`, and beside it
+`previousPayload`, the bytes of version N's payload, bound by that hash
+(so signed too: no byte a browser runs is outside the signature's reach).
+Step 5 checks the rollout part (`bad_rollout`); between 7 and 8 the part
+that runs here is chosen (`Rollout.part_for`): the new version for a
+visitor inside the rollout (`in_rollout`: the visitor id's hash, from
+experiments.draw, under the percentage) or one who already accepted a
+version above N (no way back to N), else version N; a page without a stored
+visitor id (consent pending, storage blocked) gets N. Step 8 then applies to
+the chosen part.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
+from widget.runtime import experiments
 from widget.runtime.constants import BUNDLE_MAX_BYTES as MAX_BUNDLE_BYTES
 
 PAYLOAD_TYPE = "application/vnd.proactive.bundle+json"
@@ -41,6 +55,7 @@ REASONS = {
     "bad_signature": "the signature does not match the payload",
     "no_ed25519": "this browser cannot verify Ed25519 signatures",
     "bad_payload": "the signed payload is not a valid bundle",
+    "bad_rollout": "the staged rollout's previous version does not match what the signed payload names",
     "wrong_site": "the bundle is for another site",
     "expired": "the bundle has expired",
     "rollback": "the bundle's version is lower than one already accepted",
@@ -93,10 +108,12 @@ def parse_key_list(spec: str) -> list[bytes]:
 class OpenedEnvelope:
     """An envelope that passed checks 1-3: what remains is the signature."""
 
-    def __init__(self, payload: bytes, message: bytes, candidates: list[tuple[bytes, bytes]]):
+    def __init__(self, payload: bytes, message: bytes, candidates: list[tuple[bytes, bytes]],
+                 previous: bytes | None = None):
         self.payload = payload
         self.message = message  # the bytes the signature covers
         self.candidates = candidates  # (raw pinned key, signature) pairs
+        self.previous = previous  # a staged rollout's previous payload (bound by its hash in `payload`), or None
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -140,11 +157,12 @@ def open_envelope(raw: bytes, pinned_keys: list[bytes], max_size: int = MAX_BUND
         env = _strict_json(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BundleRejected("bad_envelope", "not JSON") from None
-    if not isinstance(env, dict) or set(env) != {"payloadType", "payload", "signatures"}:
-        raise BundleRejected("bad_envelope", "expected exactly payloadType, payload, signatures")
+    if not isinstance(env, dict) or set(env) - {PREVIOUS_FIELD} != {"payloadType", "payload", "signatures"}:
+        raise BundleRejected("bad_envelope", f"expected exactly payloadType, payload, signatures (and {PREVIOUS_FIELD})")
     if env["payloadType"] != PAYLOAD_TYPE:
         raise BundleRejected("bad_envelope", f"payloadType is not {PAYLOAD_TYPE}")
     payload = _b64(env["payload"], "payload")
+    previous = _b64(env[PREVIOUS_FIELD], PREVIOUS_FIELD) if PREVIOUS_FIELD in env else None
     sigs = env["signatures"]
     if not isinstance(sigs, list) or not sigs or len(sigs) > MAX_SIGNATURES:
         raise BundleRejected("bad_envelope", f"signatures must be a list of 1 to {MAX_SIGNATURES}")
@@ -163,7 +181,7 @@ def open_envelope(raw: bytes, pinned_keys: list[bytes], max_size: int = MAX_BUND
         ids = ", ".join(s["keyid"][:16] for s in sigs)
         pinned = ", ".join(by_id)
         raise BundleRejected("unknown_key", f"signed by {ids}; the tag pins {pinned}")
-    return OpenedEnvelope(payload, pae(PAYLOAD_TYPE, payload), candidates)
+    return OpenedEnvelope(payload, pae(PAYLOAD_TYPE, payload), candidates, previous)
 
 
 def _instant_ms(value: object, what: str) -> int:
@@ -183,36 +201,147 @@ def accept_payload(payload: bytes, *, site: str | None, last_version: int | None
 
     `now` is ms since the epoch (from the caller's clock). A payload whose
     version equals `last_version` is accepted: the caller keeps its copy."""
+    doc, expires = _payload(payload, site)
+    _fresh(doc, expires, now)
+    _no_rollback(doc, last_version)
+    return doc
+
+
+def _payload(payload: bytes, site: str | None, what: str = "payload", rollout: bool = True) -> tuple[dict, int | None]:
+    """Checks 5 and 6: the parsed payload and its expiry (ms, or None). The
+    `rollout` part (`rollout=True`: allowed, checked by `_rollout`) is a
+    publication fact, not authoring: the engine's validator does not see it."""
+    reason = "bad_payload" if what == "payload" else "bad_rollout"
     # 5) payload shape
     try:
         doc = _strict_json(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise BundleRejected("bad_payload", "not JSON") from None
+        raise BundleRejected(reason, f"the {what} is not JSON") from None
     if not isinstance(doc, dict):
-        raise BundleRejected("bad_payload", "not an object")
+        raise BundleRejected(reason, f"the {what} is not an object")
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise BundleRejected("bad_payload", "version must be a positive integer")
+        raise BundleRejected(reason, f"the {what}'s version must be a positive integer")
     if not isinstance(doc.get("site"), str) or not doc["site"]:
-        raise BundleRejected("bad_payload", "site must be a non-empty string")
+        raise BundleRejected(reason, f"the {what}'s site must be a non-empty string")
     if not isinstance(doc.get("messages"), list):
-        raise BundleRejected("bad_payload", "messages must be a list")
-    _instant_ms(doc.get("issued_at"), "issued_at")
-    expires = _instant_ms(doc["expires_at"], "expires_at") if doc.get("expires_at") is not None else None
-    problems = _authoring_problems(doc)
+        raise BundleRejected(reason, f"the {what}'s messages must be a list")
+    if ROLLOUT_FIELD in doc and not rollout:
+        raise BundleRejected(reason, f"the {what} is itself a staged rollout")
+    try:
+        _instant_ms(doc.get("issued_at"), "issued_at")
+        expires = _instant_ms(doc["expires_at"], "expires_at") if doc.get("expires_at") is not None else None
+    except BundleRejected as exc:
+        raise BundleRejected(reason, exc.detail) from None
+    problems = _authoring_problems({k: v for k, v in doc.items() if k != ROLLOUT_FIELD})
     if problems:
         more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
-        raise BundleRejected("bad_payload", "; ".join(str(p) for p in problems[:3]) + more)
+        raise BundleRejected(reason, "; ".join(str(p) for p in problems[:3]) + more)
     # 6) site id
     if site and doc["site"] != site:
         raise BundleRejected("wrong_site", f"bundle site {doc['site']!r}, the tag's data-site is {site!r}")
+    return doc, expires
+
+
+def _fresh(doc: dict, expires: int | None, now: int) -> None:
     # 7) expiry
     if expires is not None and expires <= now:
-        raise BundleRejected("expired", f"expired at {doc['expires_at']}")
+        raise BundleRejected("expired", f"version {doc['version']} expired at {doc['expires_at']}")
+
+
+def _no_rollback(doc: dict, last_version: int | None) -> None:
     # 8) rollback
-    if last_version is not None and version < last_version:
-        raise BundleRejected("rollback", f"version {version} < {last_version} already accepted")
-    return doc
+    if last_version is not None and doc["version"] < last_version:
+        raise BundleRejected("rollback", f"version {doc['version']} < {last_version} already accepted")
+
+
+# -- staged rollout ----------------------------------------------------------------
+
+ROLLOUT_FIELD = "rollout"            # in the signed payload of the new version
+PREVIOUS_FIELD = "previousPayload"   # in the envelope: the previous version's payload bytes, base64
+ROLLOUT_FIELDS = {"percent", "salt", "previous"}
+
+
+def in_rollout(salt: str, visitor_id: str, percent: float) -> bool:
+    """Whether the visitor is in the first `percent` % of visitors for this
+    salt: the same draw at every percentage, so widening only adds visitors."""
+    return experiments.draw(salt, visitor_id) * 100 < percent
+
+
+class Rollout:
+    """A staged rollout's two signed parts: `new` (the signed payload) to
+    `percent` % of visitors, `previous` to the others."""
+
+    __slots__ = ("percent", "salt", "new", "previous", "previous_expires", "part", "why")
+
+    def __init__(self, percent, salt, new, previous, previous_expires):
+        self.percent, self.salt = percent, salt
+        self.new, self.previous, self.previous_expires = new, previous, previous_expires
+        self.part = self.why = None  # the part chosen by `accept`, and why
+
+    def part_for(self, visitor_id: str | None, accepted: int | None) -> tuple[str, str]:
+        """("new" | "previous", why): which part runs for this visitor, given
+        the highest version this browser already accepted (None: none)."""
+        if accepted is not None and accepted > self.previous["version"]:
+            return "new", "already_newer"  # never back to the previous version
+        if not isinstance(visitor_id, str) or not experiments.VISITOR_ID.match(visitor_id):
+            return "previous", "no_visitor_id"
+        if in_rollout(self.salt, visitor_id, self.percent):
+            return "new", "in_rollout"
+        return "previous", "outside_rollout"
+
+    def facts(self) -> dict:
+        """What the page may show (status().bundle.rollout)."""
+        return {"percent": self.percent, "part": self.part, "why": self.why, "new": self.new["version"],
+                "previous": self.previous["version"]}
+
+
+def _rollout(doc: dict, previous_bytes: bytes | None, site: str | None) -> Rollout | None:
+    """Step 5 for the rollout part: None for a plain bundle."""
+    spec = doc.get(ROLLOUT_FIELD)
+    if spec is None:
+        if previous_bytes is not None:
+            raise BundleRejected("bad_rollout", f"{PREVIOUS_FIELD} beside a payload that names no rollout")
+        return None
+    if not isinstance(spec, dict) or set(spec) != ROLLOUT_FIELDS:
+        raise BundleRejected("bad_rollout", "rollout must have exactly percent, salt, previous")
+    percent, salt, named = spec["percent"], spec["salt"], spec["previous"]
+    if not isinstance(percent, (int, float)) or isinstance(percent, bool) or not 0 < percent < 100:  # NaN too
+        raise BundleRejected("bad_rollout", f"rollout percent {percent!r} is not above 0 and below 100")
+    if not isinstance(salt, str) or not experiments.SALT.match(salt):
+        raise BundleRejected("bad_rollout", "rollout salt must be 1-64 letters, digits, '.', '_' or '-'")
+    if not isinstance(named, dict) or set(named) != {"version", "sha256"}:
+        raise BundleRejected("bad_rollout", "rollout previous must have exactly version, sha256")
+    version = named["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < doc["version"]:
+        raise BundleRejected("bad_rollout", f"the previous version {version!r} is not below {doc['version']}")
+    if previous_bytes is None:
+        raise BundleRejected("bad_rollout", f"the envelope has no {PREVIOUS_FIELD}")
+    if not isinstance(named["sha256"], str) or hashlib.sha256(previous_bytes).hexdigest() != named["sha256"]:
+        raise BundleRejected("bad_rollout", "the previous payload's SHA-256 is not the one the signed payload names")
+    previous, expires = _payload(previous_bytes, site, "previous payload", rollout=False)
+    if previous["version"] != version or previous["site"] != doc["site"]:
+        raise BundleRejected("bad_rollout", "the previous payload's version or site is not the one named")
+    return Rollout(percent, salt, doc, previous, expires)
+
+
+def accept(opened: OpenedEnvelope, *, site: str | None, last_version: int | None, now: int,
+           visitor: str | None = None) -> tuple[dict, Rollout | None]:
+    """Checks 5-8 on an envelope whose signature (4) holds: (the payload
+    that runs for `visitor`, the Rollout with the part chosen, or None). The
+    payload returned has no `rollout` field: it is what the engine compiles."""
+    doc, expires = _payload(opened.payload, site)
+    rollout = _rollout(doc, opened.previous, site)
+    _fresh(doc, expires, now)  # an expired publication is refused whole, its previous part included
+    if rollout is None:
+        _no_rollback(doc, last_version)
+        return doc, None
+    rollout.part, rollout.why = rollout.part_for(visitor, last_version)
+    chosen = {k: v for k, v in doc.items() if k != ROLLOUT_FIELD} if rollout.part == "new" else rollout.previous
+    if rollout.part == "previous":
+        _fresh(chosen, rollout.previous_expires, now)
+    _no_rollback(chosen, last_version)
+    return chosen, rollout
 
 
 def _authoring_problems(doc: dict) -> list:
@@ -232,14 +361,24 @@ def _authoring_problems(doc: dict) -> list:
 
 
 def verify(raw: bytes, pinned_keys: list[bytes], check_signature, *, site: str | None = None,
-           last_version: int | None = None, now: int, max_size: int = MAX_BUNDLE_BYTES) -> dict:
+           last_version: int | None = None, now: int, max_size: int = MAX_BUNDLE_BYTES,
+           visitor: str | None = None) -> dict:
     """All eight checks in order. `check_signature(raw_key, message, sig) -> bool`
-    is the only crypto; returns the accepted payload or raises BundleRejected."""
+    is the only crypto; returns the accepted payload (for a staged rollout,
+    the part `visitor` gets) or raises BundleRejected."""
+    return verify_publication(raw, pinned_keys, check_signature, site=site, last_version=last_version, now=now,
+                              max_size=max_size, visitor=visitor)[0]
+
+
+def verify_publication(raw: bytes, pinned_keys: list[bytes], check_signature, *, site: str | None = None,
+                       last_version: int | None = None, now: int, max_size: int = MAX_BUNDLE_BYTES,
+                       visitor: str | None = None) -> tuple[dict, Rollout | None]:
+    """`verify`, returning (the accepted payload, the Rollout or None)."""
     opened = open_envelope(raw, pinned_keys, max_size)
     # 4) signature: one valid signature by a pinned key suffices (co-signing)
     if not any(check_signature(k, opened.message, s) for k, s in opened.candidates):
         raise BundleRejected("bad_signature")
-    return accept_payload(opened.payload, site=site, last_version=last_version, now=now)
+    return accept(opened, site=site, last_version=last_version, now=now, visitor=visitor)
 
 
 # -- trust in one browser ------------------------------------------------------
@@ -266,12 +405,15 @@ class Keep:
     bundle, with `version` as the new floor; `lower_floor`: the stored floor
     came from a key no longer pinned, so this version may replace a higher
     one. `kind`: "cached", "newer", "same" (the publication already running,
-    or equal to the floor) or "unchanged" (the very bytes already cached)."""
+    or equal to the floor) or "unchanged" (the very bytes already cached).
+    `rollout`: for a staged rollout, which part runs here and why
+    (Rollout.facts), else None."""
 
-    __slots__ = ("kind", "run", "store", "lower_floor", "payload", "version", "compiled")
+    __slots__ = ("kind", "run", "store", "lower_floor", "payload", "version", "compiled", "rollout")
 
-    def __init__(self, kind, *, run=False, store=False, lower_floor=False, payload=None, compiled=None):
+    def __init__(self, kind, *, run=False, store=False, lower_floor=False, payload=None, compiled=None, rollout=None):
         self.kind = kind
+        self.rollout = rollout
         self.run = run
         self.store = store
         self.lower_floor = lower_floor
@@ -300,10 +442,15 @@ class BundleTrust:
 
     `compile(payload)`, if given, turns a payload that will run into the
     engine's compiled bundle (kept on the `Keep`); its failure is a
-    `bad_payload` rejection, before any state changes."""
+    `bad_payload` rejection, before any state changes.
 
-    def __init__(self, keys: list[bytes], *, site: str | None = None, floor: int | None = None, compile=None):
+    `visitor`: the stable visitor id stored in this browser (None: consent
+    pending, storage blocked), which a staged rollout's part is chosen by."""
+
+    def __init__(self, keys: list[bytes], *, site: str | None = None, floor: int | None = None, compile=None,
+                 visitor: str | None = None):
         self.keys = keys
+        self.visitor = visitor
         self.site = site
         self.floor = floor if isinstance(floor, int) and not isinstance(floor, bool) else None
         self.floor_dropped = False
@@ -323,10 +470,12 @@ class BundleTrust:
         self._last_opened = (raw, opened)
         return opened
 
-    def _accept(self, raw: bytes, verdict, detail, now: int, last_version) -> dict:
+    def _accept(self, raw: bytes, verdict, detail, now: int, last_version) -> tuple[dict, dict | None]:
+        """(payload, rollout facts or None)."""
         opened = self.open(raw)
         _signature(opened, verdict, detail)
-        return accept_payload(opened.payload, site=self.site, last_version=last_version, now=now)
+        payload, rollout = accept(opened, site=self.site, last_version=last_version, now=now, visitor=self.visitor)
+        return payload, rollout.facts() if rollout else None
 
     def _compiled(self, payload: dict):
         if self.compile is None:
@@ -345,14 +494,14 @@ class BundleTrust:
         unless it is below the floor, expired, or no longer trusted."""
         self._cached_raw = bytes(raw)
         try:
-            payload = self._accept(raw, verdict, detail, now, self.floor)
+            payload, rollout = self._accept(raw, verdict, detail, now, self.floor)
         except BundleRejected as exc:
             if exc.reason == "unknown_key" and self.floor is not None:
                 self.floor, self.floor_dropped = None, True
             raise
         compiled = self._compiled(payload)
         self.current = payload
-        return Keep("cached", run=True, payload=payload, compiled=compiled)
+        return Keep("cached", run=True, payload=payload, compiled=compiled, rollout=rollout)
 
     def offer_fetched(self, raw: bytes, verdict: str | None, now: int, detail: str = "") -> Keep:
         """The bundle endpoint's answer: newer than what runs (and the floor)
@@ -362,10 +511,11 @@ class BundleTrust:
             return Keep("unchanged")  # a 304, or republished unchanged
         running = self.current["version"] if self.current else 0
         base = max(self.floor or 0, running) or None
-        payload = self._accept(raw, verdict, detail, now, base)
+        payload, rollout = self._accept(raw, verdict, detail, now, base)
         if base is not None and payload["version"] <= base and self.current is not None:
-            return Keep("same", payload=payload)  # keep the copy that runs
+            return Keep("same", payload=payload, rollout=rollout)  # keep the copy that runs
         kind = "same" if base is not None and payload["version"] <= base else "newer"
         compiled = self._compiled(payload)
         self.current = payload
-        return Keep(kind, run=True, store=True, lower_floor=self.floor_dropped, payload=payload, compiled=compiled)
+        return Keep(kind, run=True, store=True, lower_floor=self.floor_dropped, payload=payload, compiled=compiled,
+                    rollout=rollout)
