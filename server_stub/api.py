@@ -67,6 +67,8 @@ ASCII_SPACE = " \t\n\v\f\r"  # what "blank" means, here and in docs/openapi.json
 EMAIL_RE = re.compile(r"[^\t\n\v\f\r ]*@[^\t\n\v\f\r ]*")
 PRESENCE_MAX_AGE = 5  # seconds a cached GET /api/presence may be used without asking
 BUCKETS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+PRUNE_PERIOD = 3600.0  # seconds between two deletions of old raw events (and at start)
+PRUNE_CHUNK = 5000
 
 
 class ApiError(Exception):
@@ -337,6 +339,10 @@ class EndpointConfig:
     # redis://… : live news and rate limits shared with every process on the
     # same Redis (server_stub/broker_redis.py); None: this process only.
     broker_url: str | None = None
+    # Raw beacon events older than this are deleted (the stats keep their
+    # counts: storage.py's tallies); None or 0: kept until a visitor's
+    # data is deleted.
+    keep_events_days: float | None = None
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -392,9 +398,13 @@ class Endpoint:
         whose heartbeat stopped, and hand over delivery requests that a dead
         process left pending (with a delivery hook)."""
         period = max(0.1, min(self.config.delivery_lease_ms, self.config.presence_ttl_ms) / 6000)
+        pruned_at = -math.inf
         while True:
             await asyncio.sleep(period)
             try:
+                if time.monotonic() - pruned_at >= PRUNE_PERIOD:
+                    pruned_at = time.monotonic()
+                    await self.prune_events()
                 if await self.db(self.store.expire_agents):
                     await self._publish_presence()
                 if self.config.on_delivery is not None:
@@ -402,6 +412,20 @@ class Endpoint:
                         await run_in_threadpool(self._hand_over, {"id": delivery_id})
             except ApiError as exc:
                 log.warning("background work: %s", exc.message)
+
+    async def prune_events(self) -> int:
+        """Deletes the raw events older than `keep_events_days` (with the
+        option set), a chunk per storage call so that other calls go in
+        between; how many went."""
+        days = self.config.keep_events_days
+        if not days:
+            return 0
+        before, gone = now_ms() - int(days * 86_400_000), 0
+        while True:
+            n = await self.db(self.store.prune_events, before, PRUNE_CHUNK, 1)
+            gone += n
+            if n < PRUNE_CHUNK:
+                return gone
 
     async def _publish_presence(self) -> dict:
         presence = await self.db(self.store.presence)
