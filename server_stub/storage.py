@@ -248,6 +248,16 @@ class SqlStore:
             "messages": [dict(m) for m in messages],
         }
 
+    def messages_after(self, visitor: str, after_id: int, since_t: int, limit: int) -> list[dict]:
+        """The visitor's conversation's messages with an id above `after_id`
+        stored at or after `since_t`, oldest first, at most `limit` (a
+        resumed event stream's replay). Ids grow in commit order within a
+        conversation: both writers update its row first, which serialises them."""
+        rows = self._read(
+            "SELECT m.id, m.sender, m.author, m.text, m.t FROM messages m JOIN conversations c ON m.conversation_id = c.id"
+            " WHERE c.visitor_id = ? AND m.id > ? AND m.t >= ? ORDER BY m.id LIMIT ?", (visitor, after_id, since_t, limit))
+        return [dict(r) for r in rows]
+
     def add_visitor_message(self, visitor: str, text: str, *, site=None, auto_message=None, page_url=None) -> tuple[int, dict]:
         """Stores a visitor message, starting the conversation on the first one."""
         t = now_ms()
