@@ -151,15 +151,15 @@ class SqlStore:
     SQL that SQLite and PostgreSQL read alike (ON CONFLICT, RETURNING).
     A backend provides `_tx(fn)` (fn gets something with `execute` and
     `executemany` returning a cursor), `_read(sql, args)`, `close()`, the
-    SQL of an event's sender (`sender_sql`), the exceptions that mean
-    "try again later" (`transient_errors`) and how many calls may run at
-    once (`threads`)."""
+    exceptions that mean "try again later" (`transient_errors`), how many
+    calls may run at once (`threads`), and two dialect fragments
+    (`lock_rows`, `by_shown`)."""
 
-    sender_sql = ""
     transient_errors: tuple[type[BaseException], ...] = ()
     threads = 1
     schema_version = 0
     lock_rows = ""   # what makes a SELECT lock the rows it reads until commit (PostgreSQL: FOR UPDATE)
+    by_shown = ""    # how a `since` window reads visitor_marks (SQLite would scan the table in GROUP BY order)
 
     def _tx(self, fn):
         raise NotImplementedError
@@ -435,7 +435,7 @@ class SqlStore:
                 "SELECT message, COUNT(*) AS shown, SUM(CASE WHEN clicked_at >= ? THEN 1 ELSE 0 END) AS clicked,"
                 " SUM(CASE WHEN dismissed_at >= ? THEN 1 ELSE 0 END) AS dismissed,"
                 " SUM(CASE WHEN replied_at >= ? THEN 1 ELSE 0 END) AS replied"
-                " FROM visitor_marks WHERE shown_at >= ? GROUP BY message", (since,) * 4)
+                f" FROM visitor_marks{self.by_shown} WHERE shown_at >= ? GROUP BY message", (since,) * 4)
         for r in visitors:
             m = entry(r["message"])
             m["visitors"] = {k: int(r[k]) for k in KINDS}
@@ -549,7 +549,7 @@ class Store(SqlStore):
     before it fails (the endpoint answers 503 then)."""
 
     dialect = "sqlite"
-    sender_sql = "substr(id, 1, instr(id, ':') - 1)"
+    by_shown = " INDEXED BY visitor_marks_by_shown"
     transient_errors = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path | str | None = None, *, busy_timeout: float = 5.0, upgrade: bool = True):

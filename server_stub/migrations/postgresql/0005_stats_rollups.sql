@@ -21,7 +21,8 @@ CREATE TABLE visitor_marks (
   shown_at BIGINT, clicked_at BIGINT, dismissed_at BIGINT, replied_at BIGINT,
   PRIMARY KEY (message, sender)
 );
-CREATE INDEX visitor_marks_by_shown ON visitor_marks(shown_at);
+-- A `since` window's visitors: a range of this index, read without the table.
+CREATE INDEX visitor_marks_by_shown ON visitor_marks(shown_at, message, clicked_at, dismissed_at, replied_at);
 CREATE TABLE visitor_counts (
   message TEXT PRIMARY KEY, shown INTEGER NOT NULL, clicked INTEGER NOT NULL,
   dismissed INTEGER NOT NULL, replied INTEGER NOT NULL
