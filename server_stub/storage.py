@@ -394,6 +394,8 @@ class SqlStore:
         events kept (`prune_events`) counts its first minute whole."""
         if since is not None and since <= 0:
             since = None  # every event was received after the epoch
+        elif since is not None:
+            since = min(since, FOREVER)  # none was received this late; bucket arithmetic stays in 64 bits
         out: dict[str, dict] = {}
 
         def entry(mid):

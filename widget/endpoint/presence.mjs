@@ -27,6 +27,41 @@ function parse(text) {
   try { return JSON.parse(text); } catch { return null; }
 }
 
+const hidden = () => document.visibilityState === "hidden";
+
+// The team's presence without a stream: GET /presence now and every
+// TEAM_POLL_MS while wanted, visible and not streaming (`streaming()`).
+function teamReader(ctx, streaming, setTeam) {
+  let wanted = false; // the bundle has a message that depends on the team
+  let timer = null;
+
+  function stop() {
+    clearTimeout(timer);
+    timer = null;
+  }
+
+  async function read() {
+    stop();
+    if (!wanted || streaming() || ctx.isClosed() || hidden()) return;
+    try {
+      const data = await ctx.client.call("GET", "/presence", undefined, { auth: false, cache: "default" });
+      if (!streaming()) setTeam(data && data.team);
+    } catch (err) {
+      ctx.warn(`team presence is unavailable (${err.message}); messages for an online or offline team wait`);
+    }
+    if (wanted && !streaming() && !ctx.isClosed() && !hidden() && !timer) timer = setTimeout(read, TEAM_POLL_MS);
+  }
+
+  return {
+    need(value) {
+      wanted = Boolean(value);
+      if (wanted && !streaming() && !timer) read();
+    },
+    read,
+    stop,
+  };
+}
+
 // `ctx`: {client, send, emit, warn, notify, isClosed, chat, beacons}.
 export function createPresence(ctx) {
   let stream = null;
@@ -36,12 +71,9 @@ export function createPresence(ctx) {
   let failures = 0; // in a row, without a stable stream in between
   let historyStep = -1; // the backoff step at which history was last re-read
   let team = null;
-  let wantTeam = false; // the bundle has a message that depends on the team
-  let teamTimer = null;
   let chattingUntil = 0; // Date.now() until which the conversation holds a stream
   let idleTimer = null;
 
-  const hidden = () => document.visibilityState === "hidden";
   const chatting = () => Date.now() < chattingUntil;
 
   function setTeam(value) {
@@ -53,21 +85,7 @@ export function createPresence(ctx) {
     }
   }
 
-  // -- team presence without a stream --------------------------------------------
-  async function readTeam() {
-    clearTimeout(teamTimer);
-    teamTimer = null;
-    if (!wantTeam || stream || ctx.isClosed() || hidden()) return;
-    try {
-      const data = await ctx.client.call("GET", "/presence", undefined, { auth: false, cache: "default" });
-      if (!stream) setTeam(data && data.team);
-    } catch (err) {
-      ctx.warn(`team presence is unavailable (${err.message}); messages for an online or offline team wait`);
-    }
-    if (wantTeam && !stream && !ctx.isClosed() && !hidden() && !teamTimer) {
-      teamTimer = setTimeout(readTeam, TEAM_POLL_MS);
-    }
-  }
+  const teamNow = teamReader(ctx, () => Boolean(stream), setTeam);
 
   // -- the stream, while chatting ------------------------------------------------------
   function listen(es) {
@@ -119,8 +137,7 @@ export function createPresence(ctx) {
     streamTimer = null;
     const token = ctx.client.token;
     if (ctx.isClosed() || stream || !token || !chatting() || hidden()) return;
-    clearTimeout(teamTimer);
-    teamTimer = null;
+    teamNow.stop();
     const ids = ctx.chat.messages().map((m) => m.id);
     const last = ids.length ? `&last_event_id=${Math.max(...ids)}` : "";
     let es;
@@ -143,7 +160,7 @@ export function createPresence(ctx) {
 
   function idle() {
     closeStream();
-    readTeam();
+    teamNow.read();
   }
 
   return {
@@ -158,10 +175,7 @@ export function createPresence(ctx) {
       open();
     },
     // Whether the running bundle reads the team (its `ready` says so).
-    needTeam(value) {
-      wantTeam = Boolean(value);
-      if (wantTeam && !stream && !teamTimer) readTeam();
-    },
+    needTeam: teamNow.need,
     // A new or forgotten token: a stream for the old one reopens for the new.
     restart() {
       if (!stream) return;
@@ -173,22 +187,20 @@ export function createPresence(ctx) {
     onVisibility() {
       if (hidden()) {
         closeStream();
-        clearTimeout(teamTimer);
-        teamTimer = null;
+        teamNow.stop();
         ctx.beacons.flush(true);
       } else if (!ctx.isClosed()) {
         if (chatting()) {
           backoff = Math.max(backoff, 1); // catch up on what we missed
           open();
         }
-        if (!stream) readTeam();
+        if (!stream) teamNow.read();
       }
     },
     close() {
       closeStream();
-      clearTimeout(teamTimer);
+      teamNow.stop();
       clearTimeout(idleTimer);
-      teamTimer = null;
     },
   };
 }
