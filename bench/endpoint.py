@@ -1,6 +1,7 @@
 """The endpoint past one process, measured on loopback (docs/benchmarks.md, docs/deploy.md).
 
     .venv/bin/python bench/endpoint.py [--seconds 5] [--concurrency 200] [--streams 2000] [--events 1000000]
+    .venv/bin/python bench/endpoint.py --stats-only --events 10000000 [--only sqlite|pg1]
 
 Three layouts in one run, each started fresh: one process on SQLite; one
 process on PostgreSQL + Redis; two processes on PostgreSQL + Redis
@@ -18,7 +19,8 @@ Per layout:
 3. agent reply → visitor: a visitor's stream on the last process, 50
    replies posted on the first: p50 and p99 from POST to the event;
 4. stats (once the processes have stopped): EVENTS beacon events stored
-   directly, then the agent stats query timed (median of 3).
+   through the write path over 30 days, then the agent stats query timed
+   (median of 5; `--stats-only` runs this phase alone).
 
 127.0.0.1 only, every phase bounded in time and count; prints one JSON
 line per layout.
@@ -134,27 +136,48 @@ def reply_latency(ports: list[int]) -> dict:
     return {"reply_p50_ms": round(lat[25], 1), "reply_p99_ms": round(lat[49], 1)}
 
 
-def stats_time(db: str, count: int) -> dict:
-    """Stores COUNT events (40 per visitor, 20 messages), then times the
-    agent stats query itself (store.stats, as GET /api/agent/stats runs it)."""
-    from server_stub.storage import open_store
+def stats_time(db: str, count: int, days: int = 30) -> dict:
+    """Stores COUNT beacon events through the write path (raw rows and the
+    stats' tallies in one transaction, as POST /api/events does; 40 events
+    per visitor: every kind for 10 of 20 messages, received over DAYS days), then times the
+    storage calls of GET /api/agent/stats (store.stats and the experiments'
+    arm_counts), median of 5: by hour (the agent page's default), by day,
+    and by hour over the last 24 hours."""
+    from server_stub import storage
 
-    store = open_store(db if db.startswith("postgresql://") else Path(db))
+    store = storage.open_store(db if db.startswith("postgresql://") else Path(db))
+    real_clock = storage.now_ms
+    end = real_clock()
+    start_t = end - days * 86_400_000
     try:
-        per_visitor, batch = 40, 20_000
+        per_visitor, batch = 40, 2_000   # 50 visitors' beacons per transaction, as the endpoint groups them
+        began = time.perf_counter()
         for start in range(0, count, batch):
+            received = start_t + (end - start_t) * start // count
+            storage.now_ms = lambda received=received: received
             store.add_event_batches([(f"v{v}", None, [{
-                "id": str(i), "type": ("shown", "clicked", "dismissed", "replied")[i % 4], "message": f"m{i % 20}",
-                "t": i} for i in range(v * per_visitor, min(count, (v + 1) * per_visitor))])
+                "id": str(i), "type": ("shown", "clicked", "dismissed", "replied")[i % 4], "message": f"m{i // 4 % 20}",
+                "button": "yes" if i % 4 == 1 else None, "t": i}
+                for i in range(v * per_visitor, min(count, (v + 1) * per_visitor))])
                 for v in range(start // per_visitor, min(count, start + batch) // per_visitor)])
-        runs = []
-        for _ in range(3):
-            t = time.perf_counter()
-            store.stats(86_400_000)
-            runs.append((time.perf_counter() - t) * 1000)
+        load_s = time.perf_counter() - began
+        storage.now_ms = real_clock
+
+        def timed(bucket_ms, since=None):
+            runs = []
+            for _ in range(5):
+                t = time.perf_counter()
+                json.dumps(store.stats(bucket_ms, since))   # and the answer's JSON, as the endpoint sends it
+                store.arm_counts(None, 7 * 86_400_000)
+                runs.append((time.perf_counter() - t) * 1000)
+            return round(statistics.median(runs), 1)
+
+        return {"events": count, "events_days": days, "load_events_per_s": round(count / load_s),
+                "stats_ms": timed(3_600_000), "stats_day_ms": timed(86_400_000),
+                "stats_last_24h_ms": timed(3_600_000, end - 86_400_000)}
     finally:
+        storage.now_ms = real_clock
         store.close()
-    return {"events": count, "stats_ms": round(statistics.median(runs), 1)}
 
 
 def layout(name: str, processes: int, db: str, broker: str, args) -> dict:
@@ -185,9 +208,10 @@ def layout(name: str, processes: int, db: str, broker: str, args) -> dict:
                     "non_202_why": {k: sum(x.get("non_202_why", {}).get(k, 0) for x in parts)
                                     for k in {k for x in parts for k in x.get("non_202_why", {})}}}
 
-        result.update(asyncio.run(spread()))
-        result.update(asyncio.run(fan_out(ports, [c.pid for c in children], args.streams)))
-        result.update(reply_latency(ports))
+        if not args.stats_only:
+            result.update(asyncio.run(spread()))
+            result.update(asyncio.run(fan_out(ports, [c.pid for c in children], args.streams)))
+            result.update(reply_latency(ports))
     finally:
         for child in children:
             child.terminate()
@@ -207,6 +231,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=200)
     p.add_argument("--streams", type=int, default=2000)
     p.add_argument("--events", type=int, default=0, help="beacon events stored before timing the stats query")
+    p.add_argument("--stats-only", action="store_true", help="only the stats phase (with --events)")
     p.add_argument("--only", choices=("sqlite", "pg1", "pg2"), action="append")
     p.add_argument("--serve", nargs=4, metavar=("PORT", "DATA", "DB", "BROKER"), help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -18,6 +18,9 @@ import pytest
 
 from conftest import PageGuard, T0, shown_ids, simple_messages, sync, wait_ready
 
+TEAM_POLL_MS = 30_000   # widget/endpoint/presence.mjs
+IDLE_MS = 600_000
+
 
 # -- helpers -------------------------------------------------------------------------
 
@@ -198,7 +201,15 @@ def test_team_online_message_appears_only_after_an_agent_goes_online(site, page,
     agent_page.click("#presence-toggle")
     agent_page.wait_for_selector('#presence-toggle[aria-pressed="true"]')
     assert agent_page.inner_text("#team-status").startswith("Team online")
-    until(lambda: shown_soon(page, "we-are-here"), "the team-online message after the agent went online")
+    # A visitor who is not chatting holds no stream: the page reads the
+    # team's presence again every TEAM_POLL_MS (widget/endpoint/presence.mjs;
+    # the answer may be cached for 5 s of real time).
+    def next_poll():
+        page.clock.run_for(TEAM_POLL_MS)
+        page.wait_for_timeout(200)
+        return shown_soon(page, "we-are-here")
+
+    until(next_poll, "the team-online message after the agent went online")
     agent_page.click("#presence-toggle")  # leave the team offline for other tests
     agent_page.wait_for_selector('#presence-toggle[aria-pressed="false"]')
 
@@ -384,33 +395,80 @@ def test_an_answer_given_while_the_visitor_was_away_stops_the_no_reply_timer(sit
     assert "still-waiting" not in shown_ids(back)
 
 
-def test_presence_stream_reconnects_with_backoff(site, page, guard):
+def conversation_of(site, text: str) -> int:
+    return next(c["id"] for c in agent_api(site, "GET", "/conversations")["conversations"] if c["last_text"] == text)
+
+
+def test_live_stream_reconnects_with_backoff_and_resumes_with_the_reply_sent_meanwhile(site, page, guard):
     guard.allowed_console_errors += ["Failed to load resource", "ERR_FAILED"]
+    url = bundle(site, "backoff", {"id": "hi", "rules": [{"rule": "time_on_page", "op": "greater", "value": 0}]})
+    attempts = []
+    page.route(f"{site.widget_origin}/api/stream*", lambda route: (attempts.append(route.request.url), route.abort()))
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    collect_chat(page)
+    assert endpoint(page, "sendMessage", "Anyone there? (backoff)")
+    until(lambda: attempts, "the first stream attempt", pump=page)
+    # Step the clock in small steps so each failure is seen before time moves on.
+    for _ in range(60):  # 15 s of page time
+        page.clock.run_for(250)
+        page.wait_for_timeout(30)
+    # Retries after 0.5–1 s, 1–2 s, 2–4 s, 4–8 s (jittered): 4 or 5 attempts in 15 s, not one every few hundred ms.
+    assert 4 <= len(attempts) <= 6, attempts
+    # Each attempt resumes after the last message the page has (its own).
+    assert all("last_event_id=" in a for a in attempts), attempts
+    # The agent answers while the page cannot connect.
+    agent_api(site, "POST", f"/conversations/{conversation_of(site, 'Anyone there? (backoff)')}/messages",
+              {"text": "Here! (sent while you were away)"})
+    page.unroute(f"{site.widget_origin}/api/stream*")
+    # The next retry connects (within 8–16 s of page time) and the reply is replayed, once.
+    # The connection itself takes real time (slow under CPU load): page time and real time both pass.
+    deadline = time.time() + 30
+    while not [m for m in chat(page) if m["sender"] == "agent"] and time.time() < deadline:
+        page.clock.run_for(250)
+        page.wait_for_timeout(50)
+    page.wait_for_timeout(500)
+    assert [m["text"] for m in chat(page) if m["sender"] == "agent"] == ["Here! (sent while you were away)"]
+
+
+STREAM_WATCH = """() => {
+  const Real = window.EventSource;
+  window.__streams = [];
+  window.EventSource = class extends Real {
+    constructor(...args) { super(...args); window.__streams.push(this); }
+  };
+}"""
+
+
+def open_streams(page) -> int:
+    return page.evaluate("() => (window.__streams || []).filter((s) => s.readyState !== 2).length")
+
+
+def test_a_visitor_who_is_not_chatting_holds_no_stream_until_they_send_a_message(site, page, guard, agent_page):
+    """No conversation: no event stream at all, whatever the page time; the
+    team's presence is read with the cacheable GET, only because a message
+    depends on the team. The visitor writes: the stream opens and the agent's
+    answer arrives on it; IDLE_MS after the last message it closes."""
     team_offline(site)
-    agent_api(site, "POST", "/presence", {"agent": "backoff-test", "online": True})
-    try:
-        url = site.publish({"site": "test", "widgets": [{"id": "main"}], "messages": [
-            {"id": "online-now", "type": "proactive", "widget": "main", "team": "online", "content": {"text": "Hi"},
-             "rules": [{"rule": "time_on_page", "op": "greater", "value": 0}]}]}, "backoff")
-        attempts = []
-        page.route(f"{site.widget_origin}/api/stream*", lambda route: (attempts.append(1), route.abort()))
-        boot(page, site.page(tag=site.tag(bundle=url)))
-        until(lambda: attempts, "the first stream attempt", pump=page)
-        # Step the clock in small steps so each failure is seen before time moves on.
-        for _ in range(60):  # 15 s of page time
-            page.clock.run_for(250)
-            page.wait_for_timeout(30)
-        # Retries after 0.5–1 s, 1–2 s, 2–4 s, 4–8 s (jittered): 4 or 5 attempts in 15 s, not one every few hundred ms.
-        assert 4 <= len(attempts) <= 6, attempts
-        sync(page)
-        assert shown_ids(page) == []  # team unknown while disconnected
-        page.unroute(f"{site.widget_origin}/api/stream*")
-        # The next retry connects (within 8–16 s of page time), presence arrives, the message shows.
-        # The connection itself takes real time (slow under CPU load): page time and real time both pass.
-        deadline = time.time() + 30
-        while not shown_soon(page, "online-now") and time.time() < deadline:
-            page.clock.run_for(250)
-            time.sleep(0.05)
-        assert shown_ids(page) == ["online-now"]
-    finally:
-        agent_api(site, "POST", "/presence", {"agent": "backoff-test", "online": False})
+    url = site.publish({"site": "test", "widgets": [{"id": "main"}], "messages": [
+        {"id": "offline-note", "type": "proactive", "widget": "main", "team": "offline", "content": {"text": "Leave a note"},
+         "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]}]}, "nostream")
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/" in r.url else None)
+    page.add_init_script(f"({STREAM_WATCH})()")
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    for _ in range(4):
+        page.clock.run_for(TEAM_POLL_MS)
+        page.wait_for_timeout(100)
+    until(lambda: shown_soon(page, "offline-note"), "the team-offline message (presence read with GET)")
+    assert not [u for u in requests if "/api/stream" in u] and page.evaluate("() => window.__streams.length") == 0
+    assert [u for u in requests if u.endswith("/api/presence")], requests
+
+    collect_chat(page)
+    assert endpoint(page, "sendMessage", "Is anyone reading this?")
+    until(lambda: open_streams(page) == 1, "the stream, once the visitor has a conversation", pump=page)
+    agent_api(site, "POST", f"/conversations/{conversation_of(site, 'Is anyone reading this?')}/messages",
+              {"text": "Yes, I am."})
+    until(lambda: [m for m in chat(page) if m["sender"] == "agent"], "the agent's answer over the stream")
+    # Idle: IDLE_MS after the last message the stream closes.
+    page.clock.run_for(IDLE_MS + 1000)
+    until(lambda: open_streams(page) == 0, "the stream to close when the conversation is idle", pump=page)

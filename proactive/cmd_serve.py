@@ -66,8 +66,24 @@ def add_arguments(p) -> None:
     p.add_argument("--agent-token", default=None,
                    help="the agent page's and API's token (default: created once in DATA/agent-token); "
                         "the printed agent page URL carries it")
+    p.add_argument("--keep-events-days", type=_days, default=os.environ.get("PROACTIVE_KEEP_EVENTS_DAYS") or "90",
+                   metavar="DAYS", help="delete raw beacon events older than this (the stats keep counting them); "
+                                        "0: keep them (default: $PROACTIVE_KEEP_EVENTS_DAYS, else 90)")
     p.add_argument("--delivery-webhook", default=None, metavar="URL",
                    help="POST each new email delivery request as JSON to this URL (your mail system)")
+
+
+def _days(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not 0 <= days <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (0 to 100000)")
+    return days
 
 
 def prepare_demo(data: Path, messages: Path) -> tuple[Path, str]:
@@ -228,7 +244,7 @@ def run(args) -> int:
             else None,
             on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
             stream_limits=StreamLimits(total=args.max_streams, per_address=args.max_streams_per_address),
-            broker_url=args.broker,
+            broker_url=args.broker, keep_events_days=args.keep_events_days,
         )
     except StoreError as exc:
         print(f"proactive serve: {exc}", file=sys.stderr)

@@ -67,6 +67,10 @@ ASCII_SPACE = " \t\n\v\f\r"  # what "blank" means, here and in docs/openapi.json
 EMAIL_RE = re.compile(r"[^\t\n\v\f\r ]*@[^\t\n\v\f\r ]*")
 PRESENCE_MAX_AGE = 5  # seconds a cached GET /api/presence may be used without asking
 BUCKETS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+REPLAY_MS = 3_600_000   # a resumed stream replays the messages of the last hour ...
+REPLAY_MAX = 100        # ... at most this many (older ones: GET /conversation)
+PRUNE_PERIOD = 3600.0  # seconds between two deletions of old raw events (and at start)
+PRUNE_CHUNK = 5000
 
 
 class ApiError(Exception):
@@ -337,6 +341,10 @@ class EndpointConfig:
     # redis://… : live news and rate limits shared with every process on the
     # same Redis (server_stub/broker_redis.py); None: this process only.
     broker_url: str | None = None
+    # Raw beacon events older than this are deleted (the stats keep their
+    # counts: storage.py's tallies); None or 0: kept until a visitor's
+    # data is deleted.
+    keep_events_days: float | None = None
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -392,9 +400,13 @@ class Endpoint:
         whose heartbeat stopped, and hand over delivery requests that a dead
         process left pending (with a delivery hook)."""
         period = max(0.1, min(self.config.delivery_lease_ms, self.config.presence_ttl_ms) / 6000)
+        pruned_at = -math.inf
         while True:
             await asyncio.sleep(period)
             try:
+                if time.monotonic() - pruned_at >= PRUNE_PERIOD:
+                    pruned_at = time.monotonic()
+                    await self.prune_events()
                 if await self.db(self.store.expire_agents):
                     await self._publish_presence()
                 if self.config.on_delivery is not None:
@@ -402,6 +414,20 @@ class Endpoint:
                         await run_in_threadpool(self._hand_over, {"id": delivery_id})
             except ApiError as exc:
                 log.warning("background work: %s", exc.message)
+
+    async def prune_events(self) -> int:
+        """Deletes the raw events older than `keep_events_days` (with the
+        option set), a chunk per storage call so that other calls go in
+        between; how many went."""
+        days = self.config.keep_events_days
+        if not days:
+            return 0
+        before, gone = now_ms() - int(days * 86_400_000), 0
+        while True:
+            n = await self.db(self.store.prune_events, before, PRUNE_CHUNK, 1)
+            gone += n
+            if n < PRUNE_CHUNK:
+                return gone
 
     async def _publish_presence(self) -> dict:
         presence = await self.db(self.store.presence)
@@ -670,16 +696,32 @@ class Endpoint:
             return request_
 
     async def stream(self, request: Request) -> Response:
+        """The visitor's live news: presence, and with `?visitor=TOKEN` their
+        conversation's messages and rating. Each message event's id is the
+        message's; a client that says the last one it has (the Last-Event-ID
+        header EventSource sends when it reconnects, or `?last_event_id=`
+        when it opens a new stream) first gets the messages stored after it
+        (of the last REPLAY_MS, at most REPLAY_MAX; older ones are the
+        history's), whichever process stored them."""
         token = request.query_params.get("visitor")
         topics = ["presence"]
         visitor = await self._visitor(request, token) if token else None
         if visitor:
             topics.append("visitor:" + visitor)
+        last = _last_event_id(request)
         presence = await self._presence_news()
         release = self.visitor_streams.acquire(self._client(request), visitor)
+
+        async def replay() -> list[dict]:
+            try:
+                found = await self.db(self.store.messages_after, visitor, last, now_ms() - REPLAY_MS, REPLAY_MAX)
+            except ApiError:
+                return []   # a busy database: the client reads the history
+            return [_public_message(m) for m in found]
+
         return EventStream(self.broker, topics, lambda: [("presence", presence), ("hello", {"now": now_ms()})],
                            heartbeat=self.config.stream_heartbeat, max_seconds=self.config.stream_max_seconds,
-                           on_close=release)
+                           on_close=release, replay=replay if visitor and last is not None else None)
 
     async def _presence_news(self) -> dict:
         p = await self.db(self.store.presence)
@@ -874,6 +916,16 @@ def _button(value) -> str | None:
         raise ApiError(422, "invalid_field", "`button` must be a string or an index", field="button")
     check_json(value, "button")
     return str(value)[:MAX_ID]
+
+
+def _last_event_id(request: Request) -> int | None:
+    """The last message id a reconnecting client had: the Last-Event-ID
+    header, else `?last_event_id=`; None when neither is a plain id (a
+    stream without one replays nothing)."""
+    for text in (request.headers.get("last-event-id"), request.query_params.get("last_event_id")):
+        if text is not None and text.isascii() and text.isdigit() and len(text) <= 18:
+            return int(text)
+    return None
 
 
 def _public_message(m: dict) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import anyio
@@ -148,13 +148,20 @@ class EventStream:
     """An ASGI response streaming `text/event-stream` until the client leaves
     (or `max_seconds` pass: the browser reconnects, which bounds the life of
     any one connection). Comments every `heartbeat` seconds keep proxies from
-    closing an idle stream."""
+    closing an idle stream.
+
+    Resuming: `message` events carry their message id as the SSE `id:`, so a
+    reconnecting client says the last one it had (Last-Event-ID). `replay`,
+    called once subscribed (so nothing published meanwhile falls between
+    the two), returns the messages stored after it; live ones it already
+    replayed are skipped: each message is sent once, in id order."""
 
     def __init__(self, broker: Broker, topics: Iterable[str], initial: Callable[[], list[tuple[str, dict]]],
                  headers: dict | None = None, heartbeat: float = 15.0, max_seconds: float = 300.0, retry_ms: int = 2000,
-                 on_close: Callable[[], None] | None = None):
+                 on_close: Callable[[], None] | None = None,
+                 replay: Callable[[], Awaitable[list[dict]]] | None = None):
         self.broker, self.topics, self.initial, self.on_close = broker, list(topics), initial, on_close
-        self.headers = headers or {}
+        self.headers, self.replay = headers or {}, replay
         self.heartbeat, self.max_seconds, self.retry_ms = heartbeat, max_seconds, retry_ms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -188,6 +195,10 @@ class EventStream:
         await emit(f"retry: {self.retry_ms}\n\n".encode())
         for event, data in self.initial():
             await emit(sse_frame(event, data))
+        sent = -1   # the highest message id sent
+        for message in await self.replay() if self.replay is not None else []:
+            sent = max(sent, message["id"])
+            await emit(sse_frame("message", message, str(message["id"])))
         with anyio.move_on_after(self.max_seconds):
             while True:
                 try:
@@ -195,5 +206,11 @@ class EventStream:
                 except asyncio.TimeoutError:
                     await emit(b": keep-alive\n\n")
                     continue
-                await emit(sse_frame(event, data))
+                if event == "message" and isinstance(data.get("id"), int):
+                    if data["id"] <= sent:
+                        continue   # replayed already
+                    sent = data["id"]
+                    await emit(sse_frame(event, data, str(data["id"])))
+                else:
+                    await emit(sse_frame(event, data))
         await send({"type": "http.response.body", "body": b"", "more_body": False})

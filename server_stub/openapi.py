@@ -283,8 +283,17 @@ def document() -> dict:
                           **_errors(401, *WRITE_ERRORS)}}},
         "/api/stream": {"get": {
             "summary": "Server-sent events: `presence` {team, agents_online}, `hello` {now}; with ?visitor=TOKEN also "
-                       "`message` (Message) and `rating` for that visitor. Capped per visitor, per address and in total",
-            "parameters": [{"name": "visitor", "in": "query", "required": False, "schema": {"type": "string"}}],
+                       "`message` (Message) and `rating` for that visitor. Capped per visitor, per address and in total. "
+                       "A `message` event's `id` is the message's; with Last-Event-ID (or ?last_event_id=) the visitor's "
+                       "messages stored after it (the last hour's, at most 100) come first, then live ones, each once",
+            "parameters": [{"name": "visitor", "in": "query", "required": False, "schema": {"type": "string"}},
+                           {"name": "last_event_id", "in": "query", "required": False,
+                            "schema": {"type": "string"},
+                            "description": "the last message id the client has (a new EventSource cannot send the "
+                                           "header); anything but a plain id replays nothing"},
+                           {"name": "Last-Event-ID", "in": "header", "required": False,
+                            "schema": {"type": "string"},
+                            "description": "sent by EventSource when it reconnects; wins over ?last_event_id="}],
             "responses": {"200": _sse({"presence": "Presence", "hello": "{now}", "message": "Message",
                                        "rating": "{rating, rating_at}"}), **_errors(401, 503)}}},
         "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},

@@ -69,18 +69,18 @@ SELECT exp.message AS message, exp.arm AS arm, MAX(exp.experiment) AS experiment
               AND COALESCE(e.client_t, e.received_at) BETWEEN exp.t AND exp.t + CAST(? AS BIGINT)) THEN 1 ELSE 0 END) AS goals
 FROM exp GROUP BY exp.message, exp.arm"""
 
-# Per message, distinct visitors (a beacon's sender: the part of an event id
-# before its first ':') who were shown it, and who of those clicked,
-# dismissed or replied to it: rates built on these never exceed 100 %.
-_VISITORS_QUERY = """
-WITH per AS (
-  SELECT message, MAX(CASE WHEN kind = 'shown' THEN 1 ELSE 0 END) AS s,
-         MAX(CASE WHEN kind = 'clicked' THEN 1 ELSE 0 END) AS c,
-         MAX(CASE WHEN kind = 'dismissed' THEN 1 ELSE 0 END) AS d,
-         MAX(CASE WHEN kind = 'replied' THEN 1 ELSE 0 END) AS r
-  FROM events {where} GROUP BY message, {sender})
-SELECT message, SUM(s) AS shown, SUM(s * c) AS clicked, SUM(s * d) AS dismissed, SUM(s * r) AS replied
-FROM per GROUP BY message HAVING SUM(s) > 0"""
+# The stats are read from tallies kept on write (migration 0005): events per
+# message and kind, and clicks per button, in buckets of each span; per
+# message and beacon sender (the part of an event id before its first ':'),
+# the last instant of each kind; per message, the distinct visitors who were
+# shown it, and of those who clicked, dismissed or replied to it (rates built
+# on these never exceed 100 %).
+_COUNTS = ", ".join(f"SUM({k}) AS {k}" for k in KINDS)
+_SERIES = ("SELECT message, start, shown, clicked, dismissed, replied FROM event_counts WHERE span = ? AND start >= ?"
+           " AND shown + clicked + dismissed + replied > 0 ORDER BY start, message")
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+SPANS = (MINUTE, HOUR, DAY)
+FOREVER = 2**62
 
 
 def _lock_exclusively(path: Path):
@@ -151,20 +151,25 @@ class SqlStore:
     SQL that SQLite and PostgreSQL read alike (ON CONFLICT, RETURNING).
     A backend provides `_tx(fn)` (fn gets something with `execute` and
     `executemany` returning a cursor), `_read(sql, args)`, `close()`, the
-    SQL of an event's sender (`sender_sql`), the exceptions that mean
-    "try again later" (`transient_errors`) and how many calls may run at
-    once (`threads`)."""
+    exceptions that mean "try again later" (`transient_errors`), how many
+    calls may run at once (`threads`), and two dialect fragments
+    (`lock_rows`, `by_shown`)."""
 
-    sender_sql = ""
     transient_errors: tuple[type[BaseException], ...] = ()
     threads = 1
     schema_version = 0
+    lock_rows = ""   # what makes a SELECT lock the rows it reads until commit (PostgreSQL: FOR UPDATE)
+    by_shown = ""    # how a `since` window reads visitor_marks (SQLite would scan the table in GROUP BY order)
 
     def _tx(self, fn):
         raise NotImplementedError
 
     def _read(self, sql: str, args=()) -> list:
         raise NotImplementedError
+
+    def _rows(self, sql: str, args=()) -> list[tuple]:
+        """As `_read`, as plain tuples (faster for many rows; name every column)."""
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self._read(sql, args)]
 
     def close(self) -> None:
         raise NotImplementedError
@@ -212,8 +217,11 @@ class SqlStore:
                 gone["deliveries"] = db.execute("DELETE FROM deliveries WHERE visitor_id = ?", (visitor,)).rowcount
                 gone["visitors"] = db.execute("DELETE FROM visitors WHERE id = ?", (visitor,)).rowcount
             if sender is not None:
-                gone["events"] = db.execute("DELETE FROM events WHERE substr(id, 1, ?) = ?",
-                                            (len(sender) + 1, sender + ":")).rowcount
+                rows = db.execute("DELETE FROM events WHERE substr(id, 1, ?) = ? RETURNING message, kind, button,"
+                                  " received_at", (len(sender) + 1, sender + ":")).fetchall()
+                gone["events"] = len(rows)
+                _forget_tallies(db, sender, [(r["message"], r["kind"], r["button"], r["received_at"]) for r in rows],
+                                self.lock_rows)
                 gone["events"] += db.execute("DELETE FROM arm_events WHERE substr(id, 1, ?) = ?",
                                              (len(sender) + 1, sender + ":")).rowcount
             return gone
@@ -239,6 +247,16 @@ class SqlStore:
             "rating": row["rating"], "rating_at": row["rating_at"],
             "messages": [dict(m) for m in messages],
         }
+
+    def messages_after(self, visitor: str, after_id: int, since_t: int, limit: int) -> list[dict]:
+        """The visitor's conversation's messages with an id above `after_id`
+        stored at or after `since_t`, oldest first, at most `limit` (a
+        resumed event stream's replay). Ids grow in commit order within a
+        conversation: both writers update its row first, which serialises them."""
+        rows = self._read(
+            "SELECT m.id, m.sender, m.author, m.text, m.t FROM messages m JOIN conversations c ON m.conversation_id = c.id"
+            " WHERE c.visitor_id = ? AND m.id > ? AND m.t >= ? ORDER BY m.id LIMIT ?", (visitor, after_id, since_t, limit))
+        return [dict(r) for r in rows]
 
     def add_visitor_message(self, visitor: str, text: str, *, site=None, auto_message=None, page_url=None) -> tuple[int, dict]:
         """Stores a visitor message, starting the conversation on the first one."""
@@ -344,9 +362,10 @@ class SqlStore:
         t = now_ms()
 
         def tx(db):
-            counts = []
+            counts, fresh = [], []
             for sender, site, events in batches:
-                counts.append(_insert_events(db, sender, site, events, t))
+                counts.append(_insert_events(db, sender, site, events, t, fresh))
+            _add_tallies(db, fresh, t, self.lock_rows)
             return counts
 
         return self._tx(tx)
@@ -366,18 +385,17 @@ class SqlStore:
         return rows, controls, shares
 
     def stats(self, bucket_ms: int, since: int | None = None) -> dict:
-        """Per auto message: totals of each kind and a time series in buckets."""
-        args: tuple = ()
-        where = ""
-        if since is not None:
-            where, args = "WHERE received_at >= ?", (since,)
-        totals = self._read(f"SELECT message, kind, COUNT(*) AS n FROM events {where} GROUP BY message, kind", args)
-        series = self._read(
-            f"SELECT message, kind, (received_at / ?) * ? AS bucket, COUNT(*) AS n FROM events {where}"
-            " GROUP BY message, kind, bucket ORDER BY bucket", (bucket_ms, bucket_ms, *args))
-        buttons = self._read(
-            f"SELECT message, button, COUNT(*) AS n FROM events {where} {'AND' if where else 'WHERE'}"
-            " kind = 'clicked' AND button IS NOT NULL GROUP BY message, button", args)
+        """Per auto message: totals of each kind and a time series in
+        buckets, over the events received at or after `since` (all: None),
+        as counting the raw events would say, read from the tallies: the
+        buckets of the series' span that start after `since`, the first
+        bucket's part after `since` from finer spans, and the first minute's
+        part from the raw events (`_cover`). A `since` older than the raw
+        events kept (`prune_events`) counts its first minute whole."""
+        if since is not None and since <= 0:
+            since = None  # every event was received after the epoch
+        elif since is not None:
+            since = min(since, FOREVER)  # none was received this late; bucket arithmetic stays in 64 bits
         out: dict[str, dict] = {}
 
         def entry(mid):
@@ -385,22 +403,80 @@ class SqlStore:
                                         "visitors": dict.fromkeys(KINDS, 0), "reply_rate": None,
                                         "buttons": {}, "series": []})
 
-        for r in totals:
-            entry(r["message"])[r["kind"]] = r["n"]
-        points: dict[tuple[str, int], dict] = {}
-        for r in series:
-            key = (r["message"], r["bucket"])
-            if key not in points:
-                points[key] = {"t": r["bucket"], "shown": 0, "clicked": 0, "dismissed": 0, "replied": 0}
-                entry(r["message"])["series"].append(points[key])
-            points[key][r["kind"]] = r["n"]
-        for r in buttons:
-            entry(r["message"])["buttons"][r["button"]] = r["n"]
-        for r in self._read(_VISITORS_QUERY.format(where=where or "WHERE 1 = 1", sender=self.sender_sql), args):
+        # The series in bucket order: the first bucket's part after `since`
+        # (from finer tallies), then the tallies of the series' span (tuples:
+        # there may be tens of thousands of points).
+        first = since if since is not None else 0
+        head: dict[str, dict] = {}
+        for span, lo, hi in _cover(first, bucket_ms):
+            for message, *counts in self._rows(self._tallies("kind", span), (lo, hi)):
+                point = head.setdefault(message, {"t": first // bucket_ms * bucket_ms, **dict.fromkeys(KINDS, 0)})
+                for kind, n in zip(KINDS, counts):
+                    point[kind] += int(n)   # PostgreSQL's SUM of BIGINT is NUMERIC
+        for message, point in sorted(head.items()):
+            if any(point[k] for k in KINDS):
+                entry(message)["series"].append(point)
+        series: dict[str, list] = {}
+        for message, start, shown, clicked, dismissed, replied in self._rows(
+                _SERIES, (bucket_ms, -(-first // bucket_ms) * bucket_ms)):
+            points = series.get(message)
+            if points is None:
+                points = series[message] = entry(message)["series"]
+            points.append({"t": start, "shown": shown, "clicked": clicked, "dismissed": dismissed, "replied": replied})
+        for m in out.values():
+            for kind in KINDS:
+                m[kind] = sum(point[kind] for point in m["series"])
+        for span, lo, hi in _cover(first, DAY) + [(DAY, -(-first // DAY) * DAY, FOREVER)]:
+            for r in self._read(self._tallies("button", span), (lo, hi)):
+                buttons = entry(r["message"])["buttons"]
+                buttons[r["button"]] = buttons.get(r["button"], 0) + int(r["n"])
+        if since is None:
+            visitors = self._read("SELECT * FROM visitor_counts WHERE shown > 0")
+        else:
+            visitors = self._read(
+                "SELECT message, COUNT(*) AS shown, SUM(CASE WHEN clicked_at >= ? THEN 1 ELSE 0 END) AS clicked,"
+                " SUM(CASE WHEN dismissed_at >= ? THEN 1 ELSE 0 END) AS dismissed,"
+                " SUM(CASE WHEN replied_at >= ? THEN 1 ELSE 0 END) AS replied"
+                f" FROM visitor_marks{self.by_shown} WHERE shown_at >= ? GROUP BY message", (since,) * 4)
+        for r in visitors:
             m = entry(r["message"])
-            m["visitors"] = {k: r[k] for k in KINDS}
-            m["reply_rate"] = r["replied"] / r["shown"] if r["shown"] else None
+            m["visitors"] = {k: int(r[k]) for k in KINDS}
+            m["reply_rate"] = m["visitors"]["replied"] / m["visitors"]["shown"]
+        for m in out.values():
+            m["buttons"] = {b: n for b, n in m["buttons"].items() if n > 0}
         return {"bucket_ms": bucket_ms, "messages": sorted(out.values(), key=lambda m: m["message"])}
+
+    @staticmethod
+    def _tallies(what: str, span: int | None) -> str:
+        """The query of the events per message (`what` = "kind": a count per
+        kind) or clicks per message and button ("button") received in
+        [?, ?): from the raw events (span None) or the tallies of a span."""
+        if span is None and what == "kind":
+            return ("SELECT message, " + ", ".join(f"SUM(CASE WHEN kind = '{k}' THEN 1 ELSE 0 END) AS {k}" for k in KINDS)
+                    + " FROM events WHERE received_at >= ? AND received_at < ? GROUP BY message")
+        if span is None:
+            return ("SELECT message, button, COUNT(*) AS n FROM events WHERE received_at >= ? AND received_at < ?"
+                    " AND kind = 'clicked' AND button IS NOT NULL GROUP BY message, button")
+        if what == "kind":
+            return f"SELECT message, {_COUNTS} FROM event_counts WHERE span = {int(span)} AND start >= ? AND start < ? GROUP BY message"
+        return (f"SELECT message, button, SUM(n) AS n FROM button_counts WHERE span = {int(span)} AND start >= ?"
+                " AND start < ? GROUP BY message, button HAVING SUM(n) > 0")
+
+    def prune_events(self, before: int, chunk: int = 5000, chunks: int | None = None) -> int:
+        """Deletes the raw beacon events received before `before` (`chunk`
+        per transaction, so that writers wait little; at most `chunks`
+        transactions, None: all); the stats' tallies keep their counts.
+        Experiments' events (`arm_events`) are kept: their results are
+        computed from them. How many went."""
+        gone, done = 0, 0
+        while chunks is None or done < chunks:
+            n = max(self._tx(lambda db: db.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ?)",
+                (before, chunk)).rowcount), 0)
+            gone, done = gone + n, done + 1
+            if n < chunk:
+                break
+        return gone
 
     # -- delivery requests -----------------------------------------------------------
     def add_delivery(self, visitor: str, site: str | None, message: str, recipient: str | None,
@@ -475,7 +551,7 @@ class Store(SqlStore):
     before it fails (the endpoint answers 503 then)."""
 
     dialect = "sqlite"
-    sender_sql = "substr(id, 1, instr(id, ':') - 1)"
+    by_shown = " INDEXED BY visitor_marks_by_shown"
     transient_errors = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path | str | None = None, *, busy_timeout: float = 5.0, upgrade: bool = True):
@@ -581,10 +657,11 @@ def _attributes(stored: str) -> dict:
     return clean(json.loads(stored, parse_constant=lambda name: None))
 
 
-def _insert_events(db, sender: str, site: str | None, events: list[dict], t: int) -> int:
-    """One beacon's events: how many were new (an id seen before is a retry).
-    Events of an experiment's arm are also kept with their arm and visitor
-    (SQLite and PostgreSQL alike: ON CONFLICT DO NOTHING, counted by rowcount)."""
+def _insert_events(db, sender: str, site: str | None, events: list[dict], t: int, fresh: list) -> int:
+    """One beacon's events: how many were new (an id seen before is a retry);
+    the new ones are appended to `fresh` as (sender, message, kind, button)
+    for the tallies. Events of an experiment's arm are also kept with their
+    arm and visitor (SQLite and PostgreSQL alike: ON CONFLICT DO NOTHING)."""
     def armed(kinds):
         return [(f"{sender}:{e['id']}", e["type"], e["message"], e["arm"], e["visitor"], e.get("experiment"),
                  e.get("control"), e.get("share"), e.get("goal"), site, e.get("t"), t) for e in events
@@ -595,9 +672,120 @@ def _insert_events(db, sender: str, site: str | None, events: list[dict], t: int
 
     insert_armed = ("INSERT INTO arm_events (id, kind, message, arm, visitor, experiment, control, share, goal, site,"
                     " client_t, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-    new = insert("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                 [(f"{sender}:{e['id']}", e["type"], e["message"], e.get("button"), site, e.get("t"), t)
-                  for e in events if e["type"] not in ARM_ONLY])
+    plain = {}
+    for e in events:
+        if e["type"] not in ARM_ONLY:
+            plain.setdefault(f"{sender}:{e['id']}", e)
+    new = 0
+    if plain:
+        rows = [(i, e["type"], e["message"], e.get("button"), site, e.get("t"), t) for i, e in plain.items()]
+        stored = db.execute("INSERT INTO events VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+                            + " ON CONFLICT DO NOTHING RETURNING id", [v for row in rows for v in row]).fetchall()
+        new = len(stored)
+        for row in stored:
+            e = plain[row["id"]] if row["id"] in plain else None
+            if e is not None:
+                fresh.append((row["id"].split(":", 1)[0], e["message"], e["type"], e.get("button")))
     new += insert(insert_armed, armed(ARM_ONLY))
     insert(insert_armed, armed(KINDS))   # the same events once more, with their arm
     return new
+
+
+def _cover(since: int, span: int) -> list[tuple[int | None, int, int]]:
+    """(finer span or None for the raw events, lo, hi) pieces covering
+    [since, the first multiple of `span` at or after since): raw events up
+    to the next minute, minute tallies up to the next hour, hour tallies up
+    to the next day, each only as far as `span`."""
+    pieces, lo = [], since
+    for finer, coarser in zip((None,) + SPANS, SPANS):
+        if coarser > span:
+            break
+        hi = -(-since // coarser) * coarser
+        if hi > lo:
+            pieces.append((finer, lo, hi))
+            lo = hi
+    return pieces
+
+
+def _bump(db, counts: dict, buttons: dict) -> None:
+    """Adds the counts to their tally rows (sorted: concurrent writers lock
+    rows in one order, so they never deadlock)."""
+    rows = [(*key, *n) for key, n in sorted(counts.items()) if any(n)]
+    if rows:
+        db.executemany("INSERT INTO event_counts VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (span, start, message)"
+                       " DO UPDATE SET " + ", ".join(f"{k} = event_counts.{k} + excluded.{k}" for k in KINDS), rows)
+    rows = [(*key, n) for key, n in sorted(buttons.items()) if n]
+    if rows:
+        db.executemany("INSERT INTO button_counts VALUES (?, ?, ?, ?, ?) ON CONFLICT (span, start, message, button)"
+                       " DO UPDATE SET n = button_counts.n + excluded.n", rows)
+
+
+def _bump_visitors(db, deltas: dict) -> None:
+    rows = [(m, *d) for m, d in sorted(deltas.items()) if any(d)]
+    if rows:
+        db.executemany(
+            "INSERT INTO visitor_counts VALUES (?, ?, ?, ?, ?) ON CONFLICT (message) DO UPDATE SET"
+            " shown = visitor_counts.shown + excluded.shown, clicked = visitor_counts.clicked + excluded.clicked,"
+            " dismissed = visitor_counts.dismissed + excluded.dismissed,"
+            " replied = visitor_counts.replied + excluded.replied", rows)
+
+
+def _visitor_flags(marks) -> tuple[int, ...]:
+    """What one visitor adds to visitor_counts: shown, and shown and each other kind."""
+    shown = marks[0] is not None
+    return (int(shown),) + tuple(int(shown and m is not None) for m in marks[1:])
+
+
+def _event_counts(events) -> tuple[dict, dict]:
+    """Tally deltas of (message, kind, button, received_at, sign) events:
+    per (span, start, message) a count per kind, per (span, start, message,
+    button) the clicks."""
+    counts: dict = {}
+    buttons: dict = {}
+    for message, kind, button, at, sign in events:
+        for span in SPANS:
+            start = at // span * span
+            row = counts.setdefault((span, start, message), [0, 0, 0, 0])
+            row[KINDS.index(kind)] += sign
+            if kind == "clicked" and button is not None:
+                buttons[(span, start, message, button)] = buttons.get((span, start, message, button), 0) + sign
+    return counts, buttons
+
+
+def _add_tallies(db, fresh: list, t: int, lock_rows: str) -> None:
+    """Counts new events, received at `t`, into the tallies, in the
+    transaction that stored them: per-visitor marks first (rows of one
+    visitor, rarely contended), the shared counters last (held until
+    commit)."""
+    if not fresh:
+        return
+    marks: dict[tuple[str, str], set] = {}
+    for sender, message, kind, _ in fresh:
+        marks.setdefault((message, sender), set()).add(kind)
+    deltas: dict[str, list] = {}
+    for (message, sender), kinds in sorted(marks.items()):
+        db.execute("INSERT INTO visitor_marks (message, sender) VALUES (?, ?) ON CONFLICT DO NOTHING", (message, sender))
+        old = db.execute("SELECT shown_at, clicked_at, dismissed_at, replied_at FROM visitor_marks"
+                         f" WHERE message = ? AND sender = ?{lock_rows}", (message, sender)).fetchone()
+        before = tuple(old[f"{k}_at"] for k in KINDS)
+        after = tuple(t if k in kinds and (b is None or b < t) else b for k, b in zip(KINDS, before))
+        if after != before:
+            db.execute("UPDATE visitor_marks SET shown_at = ?, clicked_at = ?, dismissed_at = ?, replied_at = ?"
+                       " WHERE message = ? AND sender = ?", (*after, message, sender))
+        d = deltas.setdefault(message, [0, 0, 0, 0])
+        for i, (a, b) in enumerate(zip(_visitor_flags(after), _visitor_flags(before))):
+            d[i] += a - b
+    _bump(db, *_event_counts([(m, k, b, t, 1) for _, m, k, b in fresh]))
+    _bump_visitors(db, deltas)
+
+
+def _forget_tallies(db, sender: str, events: list, lock_rows: str) -> None:
+    """A deleted visitor's raw events leave the tallies (those already pruned
+    stay counted, anonymously), and so does their per-visitor row: the
+    stats stay what counting the stored events says."""
+    counts, buttons = _event_counts([(m, k, b, at, -1) for m, k, b, at in events])
+    gone = db.execute("DELETE FROM visitor_marks WHERE sender = ? RETURNING message, shown_at, clicked_at,"
+                      " dismissed_at, replied_at", (sender.split(":", 1)[0],)).fetchall()
+    deltas = {r["message"]: [-f for f in _visitor_flags(tuple(r[f"{k}_at"] for k in KINDS))] for r in gone}
+    _bump(db, counts, buttons)
+    _bump_visitors(db, deltas)

@@ -45,8 +45,8 @@ class _Placeholders:
 
 class PostgresStore(SqlStore):
     dialect = "postgresql"
-    sender_sql = "split_part(id, ':', 1)"
     transient_errors = (psycopg.OperationalError,)  # lost connections, a pool timeout, a server shutting down
+    lock_rows = " FOR UPDATE"   # a visitor's tally row, read then updated by one writer at a time
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, timeout: float = 5.0,
                  upgrade: bool = True):

@@ -55,7 +55,7 @@ def test_accepts_a_signed_bundle_and_decides(key):
     rt = runtime_for(key)
     accepted = offer(rt, envelope(key))
     assert accepted == {"ok": True, "site": "acme", "version": 1, "widgets": [{"id": "main"}],  # + appearance (render)
-                        "keep": {"kind": "newer", "run": True, "store": True, "lowerFloor": False}}
+                        "team": False, "keep": {"kind": "newer", "run": True, "store": True, "lowerFloor": False}}
     first = json.loads(rt.start("", json.dumps([{"type": "page_view", "t": NOW, "url": "https://a.example/", "referrer": ""}]), NOW))
     assert first["ok"] and first["decisions"] == [] and first["next_wakeup"] == NOW + 3001
     later = json.loads(rt.step(json.dumps([{"type": "tick", "t": NOW + 3001}]), NOW + 3001))
@@ -84,3 +84,11 @@ def test_garbage_never_raises(key):
     # A good envelope without a verdict is refused (fail closed), by name.
     assert json.loads(rt.offer(envelope(key), "fetched", None, "", NOW))["reason"] == "bad_signature"
     assert json.loads(rt.step("not json", NOW))["ok"] is False
+
+
+@pytest.mark.parametrize("team, reads", [("any", False), (None, False), ("online", True), ("offline", True)])
+def test_the_offer_says_whether_a_message_depends_on_the_team(key, team, reads):
+    """The page reads the team's presence from the endpoint only when it matters."""
+    payload = messages(**({} if team is None else {"team": team}))
+    raw = signing.sign_payload(publishing.build_payload(payload, version=1), [key])
+    assert offer(runtime_for(key), raw)["team"] is reads

@@ -300,3 +300,29 @@ def test_a_process_whose_clock_is_behind_does_not_drain_a_shared_limit(redis_url
 
 
 from endpoint_helpers import static_dir  # noqa: E402,F401 (a fixture)
+
+
+def test_a_reply_made_while_the_visitors_process_died_arrives_on_another_with_last_event_id(cluster):
+    """The visitor's stream is on A; A is killed (-9); the agent answers on
+    B meanwhile; the visitor reconnects to B with the last id it had: the
+    replies come, once, in order, then live ones."""
+    a, b = cluster("a"), cluster("b")
+    visitor = a.call("POST", "/api/visitors", {})[2]["token"]
+    cid = a.call("POST", "/api/conversation/messages", {"text": "Hello?"}, visitor)[2]["conversation"]
+    stream = Stream(a, f"/api/stream?visitor={visitor}")
+    next_event(stream, "hello")
+    assert b.call("POST", f"/api/agent/conversations/{cid}/messages", {"text": "one"})[0] == 201
+    assert next_event(stream, "message", sender="agent")["text"] == "one"
+    last = stream.ids[-1]
+    a.proc.kill()
+    a.proc.wait()
+    stream.conn.close()
+    for text in ("two", "three"):
+        assert b.call("POST", f"/api/agent/conversations/{cid}/messages", {"text": text})[0] == 201
+    resumed = Stream(b, f"/api/stream?visitor={visitor}", {"last-event-id": last})
+    next_event(resumed, "hello")
+    assert [resumed.next()[1]["text"] for _ in range(2)] == ["two", "three"]
+    assert b.call("POST", f"/api/agent/conversations/{cid}/messages", {"text": "four"})[0] == 201
+    assert resumed.next()[1]["text"] == "four"
+    assert [int(i) for i in resumed.ids] == sorted({int(i) for i in resumed.ids}) and len(resumed.ids) == 3
+    resumed.close()

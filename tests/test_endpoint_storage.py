@@ -44,21 +44,21 @@ def set_version(store, version: int) -> None:
 
 @pytest.mark.no_storage
 def test_migrations_are_numbered_the_same_for_both_backends():
-    assert [v for v, _, _ in migrations("sqlite")] == [v for v, _, _ in migrations("postgresql")] == [1, 2, 3, 4]
-    assert latest_version("sqlite") == latest_version("postgresql") == 4
+    assert [v for v, _, _ in migrations("sqlite")] == [v for v, _, _ in migrations("postgresql")] == [1, 2, 3, 4, 5]
+    assert latest_version("sqlite") == latest_version("postgresql") == 5
 
 
 def test_a_new_database_gets_every_migration_and_reopening_applies_none(location):
     store = open_at(location)
     try:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         key = store.add_visitor("tok", "acme")
         store.add_visitor_message(key, "hello")
     finally:
         store.close()
     again = open_at(location)  # idempotent: nothing to apply, data kept
     try:
-        assert again.schema_version == 4
+        assert again.schema_version == 5
         assert again.conversation_of(key)["messages"][0]["text"] == "hello"
     finally:
         again.close()
@@ -79,7 +79,7 @@ def test_an_older_database_is_upgraded_with_its_data(location):
         store._tx(lambda db: db.execute(  # a request stored before claims existed
             "INSERT INTO deliveries (visitor_id, message, attributes, requested_at, updated_at)"
             " VALUES (?, 'm', '{}', 1, 1)", (key,)))
-        assert store.upgrade() == 4
+        assert store.upgrade() == 5
         (row,) = raw(store, "SELECT id, claimed_by, claimed_until FROM deliveries")
         assert row["claimed_by"] is None and row["claimed_until"] is None
         assert store.claim_delivery(row["id"], "me")["status"] == "pending"
@@ -107,11 +107,11 @@ def test_proactive_db_upgrades_and_refuses_a_newer_schema(location, tmp_path):
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
 
     status = db("status")
-    assert status.returncode == 0 and "schema version 0 of 4 (4 to apply)" in status.stdout, status
+    assert status.returncode == 0 and "schema version 0 of 5 (5 to apply)" in status.stdout, status
     up = db("upgrade")
-    assert up.returncode == 0 and "schema version 4 of 4 (up to date)" in up.stdout, up
+    assert up.returncode == 0 and "schema version 5 of 5 (up to date)" in up.stdout, up
     store = open_at(location, upgrade=False)
-    set_version(store, 5)   # one newer than the files
+    set_version(store, 6)   # one newer than the files
     store.close()
     refused = db("upgrade")
     assert refused.returncode == 1 and "newer than this server knows" in refused.stderr, refused
@@ -135,7 +135,7 @@ def test_processes_starting_together_apply_each_migration_once(location, backend
     for t in threads:
         t.join()
     try:
-        assert not errors and [s.schema_version for s in stores] == [4] * 6
+        assert not errors and [s.schema_version for s in stores] == [5] * 6
     finally:
         for s in stores:
             s.close()

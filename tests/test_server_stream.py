@@ -66,9 +66,10 @@ def call(server, method, path, body=None, token=None):
 class Stream:
     """A raw SSE client: yields (event, data) and heartbeat comments."""
 
-    def __init__(self, server, path):
+    def __init__(self, server, path, headers: dict | None = None):
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        self.conn.request("GET", path, headers={"accept": "text/event-stream"})
+        self.conn.request("GET", path, headers={"accept": "text/event-stream", **(headers or {})})
+        self.ids: list[str] = []   # the `id:` of each event read, in order
         self.response = self.conn.getresponse()
         assert self.response.status == 200, self.response.read()
         assert self.response.getheader("content-type").startswith("text/event-stream")
@@ -85,6 +86,8 @@ class Stream:
                 event = line[7:]
             elif line.startswith("data: "):
                 data = json.loads(line[6:])
+            elif line.startswith("id: "):
+                self.ids.append(line[4:])
             elif line.startswith("retry: "):
                 continue
             elif line == "" and event:
@@ -122,6 +125,51 @@ def test_agent_reply_reaches_only_its_visitor(server):
     assert sb.next(skip_comments=False) == ("comment", ": keep-alive")
     sa.close()
     sb.close()
+
+
+def test_replies_sent_while_the_visitor_was_away_arrive_on_reconnect_once_and_in_order(server):
+    """Resuming with Last-Event-ID (EventSource's own reconnect) or
+    ?last_event_id= (the widget's new stream): the messages after it are
+    replayed, then live ones follow, each once."""
+    token = call(server, "POST", "/api/visitors", {})["token"]
+    cid = call(server, "POST", "/api/conversation/messages", {"text": "hello?"}, token)["conversation"]
+
+    def reply(text):
+        return call(server, "POST", f"/api/agent/conversations/{cid}/messages", {"text": text})["message"]["id"]
+
+    first = Stream(server, f"/api/stream?visitor={token}")
+    first.next(), first.next()   # presence, hello
+    one = reply("one")
+    assert first.next() == ("message", _message(server, token, one))
+    assert first.ids == [str(one)]
+    first.close()
+    two, three = reply("two"), reply("three")   # the visitor is away
+    for headers, query in (({"last-event-id": str(one)}, ""), ({}, f"&last_event_id={one}")):
+        again = Stream(server, f"/api/stream?visitor={token}{query}", headers)
+        assert [again.next()[0], again.next()[0]] == ["presence", "hello"]
+        assert [again.next()[1]["text"], again.next()[1]["text"]] == ["two", "three"]
+        assert again.ids == [str(two), str(three)]
+        assert again.next(skip_comments=False) == ("comment", ": keep-alive")   # nothing twice
+        again.close()
+    # A live reply on a resumed stream comes once, after the replayed ones.
+    resumed = Stream(server, f"/api/stream?visitor={token}", {"last-event-id": str(two)})
+    resumed.next(), resumed.next()
+    assert resumed.next()[1]["text"] == "three"
+    four = reply("four")
+    assert resumed.next()[1]["text"] == "four" and resumed.ids == [str(three), str(four)]
+    assert resumed.next(skip_comments=False) == ("comment", ": keep-alive")
+    resumed.close()
+    # Without an id (or with a malformed one) nothing is replayed.
+    for headers in ({}, {"last-event-id": "soon"}):
+        fresh = Stream(server, f"/api/stream?visitor={token}", headers)
+        fresh.next(), fresh.next()
+        assert fresh.next(skip_comments=False) == ("comment", ": keep-alive")
+        fresh.close()
+
+
+def _message(server, token, message_id) -> dict:
+    conv = call(server, "GET", "/api/conversation", token=token)["conversation"]
+    return next(m for m in conv["messages"] if m["id"] == message_id)
 
 
 def test_closed_streams_unsubscribe(server):

@@ -24,6 +24,7 @@ export function createChat(ctx) {
       ctx.send({ type: "agent_message", text: message.text });
     }
     if (live) {
+      ctx.presence.chatted();
       ctx.notify({ type: "message", message });
       ctx.emit("message", { ...message });
     }
@@ -63,6 +64,9 @@ export function createChat(ctx) {
       conversationId = conv ? conv.id : null;
       historyKnown = true;
       const summary = summarise(conv, typeof data.now === "number" ? Date.now() - data.now : 0);
+      // A conversation with a recent message holds the stream (presence.mjs).
+      const last = conv && conv.messages.length ? conv.messages[conv.messages.length - 1] : null;
+      if (last && typeof data.now === "number") ctx.presence.chatted(data.now - last.t);
       ctx.send({ type: "chat_history", ...summary });
       // The same facts as a partial record: record_sync merges them (latest
       // timestamps win, `chat` ORs) in engines that do not read chat_history
@@ -101,6 +105,7 @@ export function createChat(ctx) {
       const m = data.message;
       const isNew = !known.has(m.id);
       receive(m, false);
+      ctx.presence.chatted(); // the stream resumes after this message
       if (isNew) {
         ctx.notify({ type: "message", message: known.get(m.id) });
         ctx.emit("message", { ...known.get(m.id) });

@@ -33,13 +33,13 @@ export function createClient({ base, site, store, onRegistered, allowed = () => 
   let registering = null;
   const url = (path) => `${base}${path}`;
 
-  async function call(method, path, body, { auth = true, keepalive = false } = {}) {
+  async function call(method, path, body, { auth = true, keepalive = false, cache = "no-store" } = {}) {
     const headers = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (auth && token) headers.authorization = `Bearer ${token}`;
     const response = await fetch(url(path), {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-      mode: "cors", credentials: "omit", cache: "no-store", keepalive,
+      mode: "cors", credentials: "omit", cache, keepalive,
     });
     let data = null;
     try { data = await response.json(); } catch { /* not JSON */ }

@@ -4,8 +4,11 @@
 // endpoint is down the widget works with geo/team/history reading "unknown".
 //
 //   geo          GET  /geo                     once per visit, cached
-//   presence     GET  /stream  (SSE)           team online/offline, agent replies live;
-//                                              reconnects with exponential backoff
+//   presence     GET  /presence                team online/offline (cacheable), only when
+//                                              a message of the bundle depends on the team
+//   live         GET  /stream  (SSE)           agent replies (and presence) while chatting:
+//                                              opens with a conversation, closes when idle;
+//                                              reconnects with backoff, resumes (last_event_id)
 //   history      GET  /conversation            the visitor's own conversation
 //   chat         POST /conversation/messages   visitor messages
 //                POST /conversation/rating     great / average / poor
@@ -130,15 +133,18 @@ export function endpointBase(dataEndpoint, widgetSrc) {
 // -- the connection ------------------------------------------------------------------
 
 /**
- * connect({base, site, send, on, emit, warn}) starts the endpoint's side
+ * connect({base, site, send, on, emit, warn, consent, team}) starts the endpoint's side
  * channel for this page and returns the connection.
  *   send(event)      an engine event without `t` (the shell stamps it)
  *   on(name, fn)     subscribe to the widget's public events (shown, clicked,
  *                    dismissed, identify, email)
  *   emit(name, x)    publish a public event (proactive('on', name, cb))
  *   warn(text)       printed once with [proactive]
+ *   team             whether the bundle has a message that depends on the team
+ *                    (then presence is read; `needTeam` changes it)
  */
-export function connect({ base, site = null, send, on, emit = () => {}, warn = () => {}, consent = { granted: true } }) {
+export function connect({ base, site = null, send, on, emit = () => {}, warn = () => {}, consent = { granted: true },
+  team = false }) {
   if (active) active.close();
   const prefix = storePrefix(base);
   const store = openEndpointStore(prefix, { device: consent.granted });
@@ -179,6 +185,7 @@ export function connect({ base, site = null, send, on, emit = () => {}, warn = (
     rate: chat.rate,
     requestDelivery: beacons.requestDelivery,
     flush: () => beacons.flush(false),
+    needTeam: presence.needTeam,
     // Consent given: this page's identity and queued beacons go to the
     // device (an earlier visit's token and sender win), then everything
     // starts as in the normal mode.
@@ -217,7 +224,7 @@ export function connect({ base, site = null, send, on, emit = () => {}, warn = (
 
   loadGeo(ctx);
   chat.loadHistory();
-  presence.open();
+  presence.needTeam(team);
   if (beacons.pending()) beacons.flush(false); // left over from an earlier page
   return connection;
 }

@@ -18,7 +18,7 @@ export { snapshotStore, startPython } from "./python.mjs";
 // to it. Resolves to {accepted, lateFetch, judge}, or null (warned: no usable
 // bundle); `judge(fetched, now)` is for later fetches (revalidation).
 async function chooseBundle({ msg, bundleFetch, offer, postToMain, warn }) {
-  let running = null; // what runs: {ok, site, version, source, widgets}
+  let running = null; // what runs: {ok, site, version, source, widgets, team}
   let cachedProblem = "nothing cached from an earlier visit";
   if (typeof msg.cachedBundle === "string" && msg.cachedBundle) {
     const r = await offer(new TextEncoder().encode(msg.cachedBundle), "cached", msg.now);
@@ -65,7 +65,8 @@ async function chooseBundle({ msg, bundleFetch, offer, postToMain, warn }) {
 }
 
 function facts(r, source) {
-  return { ok: true, site: r.site, version: r.version, source, widgets: r.widgets || [], rollout: r.rollout || null };
+  return { ok: true, site: r.site, version: r.version, source, widgets: r.widgets || [], rollout: r.rollout || null,
+           team: Boolean(r.team) };
 }
 
 // data-revalidate: the bundle fetched again (a conditional request: 304

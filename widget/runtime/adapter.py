@@ -85,7 +85,7 @@ class Runtime:
         """A bundle's bytes, `which` ("cached" | "fetched"), and the caller's
         signature verdict ("valid" | "invalid" | "unsupported" | null when
         the envelope did not open) to the trust state. Replies what to keep:
-        {keep: {kind, run, store, lowerFloor}, site, version, widgets}; a bundle
+        {keep: {kind, run, store, lowerFloor}, site, version, widgets, team}; a bundle
         to `run` is staged (`start` runs it, `swap` swaps it in)."""
         try:
             offer = self.trust.offer_cached if which == "cached" else self.trust.offer_fetched
@@ -100,8 +100,12 @@ class Runtime:
             return _reply(keep=fields)
         from widget.runtime import content  # the widgets' appearance, for the renderer
 
+        # `team`: whether a message depends on the team's presence (the page
+        # reads it from the endpoint only then).
+        team = any(isinstance(m, dict) and m.get("team", "any") != "any" for m in keep.payload.get("messages") or [])
         return _reply(keep=fields, site=keep.payload["site"], version=keep.version,
-                      widgets=content.appearance(keep.payload), **({"rollout": keep.rollout} if keep.rollout else {}))
+                      widgets=content.appearance(keep.payload), team=team,
+                      **({"rollout": keep.rollout} if keep.rollout else {}))
 
     def _compile(self, payload: dict):
         from widget.runtime import bundle  # compiled here, once: validation errors are reported

@@ -9,7 +9,12 @@ export function startConversation({ config, renderer, events, send, warn, cleanu
   let chat = null; // the endpoint module, once loaded
   let connection = null; // this page's, when there is an endpoint
   let lastShown = null; // the auto message a reply answers
+  let team = false; // the running bundle has a message that depends on the team
   events.on("team", (d) => renderer.setTeam(d && d.value));
+  events.on("ready", (d) => {
+    team = Boolean(d && d.bundle && d.bundle.team);
+    if (connection) connection.needTeam(team);
+  });
   events.on("dismissed", (d) => { if (d && d.message === lastShown) lastShown = null; });
 
   const loaded = import("../endpoint/endpoint.mjs").then((endpoint) => {
@@ -19,7 +24,7 @@ export function startConversation({ config, renderer, events, send, warn, cleanu
     const base = endpoint.endpointBase(config.endpoint, config.src);
     if (!base) return;
     connection = endpoint.connect({
-      base, site: config.site, emit: events.emit, warn, consent,
+      base, site: config.site, emit: events.emit, warn, consent, team,
       send: (event) => send({ ...event, t: Date.now() }),
       on: events.on,
     });
