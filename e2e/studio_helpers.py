@@ -57,6 +57,10 @@ class StudioPage:
         self.page.goto(url)
         self.page.get_by_role("status").filter(has_text=re.compile("Ready|cannot be read")).wait_for()
 
+    def wait_python(self, timeout: float = 90_000) -> None:
+        """Until the project's Python runs in the page (PyScript on Pyodide)."""
+        self.page.locator("body[data-python=page]").wait_for(state="attached", timeout=timeout)
+
     def close(self):
         self.context.close()
         assert not self.errors, self.errors

@@ -52,6 +52,11 @@ def test_from_an_empty_file_to_the_site(site, browser, page, tmp_path):
 
         add_message(p, "welcome", "Hello from the studio")
         editor = p.locator("#editor")
+        # from here on, validation and simulation run in the page's Python: no request to the server's
+        s.wait_python()
+        expect(p.get_by_text("Python: running in this page (PyScript)")).to_be_visible()
+        server_calls = []
+        p.on("request", lambda r: re.search(r"/api/(validate|simulate)$", r.url) and server_calls.append(r.url))
         assert unlabeled_controls(p) == []
         # a bad value: an inline error next to the field, within the live validation
         editor.get_by_role("button", name="Add rule").first.click()
@@ -73,6 +78,14 @@ def test_from_an_empty_file_to_the_site(site, browser, page, tmp_path):
         expect(row(p, "promo").get_by_text("Paused", exact=True)).to_be_visible()
         expect(row(p, "welcome").get_by_text("Active", exact=True)).to_be_visible()
         assert unlabeled_controls(p) == []
+
+        # simulate: a visitor on the home page; the paused message says why not
+        p.get_by_label("Page URL").fill("https://example.com/pricing")
+        p.get_by_role("button", name="Simulate", exact=True).click()
+        timeline = p.get_by_label("Simulation timeline")
+        expect(timeline).to_contain_text("show   welcome: page_url contains / → true")
+        expect(timeline).to_contain_text("not shown  promo: closest at 0 s: its rules hold, but paused (enabled: false)")
+        assert server_calls == []
 
         p.get_by_role("button", name="Save").click()
         expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")

@@ -24,9 +24,17 @@ from pathlib import Path
 
 PAGE = Path(__file__).resolve().parent / "studio_page"
 PAGE_FILES = {"": ("index.html", "text/html; charset=utf-8"), "studio.js": ("studio.js", "text/javascript"),
-              "studio.css": ("studio.css", "text/css")}
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+              "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python"),
+              "pyscript.json": ("pyscript.json", "application/json")}
+ROOT = Path(__file__).resolve().parents[1]
+# The page's Python: PyScript and the same pinned Pyodide the widget uses (package-lock.json), self-hosted.
+PYSCRIPT = ROOT / "node_modules" / "@pyscript" / "core" / "dist"
+PYODIDE = ROOT / "node_modules" / "pyodide"
+PYODIDE_FILES = {"pyodide.mjs": "text/javascript", "pyodide.asm.mjs": "text/javascript",
+                 "pyodide.asm.wasm": "application/wasm", "pyodide-lock.json": "application/json",
+                 "python_stdlib.zip": "application/zip"}
+CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; style-src 'self'; connect-src 'self'; "
+       "img-src 'self' data:; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def add_arguments(p) -> None:
@@ -91,7 +99,7 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from proactive import publishing, studio
+    from proactive import publishing, studio, studio_logic
 
     origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
@@ -138,7 +146,10 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         name, kind = PAGE_FILES.get(request.path_params.get("file", ""), (None, None))
         if name is None:
             return Response("not found\n", 404)
-        return Response((PAGE / name).read_bytes(), media_type=kind, headers=headers())
+        data = (PAGE / name).read_bytes()
+        if name == "index.html":
+            data = data.replace(b"__WHEEL__", f"py/{wheel_name}".encode())
+        return Response(data, media_type=kind, headers=headers())
 
     def catalog_json() -> dict:
         from widget.runtime import catalog
@@ -168,20 +179,11 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         return answer({"problems": studio.check(body["document"])})
 
     async def simulate(request: Request):
-        from proactive.cmd_simulate import timeline
-        from widget.runtime.simulate import ScenarioInvalid, simulate as run_simulation
-        from widget.runtime import bundle as bundle_mod
-
         body = await body_of(request)
         if body is None or not isinstance(body.get("document"), dict):
             return answer({"error": "expected {document, journey}"}, 400)
-        if any(not p["warning"] for p in studio.check(body["document"])):
-            return answer({"error": "fix the problems first: the simulation runs valid messages only"}, 422)
-        try:
-            result = run_simulation(body["document"], body.get("journey") or {}, explain=True)
-        except (ScenarioInvalid, bundle_mod.BundleInvalid) as exc:
-            return answer({"error": str(exc)}, 422)
-        return answer({"result": result, "timeline": timeline(result)})
+        out = studio_logic.simulate(body["document"], body.get("journey"))
+        return answer(out, 422 if "error" in out else 200)
 
     async def save(request: Request):
         body = await body_of(request)
@@ -229,7 +231,32 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
             publishing.write_bundle(envelope, bundle)
         return answer({"published": True, "version": version, "bundle": bundle.name})
 
+    wheel_name, wheel = studio.page_wheel()
+
+    async def python_wheel(request: Request):
+        if request.path_params["name"] != wheel_name:
+            return Response("not found\n", 404)
+        return Response(wheel, media_type="application/zip", headers=headers())
+
+    def asset(folder: Path, name: str, kind: str) -> Response:
+        path = (folder / name).resolve()
+        if folder.resolve() not in path.parents or not path.is_file():
+            return Response("not found\n", 404)
+        return Response(path.read_bytes(), media_type=kind, headers=dict(headers(), **{"Cache-Control": "private, max-age=3600"}))
+
+    async def pyscript(request: Request):
+        name = request.path_params["name"]
+        kind = {"js": "text/javascript", "css": "text/css", "map": "application/json"}.get(name.rsplit(".", 1)[-1])
+        return asset(PYSCRIPT, name, kind) if kind else Response("not found\n", 404)
+
+    async def pyodide(request: Request):
+        name = request.path_params["name"]
+        return asset(PYODIDE, name, PYODIDE_FILES[name]) if name in PYODIDE_FILES else Response("not found\n", 404)
+
     routes = [
+        Route("/s/{token}/py/{name:str}", guarded(python_wheel)),
+        Route("/s/{token}/pyscript/{name:str}", guarded(pyscript)),
+        Route("/s/{token}/pyodide/{name:str}", guarded(pyodide)),
         Route("/s/{token}/", guarded(page)),
         Route("/s/{token}/{file:str}", guarded(page)),
         Route("/s/{token}/api/state", guarded(state)),

@@ -27,6 +27,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from proactive import authoring
+from proactive.studio_logic import check  # noqa: F401 - the page's validation, also run here
 
 EMPTY_ETAG = "absent"
 
@@ -83,43 +84,6 @@ def read(path: Path) -> dict:
 def empty_document(path: Path) -> dict:
     site = "".join(c if c.isalnum() else "-" for c in path.stem.lower()).strip("-") or "site"
     return {"site": site, "widgets": [{"id": "main"}], "messages": []}
-
-
-def check(document) -> list[dict]:
-    """Every problem and warning of a document, each with its path: what
-    `proactive validate` reports, from the same validator."""
-    from widget.runtime import bundle
-
-    out = []
-    for p in bundle.validate(document):
-        out.append({"line": 0, "col": 0, "where": authoring.format_path(p.path), "path": list(p.path),
-                    "message": p.message + authoring._suggestion(p.message, p.expected), "expected": p.expected,
-                    "warning": False})
-    messages = document.get("messages") if isinstance(document, dict) else None
-    if not out and isinstance(messages, list):
-        source = _PathSource(document)
-        for p in authoring.warnings(source):
-            out.append({"line": 0, "col": 0, "where": p.where, "path": list(p.path), "message": p.message,
-                        "expected": p.expected, "warning": True})
-    return out
-
-
-class _PathSource:
-    """What `authoring.warnings` needs of a Source, for a document that has
-    no file yet: problems keep their path instead of a line."""
-
-    def __init__(self, document):
-        self.document = document
-
-    def problem(self, path, message, expected=""):
-        return _PathProblem(tuple(path), message, expected)
-
-
-class _PathProblem:
-    def __init__(self, path: tuple, message: str, expected: str):
-        self.path, self.message, self.expected = path, message, expected
-        self.where = authoring.format_path(path)
-        self.line = self.col = 0
 
 
 # -- the round trip -------------------------------------------------------------------
@@ -312,3 +276,41 @@ def changes(published: dict | None, document: dict) -> dict:
             out["changed"].append(mid)
     out["removed"] = [mid for mid in before if mid not in after]
     return out
+
+
+# -- the page's Python ------------------------------------------------------------------
+
+PAGE_MODULES = ("proactive/__init__.py", "proactive/authoring.py", "proactive/explain_words.py",
+                "proactive/studio_logic.py", "proactive/cmd_simulate.py", "widget/__init__.py")
+WHEEL_NAME = "proactive_studio-{version}-py3-none-any.whl"
+
+
+def page_wheel() -> tuple[str, bytes]:
+    """(file name, bytes) of the wheel the page installs into its Pyodide:
+    the studio's logic (proactive/studio_logic.py), the runtime it validates
+    and simulates with (widget/runtime), the words of explanations, and the
+    pinned PyYAML's pure-Python modules (the reader `proactive validate`
+    uses; its C speed-up is left out). Built from the sources in memory: the
+    page always runs the code this CLI runs."""
+    import base64 as b64
+    import zipfile
+
+    import proactive
+
+    root = Path(__file__).resolve().parents[1]
+    files: list[tuple[str, bytes]] = [(name, (root / name).read_bytes()) for name in PAGE_MODULES]
+    files += [(f"widget/runtime/{p.name}", p.read_bytes()) for p in sorted((root / "widget" / "runtime").glob("*.py"))]
+    yaml_dir = Path(pyyaml.__file__).parent
+    files += [(f"yaml/{p.name}", p.read_bytes()) for p in sorted(yaml_dir.glob("*.py"))]
+    version = proactive.__version__
+    info = f"proactive_studio-{version}.dist-info"
+    files.append((f"{info}/METADATA", f"Metadata-Version: 2.1\nName: proactive-studio\nVersion: {version}\n".encode()))
+    files.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: proactive studio\nRoot-Is-Purelib: true\nTag: py3-none-any\n"))
+    record = "".join(f"{name},sha256={b64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+                     for name, data in files) + f"{info}/RECORD,,\n"
+    files.append((f"{info}/RECORD", record.encode()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files:
+            z.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+    return WHEEL_NAME.format(version=version), out.getvalue()

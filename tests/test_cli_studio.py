@@ -199,3 +199,34 @@ def test_a_malformed_file_is_reported_with_lines_and_never_rewritten(client, fil
     assert state["malformed"] and state["document"] is None
     assert state["problems"][0]["line"] == 4 and "tab" in state["problems"][0]["message"]
     assert save(client, DOC, "whatever").status_code == 409
+
+
+def test_the_page_wheel_is_self_contained(tmp_path):
+    """The wheel the page installs into Pyodide runs with the standard library
+    alone (no site-packages: no C YAML, no ruamel, no cryptography), and
+    validates and simulates like the server."""
+    import zipfile
+
+    name, data = studio.page_wheel()
+    assert name.endswith("-py3-none-any.whl")
+    (tmp_path / name).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / name) as z:
+        assert not [n for n in z.namelist() if n.endswith(".so")]
+        z.extractall(tmp_path / "site")
+    doc = json.dumps(dict(DOC, messages=[dict(DOC["messages"][0], enabled=False)]))
+    script = ("import json, sys; sys.path.insert(0, '.'); from proactive import studio_logic as s; "
+              "assert 'ruamel' not in sys.modules and 'cryptography' not in sys.modules; "
+              f"print(s.simulate_json({doc!r}, json.dumps({{'events': [{{'t': 0, 'type': 'page_view', "
+              "'url': 'https://a.example/'}], 'until': 30})))")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path / "site", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["result"]["shown"] == [] and "paused (enabled: false)" in out["timeline"]
+    assert out == json.loads(json.dumps(studio_logic_simulate(json.loads(doc))))
+
+
+def studio_logic_simulate(document):
+    from proactive import studio_logic
+
+    return studio_logic.simulate(document, {"events": [{"t": 0, "type": "page_view", "url": "https://a.example/"}],
+                                            "until": 30})

@@ -110,13 +110,27 @@ function changed(structural = false) {
   timer = setTimeout(validate, 30);
 }
 
+// The project's validator, in this page's Python (studio_main.py, PyScript)
+// once it is loaded; until then the studio server runs the same function.
 async function validate() {
   const ticket = ++validating;
-  const {ok, data} = await api("validate", {document: S.doc});
-  if (!ok || ticket !== validating) return;
-  S.problems = data.problems;
+  if (window.studioPython) {
+    const started = performance.now();
+    S.problems = JSON.parse(window.studioPython.check(JSON.stringify(S.doc)));
+    S.lastCheckMs = performance.now() - started;
+  } else {
+    const {ok, data} = await api("validate", {document: S.doc});
+    if (!ok || ticket !== validating) return;
+    S.problems = data.problems;
+  }
   showProblems();
 }
+
+window.addEventListener("studio-python", () => {
+  document.getElementById("engine").textContent = "Python: running in this page (PyScript)";
+  document.body.dataset.python = "page";
+  if (S.doc) validate();
+});
 
 function showProblems() {
   for (const el of document.querySelectorAll(".problem")) el.remove();
@@ -588,8 +602,13 @@ async function simulate() {
   if (j.team) journey.team = j.team;
   const out = document.getElementById("timeline");
   out.textContent = "Simulating…";
-  const {ok, data} = await api("simulate", {document: S.doc, journey});
-  out.textContent = ok ? data.timeline : `Cannot simulate: ${data.error}`;
+  let data;
+  if (window.studioPython) {
+    data = JSON.parse(window.studioPython.simulate(JSON.stringify(S.doc), JSON.stringify(journey)));
+  } else {
+    data = (await api("simulate", {document: S.doc, journey})).data;
+  }
+  out.textContent = data.error ? `Cannot simulate: ${data.error}` : data.timeline;
 }
 
 // -- save and publish -----------------------------------------------------------------------
