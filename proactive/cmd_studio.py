@@ -95,6 +95,7 @@ def _short(exc) -> str:
 
 def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -165,7 +166,7 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
                                     key=lambda item: item[1])}
 
     async def state(request: Request):
-        out = studio.read(messages)
+        out = await run_in_threadpool(studio.read, messages)   # a big file: other requests go on meanwhile
         out.update(file=messages.name, bundle=bundle.name, catalog=catalog_json(), published=_published_version())
         return answer(out)
 
@@ -176,13 +177,13 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         body = await body_of(request)
         if body is None or not isinstance(body.get("document"), dict):
             return answer({"error": "expected {document}"}, 400)
-        return answer({"problems": studio.check(body["document"])})
+        return answer({"problems": await run_in_threadpool(studio.check, body["document"])})
 
     async def simulate(request: Request):
         body = await body_of(request)
         if body is None or not isinstance(body.get("document"), dict):
             return answer({"error": "expected {document, journey}"}, 400)
-        out = studio_logic.simulate(body["document"], body.get("journey"))
+        out = await run_in_threadpool(studio_logic.simulate, body["document"], body.get("journey"))
         return answer(out, 422 if "error" in out else 200)
 
     async def save(request: Request):
