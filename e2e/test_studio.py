@@ -195,3 +195,55 @@ def test_every_control_has_a_visible_label(browser, tmp_path, viewport):
         p.keyboard.press("Tab")
         assert p.evaluate("() => document.activeElement.labels[0].textContent") == "Operator"
         s.close()
+
+
+def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
+    """Each of the 25 rules, its own operators, a value input of its kind;
+    an OR group nested in the rules; the saved file holds exactly that."""
+    import yaml
+
+    from widget.runtime import catalog
+
+    messages = tmp_path / "messages.yaml"
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url)
+        p = s.page
+        p.get_by_role("button", name="Add new auto message").click()
+        editor = p.locator("#editor")
+        editor.get_by_label("Message ID").fill("all-rules")
+        editor.get_by_label("Message text").fill("Every rule")
+        top = editor.get_by_role("group", name="All of these (AND), level 1")
+        for n, rule in enumerate(catalog.RULES.values(), start=1):
+            top.get_by_role("button", name="Add rule", exact=True).last.click()
+            row = editor.get_by_role("group", name=f"Rule {n}", exact=True)
+            row.get_by_label("Rule").select_option(label=rule.title)
+            ops = row.get_by_label("Operator").locator("option").evaluate_all("os => os.map(o => o.value)")
+            assert ops == list(rule.ops), rule.id   # each rule's own operators only
+            value_kind = catalog.KINDS[rule.kind].value
+            if rule.kind == "country":
+                row.get_by_label("Value").select_option(label="Germany (DE)")
+            elif rule.kind == "language":
+                row.get_by_label("Value").select_option(label="German (de)")
+            elif value_kind in ("seconds", "count"):
+                row.get_by_label(re.compile("^Value")).fill("5")
+            elif value_kind in ("bool", "enum", "none"):
+                pass   # a select with its choices, or no value at all
+            else:
+                row.get_by_label("Value").fill("/pricing" if rule.kind == "url" else "x")
+        top.get_by_role("button", name="Add OR group").click()
+        group = editor.get_by_role("group", name="Any of these (OR), level 2")
+        group.get_by_role("button", name="Add rule").click()
+        group.get_by_role("group", name="Rule 1").get_by_label("Rule").select_option(label="Number of visits")
+        group.get_by_role("group", name="Rule 1").get_by_label("Value").fill("2")
+        expect(editor.locator(".problem:not(.warning)")).to_have_count(0)
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        s.close()
+    rules = yaml.safe_load(messages.read_text())["messages"][0]["rules"]
+    assert [r["rule"] for r in rules[:-1]] == list(catalog.RULES)
+    assert rules[-1] == {"any": [{"rule": "visits", "op": "greater", "value": 2}]}
+    by_id = {r["rule"]: r for r in rules[:-1]}
+    assert by_id["country"]["value"] == "DE" and by_id["browser_language"]["value"] == "de"
+    assert by_id["time_on_page"] == {"rule": "time_on_page", "op": "greater", "value": 5}
+    assert by_id["chat_history"] == {"rule": "chat_history", "op": "exists"}
