@@ -5,7 +5,7 @@ a URL rule, an OR group and two languages). Measured from navigation:
   list        the messages list on screen (the server read and checked the file)
   python      the project's Python ready in the page (PyScript, Pyodide, the wheel)
   keystroke   the in-page check of the whole document after each of 10 keystrokes in
-              the editor (performance.now() around studioPython.check), ms
+              the editor (performance.now() around the worker's check, round trip included), ms
   simulate    a 10-minute journey (5 page views, an exit intent) over the N messages,
               in the page's Python, ms
 Not part of `make test`."""
@@ -68,8 +68,8 @@ def main() -> None:
                 box.press_sequentially(ch)
                 page.wait_for_timeout(80)
                 keys.append(page.evaluate("() => window.__lastCheckMs"))
-            sim = page.evaluate("""(journey) => { const doc = JSON.stringify(window.__studioDoc());
-                const t = performance.now(); const out = JSON.parse(window.studioPython.simulate(doc, JSON.stringify(journey)));
+            sim = page.evaluate("""async (journey) => { const S = window.__studio; const doc = JSON.stringify(S.doc);
+                const t = performance.now(); const out = JSON.parse(await S.python.sync.simulate(doc, JSON.stringify(journey)));
                 return [performance.now() - t, out.result ? out.result.shown.length : out.error]; }""", journey)
             browser.close()
         print(json.dumps({"messages": args.messages, "list_s": round(listed, 2), "python_ready_s": round(python, 2),

@@ -247,3 +247,23 @@ def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
     assert by_id["country"]["value"] == "DE" and by_id["browser_language"]["value"] == "de"
     assert by_id["time_on_page"] == {"rule": "time_on_page", "op": "greater", "value": 5}
     assert by_id["chat_history"] == {"rule": "chat_history", "op": "exists"}
+
+
+def test_a_malformed_file_is_fixed_in_the_raw_text_never_rewritten(browser, tmp_path):
+    messages = tmp_path / "messages.yaml"
+    broken = "site: acme\nmessages:\n  - id: a\n\trules: []\n"
+    messages.write_text(broken)
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url)
+        p = s.page
+        expect(p.get_by_role("heading", name="messages.yaml cannot be read")).to_be_visible()
+        expect(p.get_by_text(re.compile(r"^line 4, column 1: a tab character"))).to_be_visible()
+        assert messages.read_text() == broken
+        assert unlabeled_controls(p) == []
+        p.get_by_label("Raw text").fill(broken.replace("\t", "    ") + "    content: {text: Fixed}\n")
+        p.get_by_role("button", name="Save text").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        expect(row(p, "a")).to_contain_text("Fixed")
+        s.close()
+    assert messages.read_text() == "site: acme\nmessages:\n  - id: a\n    rules: []\n    content: {text: Fixed}\n"

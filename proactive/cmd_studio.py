@@ -24,8 +24,7 @@ from pathlib import Path
 
 PAGE = Path(__file__).resolve().parent / "studio_page"
 PAGE_FILES = {"": ("index.html", "text/html; charset=utf-8"), "studio.js": ("studio.js", "text/javascript"),
-              "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python"),
-              "pyscript.json": ("pyscript.json", "application/json")}
+              "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python")}
 ROOT = Path(__file__).resolve().parents[1]
 # The page's Python: PyScript and the same pinned Pyodide the widget uses (package-lock.json), self-hosted.
 PYSCRIPT = ROOT / "node_modules" / "@pyscript" / "core" / "dist"
@@ -123,7 +122,10 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
 
     def headers() -> dict:
         return {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": CSP, "X-Frame-Options": "DENY"}
+                "Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
+                # cross-origin isolated: PyScript's worker shares memory with the page (SharedArrayBuffer)
+                "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
+                "Cross-Origin-Resource-Policy": "same-origin"}
 
     def answer(body, status=200):
         return JSONResponse(body, status, headers=headers())
@@ -199,6 +201,17 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
                 return answer({"error": str(exc)}, 422)
         return answer(dict(studio.read(messages), saved=True, etag=etag))
 
+    async def save_text(request: Request):
+        body = await body_of(request)
+        if body is None or not isinstance(body.get("text"), str) or not isinstance(body.get("etag"), str):
+            return answer({"error": "expected {text, etag}"}, 400)
+        async with lock:
+            try:
+                studio.save_text(messages, body["text"], body["etag"])
+            except studio.SaveConflict as exc:
+                return answer({"error": f"{exc}: reload to see its current content (nothing was overwritten)"}, 409)
+        return answer(dict(studio.read(messages), saved=True))
+
     def _published_payload():
         if not bundle.exists():
             return None
@@ -264,6 +277,7 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         Route("/s/{token}/api/validate", guarded(validate), methods=["POST"]),
         Route("/s/{token}/api/simulate", guarded(simulate), methods=["POST"]),
         Route("/s/{token}/api/save", guarded(save), methods=["POST"]),
+        Route("/s/{token}/api/save-text", guarded(save_text), methods=["POST"]),
         Route("/s/{token}/api/publish/preview", guarded(preview), methods=["POST"]),
         Route("/s/{token}/api/publish", guarded(publish), methods=["POST"]),
     ]

@@ -230,7 +230,26 @@ def save(path: Path, document: dict, etag: str, origins: list | None) -> str:
         raise SaveRefused(f"the written file would not read back: {exc}") from None
     if _jsonable(back) != document:
         raise SaveRefused("the written file would not read back as the document sent")
-    data = text.encode("utf-8")
+    return _write(path, text.encode("utf-8"))
+
+
+def save_text(path: Path, text: str, etag: str) -> str:
+    """The raw text as typed (the raw-text tab of a file that does not read):
+    written as is, unless the file changed on disk since `etag`."""
+    if _current_etag(path) != etag:
+        raise SaveConflict(f"{path.name} changed on disk since the studio read it")
+    return _write(path, text.encode("utf-8"))
+
+
+def _current_etag(path: Path) -> str:
+    try:
+        return etag_of(path.read_bytes())
+    except FileNotFoundError:
+        return EMPTY_ETAG
+
+
+def _write(path: Path, data: bytes) -> str:
+    """Replace the file atomically (same folder, fsync, rename), keeping its mode."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -230,3 +230,14 @@ def studio_logic_simulate(document):
 
     return studio_logic.simulate(document, {"events": [{"t": 0, "type": "page_view", "url": "https://a.example/"}],
                                             "until": 30})
+
+
+def test_the_raw_text_is_saved_as_typed_unless_the_file_changed(client, files):
+    messages = files[0]
+    messages.write_text("site: a\n\tbroken\n")
+    state = client.get(api("state")).json()
+    r = client.post(api("save-text"), json={"text": "site: a\nmessages: []\n", "etag": state["etag"]})
+    assert r.status_code == 200 and r.json()["malformed"] is False
+    assert messages.read_text() == "site: a\nmessages: []\n"
+    r = client.post(api("save-text"), json={"text": "site: b\n", "etag": state["etag"]})
+    assert r.status_code == 409 and messages.read_text() == "site: a\nmessages: []\n"

@@ -110,27 +110,48 @@ function changed(structural = false) {
   timer = setTimeout(validate, 30);
 }
 
-// The project's validator, in this page's Python (studio_main.py, PyScript)
-// once it is loaded; until then the studio server runs the same function.
+// The project's validator, in this page's Python (studio_main.py under
+// PyScript, in a worker) once it is loaded; until then the studio server runs
+// the same function. An answer older than the last change is dropped.
 async function validate() {
   const ticket = ++validating;
-  if (window.studioPython) {
+  let problems;
+  if (S.python) {
     const started = performance.now();
-    S.problems = JSON.parse(window.studioPython.check(JSON.stringify(S.doc)));
-    S.lastCheckMs = window.__lastCheckMs = performance.now() - started;
+    problems = JSON.parse(await S.python.sync.check(JSON.stringify(S.doc)));
+    if (ticket === validating) S.lastCheckMs = window.__lastCheckMs = performance.now() - started;
   } else {
     const {ok, data} = await api("validate", {document: S.doc});
-    if (!ok || ticket !== validating) return;
-    S.problems = data.problems;
+    if (!ok) return;
+    problems = data.problems;
   }
+  if (ticket !== validating) return;
+  S.problems = problems;
   showProblems();
 }
 
-window.addEventListener("studio-python", () => {
-  document.getElementById("engine").textContent = "Python: running in this page (PyScript)";
+// PyScript and Pyodide load in a worker: the page stays usable meanwhile.
+async function startPython() {
+  const engine = document.getElementById("engine");
+  const base = new URL(".", location.href);
+  const wheel = new URL(JSON.parse(document.body.dataset.studioWheel), base).href;
+  try {
+    const {PyWorker} = await import(new URL("pyscript/core.js", base).href);
+    // `version`: the interpreter module's URL (polyscript's XWorker), the pinned Pyodide beside the page
+    const pyodide = new URL("pyodide/pyodide.mjs", base).href;
+    const config = {interpreter: pyodide, files: {[wheel]: "./studio.whl"}};
+    S.python = await PyWorker(new URL("studio_main.py", base).href, {config, version: pyodide});
+    await S.python.sync.check(JSON.stringify({site: "warm-up", messages: []}));
+  } catch (error) {
+    S.python = null;
+    engine.textContent = "Python: not available in this page; the studio server checks instead";
+    console.warn("studio: the page's Python did not start", error);
+    return;
+  }
+  engine.textContent = "Python: running in this page (PyScript)";
   document.body.dataset.python = "page";
   if (S.doc) validate();
-});
+}
 
 function showProblems() {
   for (const el of document.querySelectorAll(".problem")) el.remove();
@@ -198,11 +219,19 @@ function render() {
 }
 
 function renderMalformed(main) {
+  const raw = h("textarea", {rows: 18, value: S.rawText, spellcheck: "false"});
   main.append(h("section", {class: "card"},
     h("h2", {text: `${S.file} cannot be read`}),
-    h("p", {text: "The studio will not rewrite it from a partial read. Fix these lines in an editor, then reload:"}),
+    h("p", {text: "The studio will not rewrite it from a partial read. Fix these lines in the raw text below " +
+      "(or in any editor, then reload):"}),
     h("ul", {id: "problems"}, S.problems.map((p) => h("li", {class: "problem", text: `line ${p.line}, column ${p.col}: ${p.message}`}))),
-    field("Raw text", h("textarea", {readonly: true, rows: 16, value: S.rawText}))));
+    field("Raw text", raw),
+    h("button", {type: "button", class: "primary", text: "Save text", onclick: async () => {
+      const {ok, data} = await api("save-text", {text: raw.value, etag: S.etag});
+      if (!ok) { status(`Not saved: ${data.error}`, "error"); return; }
+      load(data);
+      status(S.malformed ? "Saved; the file still cannot be read" : `Saved ${S.file}`);
+    }})));
 }
 
 function renderList(main) {
@@ -603,8 +632,8 @@ async function simulate() {
   const out = document.getElementById("timeline");
   out.textContent = "Simulating…";
   let data;
-  if (window.studioPython) {
-    data = JSON.parse(window.studioPython.simulate(JSON.stringify(S.doc), JSON.stringify(journey)));
+  if (S.python) {
+    data = JSON.parse(await S.python.sync.simulate(JSON.stringify(S.doc), JSON.stringify(journey)));
   } else {
     data = (await api("simulate", {document: S.doc, journey})).data;
   }
@@ -649,12 +678,7 @@ async function publish() {
 }
 
 // -- start -----------------------------------------------------------------------------------
-async function start() {
-  const {ok, data} = await api("state");
-  if (!ok) { status(`Cannot load: ${data.error}`, "error"); return; }
-  S.catalog = data.catalog;
-  S.file = data.file;
-  S.bundle = data.bundle;
+function load(data) {
   S.etag = data.etag;
   S.malformed = data.malformed;
   S.rawText = data.text;
@@ -662,6 +686,16 @@ async function start() {
   S.doc = data.document;
   S.origins = data.exists && S.doc ? (S.doc.messages || []).map((_, i) => i) : [];
   if (S.doc && !Array.isArray(S.doc.messages)) S.doc.messages = [];
+  render();
+}
+
+async function start() {
+  const {ok, data} = await api("state");
+  if (!ok) { status(`Cannot load: ${data.error}`, "error"); return; }
+  S.catalog = data.catalog;
+  S.file = data.file;
+  S.bundle = data.bundle;
+  load(data);
   document.getElementById("file").textContent = `${S.file}${data.exists ? "" : " (new: created on the first save)"} → publishes ${S.bundle}` +
     (data.published ? ` (now version ${data.published})` : "");
   document.getElementById("save").addEventListener("click", save);
@@ -670,9 +704,9 @@ async function start() {
     if ((e.ctrlKey || e.metaKey) && e.key === "s") { e.preventDefault(); if (S.dirty) save(); }
   });
   window.addEventListener("beforeunload", (e) => { if (S.dirty) e.preventDefault(); });
-  render();
   status(S.malformed ? "The file cannot be read" : "Ready");
+  startPython();
 }
 
-window.__studioDoc = () => S.doc;   // the document being edited (bench/studio.py, tests)
+window.__studio = S;   // the studio's state, for bench/studio.py
 start();

@@ -1,24 +1,22 @@
-# The studio's Python, in the page (PyScript on the pinned Pyodide): the
-# project's validator, engine and explanations, installed from the wheel the
-# studio serves beside the page (no package index is contacted). studio.js
-# calls `studioPython.check(json)` on every keystroke and
-# `studioPython.simulate(document, journey)` for Simulate.
-import json
+# The studio's Python, in a Web Worker of the page (PyScript on the pinned
+# Pyodide): the project's validator, engine and explanations, from the wheel
+# the studio serves beside the page (fetched by PyScript's `files` into this
+# worker's file system; no package index is contacted). studio.js calls
+# `sync.check(document_json)` on every keystroke and
+# `sync.simulate(document_json, journey_json)` for Simulate.
+import importlib
 import sysconfig
+import zipfile
 
-from pyodide.ffi import create_proxy, to_js
-from pyodide.http import pyfetch
-from pyscript import window
+from polyscript import xworker  # the worker bridge under PyScript (`pyscript` itself is not importable in a PyWorker started with our own Pyodide)
 
-WHEEL = json.loads(window.document.body.dataset.studioWheel)
+sync = xworker.sync
 
-response = await pyfetch(WHEEL)   # noqa: F704 - PyScript runs this module with top-level await
-await response.unpack_archive(extract_dir=sysconfig.get_paths()["purelib"], format="zip")  # noqa: F704
+with zipfile.ZipFile("studio.whl") as wheel:
+    wheel.extractall(sysconfig.get_paths()["purelib"])
+importlib.invalidate_caches()
 
 from proactive import studio_logic  # noqa: E402
 
-api = window.Object.new()
-api.check = create_proxy(studio_logic.check_json)
-api.simulate = create_proxy(studio_logic.simulate_json)
-window.studioPython = api
-window.dispatchEvent(window.CustomEvent.new("studio-python", to_js({"detail": {"ready": True}})))
+sync.check = studio_logic.check_json
+sync.simulate = studio_logic.simulate_json
