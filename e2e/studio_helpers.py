@@ -48,13 +48,16 @@ def studio(messages: Path, key: Path, bundle: Path):
 class StudioPage:
     """A page on the studio that records page and console errors."""
 
-    def __init__(self, browser, url: str, viewport=(1280, 800)):
+    def __init__(self, browser, url: str, viewport=(1280, 800), python: bool = True):
+        """`python=False`: open the page with #server (no Pyodide in the page,
+        the studio server checks with the same functions): for tests of the
+        forms and the file, which do not need the page's Python."""
         self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
         self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
-        self.page.goto(url)
+        self.page.goto(url if python else url + "#server")
         self.page.get_by_role("status").filter(has_text=re.compile("Ready|cannot be read")).wait_for()
 
     def wait_python(self, timeout: float = 90_000) -> None:

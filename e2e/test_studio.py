@@ -151,7 +151,7 @@ def test_editing_one_message_changes_only_its_lines(browser, tmp_path):
     messages.write_text(HAND_WRITTEN)
     key, _ = make_key(tmp_path)
     with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url)
+        s = StudioPage(browser, url, python=False)
         p = s.page
         row(p, "welcome").get_by_role("button", name="Edit").click()
         german = p.locator("#editor fieldset.variant").filter(has_text="Language de")
@@ -177,7 +177,7 @@ def test_every_control_has_a_visible_label(browser, tmp_path, viewport):
     messages.write_text(HAND_WRITTEN)
     key, _ = make_key(tmp_path)
     with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, viewport)
+        s = StudioPage(browser, url, viewport, python=False)
         p = s.page
         assert unlabeled_controls(p) == []
         row(p, "pricing-help").get_by_role("button", name="Edit").click()
@@ -207,7 +207,7 @@ def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
     messages = tmp_path / "messages.yaml"
     key, _ = make_key(tmp_path)
     with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url)
+        s = StudioPage(browser, url, python=False)
         p = s.page
         p.get_by_role("button", name="Add new auto message").click()
         editor = p.locator("#editor")
@@ -255,7 +255,7 @@ def test_a_malformed_file_is_fixed_in_the_raw_text_never_rewritten(browser, tmp_
     messages.write_text(broken)
     key, _ = make_key(tmp_path)
     with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url)
+        s = StudioPage(browser, url, python=False)
         p = s.page
         expect(p.get_by_role("heading", name="messages.yaml cannot be read")).to_be_visible()
         expect(p.get_by_text(re.compile(r"^line 4, column 1: a tab character"))).to_be_visible()

@@ -133,6 +133,10 @@ async function validate() {
 // PyScript and Pyodide load in a worker: the page stays usable meanwhile.
 async function startPython() {
   const engine = document.getElementById("engine");
+  if (location.hash === "#server") {   // a slow machine: no Pyodide in the page, the server checks
+    engine.textContent = "Python: the studio server checks (this page was opened with #server)";
+    return;
+  }
   const base = new URL(".", location.href);
   const wheel = new URL(JSON.parse(document.body.dataset.studioWheel), base).href;
   try {
@@ -209,13 +213,24 @@ function summary(m) {
   return (block.text || "").slice(0, 80);
 }
 
+// The list or the editor is redrawn on every structural change; the
+// simulation panel below it only when its own steps change.
 function render() {
   const main = document.getElementById("main");
-  main.replaceChildren();
-  if (S.malformed) return renderMalformed(main);
-  if (S.editing === null) renderList(main); else renderEditor(main);
-  main.append(renderSimulate());
+  let view = document.getElementById("view");
+  if (!view) {
+    view = h("div", {id: "view", class: "stack"});
+    main.replaceChildren(view);
+  }
+  view.replaceChildren();
+  if (S.malformed) { document.getElementById("simulate")?.remove(); renderMalformed(view); return; }
+  if (S.editing === null) renderList(view); else renderEditor(view);
+  if (!document.getElementById("simulate")) main.append(renderSimulate());
   showProblems();
+}
+
+function renderSim() {
+  document.getElementById("simulate").replaceWith(renderSimulate());
 }
 
 function renderMalformed(main) {
@@ -592,12 +607,12 @@ function renderSimulate() {
   const steps = h("ol", {class: "journey"}, j.steps.map((s, i) => h("li", {role: "group", "aria-label": `Step ${i + 1}`},
     h("div", {class: "inline"},
       field("At (seconds)", h("input", {type: "number", min: 0, step: "any", value: s.t, oninput: (e) => { s.t = Number(e.target.value) || 0; }})),
-      field("Step", select(STEP_TYPES, s.type, (v) => { s.type = v; render(); })),
+      field("Step", select(STEP_TYPES, s.type, (v) => { s.type = v; renderSim(); })),
       s.type === "page_view" ? field("Page URL", h("input", {type: "text", value: s.url || "", oninput: (e) => { s.url = e.target.value; }})) : null,
       s.type === "page_view" ? field("Referrer", h("input", {type: "text", value: s.referrer || "", oninput: (e) => { s.referrer = e.target.value; }})) : null,
       s.type === "dismiss" ? field("Dismissed message", h("input", {type: "text", value: s.message || "", oninput: (e) => { s.message = e.target.value; }})) : null,
-      h("button", {type: "button", text: "Remove step", onclick: () => { j.steps.splice(i, 1); render(); }})))));
-  return h("section", {class: "card", "aria-labelledby": "sim-title"},
+      h("button", {type: "button", text: "Remove step", onclick: () => { j.steps.splice(i, 1); renderSim(); }})))));
+  return h("section", {id: "simulate", class: "card", "aria-labelledby": "sim-title"},
     h("h2", {id: "sim-title", text: "Simulate a visitor journey"}),
     h("div", {class: "inline"},
       field("Visitor language", h("input", {type: "text", value: j.visitor.language, oninput: (e) => { j.visitor.language = e.target.value; }})),
@@ -609,7 +624,7 @@ function renderSimulate() {
     h("div", {class: "inline"},
       h("button", {type: "button", text: "Add step", onclick: () => {
         const last = j.steps[j.steps.length - 1];
-        j.steps.push({t: (last ? last.t : 0) + 10, type: "page_view", url: "https://example.com/", referrer: ""}); render();
+        j.steps.push({t: (last ? last.t : 0) + 10, type: "page_view", url: "https://example.com/", referrer: ""}); renderSim();
       }}),
       field("Journey ends at (seconds)", h("input", {type: "number", min: 0, value: j.until, oninput: (e) => { j.until = Number(e.target.value) || 0; }})),
       h("button", {type: "button", class: "primary", text: "Simulate", onclick: simulate})),
