@@ -27,7 +27,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from proactive import authoring
-from proactive.studio_logic import check  # noqa: F401 - the page's validation, also run here
+from proactive.studio_logic import check   # the validation the page runs too
 
 EMPTY_ETAG = "absent"
 
@@ -124,12 +124,16 @@ def to_node(value):
 
 
 def _same_scalar(old, new) -> bool:
+    """Whether the file's scalar (ruamel's node) already holds the value sent."""
     if isinstance(old, (date, datetime)):
         return old.isoformat() == new
     if isinstance(old, bool) or isinstance(new, bool):
-        return old is new or (isinstance(old, bool) and isinstance(new, bool) and bool(old) == bool(new))
-    return type(old) is type(new) and old == new or (isinstance(old, str) and isinstance(new, str) and str(old) == new) \
-        or (isinstance(old, (int, float)) and isinstance(new, (int, float)) and old == new)
+        return isinstance(old, bool) and isinstance(new, bool) and old == new
+    if isinstance(old, str) and isinstance(new, str):
+        return str(old) == new
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        return old == new
+    return old is None and new is None
 
 
 def merge(old, new):

@@ -241,3 +241,16 @@ def test_the_raw_text_is_saved_as_typed_unless_the_file_changed(client, files):
     assert messages.read_text() == "site: a\nmessages: []\n"
     r = client.post(api("save-text"), json={"text": "site: b\n", "etag": state["etag"]})
     assert r.status_code == 409 and messages.read_text() == "site: a\nmessages: []\n"
+
+
+def test_a_duplicate_is_inserted_below_its_original_and_the_rest_stays(tmp_path):
+    path = tmp_path / "m.yaml"
+    text = ("site: acme\nmessages:\n  - id: a   # first\n    rules: []\n  # the second\n  - id: b\n    rules: []\n")
+    path.write_text(text)
+    state = studio.read(path)
+    doc = state["document"]
+    doc["messages"].insert(1, {"id": "a-copy", "rules": []})
+    studio.save(path, doc, state["etag"], [0, None, 1])
+    after = path.read_text()
+    assert [m["id"] for m in studio.read(path)["document"]["messages"]] == ["a", "a-copy", "b"]
+    assert "  - id: a   # first\n" in after and "  - id: b\n    rules: []\n" in after and "# the second" in after
