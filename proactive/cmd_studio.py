@@ -188,29 +188,28 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         out = await run_in_threadpool(studio_logic.simulate, body["document"], body.get("journey"))
         return answer(out, 422 if "error" in out else 200)
 
-    async def save(request: Request):
-        body = await body_of(request)
-        if body is None or not isinstance(body.get("document"), dict) or not isinstance(body.get("etag"), str):
-            return answer({"error": "expected {document, etag, origins}"}, 400)
+    async def write(save_function, *args):
+        """One write at a time; a file changed on disk is never overwritten."""
         async with lock:
             try:
-                etag = studio.save(messages, body["document"], body["etag"], body.get("origins"))
+                save_function(messages, *args)
             except studio.SaveConflict as exc:
                 return answer({"error": f"{exc}: reload to see its current content (nothing was overwritten)"}, 409)
             except studio.SaveRefused as exc:
                 return answer({"error": str(exc)}, 422)
-        return answer(dict(studio.read(messages), saved=True, etag=etag))
+            return answer(dict(studio.read(messages), saved=True))   # read under the lock: its etag is this write's
+
+    async def save(request: Request):
+        body = await body_of(request)
+        if body is None or not isinstance(body.get("document"), dict) or not isinstance(body.get("etag"), str):
+            return answer({"error": "expected {document, etag, origins}"}, 400)
+        return await write(studio.save, body["document"], body["etag"], body.get("origins"))
 
     async def save_text(request: Request):
         body = await body_of(request)
         if body is None or not isinstance(body.get("text"), str) or not isinstance(body.get("etag"), str):
             return answer({"error": "expected {text, etag}"}, 400)
-        async with lock:
-            try:
-                studio.save_text(messages, body["text"], body["etag"])
-            except studio.SaveConflict as exc:
-                return answer({"error": f"{exc}: reload to see its current content (nothing was overwritten)"}, 409)
-        return answer(dict(studio.read(messages), saved=True))
+        return await write(studio.save_text, body["text"], body["etag"])
 
     def _published_payload():
         if not bundle.exists():
