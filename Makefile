@@ -6,15 +6,24 @@ PYTHON ?= python3
 # `make demo PORT=9700 SITE_PORT=9701`: the widget origin's and the demo site's ports.
 PORT      ?= 8700
 SITE_PORT ?= 8701
+# The studio (docs/studio.md) on a working copy of the demo's messages: `make demo STUDIO_PORT=9702`.
+STUDIO_PORT ?= 8702
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-unit test-e2e build bench wheel install chromium services clean
 
+# The demo signs .data/studio-messages.yaml (a copy of demo/messages.yaml, made once) at every
+# start; the studio edits that copy and publishes into the demo's bundle with the demo's key.
 demo: install build
-	@echo "==> Serving the demo (Ctrl-C stops it)"
-	$(BIN)/proactive serve --port $(PORT) --site-port $(SITE_PORT)
+	@mkdir -p .data && { test -f .data/studio-messages.yaml || cp demo/messages.yaml .data/studio-messages.yaml; }
+	@echo "==> Serving the demo and the studio (Ctrl-C stops both)"
+	@{ for i in $$(seq 100); do test -f .data/bundles/demo.json && break; sleep 0.2; done; \
+	   exec $(BIN)/proactive studio .data/studio-messages.yaml --key .data/demo-signing.key \
+	     --bundle .data/bundles/demo.json --port $(STUDIO_PORT); } & studio=$$!; \
+	 trap 'kill $$studio 2>/dev/null' EXIT INT TERM; \
+	 $(BIN)/proactive serve --port $(PORT) --site-port $(SITE_PORT) --messages .data/studio-messages.yaml
 
 test: install chromium services build
 	$(BIN)/python -m pytest tests e2e

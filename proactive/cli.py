@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "validate": ("proactive.cmd_bundle", "check a messages file and list every problem"),
     "schema": ("proactive.cmd_bundle", "print the JSON Schema of the messages format"),
     "simulate": ("proactive.cmd_simulate", "dry-run messages against a visitor journey"),
+    "studio": ("proactive.cmd_studio", "edit, pause, simulate and publish messages in a local web page"),
     "db": ("proactive.cmd_db", "upgrade the endpoint's database schema, or show its version"),
 }
 

@@ -37,7 +37,7 @@ def timeline(result: dict) -> str:
     """The simulation as people read it: each decision in time order with
     the conditions it held on, then each message never delivered with the
     instant it came closest and what kept it back."""
-    from proactive.pytest_plugin import describe_condition, why_not
+    from proactive.explain_words import describe_condition, why_not
 
     explain = result.get("explain") or {}
     decisions = sorted([(d["t"], "show", d["message"], d.get("arm")) for d in result["shown"]]

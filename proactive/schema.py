@@ -158,6 +158,8 @@ def messages_schema() -> dict:
         "once_per_user": {"type": "boolean"},
         "delay": {"type": "number", "minimum": 0, "description": "seconds between the rules holding and showing"},
         "priority": {"type": "integer", "description": "higher wins when several messages could show"},
+        "enabled": {"type": "boolean", "default": True,
+                    "description": "false pauses the message: never shown nor emailed (the studio's Pause)"},
         "content": _content(),
         "rules": {"$ref": "#/definitions/rules"},
     }

@@ -77,6 +77,10 @@ def test_the_view_names_what_the_engine_gives():
 
 # (name, message fields, top-level bundle fields, view fields, t, allows, next_change, words of a closed gate)
 CASES = {
+    "enabled": [
+        ("paused: closed for good", {"enabled": False}, {}, {}, T, False, None,
+         "paused (enabled: false): never shown nor emailed"),
+    ],
     "team": [
         ("any: open without presence or hours", {"team": "any"}, {}, {}, T, True, None, None),
         ("online required, presence unknown, no hours: closed for good", {"team": "online"}, {}, {}, T,
@@ -211,6 +215,35 @@ def test_the_holdout_gate_is_listed_only_for_experiments():
     assert policy.explain(view(b), msg, T)["holdout"] == {"held_out": False, "ok": True}
 
 
+def test_the_enabled_gate_is_listed_only_for_paused_messages():
+    b, msg = compiled({"enabled": True})
+    assert "enabled" not in policy.explain(view(b), msg, T)
+    b, msg = compiled({"enabled": False})
+    assert policy.explain(view(b), msg, T)["enabled"]["ok"] is False
+
+
+def test_a_paused_message_is_never_shown_nor_emailed():
+    from widget.runtime.simulate import simulate
+
+    messages = [{"id": "shown", "priority": 1, "content": {"text": "a"}, "rules": []},
+                {"id": "paused", "enabled": False, "priority": 9, "content": {"text": "b"}, "rules": []},
+                {"id": "mail", "type": "email", "enabled": False, "content": {"text": "c"}, "rules": []}]
+    journey = {"visitor": {"authenticated": True},
+               "events": [{"t": 0, "type": "page_view", "url": "https://s.example/"},
+                          {"t": 5, "type": "dismiss", "message": "shown"},
+                          {"t": 10, "type": "page_view", "url": "https://s.example/b"}], "until": 60}
+    out = simulate({"site": "s", "messages": [dict(m, audience="all") for m in messages]}, journey)
+    assert [s["message"] for s in out["shown"]] == ["shown"]
+    assert out["emails"] == []
+    active = simulate({"site": "s", "messages": [dict(m, audience="all", enabled=True) for m in messages]}, journey)
+    assert {s["message"] for s in active["shown"]} >= {"paused"} and active["emails"]
+
+
+def test_enabled_must_be_true_or_false():
+    problems = bundle.validate({"site": "s", "messages": [{"id": "m", "enabled": "no", "rules": []}]})
+    assert [(p.path, p.expected) for p in problems] == [(("messages", 0, "enabled"), "true or false")]
+
+
 def test_screen_is_not_a_gate_of_emails():
     b, msg = compiled({"type": "email", "audience": "users"})
     assert "screen" not in policy.explain(view(b, on_screen="x"), msg, T)
@@ -225,7 +258,8 @@ def test_the_engine_explains_with_the_table():
     engine = Engine(payload)
     engine.step([{"t": T, "type": "page_view", "url": "https://s.example/"}], T)
     entry = engine.explain(T)["m"]
-    assert list(entry["gates"]) == [g.name for g in policy.GATES if g.name != "holdout"]   # not an experiment
+    # not an experiment, not paused
+    assert list(entry["gates"]) == [g.name for g in policy.GATES if g.name not in ("holdout", "enabled")]
     assert entry["blocked_by"] == ["audience"]
     assert entry["gates"]["audience"]["text"] == "audience is users, the visitor is an anonymous visitor"
 

@@ -149,6 +149,7 @@ MESSAGE_FIELDS = {
     "once_per_user": (_check_bool, lambda m: m.get("type") == "email"),
     "delay": (_check_seconds, lambda m: 0),
     "priority": (_check_priority, lambda m: 0),
+    "enabled": (_check_bool, lambda m: True),   # false: paused, never delivered (policy's `enabled` gate)
     "content": (_check_content, lambda m: content_mod.check({})),
     # delivery policy (policy.py); values land in Message.policy
     "caps": (policy_mod.check_caps, lambda m: {}),

@@ -13,6 +13,8 @@ and the debug view's wording). Gates read a `Visitor`, a narrow read-only
 view of the visitor and the page, never the engine itself.
 
 Gates, in table (and trace) order:
+  enabled     `enabled: false` pauses a message: never shown nor emailed
+              (listed only for a paused message)
   team        online / offline / any: live presence when the endpoint has
               answered, else the bundle's business hours (`team:` at the top
               level), else unknown, and then only `any` messages pass
@@ -622,7 +624,15 @@ def _dismissed_words(d):
     return f"dismissed by the visitor, away until {instant_text(d.get('until'))}"
 
 
+def _paused(msg) -> bool:
+    return msg.policy.get("enabled") is False
+
+
 GATES = (
+    Gate("enabled", lambda view, msg, t: not _paused(msg),
+         lambda view, msg, t: {"enabled": not _paused(msg)},
+         lambda d: "paused (enabled: false): never shown nor emailed",
+         applies=_paused),
     Gate("team", _team_allows, _team_detail, _team_words, _team_next),
     Gate("audience", _audience_allows,
          lambda view, msg, t: {"required": msg.audience, "authenticated": view.authenticated},

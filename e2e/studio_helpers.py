@@ -1,0 +1,89 @@
+"""The studio under test: `proactive studio` started as a site owner starts
+it (the real CLI, a real port), and a browser page on it that fails the test
+on any page error or console error."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from proactive import signing
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_key(folder: Path) -> tuple[Path, str]:
+    """A key file and its data-key."""
+    key = signing.generate_private_key()
+    path = folder / "site.key"
+    signing.write_private_key(key, path)
+    return path, signing.public_key_spec(key)
+
+
+@contextmanager
+def studio(messages: Path, key: Path, bundle: Path):
+    """Run `proactive studio`; yield its printed URL (with the token)."""
+    proc = subprocess.Popen([sys.executable, "-m", "proactive.cli", "studio", str(messages), "--key", str(key),
+                             "--bundle", str(bundle), "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/s/[A-Za-z0-9_-]+/)", line)
+        if not match:
+            proc.kill()
+            raise AssertionError(f"studio did not start: {line!r} {proc.stderr.read()!r}")
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class StudioPage:
+    """A page on the studio that records page and console errors."""
+
+    def __init__(self, browser, url: str, viewport=(1280, 800), python: bool = True):
+        """`python=False`: open the page with #server (no Pyodide in the page,
+        the studio server checks with the same functions): for tests of the
+        forms and the file, which do not need the page's Python."""
+        self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        self.page.goto(url if python else url + "#server")
+        self.page.get_by_role("status").filter(has_text=re.compile("Ready|cannot be read")).wait_for()
+
+    def wait_python(self, timeout: float = 90_000) -> None:
+        """Until the project's Python runs in the page (PyScript on Pyodide)."""
+        self.page.locator("body[data-python=page]").wait_for(state="attached", timeout=timeout)
+
+    def close(self):
+        self.context.close()
+        assert not self.errors, self.errors
+
+
+def unlabeled_controls(page) -> list[str]:
+    """Every input, select, textarea and button without a visible label:
+    a <label> for it, aria-labelledby pointing at visible text, or (a
+    button) its own visible text."""
+    return page.evaluate("""() => {
+      const visibleText = (el) => el && el.offsetParent !== null && el.textContent.trim() !== '';
+      const out = [];
+      for (const el of document.querySelectorAll('input, select, textarea, button')) {
+        if (el.offsetParent === null) continue;   // not shown
+        let ok = false;
+        if (el.tagName === 'BUTTON') ok = visibleText(el);
+        else ok = [...(el.labels || [])].some(visibleText);
+        const by = el.getAttribute('aria-labelledby');
+        if (!ok && by) ok = by.split(' ').some((id) => visibleText(document.getElementById(id)));
+        if (!ok) out.push(el.outerHTML.slice(0, 120));
+      }
+      return out;
+    }""")

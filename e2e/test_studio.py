@@ -1,0 +1,269 @@
+"""The auto messages studio as a site owner uses it (docs/studio.md): from an
+empty file, create messages through the forms, see an inline error, pause
+one, publish; the bundle verifies and the test site shows exactly the
+active messages. And the round trip: editing one message of a hand-written
+file changes only that message's lines."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import ROOT, shown_ids, wait_ready
+from shell_helpers import explain
+from studio_helpers import StudioPage, make_key, studio, unlabeled_controls
+
+
+def add_message(page, mid: str, text: str, *, priority: int | None = None) -> None:
+    page.get_by_role("button", name="Add new auto message").click()
+    editor = page.locator("#editor")
+    editor.get_by_label("Message ID").fill(mid)
+    editor.get_by_label("Message type").select_option(label="Proactive chat")
+    editor.get_by_label("Send when team").select_option("any")
+    editor.get_by_label("Send to").select_option(label="visitors")
+    editor.get_by_label("Message text").fill(text)
+    if priority is not None:
+        editor.get_by_label("Priority", exact=True).fill(str(priority))
+    editor.get_by_role("button", name="Add rule").click()
+    rule = editor.get_by_role("group", name="Rule 1")
+    rule.get_by_label("Rule").select_option(label="Current page URL")
+    rule.get_by_label("Operator").select_option(label="contains")
+    rule.get_by_label("Value").fill("/")
+
+
+def row(page, mid: str):
+    return page.get_by_role("row").filter(has=page.get_by_text(mid, exact=True))
+
+
+def test_from_an_empty_file_to_the_site(site, browser, page, tmp_path):
+    messages = tmp_path / "messages.yaml"
+    key, data_key = make_key(tmp_path)
+    bundle = site.bundles / "studio.json"
+    with studio(messages, key, bundle) as url:
+        s = StudioPage(browser, url)
+        p = s.page
+        expect(p.get_by_text("(new: created on the first save)")).to_be_visible()
+
+        add_message(p, "welcome", "Hello from the studio")
+        editor = p.locator("#editor")
+        # from here on, validation and simulation run in the page's Python: no request to the server's
+        s.wait_python()
+        expect(p.get_by_text("Python: running in this page (PyScript)")).to_be_visible()
+        server_calls = []
+        p.on("request", lambda r: re.search(r"/api/(validate|simulate)$", r.url) and server_calls.append(r.url))
+        assert unlabeled_controls(p) == []
+        # a bad value: an inline error next to the field, within the live validation
+        editor.get_by_role("button", name="Add rule").first.click()
+        second = editor.get_by_role("group", name="Rule 2")
+        second.get_by_label("Rule").select_option(label="Time on page")
+        second.get_by_label("Operator").select_option(label="greater than")
+        second.get_by_label("Value (seconds)").fill("-5")
+        error = second.locator(".problem")
+        expect(error).to_contain_text("-5 is not a number")
+        expect(second.get_by_label("Value (seconds)")).to_have_attribute("aria-invalid", "true")
+        second.get_by_label("Value (seconds)").fill("1")
+        expect(error).to_have_count(0)
+        editor.get_by_role("button", name="Back to the list").click()
+
+        add_message(p, "promo", "Promo that is paused", priority=5)
+        p.locator("#editor").get_by_role("button", name="Back to the list").click()
+        expect(p.get_by_role("row")).to_have_count(3)   # the header and two messages
+        row(p, "promo").get_by_role("button", name="Pause").click()
+        expect(row(p, "promo").get_by_text("Paused", exact=True)).to_be_visible()
+        expect(row(p, "welcome").get_by_text("Active", exact=True)).to_be_visible()
+        assert unlabeled_controls(p) == []
+
+        # simulate: a visitor on the home page; the paused message says why not
+        p.get_by_label("Page URL").fill("https://example.com/pricing")
+        p.get_by_role("button", name="Simulate", exact=True).click()
+        timeline = p.get_by_label("Simulation timeline")
+        expect(timeline).to_contain_text("show   welcome: page_url contains / → true")
+        expect(timeline).to_contain_text("not shown  promo: closest at 0 s: its rules hold, but paused (enabled: false)")
+        assert server_calls == []
+
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        text = messages.read_text()
+        assert "enabled: false" in text and "id: welcome" in text
+
+        p.get_by_role("button", name="Publish").click()
+        dialog = p.get_by_role("dialog")
+        expect(dialog).to_contain_text("Added: welcome, promo")
+        expect(dialog).to_contain_text("Paused: promo")
+        dialog.get_by_role("button", name="Publish version 1").click()
+        expect(p.get_by_role("status")).to_have_text("Published version 1 to studio.json")
+        s.close()
+
+    verify = subprocess.run([sys.executable, "-m", "proactive.cli", "verify", str(bundle), "--key", data_key],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "version 1, 2 message(s)" in verify.stdout
+
+    page.goto(site.page(tag=site.tag(bundle=site.bundle_url("studio"), key=data_key)))
+    wait_ready(page)
+    deadline = time.time() + 15
+    while shown_ids(page) != ["welcome"] and time.time() < deadline:
+        page.wait_for_timeout(100)
+    assert shown_ids(page) == ["welcome"]
+    why = explain(page)
+    assert why["promo"]["blocked_by"][0] == "enabled"   # paused, though its priority is higher
+
+
+HAND_WRITTEN = """\
+# Acme's auto messages, written by hand.
+site: acme            # the site id
+widgets: [{id: main, color: "#0f766e", title: Acme}]
+
+messages:
+  # Pricing: the most important one.
+  - id: pricing-help
+    priority: 10          # wins over the others
+    rules:
+      - {rule: page_url, op: contains, value: /pricing}
+      - {rule: time_on_page, op: greater, value: 40}
+    content: {text: "Questions about *our plans*?"}
+
+  # Greets everyone else.
+  - id: welcome
+    content:
+      en: {text: 'Hi there!'}
+      de: {text: Hallo!}   # German
+    rules: [{rule: country, op: equals, value: ["NO", DE]}]
+
+  - id: returning
+    rules:
+      - rule: visits
+        op: greater
+        value: 1
+    content:
+      text: Welcome back
+"""
+
+
+def test_editing_one_message_changes_only_its_lines(browser, tmp_path):
+    messages = tmp_path / "messages.yaml"
+    messages.write_text(HAND_WRITTEN)
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        row(p, "welcome").get_by_role("button", name="Edit").click()
+        german = p.locator("#editor fieldset.variant").filter(has_text="Language de")
+        german.get_by_label("Message text").fill("Hallo, schön dass du da bist!")
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        s.close()
+    after = messages.read_text()
+    before_lines, after_lines = HAND_WRITTEN.splitlines(), after.splitlines()
+    welcome = range(before_lines.index("  - id: welcome"), before_lines.index("  - id: returning"))
+    changed = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before_lines, after_lines).get_opcodes():
+        if tag != "equal":
+            assert set(range(i1, max(i2, i1 + 1))) <= set(welcome), (before_lines[i1:i2], after_lines[j1:j2])
+            changed += after_lines[j1:j2]
+    assert len(changed) == 1 and "Hallo, schön dass du da bist!" in changed[0] and "# German" in changed[0], changed
+    assert len(after_lines) == len(before_lines)
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)])
+def test_every_control_has_a_visible_label(browser, tmp_path, viewport):
+    messages = tmp_path / "messages.yaml"
+    messages.write_text(HAND_WRITTEN)
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url, viewport, python=False)
+        p = s.page
+        assert unlabeled_controls(p) == []
+        row(p, "pricing-help").get_by_role("button", name="Edit").click()
+        editor = p.locator("#editor")
+        editor.get_by_role("button", name="Add OR group").click()
+        editor.get_by_role("group", name=re.compile("Any of these")).get_by_role("button", name="Add rule").click()
+        editor.get_by_role("button", name="Add button").click()
+        editor.get_by_role("button", name="Add language variant").click()
+        for name in ("Message type", "Widget", "Send when team", "Send to", "Send only once per user",
+                     "Message text", "Rule", "Operator", "Value"):
+            expect(editor.get_by_label(name, exact=True).first).to_be_visible()
+        assert unlabeled_controls(p) == []
+        # keyboard: Tab reaches the first rule's Operator from its Rule
+        editor.get_by_role("group", name="Rule 1").first.get_by_label("Rule").focus()
+        p.keyboard.press("Tab")
+        assert p.evaluate("() => document.activeElement.labels[0].textContent") == "Operator"
+        s.close()
+
+
+def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
+    """Each of the 25 rules, its own operators, a value input of its kind;
+    an OR group nested in the rules; the saved file holds exactly that."""
+    import yaml
+
+    from widget.runtime import catalog
+
+    messages = tmp_path / "messages.yaml"
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        p.get_by_role("button", name="Add new auto message").click()
+        editor = p.locator("#editor")
+        editor.get_by_label("Message ID").fill("all-rules")
+        editor.get_by_label("Message text").fill("Every rule")
+        top = editor.get_by_role("group", name="All of these (AND), level 1")
+        for n, rule in enumerate(catalog.RULES.values(), start=1):
+            top.get_by_role("button", name="Add rule", exact=True).last.click()
+            row = editor.get_by_role("group", name=f"Rule {n}", exact=True)
+            row.get_by_label("Rule").select_option(label=rule.title)
+            ops = row.get_by_label("Operator").locator("option").evaluate_all("os => os.map(o => o.value)")
+            assert ops == list(rule.ops), rule.id   # each rule's own operators only
+            value_kind = catalog.KINDS[rule.kind].value
+            if rule.kind == "country":
+                row.get_by_label("Value").select_option(label="Germany (DE)")
+            elif rule.kind == "language":
+                row.get_by_label("Value").select_option(label="German (de)")
+            elif value_kind in ("seconds", "count"):
+                row.get_by_label(re.compile("^Value")).fill("5")
+            elif value_kind in ("bool", "enum", "none"):
+                pass   # a select with its choices, or no value at all
+            else:
+                row.get_by_label("Value").fill("/pricing" if rule.kind == "url" else "x")
+        top.get_by_role("button", name="Add OR group").click()
+        group = editor.get_by_role("group", name="Any of these (OR), level 2")
+        group.get_by_role("button", name="Add rule").click()
+        group.get_by_role("group", name="Rule 1").get_by_label("Rule").select_option(label="Number of visits")
+        group.get_by_role("group", name="Rule 1").get_by_label("Value").fill("2")
+        expect(editor.locator(".problem:not(.warning)")).to_have_count(0)
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        s.close()
+    rules = yaml.safe_load(messages.read_text())["messages"][0]["rules"]
+    assert [r["rule"] for r in rules[:-1]] == list(catalog.RULES)
+    assert rules[-1] == {"any": [{"rule": "visits", "op": "greater", "value": 2}]}
+    by_id = {r["rule"]: r for r in rules[:-1]}
+    assert by_id["country"]["value"] == "DE" and by_id["browser_language"]["value"] == "de"
+    assert by_id["time_on_page"] == {"rule": "time_on_page", "op": "greater", "value": 5}
+    assert by_id["chat_history"] == {"rule": "chat_history", "op": "exists"}
+
+
+def test_a_malformed_file_is_fixed_in_the_raw_text_never_rewritten(browser, tmp_path):
+    messages = tmp_path / "messages.yaml"
+    broken = "site: acme\nmessages:\n  - id: a\n\trules: []\n"
+    messages.write_text(broken)
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        expect(p.get_by_role("heading", name="messages.yaml cannot be read")).to_be_visible()
+        expect(p.get_by_text(re.compile(r"^line 4, column 1: a tab character"))).to_be_visible()
+        assert messages.read_text() == broken
+        assert unlabeled_controls(p) == []
+        p.get_by_label("Raw text").fill(broken.replace("\t", "    ") + "    content: {text: Fixed}\n")
+        p.get_by_role("button", name="Save text").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        expect(row(p, "a")).to_contain_text("Fixed")
+        s.close()
+    assert messages.read_text() == "site: acme\nmessages:\n  - id: a\n    rules: []\n    content: {text: Fixed}\n"

@@ -1,0 +1,73 @@
+"""The studio's logic that runs in the page, under PyScript (Pyodide), and
+in the studio server alike: validate a document as `proactive validate`
+does, and simulate a journey with the explanation `proactive simulate
+--explain` prints. The same functions, the same modules: the validator and
+engine of widget/runtime, the words of proactive/explain_words.py.
+
+Takes and returns JSON text, so the page calls it with strings."""
+
+from __future__ import annotations
+
+import json
+
+from proactive import authoring
+
+
+def check(document) -> list[dict]:
+    """Every problem and warning of a document, each with its path into it."""
+    from widget.runtime import bundle
+
+    out = []
+    for p in bundle.validate(document):
+        out.append({"line": 0, "col": 0, "where": authoring.format_path(p.path), "path": list(p.path),
+                    "message": p.message + authoring._suggestion(p.message, p.expected), "expected": p.expected,
+                    "warning": False})
+    messages = document.get("messages") if isinstance(document, dict) else None
+    if not out and isinstance(messages, list):
+        for p in authoring.warnings(_PathSource(document)):
+            out.append({"line": 0, "col": 0, "where": p.where, "path": list(p.path), "message": p.message,
+                        "expected": p.expected, "warning": True})
+    return out
+
+
+class _PathSource:
+    """What `authoring.warnings` needs of a Source, for a document that has
+    no file: problems keep their path instead of a line."""
+
+    def __init__(self, document):
+        self.document = document
+
+    def problem(self, path, message, expected=""):
+        return _PathProblem(tuple(path), message, expected)
+
+
+class _PathProblem:
+    def __init__(self, path: tuple, message: str, expected: str):
+        self.path, self.message, self.expected = path, message, expected
+        self.where = authoring.format_path(path)
+        self.line = self.col = 0
+
+
+def simulate(document, journey) -> dict:
+    """{"result", "timeline"} or {"error"}: the journey through the engine,
+    explained in `proactive simulate --explain`'s words."""
+    from proactive.cmd_simulate import timeline
+    from widget.runtime import bundle
+    from widget.runtime.simulate import ScenarioInvalid
+    from widget.runtime.simulate import simulate as run
+
+    if any(not p["warning"] for p in check(document)):
+        return {"error": "fix the problems first: the simulation runs valid messages only"}
+    try:
+        result = run(document, journey or {}, explain=True)
+    except (ScenarioInvalid, bundle.BundleInvalid) as exc:
+        return {"error": str(exc)}
+    return {"result": result, "timeline": timeline(result)}
+
+
+def check_json(text: str) -> str:
+    return json.dumps(check(json.loads(text)))
+
+
+def simulate_json(document: str, journey: str) -> str:
+    return json.dumps(simulate(json.loads(document), json.loads(journey)))

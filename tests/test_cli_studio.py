@@ -1,0 +1,256 @@
+"""`proactive studio`: its start-up lines, its guard (token, origin, host),
+save (round trip, conflicts, atomic) and publish (validation, version,
+the key stays on the server). The page itself: e2e/test_studio.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from proactive import signing, studio
+from proactive.cmd_studio import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "t" * 32
+PORT = 8702
+ORIGIN = f"http://127.0.0.1:{PORT}"
+DOC = {"site": "acme", "widgets": [{"id": "main"}],
+       "messages": [{"id": "hello", "content": {"text": "Hi"}, "rules": [{"rule": "time_on_page", "op": "greater", "value": 5}]}]}
+
+
+@pytest.fixture
+def files(tmp_path):
+    key = tmp_path / "site.key"
+    signing.write_private_key(signing.generate_private_key(), key)
+    return tmp_path / "messages.yaml", key, tmp_path / "out" / "bundle.json"
+
+
+@pytest.fixture
+def client(files):
+    messages, key, bundle = files
+    app = create_app(messages, key, bundle, TOKEN, PORT)
+    return TestClient(app, base_url=ORIGIN, headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
+
+
+def api(name: str) -> str:
+    return f"/s/{TOKEN}/api/{name}"
+
+
+def save(client, document, etag, origins=None):
+    return client.post(api("save"), json={"document": document, "etag": etag, "origins": origins})
+
+
+def test_every_request_needs_the_token(client):
+    assert client.get(f"/s/{TOKEN}/").status_code == 200
+    for path in ("/", "/s/wrong/", f"/s/{TOKEN[:-1]}/api/state", "/api/state", f"/s/x{TOKEN}/api/state"):
+        assert client.get(path).status_code == 403, path
+    assert client.post(f"/s/wrong{TOKEN}/api/save", json={}).status_code == 403
+
+
+def test_other_origins_are_refused(client):
+    assert client.get(api("state")).status_code == 200
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-site"}, {"Origin": "null"}):
+        assert client.post(api("validate"), json={"document": DOC}, headers=headers).status_code == 403, headers
+        assert client.get(api("state"), headers=headers).status_code == 403, headers
+    # another host name pointing here (DNS rebinding) is refused too
+    assert client.get(api("state"), headers={"Host": f"evil.example:{PORT}"}).status_code == 403
+    # a write without any origin information (not a browser's same-origin fetch)
+    bare = TestClient(client.app, base_url=ORIGIN)
+    assert bare.post(api("validate"), json={"document": DOC}).status_code == 403
+
+
+def test_a_missing_file_is_an_empty_studio_created_on_the_first_save(client, files):
+    messages = files[0]
+    state = client.get(api("state")).json()
+    assert state["exists"] is False and state["document"]["messages"] == []
+    assert state["etag"] == studio.EMPTY_ETAG
+    r = save(client, DOC, state["etag"])
+    assert r.status_code == 200, r.text
+    assert messages.exists()
+    assert studio.read(messages)["document"] == DOC
+
+
+def test_a_file_changed_on_disk_is_not_overwritten(client, files):
+    messages = files[0]
+    messages.write_text("site: acme\nmessages: []\n")
+    state = client.get(api("state")).json()
+    messages.write_text("site: acme  # changed by hand meanwhile\nmessages: []\n")
+    r = save(client, DOC, state["etag"])
+    assert r.status_code == 409
+    assert "changed by hand meanwhile" in messages.read_text()
+    # a second tab with the old etag after a save from the first tab: refused too
+    fresh = client.get(api("state")).json()
+    assert save(client, DOC, fresh["etag"]).status_code == 200
+    assert save(client, dict(DOC, site="other"), fresh["etag"]).status_code == 409
+    assert studio.read(messages)["document"]["site"] == "acme"
+
+
+def test_live_validation_reports_paths(client):
+    bad = json.loads(json.dumps(DOC))
+    bad["messages"][0]["rules"][0]["value"] = -5
+    problems = client.post(api("validate"), json={"document": bad}).json()["problems"]
+    assert [(p["path"], p["warning"]) for p in problems] == [(["messages", 0, "rules", 0, "value"], False)]
+    assert "-5 is not a number" in problems[0]["message"]
+
+
+def test_a_file_with_problems_saves_as_a_draft_but_never_publishes(client, files):
+    messages, _, bundle = files
+    bad = json.loads(json.dumps(DOC))
+    bad["messages"][0]["type"] = "sms"
+    assert save(client, bad, studio.EMPTY_ETAG).status_code == 200   # a draft
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["problems"]
+    r = client.post(api("publish"), json={"etag": preview["etag"]})
+    assert r.status_code == 422 and not bundle.exists()
+
+
+def test_publish_signs_on_the_server_and_bumps_the_version(client, files):
+    messages, key, bundle = files
+    state = client.get(api("state")).json()
+    assert "PRIVATE" not in json.dumps(state) and key.read_text() not in json.dumps(state)
+    etag = save(client, DOC, state["etag"]).json()["etag"]
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["changes"]["added"] == ["hello"] and preview["version"] == 1
+    r = client.post(api("publish"), json={"etag": preview["etag"]})
+    assert r.json() == {"published": True, "version": 1, "bundle": "bundle.json"}
+    paused = dict(DOC, messages=[dict(DOC["messages"][0], enabled=False)])
+    save(client, paused, etag, [0])
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["changes"] == {"added": [], "removed": [], "changed": [], "paused": ["hello"], "activated": []}
+    assert client.post(api("publish"), json={"etag": preview["etag"]}).json()["version"] == 2
+    payload = json.loads(base64.b64decode(json.loads(bundle.read_bytes())["payload"]))
+    assert payload["version"] == 2 and payload["messages"][0]["enabled"] is False
+    pub = signing.public_key_spec(signing.load_private_key(key))
+    verify = subprocess.run([sys.executable, "-m", "proactive.cli", "verify", str(bundle), "--key", pub],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_publish_refuses_a_summary_made_before_a_change(client):
+    state = client.get(api("state")).json()
+    save(client, DOC, state["etag"])
+    preview = client.post(api("publish/preview"), json={}).json()
+    save(client, dict(DOC, site="acme2"), preview["etag"], [0])
+    assert client.post(api("publish"), json={"etag": preview["etag"]}).status_code == 409
+
+
+def studio_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "proactive.cli", "studio", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_a_missing_or_wrong_key_is_one_line(tmp_path):
+    r = studio_cli(tmp_path / "m.yaml", "--key", tmp_path / "nope.key")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "nope.key: no such file" in r.stderr
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text("not a key\n")
+    r = studio_cli(tmp_path / "m.yaml", "--key", wrong)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not an Ed25519 private key" in r.stderr
+
+
+def test_a_port_in_use_is_one_line(files):
+    messages, key, _ = files
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = studio_cli(messages, "--key", key, "--port", port)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == f"proactive studio: port {port} on 127.0.0.1 is in use (another studio?); choose another with --port\n"
+
+
+def test_save_keeps_comments_and_untouched_messages(tmp_path):
+    path = tmp_path / "m.yaml"
+    text = ("# top comment\nsite: acme  # id\nmessages:\n  - id: a   # first\n    rules: [{rule: visits, op: greater, value: 1}]\n"
+            "    content: {text: A}\n  - id: b\n    rules: []\n    content: {text: 'B'}\n")
+    path.write_text(text)
+    state = studio.read(path)
+    doc = state["document"]
+    doc["messages"][1]["enabled"] = False
+    doc["messages"].append({"id": "c", "rules": [{"rule": "country", "op": "equals", "value": "NO"}],
+                            "content": {"text": "yes"}})
+    studio.save(path, doc, state["etag"], [0, 1, None])
+    after = path.read_text()
+    assert after.startswith(text[:text.index("  - id: b")])   # the top and message a: byte for byte
+    assert "enabled: false" in after
+    assert studio.read(path)["document"]["messages"][2]["rules"][0]["value"] == "NO"   # quoted: YAML 1.1 reads NO as false
+    # deleting the first message keeps the others as written
+    state = studio.read(path)
+    doc = state["document"]
+    del doc["messages"][0]
+    studio.save(path, doc, state["etag"], [1, 2])
+    assert [m["id"] for m in studio.read(path)["document"]["messages"]] == ["b", "c"]
+    assert "content: {text: 'B'}" in path.read_text()
+
+
+def test_a_malformed_file_is_reported_with_lines_and_never_rewritten(client, files):
+    messages = files[0]
+    messages.write_text("site: acme\nmessages:\n  - id: a\n\tcontent: x\n")
+    state = client.get(api("state")).json()
+    assert state["malformed"] and state["document"] is None
+    assert state["problems"][0]["line"] == 4 and "tab" in state["problems"][0]["message"]
+    assert save(client, DOC, "whatever").status_code == 409
+
+
+def test_the_page_wheel_is_self_contained(tmp_path):
+    """The wheel the page installs into Pyodide runs with the standard library
+    alone (no site-packages: no C YAML, no ruamel, no cryptography), and
+    validates and simulates like the server."""
+    import zipfile
+
+    name, data = studio.page_wheel()
+    assert name.endswith("-py3-none-any.whl")
+    (tmp_path / name).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / name) as z:
+        assert not [n for n in z.namelist() if n.endswith(".so")]
+        z.extractall(tmp_path / "site")
+    doc = json.dumps(dict(DOC, messages=[dict(DOC["messages"][0], enabled=False)]))
+    script = ("import json, sys; sys.path.insert(0, '.'); from proactive import studio_logic as s; "
+              "assert 'ruamel' not in sys.modules and 'cryptography' not in sys.modules; "
+              f"print(s.simulate_json({doc!r}, json.dumps({{'events': [{{'t': 0, 'type': 'page_view', "
+              "'url': 'https://a.example/'}], 'until': 30})))")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path / "site", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["result"]["shown"] == [] and "paused (enabled: false)" in out["timeline"]
+    assert out == json.loads(json.dumps(studio_logic_simulate(json.loads(doc))))
+
+
+def studio_logic_simulate(document):
+    from proactive import studio_logic
+
+    return studio_logic.simulate(document, {"events": [{"t": 0, "type": "page_view", "url": "https://a.example/"}],
+                                            "until": 30})
+
+
+def test_the_raw_text_is_saved_as_typed_unless_the_file_changed(client, files):
+    messages = files[0]
+    messages.write_text("site: a\n\tbroken\n")
+    state = client.get(api("state")).json()
+    r = client.post(api("save-text"), json={"text": "site: a\nmessages: []\n", "etag": state["etag"]})
+    assert r.status_code == 200 and r.json()["malformed"] is False
+    assert messages.read_text() == "site: a\nmessages: []\n"
+    r = client.post(api("save-text"), json={"text": "site: b\n", "etag": state["etag"]})
+    assert r.status_code == 409 and messages.read_text() == "site: a\nmessages: []\n"
+
+
+def test_a_duplicate_is_inserted_below_its_original_and_the_rest_stays(tmp_path):
+    path = tmp_path / "m.yaml"
+    text = ("site: acme\nmessages:\n  - id: a   # first\n    rules: []\n  # the second\n  - id: b\n    rules: []\n")
+    path.write_text(text)
+    state = studio.read(path)
+    doc = state["document"]
+    doc["messages"].insert(1, {"id": "a-copy", "rules": []})
+    studio.save(path, doc, state["etag"], [0, None, 1])
+    after = path.read_text()
+    assert [m["id"] for m in studio.read(path)["document"]["messages"]] == ["a", "a-copy", "b"]
+    assert "  - id: a   # first\n" in after and "  - id: b\n    rules: []\n" in after and "# the second" in after
