@@ -17,6 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("proactive.serve")
 
+# Seconds between bundle revalidations on the pages `serve` previews.
+PREVIEW_REVALIDATE_S = 10
+
 
 def add_arguments(p) -> None:
     p.add_argument("--host", default="127.0.0.1", help="the widget origin's host")
@@ -259,7 +262,12 @@ def run(args) -> int:
     servers = [server(app, args.host, args.port)]
     tag = script_tag(widget_origin, bundle_url, public_key)
     if not args.no_demo:
-        site = create_site_app(args.site, tag)
+        # The pages served here are a preview: a bundle signed again (by
+        # `proactive sign` or the studio's Publish) reaches an open tab within
+        # PREVIEW_REVALIDATE_S seconds, not the default 5 minutes. The tag
+        # printed for the owner's own site keeps the default.
+        preview_tag = script_tag(widget_origin, bundle_url, public_key, data_revalidate=str(PREVIEW_REVALIDATE_S))
+        site = create_site_app(args.site, preview_tag)
         servers.append(server(site, args.site_host, args.site_port))
         print(f"Demo site:      {site_origin}/   (open it: a proactive message appears after a few seconds)")
     agent = f"{public_origin}/agent" + ("#token=…" if args.agent_token else f"#token={agent_token}")

@@ -49,6 +49,7 @@ def test_serve_previews_your_messages_on_your_pages(tmp_path):
                 assert proc.poll() is None and time.time() < deadline, proc.communicate()
                 time.sleep(0.2)
         assert "<h1>Brewhaus</h1>" in html and f"http://127.0.0.1:{port}/loader.js" in html
+        assert 'data-revalidate="10"' in html   # a bundle signed again reaches the open preview tab soon
         envelope = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/bundles/demo.json").read())
         import base64
         payload = json.loads(base64.b64decode(envelope["payload"]))
