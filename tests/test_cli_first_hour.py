@@ -221,9 +221,11 @@ def test_serve_serves_the_owners_widget_folder_and_signed_bundle_unchanged(tmp_p
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
-    tag = (f'<script async src="http://127.0.0.1:{port}/loader.js" data-bundle="http://127.0.0.1:{port}'
-           f'/bundles/site.json" data-key="{pin.strip()}"></script>')
-    assert tag in html and f"Script tag:     {tag}" in out
+    attrs = (f'<script async src="http://127.0.0.1:{port}/loader.js" data-bundle="http://127.0.0.1:{port}'
+             f'/bundles/site.json" data-key="{pin.strip()}"')
+    # The tag printed for the owner's site; the previewed page's also revalidates every 10 s.
+    assert f"Script tag:     {attrs}></script>" in out
+    assert f'{attrs} data-revalidate="10"></script>' in html
     assert not (tmp_path / "data" / "demo-signing.key").exists()  # nothing re-signed
 
 
