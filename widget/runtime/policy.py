@@ -285,10 +285,7 @@ class Settings:
 # record["shows"][message_id] = [lifetime_count, [recent show instants]]
 
 def _shows(record: dict, mid: str) -> tuple[int, list]:
-    entry = record.get("shows", {}).get(mid)
-    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list):
-        return int(entry[0]), entry[1]
-    return 0, []
+    return _entry(record.get("shows"), mid)
 
 
 def merge_shows(a: dict, b: dict) -> dict:
@@ -303,6 +300,7 @@ def merge_shows(a: dict, b: dict) -> dict:
     out = {}
     for mid in set(a or {}) | set(b or {}):
         (ca, ra), (cb, rb) = _entry(a, mid), _entry(b, mid)
+        ra, rb = _instants(ra), _instants(rb)
         union = sorted(set(ra) | set(rb))
         if not ra or not rb:
             out[mid] = [max(ca, cb), union]
@@ -314,10 +312,15 @@ def merge_shows(a: dict, b: dict) -> dict:
 
 
 def _entry(shows: dict | None, mid: str) -> tuple[int, list]:
+    """A message's (lifetime count, listed instants), or (0, [])."""
     entry = (shows or {}).get(mid)
     if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list):
-        return int(entry[0]), [x for x in entry[1] if isinstance(x, int) and not isinstance(x, bool)]
+        return int(entry[0]), entry[1]
     return 0, []
+
+
+def _instants(listed: list) -> list:
+    return [x for x in listed if isinstance(x, int) and not isinstance(x, bool)]
 
 
 def record_show(record: dict, mid: str, t: int) -> None:
