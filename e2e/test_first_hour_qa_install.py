@@ -6,26 +6,34 @@ must already be declared and present) and runs docs/qa.md's example suite and
 its conftest.py, copied from the page as is, against another site ("shop",
 e2e/test_qa_any_site.py).
 
-The third-party dependencies (pytest-playwright, cryptography, …) are taken
-from this project's environment through a `.pth` file rather than downloaded
-again, so the test stays offline and takes seconds; the project itself is left
-out of that path, so only the wheel can provide it.
+The third-party dependencies are taken from this project's environment
+through a `.pth` file rather than downloaded again, so the test stays offline
+and takes seconds. Only what the wheel declares (its Requires-Dist, followed
+transitively) and pytest-playwright (docs/qa.md installs it beside) is on that
+path, as a fresh environment downloading them would have: a module the package
+imports but does not declare fails here as it would for a QA engineer. The
+project itself is not on it, so only the wheel can provide it.
 """
 
 from __future__ import annotations
 
+import email.parser
 import re
 import subprocess
 import sys
-import sysconfig
 import venv
-from pathlib import Path
+import zipfile
+from importlib import metadata
+from pathlib import Path, PurePath
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from conftest import CHROMIUM, CHROMIUM_FLAGS, ROOT
 from test_qa_any_site import doc_example, shop  # noqa: F401 - the shop fixture
 
-OWN_DISTRIBUTION = re.compile(r"^(proactive|widget|server_stub|__editable__.*proactive|_?proactive_chat)", re.I)
+# docs/qa.md installs it beside the wheel.
+BESIDE = ["pytest-playwright"]
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +46,40 @@ def wheel() -> Path:
     return wheels[0]
 
 
-def dependencies_without_the_project(into: Path) -> Path:
-    """A folder of links to this environment's installed packages, minus the project's own."""
+def declared_requirements(wheel: Path) -> list[str]:
+    """The wheel's Requires-Dist, as a fresh environment's pip reads them."""
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        return email.parser.Parser().parsestr(z.read(name).decode()).get_all("Requires-Dist") or []
+
+
+def installed_closure(requirements: list[str]) -> list[metadata.Distribution]:
+    """The distributions of this environment that pip would install for
+    `requirements`: each one's own requirements followed, with the extras
+    asked for (psycopg[binary,pool]) and the markers of this Python."""
+    todo = [(Requirement(r), frozenset({""})) for r in requirements]
+    seen: dict[str, metadata.Distribution] = {}
+    while todo:
+        req, extras = todo.pop()
+        if req.marker and not any(req.marker.evaluate({"extra": e}) for e in extras):
+            continue
+        key = canonicalize_name(req.name)
+        if key in seen:
+            continue
+        seen[key] = dist = metadata.distribution(req.name)
+        todo += [(Requirement(r), frozenset({"", *req.extras})) for r in dist.requires or []]
+    return list(seen.values())
+
+
+def declared_dependencies(wheel: Path, into: Path) -> Path:
+    """A folder of links to the files of the wheel's dependencies installed in
+    this environment (and nothing else: not the project, not the test tools)."""
     into.mkdir()
-    site_packages = Path(sysconfig.get_paths()["purelib"])
-    for entry in site_packages.iterdir():
-        if not OWN_DISTRIBUTION.match(entry.name) and not entry.name.endswith(".pth"):
-            (into / entry.name).symlink_to(entry)
+    for dist in installed_closure(declared_requirements(wheel) + BESIDE):
+        assert dist.files, f"{dist.metadata['Name']} lists no files"
+        for top in {PurePath(f).parts[0] for f in dist.files}:
+            if top not in ("..", "__pycache__") and not top.endswith(".pth") and not (into / top).exists():
+                (into / top).symlink_to(Path(dist.locate_file(top)))
     return into
 
 
@@ -56,7 +91,7 @@ def fresh_env(wheel, tmp_path_factory) -> Path:
     python = env / "bin" / "python"
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    deps = dependencies_without_the_project(home / "deps")
+    deps = declared_dependencies(wheel, home / "deps")
     Path(purelib, "qa_test_dependencies.pth").write_text(f"{deps}\n")
     # docs/qa.md: `pip install proactive-chat pytest-playwright`, with the wheel for the package name.
     run = subprocess.run([python, "-m", "pip", "install", "--no-index", "--quiet", str(wheel), "pytest-playwright"],
