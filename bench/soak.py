@@ -11,7 +11,9 @@ arrives over the live stream and is rendered in the chat panel).
 
 Each simulated hour, after a forced garbage collection (DevTools protocol):
 the page's JS heap in use, its DOM node and listener counts, the widget's
-shadow DOM size, and the length of what `proactive('status')` keeps. Prints a
+shadow DOM size, the length of what `proactive('status')` keeps, and the
+renderer process's resident and private memory (Linux /proc: the page, its
+worker and Pyodide's WebAssembly memory together, the issue's measure). Prints a
 table and the growth per hour (least squares over hours 1..N, hour 0 being
 warm-up), and writes bench/results/soak-<UTC time>.json. Bounded: a fixed
 number of steps on loopback only; about a minute of real time for 8 hours.
@@ -44,7 +46,27 @@ MESSAGES = simple_messages(
 )
 
 
-def measure(page, cdp) -> dict:
+def renderer_pid(browser) -> int:
+    """The renderer process that hosts the page and its worker (Pyodide's
+    memory lives there): of the browser's renderers, the one holding the most
+    private memory once the widget is ready."""
+    info = browser.new_browser_cdp_session().send("SystemInfo.getProcessInfo")["processInfo"]
+    return max((p["id"] for p in info if p["type"] == "renderer"), key=lambda pid: process_memory(pid)["private"])
+
+
+def process_memory(pid: int) -> dict:
+    """A process's resident and private (unshared) memory in bytes, from
+    /proc/PID/smaps_rollup (Linux): private is what Chrome's task manager
+    calls its memory footprint, and what a leak in the page or its worker —
+    JS heaps, the DOM, Pyodide's WebAssembly memory — adds to."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0]) * 1024
+    return {"rss": fields["Rss"], "private": fields["Private_Clean"] + fields["Private_Dirty"]}
+
+
+def measure(page, cdp, renderer: int) -> dict:
     cdp.send("HeapProfiler.collectGarbage")
     heap = cdp.send("Runtime.getHeapUsage")
     counters = cdp.send("Memory.getDOMCounters")
@@ -55,8 +77,10 @@ def measure(page, cdp) -> dict:
                  status_bytes: JSON.stringify(s).length, shown_kept: s.shown.length,
                  shown_total: s.shownCount ?? s.shown.length };
     }""")
+    memory = process_memory(renderer)
     return {"heap_used": heap["usedSize"], "dom_nodes": counters["nodes"],
-            "listeners": counters["jsEventListeners"], **page_state}
+            "listeners": counters["jsEventListeners"], "renderer_rss": memory["rss"],
+            "renderer_private": memory["private"], **page_state}
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -83,6 +107,7 @@ def soak(hours: int, route_every: int, reply_every: int) -> dict:
             page.goto(url)
             wait_ready(page)
             cdp = page.context.new_cdp_session(page)
+            renderer = renderer_pid(browser)
             page.evaluate("() => { window.__answers = 0; proactive('on', 'message', (m) => { if (m.sender === 'agent') __answers++; }); }")
             manifest = json.loads((site.static / "manifest.json").read_text())
             module = f"{site.widget_origin}/{(manifest.get('served') or {}).get('endpoint.mjs', 'endpoint.mjs')}"
@@ -95,7 +120,7 @@ def soak(hours: int, route_every: int, reply_every: int) -> dict:
                 time.sleep(0.05)
             if conversation is None:
                 raise RuntimeError("the visitor's conversation did not reach the endpoint")
-            samples = [dict(hour=0, **measure(page, cdp))]
+            samples = [dict(hour=0, **measure(page, cdp, renderer))]
             routes = replies = 0
             t_real = time.time()
             per_hour = 3600 // route_every
@@ -114,7 +139,7 @@ def soak(hours: int, route_every: int, reply_every: int) -> dict:
                     if i % 10 == 9:
                         page.evaluate("() => proactive('sync')")
                 page.evaluate("() => proactive('sync')")
-                samples.append(dict(hour=hour, **measure(page, cdp)))
+                samples.append(dict(hour=hour, **measure(page, cdp, renderer)))
                 print(f"  hour {hour}: {samples[-1]}", flush=True)
             real = time.time() - t_real
             browser.close()
@@ -126,6 +151,10 @@ def soak(hours: int, route_every: int, reply_every: int) -> dict:
         "heap_growth_bytes_per_hour": round(slope(grown)),
         # Once the caps are reached (the transcript's 200 entries take a while): the second half only.
         "heap_growth_bytes_per_hour_second_half": round(slope(grown[len(grown) // 2:])),
+        "renderer_private_growth_bytes_per_hour": round(slope([(s["hour"], s["renderer_private"]) for s in samples
+                                                               if s["hour"] >= 1])),
+        "renderer_private_growth_bytes_per_hour_second_half": round(slope(
+            [(s["hour"], s["renderer_private"]) for s in samples if s["hour"] >= 1][len(grown) // 2:])),
         "dom_nodes_growth_per_hour": round(slope([(s["hour"], s["dom_nodes"]) for s in samples if s["hour"] >= 1]), 1),
         "samples": samples,
     }
@@ -140,13 +169,16 @@ def main() -> None:
     result = soak(args.hours, args.route_every, args.reply_every)
     print(f"\n{result['hours']} simulated hours, {result['route_changes']} route changes, "
           f"{result['agent_replies']} agent replies, {result['real_seconds']} s real time")
-    print(f"{'hour':>4} {'heap MB':>8} {'DOM nodes':>10} {'listeners':>10} {'shadow':>7} {'shown kept':>11} {'status B':>9}")
+    print(f"{'hour':>4} {'heap MB':>8} {'renderer MB':>12} {'DOM nodes':>10} {'listeners':>10} {'shadow':>7} {'shown kept':>11} {'status B':>9}")
     for s in result["samples"]:
-        print(f"{s['hour']:>4} {s['heap_used'] / 1e6:>8.2f} {s['dom_nodes']:>10} {s['listeners']:>10} "
+        print(f"{s['hour']:>4} {s['heap_used'] / 1e6:>8.2f} {s['renderer_private'] / 1e6:>12.2f} {s['dom_nodes']:>10} {s['listeners']:>10} "
               f"{s['shadow_nodes']:>7} {s['shown_kept']:>11} {s['status_bytes']:>9}")
     print(f"heap growth: {result['heap_growth_bytes_per_hour'] / 1e6:.3f} MB/h "
           f"({result['heap_growth_bytes_per_hour_second_half'] / 1e6:.3f} MB/h over the second half); "
           f"DOM nodes: {result['dom_nodes_growth_per_hour']}/h")
+    print(f"renderer process (page and worker), private memory: "
+          f"{result['renderer_private_growth_bytes_per_hour'] / 1e6:.3f} MB/h "
+          f"({result['renderer_private_growth_bytes_per_hour_second_half'] / 1e6:.3f} MB/h over the second half)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"soak-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(result, indent=1))
