@@ -108,29 +108,42 @@ def test_a_day_by_hour_has_axes_and_a_readable_scale(site, agent_page, monkeypat
 # -- the agent's presence toggle (the flaky test_team_online_message_appears_only_after_an_agent_goes_online) --
 
 def test_a_late_presence_answer_never_turns_the_toggle_back_off(site, agent_page):
-    """Typing a name and clicking the toggle: the click's blur fires `change`.
-    An answer to a request made before the agent went online arrives last
-    (as under CPU load): the toggle stays pressed."""
+    """The page's answers to GET /presence arrive last (as under CPU load, each
+    on its own connection): the one asked at start and, on the old page, the
+    one the name field's `change` asked (typing a name and clicking the
+    toggle blurs the field). They carry what the endpoint said before the
+    agent went online; delivered after the click's POST and the stream's news,
+    they must not turn the toggle back off."""
+    import json
+
     from test_endpoint import agent_api, team_offline
 
     team_offline(site)
+    offline = json.dumps(agent_api(site, "GET", "/presence"))   # what a GET asked before the click answers
     held = []
 
     def hold_reads(route):
         if route.request.method == "GET":
-            held.append((route, route.fetch()))  # answered now (offline), delivered below
+            held.append(route)
         else:
             route.continue_()
 
     agent_page.route("**/api/agent/presence", hold_reads)
+    agent_page.reload()          # the page's first GET /presence is held from the start
+    agent_page.wait_for_selector("#presence-toggle")
+    for _ in range(100):
+        if held:
+            break
+        agent_page.wait_for_timeout(50)   # (route handlers run only while the sync API waits)
+    assert held, "the agent page did not ask GET /presence at start"
     agent_page.fill("#agent-name", "Lin")
     agent_page.click("#presence-toggle")
     agent_page.wait_for_selector('#presence-toggle[aria-pressed="true"]')
     try:
-        for route, response in held:
-            route.fulfill(response=response)
-        agent_page.evaluate("""(token) => fetch('/api/agent/conversations', {headers: {authorization: 'Bearer ' + token}})
-            .then(() => new Promise(r => setTimeout(r, 200)))""", site.agent_token)
+        agent_page.wait_for_timeout(300)  # the stream's news of the POST arrives too
+        for route in held:
+            route.fulfill(status=200, content_type="application/json", body=offline)
+        agent_page.wait_for_timeout(300)
         assert agent_page.get_attribute("#presence-toggle", "aria-pressed") == "true"
         assert agent_page.inner_text("#team-status").startswith("Team online")
     finally:
