@@ -63,7 +63,8 @@ def add_arguments(p) -> None:
                         "loopback name when HOST is loopback, else http://HOST:PORT)")
     p.add_argument("--max-streams", type=int, default=None,
                    help="open visitor event streams in total (default: from the file-descriptor limit)")
-    p.add_argument("--max-streams-per-address", type=int, default=256, metavar="N")
+    p.add_argument("--max-streams-per-address", type=int, default=256, metavar="N",
+                   help="open visitor event streams from one network address (an IPv6 address by its /64)")
     p.add_argument("--test-geo", action="store_true",
                    help="honour the X-Proactive-Test-Geo header (QA only: anyone could send it)")
     p.add_argument("--agent-token", default=None,

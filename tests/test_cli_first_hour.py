@@ -135,6 +135,22 @@ def test_help_shows_every_default():
     assert re.search(r"--out OUT the folder to write .*\(default: \S+dist/widget\)", build)
 
 
+def test_every_option_of_every_command_says_what_it_is():
+    import argparse
+    import importlib
+
+    from proactive import cli
+
+    silent = []
+    for name, (module_name, _) in cli.SUBCOMMANDS.items():
+        parser = argparse.ArgumentParser(formatter_class=cli._HelpFormatter)
+        module = importlib.import_module(module_name)
+        module.add_arguments(parser, name) if cli._takes_name(module) else module.add_arguments(parser)
+        silent += [f"{name} {'/'.join(a.option_strings) or a.dest}" for a in parser._actions
+                   if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()]
+    assert silent == []
+
+
 # -- proactive serve: busy ports, pages without the tag, the owner's own bundle -----------------
 
 def _port() -> int:
