@@ -492,7 +492,7 @@ class Endpoint:
     async def _self(self, request: Request) -> tuple[str | None, str | None]:
         """Whose data: the visitor of the Bearer token (optional) and the
         browser's beacon `sender` (query, optional); at least one."""
-        self.limits.check("self_service", self._client(request))
+        await self.limit("self_service", self._client(request))
         token = _bearer(request)
         visitor = await self._visitor(request, token) if token else None
         sender = request.query_params.get("sender")

@@ -7,6 +7,8 @@ server where it lives in the server (connections, timeouts, the event loop)."""
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import socket
 import sqlite3
 import statistics
@@ -113,6 +115,32 @@ def test_beacons_are_limited_per_address_not_per_client_chosen_sender(static_dir
         codes = [client.post("/api/events", json={"sender": f"fresh-{i}", "events": []}).status_code for i in range(8)]
         assert codes == [202] * 5 + [429] * 3  # a new sender is not a new budget
         assert len(app.state.endpoint.limits) == 1  # one key: the address
+
+
+@pytest.mark.parametrize("limiter", ["memory", "redis"])
+def test_every_limit_holds_on_the_shared_limiter_too(static_dir, request, limiter):
+    """Each rate-limited operation answers 429 past its budget, whether the
+    buckets are in this process or in Redis (`--broker`): a check the shared
+    limiter answers asynchronously must be awaited, or it limits nothing."""
+    broker = request.getfixturevalue("redis_url") if limiter == "redis" else None
+    app = create_widget_app(static_dir, broker_url=broker, rate_limits={
+        name: (2, 0.0001) for name in ("register", "message", "rating", "events_ip", "delivery", "self_service")})
+    address = f"10.19.{os.getpid() % 250}.{secrets.randbelow(250)}"  # buckets of its own in a shared Redis
+    with TestClient(app, base_url="http://127.0.0.1", client=(address, 50000)) as client:
+        def twice_then(method, path, **kw):
+            return [client.request(method, path, **kw) for _ in range(3)]
+
+        registered = twice_then("POST", "/api/visitors", json={})
+        assert [r.status_code for r in registered] == [201, 201, 429]
+        bearer = {"authorization": f"Bearer {registered[0].json()['token']}"}
+        for method, path, kw, ok in (
+                ("POST", "/api/conversation/messages", {"json": {"text": "hi"}, "headers": bearer}, 201),
+                ("POST", "/api/conversation/rating", {"json": {"value": "great"}, "headers": bearer}, 200),
+                ("POST", "/api/events", {"json": {"sender": "s", "events": []}}, 202),
+                ("POST", "/api/deliveries", {"json": {"message": "m"}, "headers": bearer}, 202),
+                ("GET", "/api/visitors/me?sender=s", {}, 200)):
+            codes = [r.status_code for r in twice_then(method, path, **kw)]
+            assert codes[0] == ok and codes[2] == 429, (path, codes)
 
 
 def test_a_flood_of_keys_leaves_others_latency_unchanged(static_dir, serve):
