@@ -354,6 +354,8 @@ class Endpoint:
     def __init__(self, store: SqlStore, geo: GeoLocator, config: EndpointConfig):
         if not config.agent_token:
             raise ValueError("the agent API needs a token")
+        # One process per database unless news is shared (docs/endpoint.md): refused before anything starts.
+        store.serve(shared=bool(config.broker_url))
         self.store, self.geo, self.config = store, geo, config
         limits = {**DEFAULT_LIMITS, **config.rate_limits}
         if config.broker_url:
