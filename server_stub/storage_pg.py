@@ -52,11 +52,15 @@ class PostgresStore(SqlStore):
     lock_rows = " FOR UPDATE"   # a visitor's tally row, read then updated by one writer at a time
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, timeout: float = 5.0,
-                 upgrade: bool = True):
+                 busy_timeout: float = 5.0, upgrade: bool = True):
         self.url, self.schema, self.threads = url, schema, pool_size
-        kwargs = {"row_factory": dict_row, "autocommit": True}
+        # A statement waits `busy_timeout` seconds at most for another session's lock, then fails
+        # (LockNotAvailable): a 503 storage_busy, as SQLite's busy timeout is, not a request that hangs.
+        # The URL's own options (e.g. a search_path) are kept: given here, they would replace them.
+        options = " ".join(filter(None, (_url_options(url), f"-c lock_timeout={max(1, int(busy_timeout * 1000))}")))
         if schema is not None:
-            kwargs["options"] = f"-c search_path={schema}"
+            options += f" -c search_path={schema}"
+        kwargs = {"row_factory": dict_row, "autocommit": True, "options": options}
         self._kwargs, self._serving = kwargs, None
         self.path = _without_password(url) + (f" (schema {schema})" if schema else "")
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, timeout=timeout, open=False,
@@ -147,6 +151,14 @@ class PostgresStore(SqlStore):
     def _read(self, query: str, args=()) -> list[dict]:
         with self._pool.connection() as conn:
             return conn.execute(query.replace("?", "%s"), _text(args)).fetchall()
+
+
+def _url_options(url: str) -> str:
+    """The `options` the URL itself gives libpq (none when it cannot be read: the pool says why)."""
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
+    except psycopg.ProgrammingError:
+        return ""
 
 
 def _without_password(url: str) -> str:

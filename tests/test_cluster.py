@@ -271,6 +271,19 @@ def test_without_a_shared_broker_one_process_serves_a_database(database, redis_u
     create_widget_app(static_dir, db_path=database).state.endpoint.close()  # free again once they stopped
 
 
+def test_the_urls_own_options_are_kept_beside_the_lock_timeout(database):
+    """The store adds `-c lock_timeout` to libpq's options: the URL's own
+    (here a search_path, as an operator may give) still count."""
+    from server_stub.storage_pg import PostgresStore
+
+    store = PostgresStore(database, busy_timeout=1.5)
+    try:
+        (row,) = store._read("SELECT current_schema() AS s, current_setting('lock_timeout') AS t")
+    finally:
+        store.close()
+    assert (row["s"], row["t"]) == (database.rsplit("%3D", 1)[1], "1500ms")
+
+
 def test_a_second_serve_on_a_database_without_a_broker_is_one_line_and_exit_1(tmp_path, database):
     first = Process(tmp_path, "a", database, "")
     second = Process(tmp_path, "b", database, "", wait=False)

@@ -6,6 +6,7 @@ server where it lives in the server (connections, timeouts, the event loop)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -27,6 +28,7 @@ from server_stub.app import create_widget_app
 from server_stub.broker import StreamLimits
 from server_stub.server import RateLimitedLog, uvicorn_config
 from server_stub.storage import Store, StoreLocked
+from services import fresh_schema
 
 AGENT = "attack-test-agent-token"
 
@@ -353,33 +355,65 @@ def test_repeated_log_messages_are_rate_limited():
 
 # -- 6. storage off the event loop --------------------------------------------------------------
 
-@pytest.mark.sqlite_only
-def test_a_locked_database_delays_only_the_requests_that_need_it(static_dir, tmp_path, serve):
-    db = tmp_path / "e.db"
-    app = create_widget_app(static_dir, store=Store(db, busy_timeout=1.5))
-    server = serve(app)
-    token = server.call("POST", "/api/visitors", {})[2]["token"]
-    outside = sqlite3.connect(db, isolation_level=None)
-    outside.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    result = {}
-    writer = threading.Thread(target=lambda: result.update(answer=server.call(
-        "POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})))
+@contextlib.contextmanager
+def _locked_store(backend, tmp_path, request):
+    """(a store whose writes wait 1.5 s for a lock, a function that makes
+    another connection take the lock writes need and returns its release)."""
+    if backend == "sqlite":
+        db = tmp_path / "e.db"
+        store = Store(db, busy_timeout=1.5)
+
+        def hold():
+            outside = sqlite3.connect(db, isolation_level=None)
+            outside.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            return lambda: (outside.execute("ROLLBACK"), outside.close())
+
+        yield store, hold
+        store.close()
+        return
+    import psycopg
+
+    from server_stub.storage_pg import PostgresStore
+
+    url = request.getfixturevalue("postgres_url")
+    store = PostgresStore(url, schema=fresh_schema(), pool_size=4, busy_timeout=1.5)
+
+    def hold():
+        outside = psycopg.connect(url, options=f"-c search_path={store.schema}")
+        outside.execute("LOCK TABLE messages IN EXCLUSIVE MODE")  # readers go on, writers wait
+        return lambda: (outside.rollback(), outside.close())
+
     try:
-        writer.start()
-        time.sleep(0.2)
-        for path in ("/health", "/api/geo", "/api/openapi.json"):
-            t = time.perf_counter()
-            assert server.call("GET", path, timeout=5)[0] == 200
-            assert time.perf_counter() - t < 0.5, f"{path} waited for the database"
-        writer.join(10)
+        yield store, hold
     finally:
-        outside.execute("ROLLBACK")
-        outside.close()
-    status, headers, body = result["answer"]
-    assert status == 503 and body["error"]["code"] == "storage_busy", body
-    assert int(headers["retry-after"]) >= 1
-    # Once the lock is gone, writes go through again.
-    assert server.call("POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})[0] == 201
+        store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
+
+
+def test_a_locked_database_delays_only_the_requests_that_need_it(static_dir, tmp_path, serve, backend, request):
+    with _locked_store(backend, tmp_path, request) as (store, hold):
+        server = serve(create_widget_app(static_dir, store=store))
+        token = server.call("POST", "/api/visitors", {})[2]["token"]
+        release = hold()
+        result = {}
+        writer = threading.Thread(target=lambda: result.update(answer=server.call(
+            "POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})))
+        try:
+            writer.start()
+            time.sleep(0.2)
+            for path in ("/health", "/api/geo", "/api/openapi.json"):
+                t = time.perf_counter()
+                assert server.call("GET", path, timeout=5)[0] == 200
+                assert time.perf_counter() - t < 0.5, f"{path} waited for the database"
+            writer.join(10)
+        finally:
+            release()
+        status, headers, body = result["answer"]
+        assert status == 503 and body["error"]["code"] == "storage_busy", body
+        assert int(headers["retry-after"]) >= 1
+        # Once the lock is gone, writes go through again.
+        assert server.call("POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})[0] == 201
 
 
 # -- 8. one process per data folder ---------------------------------------------------------------
