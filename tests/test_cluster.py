@@ -284,6 +284,17 @@ def test_the_urls_own_options_are_kept_beside_the_lock_timeout(database):
     assert (row["s"], row["t"]) == (database.rsplit("%3D", 1)[1], "1500ms")
 
 
+def test_a_read_only_postgresql_database_is_one_line_at_start(database):
+    """A database that refuses writes (a standby, a read-only role) is one
+    line at start (StoreError: what `serve` prints before exit 1)."""
+    from server_stub.storage import StoreError
+    from server_stub.storage_pg import PostgresStore
+
+    PostgresStore(database).close()  # the tables exist
+    with pytest.raises(StoreError, match="^cannot use the database .*read-only transaction$"):
+        PostgresStore(database + "%20-cdefault_transaction_read_only%3Don")
+
+
 def test_a_second_serve_on_a_database_without_a_broker_is_one_line_and_exit_1(tmp_path, database):
     first = Process(tmp_path, "a", database, "")
     second = Process(tmp_path, "b", database, "", wait=False)
