@@ -44,7 +44,7 @@ def add_arguments(p) -> None:
                         "becomes the script tag (default: the demo site)")
     p.add_argument("--db", default=os.environ.get("PROACTIVE_DB") or None, metavar="FILE|URL",
                    help="the endpoint's database: a SQLite file, or postgresql://USER@HOST/DB to share one "
-                        "database between any number of processes (default: $PROACTIVE_DB, else "
+                        "database between any number of processes with the same --broker (default: $PROACTIVE_DB, else "
                         "DATA/endpoint.db); data survives restarts, the schema is upgraded at start")
     p.add_argument("--broker", default=os.environ.get("PROACTIVE_BROKER") or None, metavar="URL",
                    help="redis://HOST:6379/0: live news (presence, replies) and rate limits shared by every "

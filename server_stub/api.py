@@ -354,6 +354,8 @@ class Endpoint:
     def __init__(self, store: SqlStore, geo: GeoLocator, config: EndpointConfig):
         if not config.agent_token:
             raise ValueError("the agent API needs a token")
+        # One process per database unless news is shared (docs/endpoint.md): refused before anything starts.
+        store.serve(shared=bool(config.broker_url))
         self.store, self.geo, self.config = store, geo, config
         limits = {**DEFAULT_LIMITS, **config.rate_limits}
         if config.broker_url:
@@ -492,7 +494,7 @@ class Endpoint:
     async def _self(self, request: Request) -> tuple[str | None, str | None]:
         """Whose data: the visitor of the Bearer token (optional) and the
         browser's beacon `sender` (query, optional); at least one."""
-        self.limits.check("self_service", self._client(request))
+        await self.limit("self_service", self._client(request))
         token = _bearer(request)
         visitor = await self._visitor(request, token) if token else None
         sender = request.query_params.get("sender")
@@ -893,12 +895,14 @@ def _bearer(request: Request) -> str:
 
 def storage_error(exc: Exception) -> ApiError:
     """What a database failure means to a client: try again later (503), not a bug."""
-    text = str(exc).lower()
-    if "locked" in text or "busy" in text:
+    text, state = str(exc).lower(), getattr(exc, "sqlstate", None) or ""
+    # SQLite says it in words; PostgreSQL in SQLSTATE codes: 55P03 lock_not_available (its lock_timeout),
+    # 53100 disk_full (class 53: insufficient resources), 25006 read_only_sql_transaction.
+    if "locked" in text or "busy" in text or state == "55P03":
         return ApiError(503, "storage_busy", "the database is busy; try again shortly", retry_after=2)
-    if "full" in text:
+    if "full" in text or state == "53100":
         return ApiError(503, "storage_full", "the server's disk is full; try again later", retry_after=60)
-    if "readonly" in text or "read-only" in text:
+    if "readonly" in text or "read-only" in text or state == "25006":
         return ApiError(503, "storage_read_only", "the database is read-only; try again later", retry_after=60)
     return ApiError(503, "storage_unavailable", "the database is unavailable; try again later", retry_after=10)
 

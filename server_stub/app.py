@@ -88,7 +88,14 @@ def create_widget_app(
         config.agent_token = agent_token
     # The client address is resolved before the app (ProxyHeadersMiddleware
     # below, with --trust-proxy only), so geo uses it as it is.
-    endpoint = Endpoint(store or open_store(db_path), GeoLocator(geo_database, test_override=test_geo), config)
+    opened = store is None
+    store = store or open_store(db_path)
+    try:
+        endpoint = Endpoint(store, GeoLocator(geo_database, test_override=test_geo), config)
+    except BaseException:
+        if opened:  # refused (another process serves the database): close what was opened for it
+            store.close()
+        raise
 
     async def agent_page(request: Request) -> Response:
         return FileResponse(AGENT_DIR / "index.html", media_type="text/html",

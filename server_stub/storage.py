@@ -174,6 +174,11 @@ class SqlStore:
     def close(self) -> None:
         raise NotImplementedError
 
+    def serve(self, shared: bool) -> None:
+        """Claims the database for a serving process (`shared`: its live news
+        goes through a shared broker), or raises StoreLocked. A SQLite file is
+        owned by one process from the moment it is open, broker or not."""
+
     # -- visitors ----------------------------------------------------------------
     def add_visitor(self, token: str, site: str | None) -> str:
         key, t = visitor_key(token), now_ms()

@@ -11,14 +11,17 @@ each app a fresh one).
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from server_stub.storage import SqlStore, StoreError, check_version, migrations
+from server_stub.storage import SqlStore, StoreError, StoreLocked, check_version, migrations
 
 MIGRATION_LOCK = 0x70726F61  # pg_advisory_xact_lock key while migrating ("proa")
+SERVING_LOCK = 0x70726F62    # with the schema's hash: the advisory lock of the processes serving it ("prob")
 
 
 def _text(args) -> tuple:
@@ -49,11 +52,16 @@ class PostgresStore(SqlStore):
     lock_rows = " FOR UPDATE"   # a visitor's tally row, read then updated by one writer at a time
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, timeout: float = 5.0,
-                 upgrade: bool = True):
+                 busy_timeout: float = 5.0, upgrade: bool = True):
         self.url, self.schema, self.threads = url, schema, pool_size
-        kwargs = {"row_factory": dict_row, "autocommit": True}
+        # A statement waits `busy_timeout` seconds at most for another session's lock, then fails
+        # (LockNotAvailable): a 503 storage_busy, as SQLite's busy timeout is, not a request that hangs.
+        # The URL's own options (e.g. a search_path) are kept: given here, they would replace them.
+        options = " ".join(filter(None, (_url_options(url), f"-c lock_timeout={max(1, int(busy_timeout * 1000))}")))
         if schema is not None:
-            kwargs["options"] = f"-c search_path={schema}"
+            options += f" -c search_path={schema}"
+        kwargs = {"row_factory": dict_row, "autocommit": True, "options": options}
+        self._kwargs, self._serving = kwargs, None
         self.path = _without_password(url) + (f" (schema {schema})" if schema else "")
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, timeout=timeout, open=False,
                                     name="proactive")
@@ -99,7 +107,41 @@ class PostgresStore(SqlStore):
             if not applied:
                 return version
 
+    def serve(self, shared: bool) -> None:
+        """Claims the database for a serving process, on a connection of its
+        own held until close(): with a shared broker (`shared`) alongside any
+        number of others that have one too; without, alone, since its live
+        news never leaves the process (StoreLocked otherwise). The lock is
+        the schema's, so schemas of one database are claimed apart."""
+        if self._serving is not None:
+            return
+        kind = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        try:
+            conn = psycopg.connect(self.url, **self._kwargs)
+            for _ in range(10):  # a process just killed: the server ends its session a moment later
+                got = conn.execute(f"SELECT {kind}(%s, hashtext(coalesce(current_schema(), ''))) AS got",
+                                   (SERVING_LOCK,)).fetchone()["got"]
+                if got:
+                    break
+                time.sleep(0.1)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot use the database {self.path}: {str(exc).strip().splitlines()[0]}") from None
+        if not got:
+            conn.close()
+            why = ("serves it without --broker (its live news stays in that process): give every process the "
+                   "same --broker" if shared else "serves it, and without --broker (a shared Redis) this one's live "
+                   "news would not reach that one's visitors: stop it, or give every process the same --broker")
+            raise StoreLocked(f"another process {why} (database {self.path})")
+        self._serving = conn
+
     def close(self) -> None:
+        if self._serving is not None:
+            try:  # released now: the server ends a closed session's locks a moment after the client has gone
+                self._serving.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                pass
+            self._serving.close()
+            self._serving = None
         self._pool.close()
 
     def _tx(self, fn):
@@ -109,6 +151,14 @@ class PostgresStore(SqlStore):
     def _read(self, query: str, args=()) -> list[dict]:
         with self._pool.connection() as conn:
             return conn.execute(query.replace("?", "%s"), _text(args)).fetchall()
+
+
+def _url_options(url: str) -> str:
+    """The `options` the URL itself gives libpq (none when it cannot be read: the pool says why)."""
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
+    except psycopg.ProgrammingError:
+        return ""
 
 
 def _without_password(url: str) -> str:

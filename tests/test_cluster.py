@@ -43,7 +43,7 @@ def database(postgres_url):
 
 
 class Process:
-    def __init__(self, tmp: Path, name: str, db: str, broker: str, *extra: str):
+    def __init__(self, tmp: Path, name: str, db: str, broker: str, *extra: str, wait: bool = True):
         static = tmp / "widget"
         static.mkdir(exist_ok=True)
         (static / "loader.js").write_text("/* loader */")
@@ -56,7 +56,7 @@ class Process:
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.err, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "PROACTIVE_DB": db, "PROACTIVE_BROKER": broker})
         deadline = time.time() + 30
-        while True:
+        while wait:
             try:
                 if http_call(self.url + "/health", "GET", timeout=1)[0] == 200:
                     break
@@ -230,7 +230,7 @@ def test_the_webhook_gets_each_delivery_request_once(cluster):
         hook.shutdown()
 
 
-def test_a_request_left_pending_by_a_dead_process_is_handed_over_once(database, static_dir):
+def test_a_request_left_pending_by_a_dead_process_is_handed_over_once(database, redis_url, static_dir):
     from server_stub.app import create_widget_app
     from server_stub.storage import open_store
 
@@ -239,7 +239,7 @@ def test_a_request_left_pending_by_a_dead_process_is_handed_over_once(database, 
     crashed.add_delivery(visitor, None, "welcome", "v@example.com", {})
     crashed.close()
     calls: list[tuple[int, int]] = []
-    apps = [create_widget_app(static_dir, db_path=database, delivery_lease=0.3,
+    apps = [create_widget_app(static_dir, db_path=database, broker_url=redis_url, delivery_lease=0.3,
                               on_delivery=lambda request, n=n: calls.append((n, request["id"]))) for n in range(2)]
     with TestClient(apps[0]), TestClient(apps[1]):  # both run their background work
         deadline = time.time() + 10
@@ -248,6 +248,65 @@ def test_a_request_left_pending_by_a_dead_process_is_handed_over_once(database, 
         time.sleep(1.0)  # several more rounds of both processes looking
         (stored,) = apps[1].state.endpoint.store.deliveries()
     assert len(calls) == 1 and calls[0][1] == stored["id"] and stored["status"] == "handed_over"
+
+
+def test_without_a_shared_broker_one_process_serves_a_database(database, redis_url, static_dir):
+    """Without --broker live news stays in its process: a second process on
+    the same PostgreSQL database would split it silently (a reply made
+    through B never reaching A's visitors), so it is refused, as a second
+    process on one SQLite file is. With a shared broker any number serve it."""
+    from server_stub.app import create_widget_app
+    from server_stub.storage import StoreLocked
+
+    alone = create_widget_app(static_dir, db_path=database)
+    for broker in (None, redis_url):
+        with pytest.raises(StoreLocked, match="--broker"):
+            create_widget_app(static_dir, db_path=database, broker_url=broker)
+    alone.state.endpoint.close()
+    shared = [create_widget_app(static_dir, db_path=database, broker_url=redis_url) for _ in range(2)]
+    with pytest.raises(StoreLocked, match="--broker"):
+        create_widget_app(static_dir, db_path=database)
+    for app in shared:
+        app.state.endpoint.close()
+    create_widget_app(static_dir, db_path=database).state.endpoint.close()  # free again once they stopped
+
+
+def test_the_urls_own_options_are_kept_beside_the_lock_timeout(database):
+    """The store adds `-c lock_timeout` to libpq's options: the URL's own
+    (here a search_path, as an operator may give) still count."""
+    from server_stub.storage_pg import PostgresStore
+
+    store = PostgresStore(database, busy_timeout=1.5)
+    try:
+        (row,) = store._read("SELECT current_schema() AS s, current_setting('lock_timeout') AS t")
+    finally:
+        store.close()
+    assert (row["s"], row["t"]) == (database.rsplit("%3D", 1)[1], "1500ms")
+
+
+def test_a_read_only_postgresql_database_is_one_line_at_start(database):
+    """A database that refuses writes (a standby, a read-only role) is one
+    line at start (StoreError: what `serve` prints before exit 1)."""
+    from server_stub.storage import StoreError
+    from server_stub.storage_pg import PostgresStore
+
+    PostgresStore(database).close()  # the tables exist
+    with pytest.raises(StoreError, match="^cannot use the database .*read-only transaction$"):
+        PostgresStore(database + "%20-cdefault_transaction_read_only%3Don")
+
+
+def test_a_second_serve_on_a_database_without_a_broker_is_one_line_and_exit_1(tmp_path, database):
+    first = Process(tmp_path, "a", database, "")
+    second = Process(tmp_path, "b", database, "", wait=False)
+    try:
+        assert second.proc.wait(30) == 1
+        err = second.stderr().strip()
+        assert "another process" in err and "--broker" in err, err
+        assert "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert first.call("GET", "/health")[0] == 200  # the first one is unaffected
+    finally:
+        second.stop()
+        first.stop()
 
 
 def test_rate_limits_are_shared_between_processes(tmp_path, database, redis_url, static_dir):

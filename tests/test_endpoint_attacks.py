@@ -6,7 +6,10 @@ server where it lives in the server (connections, timeouts, the event loop)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import secrets
 import socket
 import sqlite3
 import statistics
@@ -25,6 +28,7 @@ from server_stub.app import create_widget_app
 from server_stub.broker import StreamLimits
 from server_stub.server import RateLimitedLog, uvicorn_config
 from server_stub.storage import Store, StoreLocked
+from services import fresh_schema
 
 AGENT = "attack-test-agent-token"
 
@@ -113,6 +117,32 @@ def test_beacons_are_limited_per_address_not_per_client_chosen_sender(static_dir
         codes = [client.post("/api/events", json={"sender": f"fresh-{i}", "events": []}).status_code for i in range(8)]
         assert codes == [202] * 5 + [429] * 3  # a new sender is not a new budget
         assert len(app.state.endpoint.limits) == 1  # one key: the address
+
+
+@pytest.mark.parametrize("limiter", ["memory", "redis"])
+def test_every_limit_holds_on_the_shared_limiter_too(static_dir, request, limiter):
+    """Each rate-limited operation answers 429 past its budget, whether the
+    buckets are in this process or in Redis (`--broker`): a check the shared
+    limiter answers asynchronously must be awaited, or it limits nothing."""
+    broker = request.getfixturevalue("redis_url") if limiter == "redis" else None
+    app = create_widget_app(static_dir, broker_url=broker, rate_limits={
+        name: (2, 0.0001) for name in ("register", "message", "rating", "events_ip", "delivery", "self_service")})
+    address = f"10.19.{os.getpid() % 250}.{secrets.randbelow(250)}"  # buckets of its own in a shared Redis
+    with TestClient(app, base_url="http://127.0.0.1", client=(address, 50000)) as client:
+        def twice_then(method, path, **kw):
+            return [client.request(method, path, **kw) for _ in range(3)]
+
+        registered = twice_then("POST", "/api/visitors", json={})
+        assert [r.status_code for r in registered] == [201, 201, 429]
+        bearer = {"authorization": f"Bearer {registered[0].json()['token']}"}
+        for method, path, kw, ok in (
+                ("POST", "/api/conversation/messages", {"json": {"text": "hi"}, "headers": bearer}, 201),
+                ("POST", "/api/conversation/rating", {"json": {"value": "great"}, "headers": bearer}, 200),
+                ("POST", "/api/events", {"json": {"sender": "s", "events": []}}, 202),
+                ("POST", "/api/deliveries", {"json": {"message": "m"}, "headers": bearer}, 202),
+                ("GET", "/api/visitors/me?sender=s", {}, 200)):
+            codes = [r.status_code for r in twice_then(method, path, **kw)]
+            assert codes[0] == ok and codes[2] == 429, (path, codes)
 
 
 def test_a_flood_of_keys_leaves_others_latency_unchanged(static_dir, serve):
@@ -325,33 +355,65 @@ def test_repeated_log_messages_are_rate_limited():
 
 # -- 6. storage off the event loop --------------------------------------------------------------
 
-@pytest.mark.sqlite_only
-def test_a_locked_database_delays_only_the_requests_that_need_it(static_dir, tmp_path, serve):
-    db = tmp_path / "e.db"
-    app = create_widget_app(static_dir, store=Store(db, busy_timeout=1.5))
-    server = serve(app)
-    token = server.call("POST", "/api/visitors", {})[2]["token"]
-    outside = sqlite3.connect(db, isolation_level=None)
-    outside.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    result = {}
-    writer = threading.Thread(target=lambda: result.update(answer=server.call(
-        "POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})))
+@contextlib.contextmanager
+def _locked_store(backend, tmp_path, request):
+    """(a store whose writes wait 1.5 s for a lock, a function that makes
+    another connection take the lock writes need and returns its release)."""
+    if backend == "sqlite":
+        db = tmp_path / "e.db"
+        store = Store(db, busy_timeout=1.5)
+
+        def hold():
+            outside = sqlite3.connect(db, isolation_level=None)
+            outside.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            return lambda: (outside.execute("ROLLBACK"), outside.close())
+
+        yield store, hold
+        store.close()
+        return
+    import psycopg
+
+    from server_stub.storage_pg import PostgresStore
+
+    url = request.getfixturevalue("postgres_url")
+    store = PostgresStore(url, schema=fresh_schema(), pool_size=4, busy_timeout=1.5)
+
+    def hold():
+        outside = psycopg.connect(url, options=f"-c search_path={store.schema}")
+        outside.execute("LOCK TABLE messages IN EXCLUSIVE MODE")  # readers go on, writers wait
+        return lambda: (outside.rollback(), outside.close())
+
     try:
-        writer.start()
-        time.sleep(0.2)
-        for path in ("/health", "/api/geo", "/api/openapi.json"):
-            t = time.perf_counter()
-            assert server.call("GET", path, timeout=5)[0] == 200
-            assert time.perf_counter() - t < 0.5, f"{path} waited for the database"
-        writer.join(10)
+        yield store, hold
     finally:
-        outside.execute("ROLLBACK")
-        outside.close()
-    status, headers, body = result["answer"]
-    assert status == 503 and body["error"]["code"] == "storage_busy", body
-    assert int(headers["retry-after"]) >= 1
-    # Once the lock is gone, writes go through again.
-    assert server.call("POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})[0] == 201
+        store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
+
+
+def test_a_locked_database_delays_only_the_requests_that_need_it(static_dir, tmp_path, serve, backend, request):
+    with _locked_store(backend, tmp_path, request) as (store, hold):
+        server = serve(create_widget_app(static_dir, store=store))
+        token = server.call("POST", "/api/visitors", {})[2]["token"]
+        release = hold()
+        result = {}
+        writer = threading.Thread(target=lambda: result.update(answer=server.call(
+            "POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})))
+        try:
+            writer.start()
+            time.sleep(0.2)
+            for path in ("/health", "/api/geo", "/api/openapi.json"):
+                t = time.perf_counter()
+                assert server.call("GET", path, timeout=5)[0] == 200
+                assert time.perf_counter() - t < 0.5, f"{path} waited for the database"
+            writer.join(10)
+        finally:
+            release()
+        status, headers, body = result["answer"]
+        assert status == 503 and body["error"]["code"] == "storage_busy", body
+        assert int(headers["retry-after"]) >= 1
+        # Once the lock is gone, writes go through again.
+        assert server.call("POST", "/api/conversation/messages", {"text": "hi"}, {"authorization": f"Bearer {token}"})[0] == 201
 
 
 # -- 8. one process per data folder ---------------------------------------------------------------

@@ -2,12 +2,15 @@
 docs/openapi.json, generated requests — valid ones and ones that break the
 schema — never get a 5xx, and every response matches the document (status,
 content type, headers, body schema). Schemathesis generates the requests
-(Hypothesis underneath) and calls the app in process; bounded to well under
-a minute."""
+(Hypothesis underneath) and calls the app in process, once on SQLite and
+once on PostgreSQL with the rate limits in Redis (tests/conftest.py's
+`backend`)."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,22 +25,49 @@ AGENT_TOKEN = "contract-agent-token"
 EXAMPLES = 25  # per operation and mode (19 operations): under a minute on a busy 2-core machine
 
 
-def _app(tmp: Path):
+def _app(tmp: Path, broker_url: str | None = None):
     static = tmp / "widget"
     static.mkdir(parents=True, exist_ok=True)
     (static / "loader.js").write_text("")
     unlimited = {name: (10**9, 10**9) for name in ("register", "message", "rating", "events_ip", "delivery", "self_service")}
     return create_widget_app(static, allowed_origins=["*"], agent_token=AGENT_TOKEN,
-                             agent_origins=["http://localhost"], rate_limits=unlimited, stream_heartbeat=0.02)
+                             agent_origins=["http://localhost"], rate_limits=unlimited, stream_heartbeat=0.02,
+                             broker_url=broker_url)
 
 
-def _ready(app):
-    """The app with a registered visitor who has a conversation: (app, token)."""
+def _ready(app, asgi=None):
+    """The app (as `asgi` calls it) with a registered visitor who has a conversation: (asgi, token)."""
     app.state.endpoint.config.stream_max_seconds = 0.05  # event streams end quickly here
-    client = TestClient(app, base_url="http://localhost")  # no lifespan: the app stays open
+    asgi = asgi or app
+    client = TestClient(asgi, base_url="http://localhost")  # no lifespan: the app stays open
     token = client.post("/api/visitors", json={}).json()["token"]
     client.post("/api/conversation/messages", json={"text": "hi"}, headers={"authorization": f"Bearer {token}"})
-    return app, token
+    return asgi, token
+
+
+class OnOneLoop:
+    """An ASGI app run on one event loop of its own (a thread), whichever
+    loop calls it: the client makes a loop per request, and the app's Redis
+    connections belong to the loop that opened them."""
+
+    def __init__(self, app):
+        self.app, self.loop = app, asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    async def __call__(self, scope, receive, send):
+        caller = asyncio.get_running_loop()
+
+        def bridged(fn):
+            async def call(*args):
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(fn(*args), caller))
+            return call
+
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+            self.app(scope, bridged(receive), bridged(send)), self.loop))
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.app.state.endpoint.stop(), self.loop).result(5)  # its Redis clients
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 SQLITE = _ready(_app(Path(tempfile.mkdtemp(prefix="contract-"))))
@@ -80,11 +110,14 @@ class Credentials:
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=EXAMPLES)
 def test_every_operation_keeps_the_contract(case, backend, request):
-    # On PostgreSQL: an app on a fresh schema per operation (tests/conftest.py
-    # closes it after), made on the operation's first example.
+    # On PostgreSQL + Redis: an app on a fresh schema per operation
+    # (tests/conftest.py closes its store after), its rate limits in Redis,
+    # made on the operation's first example.
     if backend == "sqlite":
         CURRENT[:] = SQLITE
     elif getattr(request.node, "_contract_app", None) is None:
-        request.node._contract_app = _ready(_app(Path(tempfile.mkdtemp(prefix="contract-"))))
+        app = _app(Path(tempfile.mkdtemp(prefix="contract-")), request.getfixturevalue("redis_url"))
+        request.node._contract_app = _ready(app, OnOneLoop(app))
+        request.addfinalizer(request.node._contract_app[0].close)
         CURRENT[:] = request.node._contract_app
     case.call_and_validate(headers={"host": "localhost"})
