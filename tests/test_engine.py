@@ -116,6 +116,29 @@ def test_explain_names_the_blocking_gate():
     assert info["result"] == "blocked" and info["blocked_by"] == ["team"]
 
 
+def test_explain_keeps_each_message_at_the_instant_that_decided_it():
+    """A shown message also carries `decided` (the state just before its own
+    show); one reading the exit intent that did not show carries `at_exit`;
+    the next page view starts over (docs/rules.md, "Explaining a decision")."""
+    payload = {"site": "s", "messages": [
+        {"id": "first", "content": {"text": "x"}, "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0}]},
+        {"id": "exit", "content": {"text": "y"}, "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]}]}
+    engine = Engine(payload)
+    engine.step([{"t": T0, "type": "page_view", "url": "https://s.example/"}], T0)
+    engine.step([{"t": T0 + 1, "type": "dismiss", "message": "first"}, {"t": T0 + 1500, "type": "exit_intent"}], T0 + 1500)
+    later = engine.explain(T0 + 9000)
+    first, leaving = later["first"], later["exit"]
+    assert first["result"] == "delivered" and first["conditions"][0]["observed"] == 1   # live: after its show
+    assert first["decided"]["at"] == T0 and first["decided"]["blocked_by"] == []
+    assert [(c["observed"], c["result"]) for c in first["decided"]["conditions"]] == [(0, "true")]
+    assert leaving["conditions"][0]["result"] == "unknown"                                  # live: no exit now
+    assert leaving["at_exit"]["at"] == T0 + 1500 and leaving["at_exit"]["result"] == "rules_false"
+    assert [(c["observed"], c["result"]) for c in leaving["at_exit"]["conditions"]] == [(1.5, "false")]
+    json.dumps(later)
+    engine.step([{"t": T0 + 10_000, "type": "page_view", "url": "https://s.example/b"}], T0 + 10_000)
+    assert not {"decided", "at_exit"} & set(engine.explain(T0 + 10_000)["exit"])
+
+
 def test_a_late_event_is_applied_at_the_present():
     engine = start(context={"language": "de"})
     engine.step([], T0 + 45_000)

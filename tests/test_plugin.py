@@ -45,6 +45,17 @@ class FakeContext:
         self.clock = FakeClock(page)
 
 
+class FakeMouse:
+    """The pointer leaving through the top edge is an exit intent, as the loader reports it."""
+
+    def __init__(self, page):
+        self.page = page
+
+    def move(self, x, y, steps=1):
+        if y < 0:
+            self.page.apply(self.page.engine.step([{"type": "exit_intent", "t": self.page.now}], self.page.now))
+
+
 class FakeWidgetPage:
     """The widget's JS API as the plugin calls it, backed by the real engine."""
 
@@ -59,6 +70,7 @@ class FakeWidgetPage:
         self.shown = []
         self.next_wakeup = None
         self.nav = None
+        self.mouse = FakeMouse(self)
 
     def on(self, event, callback):
         pass
@@ -247,6 +259,58 @@ def test_expect_not_shown_fails_at_the_instant_it_shows(qa):
     assert failure_lines(result)[0] == (
         "AssertionError: pricing-help shown after 60.001 s, expected not within 3600 s: "
         "time_on_page greater 90 → true (observed 90.001 s); country equals DE → true (observed DE)")
+
+
+def test_a_message_that_shows_is_reported_as_it_was_at_its_show(qa):
+    """Issue 14 item 5: the failure reads the state just before the show,
+    not after it (`invitations_sent` is still 0, `per_page` still open)."""
+    result = run(qa, """
+        import pytest
+        pytestmark = pytest.mark.widget(messages={
+            "site": "shop", "widgets": [{"id": "main"}],
+            "messages": [{"id": "first", "type": "proactive", "widget": "main", "content": {"text": "hi"},
+                          "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0},
+                                    {"rule": "time_on_page", "op": "greater", "value": 5}]}]})
+
+        def test_first(proactive):
+            proactive.install(time=1_780_000_000).visit("https://shop.example/")
+            proactive.expect_not_shown("first", during=60)
+    """)
+    result.assert_outcomes(failed=1)
+    lines = failure_lines(result)
+    assert lines[:4] == [
+        "AssertionError: first shown after 5.001 s, expected not within 60 s: "
+        "invitations_sent equals 0 → true (observed 0); time_on_page greater 5 → true (observed 5.001 s)",
+        "  trace at its show (5.001 s on the page) (https://shop.example/, bundle shop v7):",
+        "    invitations_sent equals 0 → true (observed 0)",
+        "    time_on_page greater 5 → true (observed 5.001 s)"]
+    assert lines[4].startswith("    gates: ") and "CLOSED" not in lines[4], lines[4]
+
+
+def test_an_exit_message_not_shown_is_reported_at_the_exit(qa):
+    """Issue 14 item 5: after the exit's instant its duration is unknown; the
+    failure says what decided at the exit."""
+    result = run(qa, """
+        import pytest
+        pytestmark = pytest.mark.widget(messages={
+            "site": "shop", "widgets": [{"id": "main"}],
+            "messages": [{"id": "exit", "type": "proactive", "widget": "main", "content": {"text": "bye"},
+                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]}]})
+
+        def test_exit(proactive):
+            proactive.install(time=1_780_000_000).visit("https://shop.example/")
+            proactive.advance_to(1.5).exit_intent()
+            proactive.advance(3)
+            assert proactive.why("exit") == "time_before_exit_intent greater 2 → false (observed 1.5 s)"
+            proactive.expect_shown("exit", within=10)
+    """)
+    result.assert_outcomes(failed=1)
+    lines = failure_lines(result)
+    assert lines[:3] == [
+        "AssertionError: exit not shown within 10 s: at the exit intent (1.5 s on the page): "
+        "time_before_exit_intent greater 2 → false (observed 1.5 s)",
+        "  trace at the exit intent (1.5 s on the page) (https://shop.example/, bundle shop v7):",
+        "    time_before_exit_intent greater 2 → false (observed 1.5 s)"]
 
 
 def test_a_blocked_message_names_its_closed_gates(qa):

@@ -99,7 +99,11 @@ class Engine:
         self.bundle = payload if isinstance(payload, bundle_mod.Bundle) else bundle_mod.parse(payload)
         self.messages = self.bundle.messages
         self.view = policy_mod.Visitor(self)   # what the delivery gates read
-        self.decision_traces: dict | None = None  # a dict: each delivered message's trace at its instant
+        # This page's traces at the instants that decided (explain's `decided`
+        # and `at_exit`): a delivered message's from the state just before its
+        # delivery, an exit-intent message's not shown at the exit's instant.
+        self.decided: dict[str, dict] = {}
+        self.at_exit: dict[str, dict] = {}
         self._gates_open_at: set[int] = set()  # instants next_wakeup reported for a gate opening
         self.incremental = incremental
         self.record = upgrade_record(record)
@@ -176,6 +180,8 @@ class Engine:
         for name in self.PAGE_STATE:
             setattr(self, name, copy.deepcopy(getattr(old, name)))
         self.page_shown = {mid for mid in old.page_shown if mid in self._idx}
+        self.decided = {mid: e for mid, e in old.decided.items() if mid in self._idx}
+        self.at_exit = {mid: e for mid, e in old.at_exit.items() if mid in self._idx}
         self.claiming = old.claiming if old.claiming in self._idx else None
         if old.claiming is not None and self.claiming is None and self.on_screen == old.claiming:
             self.on_screen = None
@@ -338,9 +344,20 @@ class Engine:
 
     def explain(self, now: int) -> dict:
         """Per message: whether its rules hold at `now`, each condition's
-        observed value/operator/expected value/result, and every gate."""
+        observed value/operator/expected value/result, and every gate; and,
+        on this page, the trace at the instant that decided it: `decided`
+        for a delivered message (the state just before its delivery: its own
+        show not yet counted), `at_exit` for a message reading the exit
+        intent that did not show at the exit's instant (each with `at`)."""
         facts = self._facts_at(int(now))
-        return {msg.id: self._explain_entry(idx, facts, now) for idx, msg in enumerate(self.messages)}
+        out = {}
+        for idx, msg in enumerate(self.messages):
+            entry = out[msg.id] = self._explain_entry(idx, facts, now)
+            if msg.id in self.decided and entry["result"] == "delivered":
+                entry["decided"] = self.decided[msg.id]
+            elif msg.id in self.at_exit:
+                entry["at_exit"] = self.at_exit[msg.id]
+        return out
 
     def _explain_entry(self, idx: int, facts: dict, now: int) -> dict:
         msg = self.messages[idx]
@@ -364,13 +381,23 @@ class Engine:
         return entry
 
     def _trace_decision(self, idx: int, t: int) -> None:
-        """With `decision_traces` on (a dict: simulate, tests), keep the trace
-        of a message at the instant it is delivered, from the state just
-        before its delivery (its own show not yet counted)."""
-        if self.decision_traces is not None:
-            entry = self._explain_entry(idx, self._facts_at(t), t)
-            entry["result"] = "delivered"
-            self.decision_traces[self.messages[idx].id] = entry
+        """Keep the trace of a message at the instant it is delivered, from
+        the state just before its delivery (its own show not yet counted)."""
+        entry = self._explain_entry(idx, self._facts_at(t), t)
+        entry["result"], entry["at"] = "delivered", t
+        self.decided[self.messages[idx].id] = entry
+
+    def _trace_exit(self, t: int) -> None:
+        """At an exit intent's instant, once it settled: the trace of each
+        message reading it that did not show then (the exit is unknown at any
+        later instant, so a later trace cannot say why)."""
+        facts = None
+        for idx in self._exit_readers:
+            msg = self.messages[idx]
+            if msg.id in self.page_shown or idx in self.pending:
+                continue
+            facts = facts or self._facts_at(t)
+            self.at_exit[msg.id] = dict(self._explain_entry(idx, facts, t), at=t)
 
     # -- time ---------------------------------------------------------------
     def _run_wakeups(self, until: int, decisions: list) -> None:
@@ -503,6 +530,7 @@ class Engine:
         self.on_screen = None
         self.claiming = self._granted = None
         self.exit = None
+        self.decided, self.at_exit = {}, {}
 
     # -- facts ---------------------------------------------------------------
     def _facts_at(self, t: int) -> dict:
@@ -630,6 +658,8 @@ class Engine:
         if self.on_screen is None:
             self._arm_phase(t)
         self._email_phase(t, decisions)
+        if self.exit is not None and self.exit[0] == t and self._exit_readers:
+            self._trace_exit(t)
 
     def _triggerable(self, idx: int, t: int) -> bool:
         msg = self.messages[idx]

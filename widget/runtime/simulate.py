@@ -71,8 +71,11 @@ def _secs(ms: int) -> float:
 
 
 def _readable(entry: dict) -> dict:
+    """An engine trace in the result's terms: seconds, and without the
+    engine's own traces of earlier instants (simulate looks at every one)."""
+    entry = {k: v for k, v in entry.items() if k not in ("decided", "at_exit", "at")}
     if "due" in entry:
-        entry = dict(entry, due=_secs(entry["due"]))
+        entry["due"] = _secs(entry["due"])
     return entry
 
 
@@ -120,9 +123,6 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
             known = [a.id for a in msg.experiment.arms] if msg is not None and msg.experiment else []
             raise ScenarioInvalid(f"--arm {mid}={arm}: " + (f"no arm {arm!r} (one of {', '.join(known)})" if known
                                                             else f"{mid!r} is not a message with variants or a holdout"))
-    if explain:
-        engine.decision_traces = {}
-
     events = []
     if "country" in visitor or "city" in visitor:
         events.append({"t": 0, "type": "geo", "country": visitor.get("country"), "city": visitor.get("city")})
@@ -169,7 +169,7 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
                 continue
             (shown if d["action"] == "show" else emails).append(item)
             if explain and d["message"] not in closest:
-                closest[d["message"]] = (None, _readable(engine.decision_traces[d["message"]]) | {"at": _secs(d["t"])})
+                closest[d["message"]] = (None, _readable(engine.decided[d["message"]]) | {"at": _secs(d["t"])})
         if explain:
             _keep_closest(engine.explain(engine.t), engine.t, closest)
     engine.step([], until)
