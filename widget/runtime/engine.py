@@ -89,6 +89,21 @@ class _Window:
             self.until = at
 
 
+class _Moment:
+    """The state the delivery gates and a trace read (policy.Visitor's
+    fields, this page's shown and pending messages, the facts), as it was
+    at instant `t`: explain traces an earlier instant from it."""
+
+    def __init__(self, engine: "Engine", t: int):
+        # The facts the engine settled on at t (its last refresh), with a memo of their own.
+        self.t, self.facts = t, dict(engine.facts, **{conditions.MEMO: {}})
+        self.bundle, self.team, self.authenticated = engine.bundle, engine.team, engine.authenticated
+        self.context, self._once = dict(engine.context), set(engine._once)
+        self.record, self.page = _json_copy(engine.record), dict(engine.page)
+        self.page_shown, self.pending, self.on_screen = set(engine.page_shown), dict(engine.pending), engine.on_screen
+        self.view = policy_mod.Visitor(self)
+
+
 # -- the engine ----------------------------------------------------------------
 
 class Engine:
@@ -100,10 +115,11 @@ class Engine:
         self.messages = self.bundle.messages
         self.view = policy_mod.Visitor(self)   # what the delivery gates read
         # This page's traces at the instants that decided (explain's `decided`
-        # and `at_exit`): a delivered message's from the state just before its
-        # delivery, an exit-intent message's not shown at the exit's instant.
+        # and `at_exit`): a delivered message's, from the state just before
+        # its delivery; and the state at this page's exit intent, from which
+        # explain traces the exit-intent messages not shown then.
         self.decided: dict[str, dict] = {}
-        self.at_exit: dict[str, dict] = {}
+        self.exit_moment: _Moment | None = None
         self._gates_open_at: set[int] = set()  # instants next_wakeup reported for a gate opening
         self.incremental = incremental
         self.record = upgrade_record(record)
@@ -168,6 +184,7 @@ class Engine:
         self._parkable = frozenset(leaf for ix in self._url_index.values() for leaf in ix.leaves)
         self._parked: dict = {}   # URL condition -> indices of the messages parked on it
         self._exit_readers = sorted(self.index.get("time_before_exit_intent", ()), key=self._rank.__getitem__)
+        self._exit_read = frozenset(self._exit_readers)
 
     # -- public API ---------------------------------------------------------
     PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t", "present_since")
@@ -181,7 +198,6 @@ class Engine:
             setattr(self, name, copy.deepcopy(getattr(old, name)))
         self.page_shown = {mid for mid in old.page_shown if mid in self._idx}
         self.decided = {mid: e for mid, e in old.decided.items() if mid in self._idx}
-        self.at_exit = {mid: e for mid, e in old.at_exit.items() if mid in self._idx}
         self.claiming = old.claiming if old.claiming in self._idx else None
         if old.claiming is not None and self.claiming is None and self.on_screen == old.claiming:
             self.on_screen = None
@@ -351,22 +367,27 @@ class Engine:
         intent that did not show at the exit's instant (each with `at`)."""
         facts = self._facts_at(int(now))
         out = {}
+        moment = self.exit_moment
         for idx, msg in enumerate(self.messages):
             entry = out[msg.id] = self._explain_entry(idx, facts, now)
             if msg.id in self.decided and entry["result"] == "delivered":
                 entry["decided"] = self.decided[msg.id]
-            elif msg.id in self.at_exit:
-                entry["at_exit"] = self.at_exit[msg.id]
+            elif (moment is not None and entry["result"] != "delivered" and idx in self._exit_read
+                  and msg.id not in moment.page_shown and idx not in moment.pending):
+                entry["at_exit"] = dict(self._explain_entry(idx, moment.facts, moment.t, moment), at=moment.t)
         return out
 
-    def _explain_entry(self, idx: int, facts: dict, now: int) -> dict:
+    def _explain_entry(self, idx: int, facts: dict, now: int, moment: "_Moment | None" = None) -> dict:
+        """A message's trace at `now`; with `moment`, as it was at that
+        earlier instant (its page state and record, not the live ones)."""
         msg = self.messages[idx]
+        state = moment or self
         ok, _ = msg.node.evaluate(facts, now)
-        gates = policy_mod.explain(self.view, msg, now)
+        gates = policy_mod.explain(moment.view if moment else self.view, msg, now)
         blocked = [name for name, g in gates.items() if not g["ok"]]
-        if msg.id in self.page_shown:
+        if msg.id in state.page_shown:
             result = "delivered"
-        elif idx in self.pending:
+        elif idx in state.pending:
             result = "pending"
         elif not ok:
             result = "rules_false"
@@ -376,8 +397,8 @@ class Engine:
             result = "ready"
         entry = {"result": result, "rules": ok, "type": msg.type, "priority": msg.priority,
                  "conditions": msg.node.trace(facts, now), "gates": gates, "blocked_by": blocked}
-        if idx in self.pending:
-            entry["due"] = self.pending[idx]
+        if idx in state.pending:
+            entry["due"] = state.pending[idx]
         return entry
 
     def _trace_decision(self, idx: int, t: int) -> None:
@@ -387,17 +408,6 @@ class Engine:
         entry["result"], entry["at"] = "delivered", t
         self.decided[self.messages[idx].id] = entry
 
-    def _trace_exit(self, t: int) -> None:
-        """At an exit intent's instant, once it settled: the trace of each
-        message reading it that did not show then (the exit is unknown at any
-        later instant, so a later trace cannot say why)."""
-        facts = None
-        for idx in self._exit_readers:
-            msg = self.messages[idx]
-            if msg.id in self.page_shown or idx in self.pending:
-                continue
-            facts = facts or self._facts_at(t)
-            self.at_exit[msg.id] = dict(self._explain_entry(idx, facts, t), at=t)
 
     # -- time ---------------------------------------------------------------
     def _run_wakeups(self, until: int, decisions: list) -> None:
@@ -530,7 +540,7 @@ class Engine:
         self.on_screen = None
         self.claiming = self._granted = None
         self.exit = None
-        self.decided, self.at_exit = {}, {}
+        self.decided, self.exit_moment = {}, None
 
     # -- facts ---------------------------------------------------------------
     def _facts_at(self, t: int) -> dict:
@@ -658,8 +668,11 @@ class Engine:
         if self.on_screen is None:
             self._arm_phase(t)
         self._email_phase(t, decisions)
-        if self.exit is not None and self.exit[0] == t and self._exit_readers:
-            self._trace_exit(t)
+        if self.exit is not None and self.exit[0] == t and any(
+                self.messages[idx].id not in self.page_shown and idx not in self.pending for idx in self._exit_readers):
+            # Kept, not traced: explain traces from it on demand (the exit is
+            # unknown at any later instant, so a later trace cannot say why).
+            self.exit_moment = _Moment(self, t)
 
     def _triggerable(self, idx: int, t: int) -> bool:
         msg = self.messages[idx]
