@@ -139,6 +139,22 @@ def test_explain_keeps_each_message_at_the_instant_that_decided_it():
     assert not {"decided", "at_exit"} & set(engine.explain(T0 + 10_000)["exit"])
 
 
+def test_an_exit_intent_traces_nothing_until_asked(monkeypatch):
+    """The exit's state is kept; explain traces from it on demand (an exit
+    intent with many exit-intent messages must stay as cheap as before)."""
+    payload = {"site": "s", "messages": [
+        {"id": f"exit{i}", "content": {"text": "y"}, "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 9}]}
+        for i in range(20)]}
+    engine = Engine(payload)
+    engine.step([{"t": T0, "type": "page_view", "url": "https://s.example/"}], T0)
+    traced = []
+    real = Engine._explain_entry
+    monkeypatch.setattr(Engine, "_explain_entry", lambda self, *a, **k: traced.append(a[0]) or real(self, *a, **k))
+    engine.step([{"t": T0 + 1500, "type": "exit_intent"}], T0 + 1500)
+    assert traced == []
+    assert engine.explain(T0 + 5000)["exit3"]["at_exit"]["conditions"][0]["observed"] == 1.5
+
+
 def test_a_late_event_is_applied_at_the_present():
     engine = start(context={"language": "de"})
     engine.step([], T0 + 45_000)
