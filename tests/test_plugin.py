@@ -151,6 +151,13 @@ def qa(pytester):
     return pytester
 
 
+def with_messages(*messages) -> str:
+    """A test module's first lines: the fake page runs these proactive messages."""
+    payload = {"site": "shop", "widgets": [{"id": "main"}],
+               "messages": [{"type": "proactive", "widget": "main", "content": {"text": m["id"]}, **m} for m in messages]}
+    return f"import pytest\npytestmark = pytest.mark.widget(messages={payload!r})\n"
+
+
 def run(qa, source: str):
     qa.makepyfile(test_site=textwrap.dedent(source))
     return qa.runpytest("-p", "no:cacheprovider", "-p", "no:playwright", "-q")
@@ -261,56 +268,41 @@ def test_expect_not_shown_fails_at_the_instant_it_shows(qa):
         "time_on_page greater 90 → true (observed 90.001 s); country equals DE → true (observed DE)")
 
 
-def test_a_message_that_shows_is_reported_as_it_was_at_its_show(qa):
-    """Issue 14 item 5: the failure reads the state just before the show,
-    not after it (`invitations_sent` is still 0, `per_page` still open)."""
-    result = run(qa, """
-        import pytest
-        pytestmark = pytest.mark.widget(messages={
-            "site": "shop", "widgets": [{"id": "main"}],
-            "messages": [{"id": "first", "type": "proactive", "widget": "main", "content": {"text": "hi"},
-                          "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0},
-                                    {"rule": "time_on_page", "op": "greater", "value": 5}]}]})
+DECISIVE = [
+    # A message that shows is reported as it was just before its show
+    # (`invitations_sent` still 0, no gate closed by its own show) ...
+    ({"id": "first", "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0},
+                               {"rule": "time_on_page", "op": "greater", "value": 5}]},
+     'proactive.expect_not_shown("first", during=60)',
+     ["AssertionError: first shown after 5.001 s, expected not within 60 s: "
+      "invitations_sent equals 0 → true (observed 0); time_on_page greater 5 → true (observed 5.001 s)",
+      "  trace at its show (5.001 s on the page) (https://shop.example/, bundle shop v7):",
+      "    invitations_sent equals 0 → true (observed 0)",
+      "    time_on_page greater 5 → true (observed 5.001 s)"]),
+    # ... an exit-intent message that did not show, as it was at the exit
+    # (a moment later the exit's duration is unknown).
+    ({"id": "exit", "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]},
+     'proactive.advance_to(1.5).exit_intent().advance(3)\n'
+     '    assert proactive.why("exit") == "time_before_exit_intent greater 2 → false (observed 1.5 s)"\n'
+     '    proactive.expect_shown("exit", within=10)',
+     ["AssertionError: exit not shown within 10 s: at the exit intent (1.5 s on the page): "
+      "time_before_exit_intent greater 2 → false (observed 1.5 s)",
+      "  trace at the exit intent (1.5 s on the page) (https://shop.example/, bundle shop v7):",
+      "    time_before_exit_intent greater 2 → false (observed 1.5 s)"]),
+]
 
-        def test_first(proactive):
-            proactive.install(time=1_780_000_000).visit("https://shop.example/")
-            proactive.expect_not_shown("first", during=60)
-    """)
+
+@pytest.mark.parametrize("message,steps,expected", DECISIVE, ids=["shown", "exit"])
+def test_a_failure_reports_the_message_at_the_instant_that_decided_it(qa, message, steps, expected):
+    """Issue 14 item 5 (docs/rules.md, "Explaining a decision")."""
+    result = run(qa, with_messages(message) + "\ndef test_it(proactive):\n"
+                 '    proactive.install(time=1_780_000_000).visit("https://shop.example/")\n    ' + steps + "\n")
     result.assert_outcomes(failed=1)
     lines = failure_lines(result)
-    assert lines[:4] == [
-        "AssertionError: first shown after 5.001 s, expected not within 60 s: "
-        "invitations_sent equals 0 → true (observed 0); time_on_page greater 5 → true (observed 5.001 s)",
-        "  trace at its show (5.001 s on the page) (https://shop.example/, bundle shop v7):",
-        "    invitations_sent equals 0 → true (observed 0)",
-        "    time_on_page greater 5 → true (observed 5.001 s)"]
-    assert lines[4].startswith("    gates: ") and "CLOSED" not in lines[4], lines[4]
+    assert lines[:len(expected)] == expected
+    gates = [line for line in lines if line.startswith("    gates: ")]
+    assert gates and "CLOSED" not in gates[0], gates
 
-
-def test_an_exit_message_not_shown_is_reported_at_the_exit(qa):
-    """Issue 14 item 5: after the exit's instant its duration is unknown; the
-    failure says what decided at the exit."""
-    result = run(qa, """
-        import pytest
-        pytestmark = pytest.mark.widget(messages={
-            "site": "shop", "widgets": [{"id": "main"}],
-            "messages": [{"id": "exit", "type": "proactive", "widget": "main", "content": {"text": "bye"},
-                          "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]}]})
-
-        def test_exit(proactive):
-            proactive.install(time=1_780_000_000).visit("https://shop.example/")
-            proactive.advance_to(1.5).exit_intent()
-            proactive.advance(3)
-            assert proactive.why("exit") == "time_before_exit_intent greater 2 → false (observed 1.5 s)"
-            proactive.expect_shown("exit", within=10)
-    """)
-    result.assert_outcomes(failed=1)
-    lines = failure_lines(result)
-    assert lines[:3] == [
-        "AssertionError: exit not shown within 10 s: at the exit intent (1.5 s on the page): "
-        "time_before_exit_intent greater 2 → false (observed 1.5 s)",
-        "  trace at the exit intent (1.5 s on the page) (https://shop.example/, bundle shop v7):",
-        "    time_before_exit_intent greater 2 → false (observed 1.5 s)"]
 
 
 def test_a_blocked_message_names_its_closed_gates(qa):
