@@ -358,15 +358,18 @@ class Engine:
             if when is True:
                 return
 
-    def explain(self, now: int) -> dict:
+    def explain(self, now: int, decisive: bool = True) -> dict:
         """Per message: whether its rules hold at `now`, each condition's
         observed value/operator/expected value/result, and every gate; and,
         on this page, the trace at the instant that decided it: `decided`
         for a delivered message (the state just before its delivery: its own
         show not yet counted), `at_exit` for a message reading the exit
-        intent that did not show at the exit's instant (each with `at`)."""
+        intent that did not show at the exit's instant (each with `at`).
+        `decisive=False`: the live traces only (simulate looks at every instant)."""
         facts = self._facts_at(int(now))
         out = {}
+        if not decisive:
+            return {msg.id: self._explain_entry(idx, facts, now) for idx, msg in enumerate(self.messages)}
         moment = self.exit_moment
         for idx, msg in enumerate(self.messages):
             entry = out[msg.id] = self._explain_entry(idx, facts, now)

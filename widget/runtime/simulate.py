@@ -71,9 +71,8 @@ def _secs(ms: int) -> float:
 
 
 def _readable(entry: dict) -> dict:
-    """An engine trace in the result's terms: seconds, and without the
-    engine's own traces of earlier instants (simulate looks at every one)."""
-    entry = {k: v for k, v in entry.items() if k not in ("decided", "at_exit", "at")}
+    """An engine trace in the result's terms: seconds (`at` is added by the caller)."""
+    entry = {k: v for k, v in entry.items() if k != "at"}
     if "due" in entry:
         entry["due"] = _secs(entry["due"])
     return entry
@@ -171,7 +170,7 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
             if explain and d["message"] not in closest:
                 closest[d["message"]] = (None, _readable(engine.decided[d["message"]]) | {"at": _secs(d["t"])})
         if explain:
-            _keep_closest(engine.explain(engine.t), engine.t, closest)
+            _keep_closest(engine.explain(engine.t, decisive=False), engine.t, closest)
     engine.step([], until)
 
     out = {"shown": shown, "emails": emails}
@@ -180,8 +179,8 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
     if not_sent:
         out["not_sent"] = [{"t": _secs(d["event"]["t"]), "type": d["event"]["type"], "why": d["why"]} for d in not_sent]
     if explain:
-        _keep_closest(engine.explain(until), until, closest)
-        out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until)}
+        _keep_closest(engine.explain(until, decisive=False), until, closest)
+        out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until, decisive=False)}
     return out
 
 
