@@ -274,7 +274,7 @@ class Engine:
         """What `step` would show if the page's own signals came next: an
         exit intent, or a route change of a single-page app to a URL not
         known yet. The page reads this to show such a message in the very
-        event handler, with no round trip to the engine (widget/reactions.mjs).
+        event handler, with no round trip to the engine (widget/decisions/reactions.mjs).
 
         Each answer holds for a signal at any instant t with
         from <= t < its `until` (None: no end) when no other event comes first:
