@@ -155,6 +155,25 @@ def test_an_exit_intent_traces_nothing_until_asked(monkeypatch):
     assert engine.explain(T0 + 5000)["exit3"]["at_exit"]["conditions"][0]["observed"] == 1.5
 
 
+def test_the_state_kept_at_the_exit_answers_everything_the_gates_read():
+    """explain's at_exit reads the gates through policy.Visitor over the kept
+    state (engine._Moment): every question the view asks the engine, it
+    answers, and as the engine did at that instant."""
+    from widget.runtime import policy
+
+    payload = {"site": "s", "messages": [
+        {"id": "m", "content": {"text": "y"}, "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 9}]}]}
+    engine = Engine(payload)
+    engine.step([{"t": T0, "type": "page_view", "url": "https://s.example/"}, {"t": T0 + 1500, "type": "exit_intent"}],
+                T0 + 1500)
+    kept, live = engine.exit_moment.view, engine.view
+    for name, member in vars(policy.Visitor).items():
+        if isinstance(member, property):
+            assert getattr(kept, name) == getattr(live, name), name
+        elif callable(member) and not name.startswith("_"):
+            assert getattr(kept, name)("m") == getattr(live, name)("m"), name
+
+
 def test_a_late_event_is_applied_at_the_present():
     engine = start(context={"language": "de"})
     engine.step([], T0 + 45_000)
