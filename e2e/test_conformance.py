@@ -1,8 +1,9 @@
 """The language-neutral cases file, run under Pyodide in Chromium, must give
 exactly what CPython gives (and what the file expects).
 
-The runner (widget/runtime/conformance.py) is a developer tool, not in the
-runtime archive visitors download: the test writes it beside the runtime."""
+The runner (widget/runtime/conformance.py) and simulate.py (whose browser
+filter the "browser - …" cases apply) are developer tools, not in the
+runtime archive visitors download: the test writes them beside the runtime."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from widget.runtime.conformance import run_cases
 
 CASES = Path(__file__).resolve().parents[1] / "tests" / "cases.json"
 
-RUNNER = Path(__file__).resolve().parents[1] / "widget" / "runtime" / "conformance.py"
+RUNTIME = Path(__file__).resolve().parents[1] / "widget" / "runtime"
+DEV_TOOLS = ("conformance.py", "simulate.py")
 
-RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases, runner }) => {
+RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases, tools }) => {
   const { loadPyodide } = await import(`${widget}/${pyodideDir}/pyodide.mjs`);
   const options = { indexURL: `${widget}/${pyodideDir}/` };
   if (stdlib) options.stdLibURL = `${widget}/${stdlib}`;  // the build's trimmed, precompiled stdlib
@@ -24,8 +26,9 @@ RUN_IN_PYODIDE = """async ({ widget, pyodideDir, archive, stdlib, cases, runner 
   const { untarInto } = await import(`${widget}/untar.mjs`);   // as the widget unpacks it
   untarInto(pyodide.FS, tar, "/proactive");
   pyodide.runPython("import sys; sys.path.insert(0, '/proactive')");
-  const shipped = pyodide.runPython("import importlib.util; importlib.util.find_spec('widget.runtime.conformance') is not None");
-  pyodide.FS.writeFile("/proactive/widget/runtime/conformance.py", runner);
+  const shipped = Object.keys(tools).filter((name) => pyodide.runPython(
+    `import importlib.util; importlib.util.find_spec('widget.runtime.${name.replace(".py", "")}') is not None`));
+  for (const [name, text] of Object.entries(tools)) pyodide.FS.writeFile(`/proactive/widget/runtime/${name}`, text);
   pyodide.globals.set("cases_json", cases);
   return {
     shipped,
@@ -47,9 +50,9 @@ def test_cases_file_gives_identical_results_in_pyodide_and_cpython(site, page):
         RUN_IN_PYODIDE,
         {"widget": site.widget_origin, "pyodideDir": manifest["pyodide_dir"],
          "archive": manifest["runtime_archive"], "stdlib": manifest.get("stdlib_zip"), "cases": text,
-         "runner": RUNNER.read_text()},
+         "tools": {name: (RUNTIME / name).read_text() for name in DEV_TOOLS}},
     )
-    assert out["shipped"] is False   # visitors never download the developer tools
+    assert out["shipped"] == []   # visitors never download the developer tools
     assert out["version"].startswith("3.14"), out["version"]
     in_pyodide = json.loads(out["results"])
     in_cpython = json.loads(json.dumps(run_cases(text)))

@@ -64,7 +64,7 @@ def _remember_site(site):
 
 
 def module_url(site) -> str:
-    """The URL the widget imports widget/endpoint.mjs from (the build may content-hash it)."""
+    """The URL the widget imports widget/endpoint/endpoint.mjs from (the build may content-hash it)."""
     manifest = json.loads((site.static / "manifest.json").read_text())
     served = manifest.get("served") or {}
     return f"{site.widget_origin}/{served.get('endpoint.mjs', 'endpoint.mjs')}"

@@ -87,10 +87,36 @@ def test_exit_intent_is_a_real_mouse_leaving_through_the_top(site, proactive):
     proactive.advance(0.001)
     assert proactive.explain("exit-offer")["conditions"][0]["result"] == "unknown"
 
-    # Too early (1.5 s on the page): the condition is false at that instant.
+    # Too early (1.5 s on the page): the condition is false at that instant,
+    # and a failure says so, from the trace taken at the exit (issue 14 item 5).
     proactive.visit(site.page(tag=tag))
     proactive.advance_to(1.5).exit_intent()
     proactive.expect_not_shown("exit-offer", during=60)
+    assert proactive.why("exit-offer") == "time_before_exit_intent greater 2 → false (observed 1.5 s)"
+    with pytest.raises(AssertionError) as failed:
+        proactive.expect_shown("exit-offer", within=5)
+    assert str(failed.value).splitlines()[:2] == [
+        "exit-offer not shown within 5 s: at the exit intent (1.5 s on the page): "
+        "time_before_exit_intent greater 2 → false (observed 1.5 s)",
+        f"  trace at the exit intent (1.5 s on the page) ({proactive.page.url}, bundle qa v1):"]
+
+
+def test_a_message_that_shows_is_reported_as_it_was_at_its_show(site, proactive):
+    """Issue 14 item 5: expect_not_shown's failure reads the state just
+    before the show: invitations_sent still 0, no gate closed by the show."""
+    tag = publish(site, "qa-first", {"id": "first", "rules": [
+        {"rule": "invitations_sent", "op": "equals", "value": 0},
+        {"rule": "time_on_page", "op": "greater", "value": 5}]})
+    proactive.install(time=T0).visit(site.page(tag=tag))
+    with pytest.raises(AssertionError) as failed:
+        proactive.expect_not_shown("first", during=60)
+    lines = str(failed.value).splitlines()
+    assert re.fullmatch(r"first shown after \S+ s, expected not within 60 s: invitations_sent equals 0 → true "
+                        r"\(observed 0\); time_on_page greater 5 → true \(observed 5\.001 s\)", lines[0]), lines[0]
+    assert lines[1].startswith("  trace at its show (5.001 s on the page)")
+    gates = next(line for line in lines if line.startswith("    gates: "))
+    assert "CLOSED" not in gates, gates
+    assert proactive.explain("first")["conditions"][0]["observed"] == 1   # live: after its own show
 
 
 def test_visitor_language_user_agent_utm_and_referrer(site, page, proactive):

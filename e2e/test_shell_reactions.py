@@ -1,7 +1,7 @@
 """Reactions: an exit intent or a single-page-app route change shows its
 message inside the event's own dispatch (no round trip to the worker), the
 engine then confirms it, and the page's URL tests agree with the engine's
-on every URL and rule value (widget/reactions.mjs, Engine.reactions)."""
+on every URL and rule value (widget/decisions/reactions.mjs, Engine.reactions)."""
 
 from __future__ import annotations
 

@@ -96,6 +96,19 @@ def why_not(message_id: str, entry: dict) -> str:
     return f"result {result}"
 
 
+def decisive(entry: dict) -> tuple[dict, str | None]:
+    """The trace of the instant that decided a message, and that instant in
+    words (None: the live trace is the one): a delivered message's state just
+    before its show (`decided`: its own show not yet counted), an exit-intent
+    message not shown at the exit's instant (`at_exit`: at any later instant
+    the exit is unknown). docs/rules.md, "Explaining a decision"."""
+    if entry.get("result") == "delivered" and isinstance(entry.get("decided"), dict):
+        return entry["decided"], "its show"
+    if entry.get("result") != "delivered" and isinstance(entry.get("at_exit"), dict):
+        return entry["at_exit"], "the exit intent"
+    return entry, None
+
+
 def describe_entry(entry: dict, indent: str = "    ") -> list[str]:
     lines = [indent + describe_condition(c) for c in entry.get("conditions") or []]
     if not lines:

@@ -41,8 +41,8 @@ VISIT_GAP_MS = 30 * 60 * 1000  # = widget/runtime/constants.py (this plugin must
 MAX_STEPS = 10_000
 
 # The failure messages' words (also `proactive simulate --explain`'s and the studio's).
-from proactive.explain_words import (UNKNOWN_BECAUSE, _duration, _seconds, _value, describe_condition,  # noqa: E402,F401
-                                     describe_entry, describe_gate, why_not)
+from proactive.explain_words import (UNKNOWN_BECAUSE, _duration, _seconds, _value, decisive,  # noqa: E402,F401
+                                     describe_condition, describe_entry, describe_gate, why_not)
 
 def pytest_addoption(parser):
     parser.addini("proactive_timeout", "seconds to wait for the Proactive widget to be ready (default 30)",
@@ -409,8 +409,10 @@ class Proactive:
         return trace[message_id]
 
     def why(self, message_id: str) -> str:
-        """Why `message_id` is not shown right now, in one line."""
-        return why_not(message_id, self.explain(message_id))
+        """Why `message_id` is not shown right now, in one line (for a
+        message reading the exit intent, at the exit's instant)."""
+        entry, _ = decisive(self.explain(message_id))
+        return why_not(message_id, entry)
 
     def expect_shown(self, message_id: str, within: float = 0) -> "Proactive":
         """Pass as soon as `message_id` is shown, letting at most `within`
@@ -424,8 +426,10 @@ class Proactive:
                                      f"but is not in the page (no [data-message-id] element in the widget)")
             return self
         trace = self._trace(message_id)
+        entry, what = decisive(trace[message_id])
+        at = f"at {what} ({self._on_page(snap, entry.get('at'))}): " if what else ""
         raise AssertionError(self._report(f"{message_id} not shown within {_duration(within)}: "
-                                          f"{why_not(message_id, trace[message_id])}", message_id, trace, snap))
+                                          f"{at}{why_not(message_id, entry)}", message_id, trace, snap))
 
     def expect_not_shown(self, message_id: str, during: float = 0) -> "Proactive":
         """Let `during` seconds pass, failing at the instant `message_id` shows."""
@@ -439,7 +443,8 @@ class Proactive:
         snap = self._run(start.now + _ms(during), stop=lambda s: message_id in s.shown)
         if message_id in snap.shown:
             trace = self._trace(message_id)
-            conditions = "; ".join(describe_condition(c) for c in trace[message_id].get("conditions") or [])
+            entry, _ = decisive(trace[message_id])   # at its show: its own show not yet counted
+            conditions = "; ".join(describe_condition(c) for c in entry.get("conditions") or [])
             raise AssertionError(self._report(
                 f"{message_id} shown after {_seconds((snap.now - start.now) / 1000)} s, expected not within "
                 f"{_duration(during)}: {conditions or 'it has no conditions'}", message_id, trace, snap))
@@ -570,10 +575,13 @@ class Proactive:
 
     def _report(self, headline: str, message_id: str, trace: dict, snap: _Snapshot) -> str:
         bundle = snap.status.get("bundle") or {}
+        entry, what = decisive(trace[message_id])   # the instant that decided it
+        when = (f"{what} ({self._on_page(snap, entry.get('at'))})" if what
+                else self._on_page(snap, snap.now))
         lines = [headline,
-                 f"  trace at {self._on_page(snap, snap.now)} ({self.page.url}, "
+                 f"  trace at {when} ({self.page.url}, "
                  f"bundle {bundle.get('site')} v{bundle.get('version')}):"]
-        lines += describe_entry(trace[message_id])
+        lines += describe_entry(entry)
         others = snap.shown
         if others:
             lines.append(f"  shown on this page: {', '.join(others)}")

@@ -111,6 +111,24 @@ def test_bad_content_is_reported_at_its_path(name, value, path):
     assert [p[0] for p in problems][:1] == [path], problems
 
 
+def test_list_fields_report_each_bad_entry_and_keep_the_good_ones():
+    """buttons, links and attachments read their entries one way (content._entries)."""
+    value = {"text": "x",
+             "buttons": ["Go", {"label": "Chat", "colour": "red"}],
+             "links": ["/faq", 5, {"label": "Plans", "url": "/plans", "x": 1}],
+             "attachments": [[], {"name": "a.pdf", "url": "/a.pdf", "size": 2048}]}
+    problems = content.problems_of(value)
+    assert [(p[0], p[1]) for p in problems] == [
+        (("buttons", 0), "a button is a mapping"), (("buttons", 1, "colour"), "unknown field 'colour'"),
+        (("links", 1), "a link is a mapping"), (("links", 2, "x"), "unknown field 'x'"),
+        (("attachments", 0), "an attachment is a mapping")]
+    assert problems[0][2] == "{label, action: chat|url|reply, url}" and problems[4][2] == "{name, url, size}"
+    out = content.check(value)["variants"][""]
+    assert [(b["id"], b["action"]) for b in out["buttons"]] == [("1", "chat")]   # its index in the list
+    assert [link["url"] for link in out["links"]] == ["/faq", "/plans"]
+    assert [(a["name"], a["size_text"]) for a in out["attachments"]] == [("a.pdf", "2 kB")]
+
+
 def test_bundle_validation_reports_content_problems_with_the_message_path():
     payload = {"site": "s", "messages": [{"id": "m", "rules": [], "content": {
         "text": "ok", "buttons": [{"label": "Go", "action": "url", "url": "javascript:alert(1)"}]}}]}

@@ -116,6 +116,64 @@ def test_explain_names_the_blocking_gate():
     assert info["result"] == "blocked" and info["blocked_by"] == ["team"]
 
 
+def test_explain_keeps_each_message_at_the_instant_that_decided_it():
+    """A shown message also carries `decided` (the state just before its own
+    show); one reading the exit intent that did not show carries `at_exit`;
+    the next page view starts over (docs/rules.md, "Explaining a decision")."""
+    payload = {"site": "s", "messages": [
+        {"id": "first", "content": {"text": "x"}, "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0}]},
+        {"id": "exit", "content": {"text": "y"}, "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]}]}
+    engine = Engine(payload)
+    engine.step([{"t": T0, "type": "page_view", "url": "https://s.example/"}], T0)
+    engine.step([{"t": T0 + 1, "type": "dismiss", "message": "first"}, {"t": T0 + 1500, "type": "exit_intent"}], T0 + 1500)
+    later = engine.explain(T0 + 9000)
+    first, leaving = later["first"], later["exit"]
+    assert first["result"] == "delivered" and first["conditions"][0]["observed"] == 1   # live: after its show
+    assert first["decided"]["at"] == T0 and first["decided"]["blocked_by"] == []
+    assert [(c["observed"], c["result"]) for c in first["decided"]["conditions"]] == [(0, "true")]
+    assert leaving["conditions"][0]["result"] == "unknown"                                  # live: no exit now
+    assert leaving["at_exit"]["at"] == T0 + 1500 and leaving["at_exit"]["result"] == "rules_false"
+    assert [(c["observed"], c["result"]) for c in leaving["at_exit"]["conditions"]] == [(1.5, "false")]
+    json.dumps(later)
+    engine.step([{"t": T0 + 10_000, "type": "page_view", "url": "https://s.example/b"}], T0 + 10_000)
+    assert not {"decided", "at_exit"} & set(engine.explain(T0 + 10_000)["exit"])
+
+
+def test_an_exit_intent_traces_nothing_until_asked(monkeypatch):
+    """The exit's state is kept; explain traces from it on demand (an exit
+    intent with many exit-intent messages must stay as cheap as before)."""
+    payload = {"site": "s", "messages": [
+        {"id": f"exit{i}", "content": {"text": "y"}, "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 9}]}
+        for i in range(20)]}
+    engine = Engine(payload)
+    engine.step([{"t": T0, "type": "page_view", "url": "https://s.example/"}], T0)
+    traced = []
+    real = Engine._explain_entry
+    monkeypatch.setattr(Engine, "_explain_entry", lambda self, *a, **k: traced.append(a[0]) or real(self, *a, **k))
+    engine.step([{"t": T0 + 1500, "type": "exit_intent"}], T0 + 1500)
+    assert traced == []
+    assert engine.explain(T0 + 5000)["exit3"]["at_exit"]["conditions"][0]["observed"] == 1.5
+
+
+def test_the_state_kept_at_the_exit_answers_everything_the_gates_read():
+    """explain's at_exit reads the gates through policy.Visitor over the kept
+    state (engine._Moment): every question the view asks the engine, it
+    answers, and as the engine did at that instant."""
+    from widget.runtime import policy
+
+    payload = {"site": "s", "messages": [
+        {"id": "m", "content": {"text": "y"}, "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 9}]}]}
+    engine = Engine(payload)
+    engine.step([{"t": T0, "type": "page_view", "url": "https://s.example/"}, {"t": T0 + 1500, "type": "exit_intent"}],
+                T0 + 1500)
+    kept, live = engine.exit_moment.view, engine.view
+    for name, member in vars(policy.Visitor).items():
+        if isinstance(member, property):
+            assert getattr(kept, name) == getattr(live, name), name
+        elif callable(member) and not name.startswith("_"):
+            assert getattr(kept, name)("m") == getattr(live, name)("m"), name
+
+
 def test_a_late_event_is_applied_at_the_present():
     engine = start(context={"language": "de"})
     engine.step([], T0 + 45_000)

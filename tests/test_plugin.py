@@ -45,6 +45,17 @@ class FakeContext:
         self.clock = FakeClock(page)
 
 
+class FakeMouse:
+    """The pointer leaving through the top edge is an exit intent, as the loader reports it."""
+
+    def __init__(self, page):
+        self.page = page
+
+    def move(self, x, y, steps=1):
+        if y < 0:
+            self.page.apply(self.page.engine.step([{"type": "exit_intent", "t": self.page.now}], self.page.now))
+
+
 class FakeWidgetPage:
     """The widget's JS API as the plugin calls it, backed by the real engine."""
 
@@ -59,6 +70,7 @@ class FakeWidgetPage:
         self.shown = []
         self.next_wakeup = None
         self.nav = None
+        self.mouse = FakeMouse(self)
 
     def on(self, event, callback):
         pass
@@ -137,6 +149,13 @@ def qa(pytester):
     pytester.makeconftest(FAKE_CONFTEST)
     pytester.makeini("[pytest]\nproactive_timeout = 0.3\n")
     return pytester
+
+
+def with_messages(*messages) -> str:
+    """A test module's first lines: the fake page runs these proactive messages."""
+    payload = {"site": "shop", "widgets": [{"id": "main"}],
+               "messages": [{"type": "proactive", "widget": "main", "content": {"text": m["id"]}, **m} for m in messages]}
+    return f"import pytest\npytestmark = pytest.mark.widget(messages={payload!r})\n"
 
 
 def run(qa, source: str):
@@ -247,6 +266,43 @@ def test_expect_not_shown_fails_at_the_instant_it_shows(qa):
     assert failure_lines(result)[0] == (
         "AssertionError: pricing-help shown after 60.001 s, expected not within 3600 s: "
         "time_on_page greater 90 → true (observed 90.001 s); country equals DE → true (observed DE)")
+
+
+DECISIVE = [
+    # A message that shows is reported as it was just before its show
+    # (`invitations_sent` still 0, no gate closed by its own show) ...
+    ({"id": "first", "rules": [{"rule": "invitations_sent", "op": "equals", "value": 0},
+                               {"rule": "time_on_page", "op": "greater", "value": 5}]},
+     'proactive.expect_not_shown("first", during=60)',
+     ["AssertionError: first shown after 5.001 s, expected not within 60 s: "
+      "invitations_sent equals 0 → true (observed 0); time_on_page greater 5 → true (observed 5.001 s)",
+      "  trace at its show (5.001 s on the page) (https://shop.example/, bundle shop v7):",
+      "    invitations_sent equals 0 → true (observed 0)",
+      "    time_on_page greater 5 → true (observed 5.001 s)"]),
+    # ... an exit-intent message that did not show, as it was at the exit
+    # (a moment later the exit's duration is unknown).
+    ({"id": "exit", "rules": [{"rule": "time_before_exit_intent", "op": "greater", "value": 2}]},
+     'proactive.advance_to(1.5).exit_intent().advance(3)\n'
+     '    assert proactive.why("exit") == "time_before_exit_intent greater 2 → false (observed 1.5 s)"\n'
+     '    proactive.expect_shown("exit", within=10)',
+     ["AssertionError: exit not shown within 10 s: at the exit intent (1.5 s on the page): "
+      "time_before_exit_intent greater 2 → false (observed 1.5 s)",
+      "  trace at the exit intent (1.5 s on the page) (https://shop.example/, bundle shop v7):",
+      "    time_before_exit_intent greater 2 → false (observed 1.5 s)"]),
+]
+
+
+@pytest.mark.parametrize("message,steps,expected", DECISIVE, ids=["shown", "exit"])
+def test_a_failure_reports_the_message_at_the_instant_that_decided_it(qa, message, steps, expected):
+    """Issue 14 item 5 (docs/rules.md, "Explaining a decision")."""
+    result = run(qa, with_messages(message) + "\ndef test_it(proactive):\n"
+                 '    proactive.install(time=1_780_000_000).visit("https://shop.example/")\n    ' + steps + "\n")
+    result.assert_outcomes(failed=1)
+    lines = failure_lines(result)
+    assert lines[:len(expected)] == expected
+    gates = [line for line in lines if line.startswith("    gates: ")]
+    assert gates and "CLOSED" not in gates[0], gates
+
 
 
 def test_a_blocked_message_names_its_closed_gates(qa):

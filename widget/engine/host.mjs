@@ -238,7 +238,7 @@ export function createHost(postToMain) {
     }
     postToMain({ type: "result", seq: lastSeq, generation, decisions: reply.decisions, record: reply.record, next_wakeup: reply.next_wakeup });
     // Then, once no other message is waiting, what the page may show for its
-    // own next signal without asking (widget/reactions.mjs): the main thread
+    // own next signal without asking (widget/decisions/reactions.mjs): the main thread
     // keeps it for the last step it sent (`seq`) only.
     clearTimeout(reactionsTimer);
     // On the main thread (data-mode="main") the step itself runs inside the

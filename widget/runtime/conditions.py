@@ -382,7 +382,7 @@ def compile_rules(tree, shared: dict | None = None) -> Node:
 # -- partial evaluation: one rule's fact not known yet ----------------------
 
 def residual_url_test(leaf: Condition) -> dict:
-    """A URL leaf as data for the page (widget/reactions.mjs) to finish: each
+    """A URL leaf as data for the page (widget/decisions/reactions.mjs) to finish: each
     value prepared here, by the same code the engine uses (urls.py), so the
     page only computes the observed URL's parts."""
     cached = leaf.__dict__.get("_residual")
@@ -442,7 +442,7 @@ def partial(node: Node, facts: dict, now: int, unknown: str,
 
 def residual_holds(when, url: str) -> bool:
     """Finish a residual of `partial` with the URL now known: the reference
-    for widget/reactions.mjs, which does the same in the page (e2e checks
+    for widget/decisions/reactions.mjs, which does the same in the page (e2e checks
     that both agree)."""
     if isinstance(when, bool):
         return when

@@ -311,6 +311,23 @@ def _list(value, path, report, limit, what) -> list:
     return value
 
 
+def _entries(value: dict, field: str, path, report, limit, what, shape, fields, *, hint=None, coerce=None):
+    """Each entry of the list `value[field]` that is a mapping (its unknown
+    keys, not in `fields`, reported), as (its path, the entry); `coerce` may
+    first turn a short form (a plain string) into a mapping. Any other entry
+    is reported: `shape` is a mapping, `hint` (default: the fields)."""
+    fpath = path + (field,)
+    for i, item in enumerate(_list(value[field], fpath, report, limit, what)):
+        p = fpath + (i,)
+        if coerce is not None:
+            item = coerce(item)
+        if not isinstance(item, dict):
+            report(p, f"{shape} is a mapping", hint or "{" + ", ".join(fields) + "}")
+            continue
+        _unknown_keys(item, fields, p, report)
+        yield p, item
+
+
 def _unknown_keys(item: dict, allowed, path, report):
     for key in item:
         if key not in allowed:
@@ -349,17 +366,12 @@ def _compile_one(value, path, report) -> dict:
                         image[dim] = v
             out["image"] = image
     if "buttons" in value:
-        bpath = path + ("buttons",)
-        for i, b in enumerate(_list(value["buttons"], bpath, report, MAX_BUTTONS, "a list of buttons")):
-            p = bpath + (i,)
-            if not isinstance(b, dict):
-                report(p, "a button is a mapping", "{label, action: chat|url|reply, url}")
-                continue
-            _unknown_keys(b, ("label", "action", "url", "id"), p, report)
+        for p, b in _entries(value, "buttons", path, report, MAX_BUTTONS, "a list of buttons", "a button",
+                             ("label", "action", "url", "id"), hint="{label, action: chat|url|reply, url}"):
             action = b.get("action", "url" if "url" in b else "chat")
             if action not in BUTTON_ACTIONS:
                 report(p + ("action",), f"unknown action {action!r}", " | ".join(BUTTON_ACTIONS))
-            button = {"id": str(b.get("id", i)), "label": _label(b.get("label"), p + ("label",), report),
+            button = {"id": str(b.get("id", p[-1])), "label": _label(b.get("label"), p + ("label",), report),
                       "action": action}
             if action == "url":
                 button["url"] = _url(b.get("url"), p + ("url",), report)
@@ -367,25 +379,13 @@ def _compile_one(value, path, report) -> dict:
                 report(p + ("url",), f"a `{action}` button takes no url", "action: url")
             out["buttons"].append(button)
     if "links" in value:
-        lpath = path + ("links",)
-        for i, item in enumerate(_list(value["links"], lpath, report, MAX_LINKS, "a list of links")):
-            p = lpath + (i,)
-            if isinstance(item, str):
-                item = {"url": item, "label": item}
-            if not isinstance(item, dict):
-                report(p, "a link is a mapping", "{label, url}")
-                continue
-            _unknown_keys(item, ("label", "url"), p, report)
+        for p, item in _entries(value, "links", path, report, MAX_LINKS, "a list of links", "a link", ("label", "url"),
+                                coerce=lambda item: {"url": item, "label": item} if isinstance(item, str) else item):
             out["links"].append({"label": _label(item.get("label", item.get("url")), p + ("label",), report),
                                  "url": _url(item.get("url"), p + ("url",), report)})
     if "attachments" in value:
-        apath = path + ("attachments",)
-        for i, item in enumerate(_list(value["attachments"], apath, report, MAX_ATTACHMENTS, "a list of files")):
-            p = apath + (i,)
-            if not isinstance(item, dict):
-                report(p, "an attachment is a mapping", "{name, url, size}")
-                continue
-            _unknown_keys(item, ("name", "url", "size"), p, report)
+        for p, item in _entries(value, "attachments", path, report, MAX_ATTACHMENTS, "a list of files",
+                                "an attachment", ("name", "url", "size")):
             name = _text(item.get("name"), p + ("name",), report, MAX_NAME, "a file name")
             size = item.get("size")
             if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):

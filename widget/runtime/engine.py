@@ -89,6 +89,21 @@ class _Window:
             self.until = at
 
 
+class _Moment:
+    """The state the delivery gates and a trace read (policy.Visitor's
+    fields, this page's shown and pending messages, the facts), as it was
+    at instant `t`: explain traces an earlier instant from it."""
+
+    def __init__(self, engine: "Engine", t: int):
+        # The facts the engine settled on at t (its last refresh), with a memo of their own.
+        self.t, self.facts = t, dict(engine.facts, **{conditions.MEMO: {}})
+        self.bundle, self.team, self.authenticated = engine.bundle, engine.team, engine.authenticated
+        self.context, self._once = dict(engine.context), set(engine._once)
+        self.record, self.page = _json_copy(engine.record), dict(engine.page)
+        self.page_shown, self.pending, self.on_screen = set(engine.page_shown), dict(engine.pending), engine.on_screen
+        self.view = policy_mod.Visitor(self)
+
+
 # -- the engine ----------------------------------------------------------------
 
 class Engine:
@@ -99,7 +114,12 @@ class Engine:
         self.bundle = payload if isinstance(payload, bundle_mod.Bundle) else bundle_mod.parse(payload)
         self.messages = self.bundle.messages
         self.view = policy_mod.Visitor(self)   # what the delivery gates read
-        self.decision_traces: dict | None = None  # a dict: each delivered message's trace at its instant
+        # This page's traces at the instants that decided (explain's `decided`
+        # and `at_exit`): a delivered message's, from the state just before
+        # its delivery; and the state at this page's exit intent, from which
+        # explain traces the exit-intent messages not shown then.
+        self.decided: dict[str, dict] = {}
+        self.exit_moment: _Moment | None = None
         self._gates_open_at: set[int] = set()  # instants next_wakeup reported for a gate opening
         self.incremental = incremental
         self.record = upgrade_record(record)
@@ -164,6 +184,7 @@ class Engine:
         self._parkable = frozenset(leaf for ix in self._url_index.values() for leaf in ix.leaves)
         self._parked: dict = {}   # URL condition -> indices of the messages parked on it
         self._exit_readers = sorted(self.index.get("time_before_exit_intent", ()), key=self._rank.__getitem__)
+        self._exit_read = frozenset(self._exit_readers)
 
     # -- public API ---------------------------------------------------------
     PAGE_STATE = ("page", "on_screen", "widget_open", "exit", "team", "geo", "attributes", "t", "present_since")
@@ -176,6 +197,7 @@ class Engine:
         for name in self.PAGE_STATE:
             setattr(self, name, copy.deepcopy(getattr(old, name)))
         self.page_shown = {mid for mid in old.page_shown if mid in self._idx}
+        self.decided = {mid: e for mid, e in old.decided.items() if mid in self._idx}
         self.claiming = old.claiming if old.claiming in self._idx else None
         if old.claiming is not None and self.claiming is None and self.on_screen == old.claiming:
             self.on_screen = None
@@ -252,7 +274,7 @@ class Engine:
         """What `step` would show if the page's own signals came next: an
         exit intent, or a route change of a single-page app to a URL not
         known yet. The page reads this to show such a message in the very
-        event handler, with no round trip to the engine (widget/reactions.mjs).
+        event handler, with no round trip to the engine (widget/decisions/reactions.mjs).
 
         Each answer holds for a signal at any instant t with
         from <= t < its `until` (None: no end) when no other event comes first:
@@ -336,20 +358,39 @@ class Engine:
             if when is True:
                 return
 
-    def explain(self, now: int) -> dict:
+    def explain(self, now: int, decisive: bool = True) -> dict:
         """Per message: whether its rules hold at `now`, each condition's
-        observed value/operator/expected value/result, and every gate."""
+        observed value/operator/expected value/result, and every gate; and,
+        on this page, the trace at the instant that decided it: `decided`
+        for a delivered message (the state just before its delivery: its own
+        show not yet counted), `at_exit` for a message reading the exit
+        intent that did not show at the exit's instant (each with `at`).
+        `decisive=False`: the live traces only (simulate looks at every instant)."""
         facts = self._facts_at(int(now))
-        return {msg.id: self._explain_entry(idx, facts, now) for idx, msg in enumerate(self.messages)}
+        out = {}
+        if not decisive:
+            return {msg.id: self._explain_entry(idx, facts, now) for idx, msg in enumerate(self.messages)}
+        moment = self.exit_moment
+        for idx, msg in enumerate(self.messages):
+            entry = out[msg.id] = self._explain_entry(idx, facts, now)
+            if msg.id in self.decided and entry["result"] == "delivered":
+                entry["decided"] = self.decided[msg.id]
+            elif (moment is not None and entry["result"] != "delivered" and idx in self._exit_read
+                  and msg.id not in moment.page_shown and idx not in moment.pending):
+                entry["at_exit"] = dict(self._explain_entry(idx, moment.facts, moment.t, moment), at=moment.t)
+        return out
 
-    def _explain_entry(self, idx: int, facts: dict, now: int) -> dict:
+    def _explain_entry(self, idx: int, facts: dict, now: int, moment: "_Moment | None" = None) -> dict:
+        """A message's trace at `now`; with `moment`, as it was at that
+        earlier instant (its page state and record, not the live ones)."""
         msg = self.messages[idx]
+        state = moment or self
         ok, _ = msg.node.evaluate(facts, now)
-        gates = policy_mod.explain(self.view, msg, now)
+        gates = policy_mod.explain(moment.view if moment else self.view, msg, now)
         blocked = [name for name, g in gates.items() if not g["ok"]]
-        if msg.id in self.page_shown:
+        if msg.id in state.page_shown:
             result = "delivered"
-        elif idx in self.pending:
+        elif idx in state.pending:
             result = "pending"
         elif not ok:
             result = "rules_false"
@@ -359,18 +400,17 @@ class Engine:
             result = "ready"
         entry = {"result": result, "rules": ok, "type": msg.type, "priority": msg.priority,
                  "conditions": msg.node.trace(facts, now), "gates": gates, "blocked_by": blocked}
-        if idx in self.pending:
-            entry["due"] = self.pending[idx]
+        if idx in state.pending:
+            entry["due"] = state.pending[idx]
         return entry
 
     def _trace_decision(self, idx: int, t: int) -> None:
-        """With `decision_traces` on (a dict: simulate, tests), keep the trace
-        of a message at the instant it is delivered, from the state just
-        before its delivery (its own show not yet counted)."""
-        if self.decision_traces is not None:
-            entry = self._explain_entry(idx, self._facts_at(t), t)
-            entry["result"] = "delivered"
-            self.decision_traces[self.messages[idx].id] = entry
+        """Keep the trace of a message at the instant it is delivered, from
+        the state just before its delivery (its own show not yet counted)."""
+        entry = self._explain_entry(idx, self._facts_at(t), t)
+        entry["result"], entry["at"] = "delivered", t
+        self.decided[self.messages[idx].id] = entry
+
 
     # -- time ---------------------------------------------------------------
     def _run_wakeups(self, until: int, decisions: list) -> None:
@@ -503,6 +543,7 @@ class Engine:
         self.on_screen = None
         self.claiming = self._granted = None
         self.exit = None
+        self.decided, self.exit_moment = {}, None
 
     # -- facts ---------------------------------------------------------------
     def _facts_at(self, t: int) -> dict:
@@ -630,6 +671,11 @@ class Engine:
         if self.on_screen is None:
             self._arm_phase(t)
         self._email_phase(t, decisions)
+        if self.exit is not None and self.exit[0] == t and any(
+                self.messages[idx].id not in self.page_shown and idx not in self.pending for idx in self._exit_readers):
+            # Kept, not traced: explain traces from it on demand (the exit is
+            # unknown at any later instant, so a later trace cannot say why).
+            self.exit_moment = _Moment(self, t)
 
     def _triggerable(self, idx: int, t: int) -> bool:
         msg = self.messages[idx]

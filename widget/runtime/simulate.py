@@ -71,8 +71,10 @@ def _secs(ms: int) -> float:
 
 
 def _readable(entry: dict) -> dict:
+    """An engine trace in the result's terms: seconds (`at` is added by the caller)."""
+    entry = {k: v for k, v in entry.items() if k != "at"}
     if "due" in entry:
-        entry = dict(entry, due=_secs(entry["due"]))
+        entry["due"] = _secs(entry["due"])
     return entry
 
 
@@ -120,9 +122,6 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
             known = [a.id for a in msg.experiment.arms] if msg is not None and msg.experiment else []
             raise ScenarioInvalid(f"--arm {mid}={arm}: " + (f"no arm {arm!r} (one of {', '.join(known)})" if known
                                                             else f"{mid!r} is not a message with variants or a holdout"))
-    if explain:
-        engine.decision_traces = {}
-
     events = []
     if "country" in visitor or "city" in visitor:
         events.append({"t": 0, "type": "geo", "country": visitor.get("country"), "city": visitor.get("city")})
@@ -169,9 +168,9 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
                 continue
             (shown if d["action"] == "show" else emails).append(item)
             if explain and d["message"] not in closest:
-                closest[d["message"]] = (None, _readable(engine.decision_traces[d["message"]]) | {"at": _secs(d["t"])})
+                closest[d["message"]] = (None, _readable(engine.decided[d["message"]]) | {"at": _secs(d["t"])})
         if explain:
-            _keep_closest(engine.explain(engine.t), engine.t, closest)
+            _keep_closest(engine.explain(engine.t, decisive=False), engine.t, closest)
     engine.step([], until)
 
     out = {"shown": shown, "emails": emails}
@@ -180,8 +179,8 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
     if not_sent:
         out["not_sent"] = [{"t": _secs(d["event"]["t"]), "type": d["event"]["type"], "why": d["why"]} for d in not_sent]
     if explain:
-        _keep_closest(engine.explain(until), until, closest)
-        out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until)}
+        _keep_closest(engine.explain(until, decisive=False), until, closest)
+        out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until, decisive=False)}
     return out
 
 

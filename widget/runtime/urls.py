@@ -169,7 +169,7 @@ def matches_key(pattern: str) -> tuple[tuple, str]:
 
 def matches_shape(pattern: str) -> tuple[tuple, str]:
     """(shape, case-folded pattern) of a `matches` value, for a matcher built
-    elsewhere (widget/reactions.mjs) to compare with comparable(observed, shape)."""
+    elsewhere (widget/decisions/reactions.mjs) to compare with comparable(observed, shape)."""
     raw = pattern.strip()
     return shape_of(_pattern_shape(raw)), raw.casefold()
 
