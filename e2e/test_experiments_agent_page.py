@@ -13,6 +13,7 @@ import math
 import urllib.request
 import uuid
 
+from playwright.sync_api import expect
 from scipy import stats
 
 from test_endpoint import agent_page  # noqa: F401 (a fixture)
@@ -119,6 +120,12 @@ def test_every_experiment_figure_on_the_agent_page_matches_scipy(site, agent_pag
         f"{message}: to detect a 10 % rise of the control's goal rate (5 %, power 80 %): "
         f"{needed} visitors per arm, {needed - 200} more")
     assert page.locator(f'#experiments-table tr.srm[data-message="{message}"]').count() == 0   # p = 1
+    # another lift to detect, chosen on the page
+    page.get_by_label("Visitors needed to detect a rise of").select_option(label="20 %")
+    needed = scipy_needed(20 / 200, 0.2)
+    expect(page.locator(f'#experiments-table tr.needed[data-message="{message}"]')).to_have_text(
+        f"{message}: to detect a 20 % rise of the control's goal rate (5 %, power 80 %): "
+        f"{needed} visitors per arm, {needed - 200} more")
 
     # 300 against 200 visitors where the weights say half and half: the assignment looks broken.
     message = names["srm"]
