@@ -22,27 +22,28 @@ TRICKY = ["Questions about plans?", "Hello, world", "Plans: compare them", "[bet
           "? any", "a {b} c", "- 20 %", "ok"]
 
 
-@pytest.mark.parametrize("text", TRICKY)
-def test_a_new_message_text_reads_back(tmp_path, text):
+def saved(tmp_path, edit, origins) -> dict:
+    """FILE read by the studio, `edit`ed, saved (SaveRefused when it would not read back), read again."""
     path = tmp_path / "m.yaml"
     path.write_text(FILE)
     state = studio.read(path)
-    doc = state["document"]
-    doc["messages"].append({"id": "new", "rules": [], "content": {"text": text}})
-    studio.save(path, doc, state["etag"], [0, None])   # SaveRefused when it would not read back
-    assert studio.read(path)["document"]["messages"][1]["content"]["text"] == text
+    edit(state["document"])
+    studio.save(path, state["document"], state["etag"], origins)
+    return studio.read(path)["document"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_a_new_message_text_reads_back(tmp_path, text):
+    doc = saved(tmp_path, lambda d: d["messages"].append({"id": "new", "rules": [], "content": {"text": text}}), [0, None])
+    assert doc["messages"][1]["content"]["text"] == text
 
 
 @pytest.mark.parametrize("text", TRICKY)
 def test_an_edit_inside_a_flow_collection_reads_back(tmp_path, text):
-    path = tmp_path / "m.yaml"
-    path.write_text(FILE)
-    state = studio.read(path)
-    doc = state["document"]
-    doc["messages"][0]["content"]["text"] = text
-    doc["messages"][0]["rules"][0]["value"] = text
-    studio.save(path, doc, state["etag"], [0])
-    plans = studio.read(path)["document"]["messages"][0]
+    def edit(d):
+        d["messages"][0]["content"]["text"] = d["messages"][0]["rules"][0]["value"] = text
+
+    plans = saved(tmp_path, edit, [0])["messages"][0]
     assert plans["content"]["text"] == text and plans["rules"][0]["value"] == text
 
 
