@@ -100,6 +100,13 @@ def test_a_visitor_id_is_created_once_and_kept(site, page, guard):
     assert page.evaluate("proactive('status')")["visitor"] == first
     stored = json.loads(page.evaluate("(k) => localStorage.getItem(k)", f"proactive:v1:{bundle}"))
     assert stored["visitor_id"] == first
+    # the record reset (the site's data cleared, no page of it open): a new visitor with a new id
+    page.goto(site.page(tag=""))
+    page.evaluate("localStorage.clear()")
+    page.goto(url)
+    wait_ready(page)
+    second = page.evaluate("proactive('status')")["visitor"]
+    assert isinstance(second, str) and len(second) == 32 and second != first
 
 
 def test_storage_blocked_sees_the_first_variant_uncounted(site, page, guard):
