@@ -100,6 +100,13 @@ def test_a_visitor_id_is_created_once_and_kept(site, page, guard):
     assert page.evaluate("proactive('status')")["visitor"] == first
     stored = json.loads(page.evaluate("(k) => localStorage.getItem(k)", f"proactive:v1:{bundle}"))
     assert stored["visitor_id"] == first
+    # the record reset (the site's data cleared, no page of it open): a new visitor with a new id
+    page.goto(site.page(tag=""))
+    page.evaluate("localStorage.clear()")
+    page.goto(url)
+    wait_ready(page)
+    second = page.evaluate("proactive('status')")["visitor"]
+    assert isinstance(second, str) and len(second) == 32 and second != first
 
 
 def test_storage_blocked_sees_the_first_variant_uncounted(site, page, guard):
@@ -174,3 +181,35 @@ def test_exposures_and_goals_reach_the_agent_stats_per_arm(site, browser, guard,
     assert control.locator("td.goal-rate").inner_text().startswith("1 · 100.0 %")
     # a goal rate of 100 % leaves no room for a rise: no estimate of the visitors needed
     assert agent_page.locator('#experiments-table tr.needed[data-message="plans-measured"]').count() == 0
+
+
+def test_before_consent_the_first_variant_uncounted_after_it_an_arm(site, page, guard):
+    """Consent-first mode (data-consent="required"): before consent there is
+    no stored visitor id, so the first variant shows and nothing is exposed
+    nor sent; with consent given before the loader, the page has an id and
+    the visitor is assigned and exposed."""
+    messages = clean(plans_messages("exp5"))
+    bundle = site.publish(messages, "exp5")
+    tag = site.tag(bundle=bundle, data_consent="required")
+    sent = []
+    page.on("request", lambda r: "/api/events" in r.url and sent.append(r.post_data))
+    page.add_init_script("window.__exposed = []; window.addEventListener('load', () => "
+                         "proactive('on', 'exposed', (d) => window.__exposed.push(d)));")
+    past_the_rules(page, site.page(tag=tag))
+    status = page.evaluate("proactive('status')")
+    assert status["consent"] == "pending" and status["visitor"] is None
+    assert status["arms"] == {"plans": "ask"} and shown_ids(page) == ["plans"] and TEXTS["ask"] in card_texts(page)[0]
+    page.clock.run_for(5000)
+    sync(page)
+    assert page.evaluate("window.__exposed") == [] and sent == []
+
+    early = ("<script>window.proactive = window.proactive || function () {"
+             " (proactive.q = proactive.q || []).push([].slice.call(arguments)); }; proactive('consent', true);</script>")
+    past_the_rules(page, site.page(tag=tag, head=early))
+    status = page.evaluate("proactive('status')")
+    visitor = status["visitor"]
+    assert isinstance(visitor, str) and len(visitor) == 32
+    exp = bundle_mod.parse(messages).messages[0].experiment
+    arm = experiments.assign(exp, visitor, "plans")
+    assert status["arms"] == {"plans": arm}
+    assert [(e["message"], e["arm"]) for e in page.evaluate("window.__exposed")] == [("plans", arm)]

@@ -92,33 +92,40 @@ def _yaml() -> YAML:
     y = YAML()                      # round trip
     y.preserve_quotes = True
     y.width = 4096                  # never fold a long text the owner wrote on one line
+    y.brace_single_entry_mapping_in_flow_sequence = True   # [{id: main}] stays so, not [id: main]
     y.indent(mapping=2, sequence=4, offset=2)
     return y
 
 
-def _needs_quotes(text: str) -> bool:
-    """A text the signer's reader (YAML 1.1) would not read back as that text."""
+def _needs_quotes(text: str, flow: bool = False) -> bool:
+    """A text the signer's reader (YAML 1.1) would not read back as that
+    text, on its own or (`flow`) inside a {…} or […] ("Questions about
+    plans?", "Hello, world")."""
     try:
+        if flow:
+            return pyyaml.safe_load(f"{{k: {text}}}") != {"k": text} or pyyaml.safe_load(f"[{text}]") != [text]
         return pyyaml.safe_load(text) != text
     except pyyaml.YAMLError:
         return True
 
 
-def to_node(value):
+def to_node(value, flow: bool = False):
     """A new value (from the browser's JSON) as ruamel nodes: flow style for
     small leaves ({rule, op, value}, buttons), quotes where YAML 1.1 would
-    read the text as something else."""
+    read the text as something else (`flow`: inside a flow collection)."""
     if isinstance(value, dict):
-        m = CommentedMap((k, to_node(v)) for k, v in value.items())
-        if all(not isinstance(v, (dict, list)) for v in value.values()) and len(value) <= 4:
+        leaf = all(not isinstance(v, (dict, list)) for v in value.values()) and len(value) <= 4
+        m = CommentedMap((k, to_node(v, flow or leaf)) for k, v in value.items())
+        if leaf:
             m.fa.set_flow_style()
         return m
     if isinstance(value, list):
-        s = CommentedSeq(to_node(v) for v in value)
-        if all(not isinstance(v, (dict, list)) for v in value):
+        leaf = all(not isinstance(v, (dict, list)) for v in value)
+        s = CommentedSeq(to_node(v, flow or leaf) for v in value)
+        if leaf:
             s.fa.set_flow_style()
         return s
-    if isinstance(value, str) and (_needs_quotes(value) or "\n" in value):
+    if isinstance(value, str) and (_needs_quotes(value, flow) or "\n" in value):
         return DoubleQuotedScalarString(value)
     return value
 
@@ -136,26 +143,29 @@ def _same_scalar(old, new) -> bool:
     return old is None and new is None
 
 
-def merge(old, new):
+def merge(old, new, flow: bool = False):
     """`new` (JSON) written over `old` (ruamel nodes), keeping every old node
-    whose value did not change, in place where possible."""
+    whose value did not change, in place where possible (`flow`: inside a
+    flow collection)."""
+    if isinstance(old, (CommentedMap, CommentedSeq)):
+        flow = flow or bool(old.fa.flow_style())
     if isinstance(old, CommentedMap) and isinstance(new, dict):
         for key in [k for k in old if k not in new]:
             del old[key]
         for key, value in new.items():
-            old[key] = merge(old[key], value) if key in old else to_node(value)
+            old[key] = merge(old[key], value, flow) if key in old else to_node(value, flow)
         return old
     if isinstance(old, CommentedSeq) and isinstance(new, list):
         for i, value in enumerate(new[:len(old)]):
-            old[i] = merge(old[i], value)
+            old[i] = merge(old[i], value, flow)
         while len(old) > len(new):
             del old[len(old) - 1]
         for value in new[len(old):]:
-            old.append(to_node(value))
+            old.append(to_node(value, flow))
         return old
     if not isinstance(old, (dict, list)) and not isinstance(new, (dict, list)) and _same_scalar(old, new):
         return old
-    return to_node(new)
+    return to_node(new, flow)
 
 
 def merge_messages(tree: CommentedMap, document: dict, origins: list) -> None:

@@ -368,6 +368,7 @@ function renderEditor(main) {
       h("li", {}, checkbox("Send only once per user", m.once_per_user ?? type === "email",
         (v) => { m.once_per_user = v; changed(); }, p("once_per_user"))),
       h("li", {}, compose(m, p)),
+      h("li", {}, experimentEditor(m, p)),
       h("li", {}, rulesEditor(m, p))),
     h("fieldset", {}, h("legend", {text: "Delivery"}),
       field("Message ID", h("input", {type: "text", value: m.id || "", autocomplete: "off",
@@ -404,15 +405,21 @@ function variantsOf(m) {
   return isLanguages ? keys.map((k) => [k, c[k]]) : [["", c]];
 }
 
+// Compose: the message's content, or (an experiment) each A/B variant's.
 function compose(m, p) {
-  const box = h("fieldset", {"data-path": p("content").join(".")}, h("legend", {text: "Compose"}));
-  if (m.variants) {
-    box.append(h("p", {class: "muted", text: "This message is an experiment: its wordings are in the file's variants."}));
-    return box;
-  }
+  const experiment = Array.isArray(m.variants);
+  const box = h("fieldset", {"data-path": p(experiment ? "variants" : "content").join(".")}, h("legend", {text: "Compose"}));
+  if (experiment) m.variants.forEach((v, vi) => box.append(abVariant(m, v, vi, p)));
+  else contentEditor(m, p("content"), box);
+  box.append(h("button", {type: "button", text: "Add A/B variant", onclick: () => addAbVariant(m)}));
+  return box;
+}
+
+// The content of `holder` (a message, or one of its A/B variants) at `path`.
+function contentEditor(m, path, box) {
   const variants = variantsOf(m);
   variants.forEach(([lang, block], vi) => {
-    const base = lang ? p("content", lang) : p("content");
+    const base = lang ? [...path, lang] : path;
     const group = h("fieldset", {class: "variant"}, h("legend", {text: lang ? `Language ${lang}` : "All languages"}));
     if (lang) {
       group.append(field("Language", h("input", {type: "text", value: lang, size: 6,
@@ -461,7 +468,73 @@ function compose(m, p) {
     box.append(group);
   });
   box.append(h("button", {type: "button", text: "Add language variant", onclick: () => addLanguage(m)}));
+}
+
+// -- experiments (docs/authoring.md, "Experiments") -------------------------------------------
+function abVariant(m, v, vi, p) {
+  const vp = p("variants", vi);
+  const box = h("fieldset", {class: "ab-variant", "data-path": vp.join(".")}, h("legend", {text: `A/B variant ${vi + 1}`}));
+  if (!v.content || typeof v.content !== "object" || Array.isArray(v.content)) v.content = {text: ""};
+  box.append(h("div", {class: "inline"},
+    field("Variant ID", h("input", {type: "text", value: v.id ?? "", autocomplete: "off",
+      oninput: (e) => { v.id = e.target.value; changed(); showShares(m); }}), [...vp, "id"],
+    "lower-case letters, digits and '-'; renaming one starts the experiment over"),
+    field("Weight", h("input", {type: "number", min: 0, step: "any", value: v.weight ?? 1,
+      oninput: (e) => { setNumber(v, "weight", e.target.value); changed(); showShares(m); }}), [...vp, "weight"],
+    "relative to the other variants")));
+  contentEditor(v, [...vp, "content"], box);
+  if (m.variants.length > 1) {
+    box.append(h("button", {type: "button", text: `Remove A/B variant ${vi + 1}`,
+      onclick: () => { m.variants.splice(vi, 1); changed(true); }}));
+  }
   return box;
+}
+
+// A message's own content becomes its first variant; a new variant joins it.
+function addAbVariant(m) {
+  if (!Array.isArray(m.variants)) {
+    const content = m.content && typeof m.content === "object" ? m.content : {text: ""};
+    delete m.content;
+    m.variants = [{id: "a", weight: 1, content}];
+  }
+  const ids = new Set(m.variants.map((v) => v.id));
+  const id = [..."abcdefghijklmnopqrstuvwxyz"].find((c) => !ids.has(c)) || `v${m.variants.length + 1}`;
+  m.variants.push({id, weight: 1, content: {text: ""}});
+  changed(true);
+}
+
+// Holdout and experiment name; each arm's share of the eligible visitors, as the engine assigns them.
+function experimentEditor(m, p) {
+  const box = h("fieldset", {"data-path": p("holdout").join(".")}, h("legend", {text: "Experiment"}),
+    h("p", {class: "muted", text: "Add A/B variants above to compare wordings; a holdout compares with showing nothing. " +
+      "Each visitor keeps their group on every page and visit."}));
+  box.append(h("div", {class: "inline"},
+    field("Holdout (% who see nothing)", h("input", {type: "number", min: 0, max: 50, step: "any", value: m.holdout ?? "",
+      oninput: (e) => { setNumber(m, "holdout", e.target.value); changed(); showShares(m); }}), p("holdout"),
+    "0 to 50: the control group"),
+    field("Experiment name", h("input", {type: "text", value: m.experiment ?? "", autocomplete: "off", oninput: (e) => {
+      if (e.target.value) m.experiment = e.target.value; else delete m.experiment;
+      changed();
+    }}), p("experiment"), "optional; a new name starts the experiment over")));
+  box.append(h("p", {id: "experiment-shares", "aria-live": "polite"}));
+  showShares(m, box.lastChild);
+  return box;
+}
+
+function armShares(m) {
+  const holdout = typeof m.holdout === "number" ? m.holdout : 0;
+  const arms = Array.isArray(m.variants) ? m.variants.map((v) => [v.id, v.weight ?? 1]) : holdout > 0 ? [["the message", 1]] : [];
+  const total = arms.reduce((sum, [, w]) => sum + w, 0);
+  if (!arms.length || !(holdout >= 0 && holdout <= 50) || arms.some(([, w]) => !(typeof w === "number" && w > 0))) return null;
+  const out = arms.map(([id, w]) => [id, (w / total) * (100 - holdout)]);
+  if (holdout > 0) out.push(["holdout (sees nothing)", holdout]);
+  return out;
+}
+
+function showShares(m, el = document.getElementById("experiment-shares")) {
+  if (!el) return;
+  const shares = armShares(m);
+  el.textContent = shares ? `Visitors: ${shares.map(([id, share]) => `${id} ${+share.toFixed(1)} %`).join(", ")}` : "";
 }
 
 function renameLanguage(m, from, to) {

@@ -182,7 +182,7 @@ async function sendReply(e) {
 async function loadStats() {
   let stats;
   try {
-    stats = await api("GET", `/stats?bucket=${encodeURIComponent($("#bucket").value)}`);
+    stats = await api("GET", `/stats?bucket=${encodeURIComponent($("#bucket").value)}&lift=${encodeURIComponent($("#lift").value)}`);
   } catch (err) {
     return showProblem(`Could not load stats: ${err.message}`);
   }
@@ -340,6 +340,7 @@ function start() {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#reply-form").requestSubmit(); }
   });
   $("#bucket").addEventListener("change", loadStats);
+  $("#lift").addEventListener("change", loadStats);
   $("#stats-refresh").addEventListener("click", loadStats);
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
   askPresence("GET").catch((err) => showProblem(`The agent API is unavailable: ${err.message}`));
