@@ -56,7 +56,10 @@ def test_from_an_empty_file_to_the_site(site, browser, page, tmp_path):
         s.wait_python()
         expect(p.get_by_text("Python: running in this page (PyScript)")).to_be_visible()
         server_calls = []
-        p.on("request", lambda r: re.search(r"/api/(validate|simulate)$", r.url) and server_calls.append(r.url))
+        p.on("request", lambda r: re.search(r"/api/(validate|simulate|preview)$", r.url) and server_calls.append(r.url))
+        # the card preview, its content resolved by the page's Python, follows the text
+        editor.get_by_label("Message text").fill("Hello from the **studio**")
+        expect(preview_card(p, "desktop").locator(".text strong")).to_have_text("studio")
         assert unlabeled_controls(p) == []
         # a bad value: an inline error next to the field, within the live validation
         editor.get_by_role("button", name="Add rule").first.click()
@@ -267,3 +270,54 @@ def test_a_malformed_file_is_fixed_in_the_raw_text_never_rewritten(browser, tmp_
         expect(row(p, "a")).to_contain_text("Fixed")
         s.close()
     assert messages.read_text() == "site: acme\nmessages:\n  - id: a\n    rules: []\n    content: {text: Fixed}\n"
+
+
+def preview_card(p, frame: str):
+    """The card the widget's renderer drew in a preview frame (inside its shadow root)."""
+    return p.locator(f"#preview [data-frame={frame}] proactive-widget").locator(".card")
+
+
+def test_the_card_preview_is_the_widgets_renderer_per_language(browser, tmp_path):
+    """The editor's preview: the widget's own renderer in its shadow root, at
+    desktop and phone width, in the widget's colour, following the text as
+    it is typed, one language variant at a time with the widget's own words."""
+    messages = tmp_path / "messages.yaml"
+    messages.write_text(HAND_WRITTEN)
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        row(p, "welcome").get_by_role("button", name="Edit").click()
+        for frame in ("desktop", "phone"):
+            expect(preview_card(p, frame).locator(".text")).to_have_text("Hi there!")
+        host = p.locator("#preview [data-frame=desktop] proactive-widget")
+        assert host.evaluate("h => h.shadowRoot !== null && h.shadowRoot.adoptedStyleSheets.length >= 2")
+        # the widget's colour (widgets: color #0f766e) on its launcher
+        launcher = host.locator(".launcher")
+        expect(launcher).to_have_css("background-color", "rgb(15, 118, 110)")
+        # as the author types: bold, a link and a placeholder at its fallback, drawn by the renderer
+        english = p.locator("#editor fieldset.variant").filter(has_text="Language en")
+        english.get_by_label("Message text").fill("Hi **{{name|friend}}**, see [plans](https://acme.test/plans)")
+        card = preview_card(p, "desktop")
+        expect(card.locator(".text")).to_have_text("Hi friend, see plans")
+        expect(card.locator(".text strong")).to_have_text("friend")
+        expect(card.locator(".text a")).to_have_attribute("href", "https://acme.test/plans")
+        english.get_by_label("Sender name").fill("Maya from Acme")
+        expect(card.locator(".sender .name")).to_have_text("Maya from Acme")
+        expect(card).to_have_attribute("aria-label", "Message from Maya from Acme")
+        english.get_by_role("button", name="Add button").click()
+        expect(card.get_by_role("button", name="Chat with us")).to_be_visible()
+        # the German variant, with the widget's German words
+        p.locator("#preview").get_by_label("Preview language").select_option("de")
+        expect(card.locator(".text")).to_have_text("Hallo!")
+        expect(card.locator("button.close")).to_have_attribute("aria-label", "Nachricht schließen")
+        expect(preview_card(p, "phone").locator(".text")).to_have_text("Hallo!")
+        german = p.locator("#editor fieldset.variant").filter(has_text="Language de")
+        german.get_by_label("Message text").fill("Hallo, schön dass du da bist!")
+        expect(preview_card(p, "phone").locator(".text")).to_have_text("Hallo, schön dass du da bist!")
+        # the phone frame is 390 px wide and holds the card
+        box = p.locator("#preview [data-frame=phone]").bounding_box()
+        card_box = preview_card(p, "phone").bounding_box()
+        assert round(box["width"]) == 390 and box["x"] <= card_box["x"] and card_box["x"] + card_box["width"] <= box["x"] + box["width"]
+        assert unlabeled_controls(p) == []
+        s.close()

@@ -24,16 +24,21 @@ from pathlib import Path
 
 PAGE = Path(__file__).resolve().parent / "studio_page"
 PAGE_FILES = {"": ("index.html", "text/html; charset=utf-8"), "studio.js": ("studio.js", "text/javascript"),
+              "preview.js": ("preview.js", "text/javascript"),
               "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python")}
 ROOT = Path(__file__).resolve().parents[1]
 # The page's Python: PyScript and the same pinned Pyodide the widget uses (package-lock.json), self-hosted.
 PYSCRIPT = ROOT / "node_modules" / "@pyscript" / "core" / "dist"
 PYODIDE = ROOT / "node_modules" / "pyodide"
+# The widget's own renderer, for the card preview: its modules as written (widget/render/, the
+# shell's warn.mjs it imports) and constants.mjs generated as the build generates it.
+WIDGET = ROOT / "widget"
+WIDGET_FOLDERS = ("render", "shell")
 PYODIDE_FILES = {"pyodide.mjs": "text/javascript", "pyodide.asm.mjs": "text/javascript",
                  "pyodide.asm.wasm": "application/wasm", "pyodide-lock.json": "application/json",
                  "python_stdlib.zip": "application/zip"}
 CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; style-src 'self'; connect-src 'self'; "
-       "img-src 'self' data:; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+       "img-src 'self' data: https:; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def add_arguments(p) -> None:
@@ -90,6 +95,13 @@ def run(args) -> int:
 
 def _short(exc) -> str:
     return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def _constants_module() -> str:
+    """widget/runtime/constants.py's shared values as the JS module the build writes."""
+    import runpy
+
+    return runpy.run_path(str(ROOT / "build" / "build.py"))["constants_module"]()
 
 
 def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
@@ -181,6 +193,14 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
             return answer({"error": "expected {document}"}, 400)
         return answer({"problems": await run_in_threadpool(studio.check, body["document"])})
 
+    async def preview_card(request: Request):
+        body = await body_of(request)
+        if body is None or not isinstance(body.get("document"), dict) or not isinstance(body.get("index"), int):
+            return answer({"error": "expected {document, index, language}"}, 400)
+        language = body.get("language") if isinstance(body.get("language"), str) else None
+        out = await run_in_threadpool(studio_logic.preview, body["document"], body["index"], language)
+        return answer(out, 422 if "error" in out else 200)
+
     async def simulate(request: Request):
         body = await body_of(request)
         if body is None or not isinstance(body.get("document"), dict):
@@ -266,14 +286,25 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         name = request.path_params["name"]
         return asset(PYODIDE, name, PYODIDE_FILES[name]) if name in PYODIDE_FILES else Response("not found\n", 404)
 
+    async def widget_module(request: Request):
+        folder, name = request.path_params.get("folder"), request.path_params["name"]
+        if folder is None and name == "constants.mjs":
+            return Response(_constants_module(), media_type="text/javascript", headers=headers())
+        if folder not in WIDGET_FOLDERS or not name.endswith(".mjs"):
+            return Response("not found\n", 404)
+        return asset(WIDGET / folder, name, "text/javascript")
+
     routes = [
         Route("/s/{token}/py/{name:str}", guarded(python_wheel)),
         Route("/s/{token}/pyscript/{name:str}", guarded(pyscript)),
         Route("/s/{token}/pyodide/{name:str}", guarded(pyodide)),
+        Route("/s/{token}/widget/{folder:str}/{name:str}", guarded(widget_module)),
+        Route("/s/{token}/widget/{name:str}", guarded(widget_module)),
         Route("/s/{token}/", guarded(page)),
         Route("/s/{token}/{file:str}", guarded(page)),
         Route("/s/{token}/api/state", guarded(state)),
         Route("/s/{token}/api/validate", guarded(validate), methods=["POST"]),
+        Route("/s/{token}/api/preview", guarded(preview_card), methods=["POST"]),
         Route("/s/{token}/api/simulate", guarded(simulate), methods=["POST"]),
         Route("/s/{token}/api/save", guarded(save), methods=["POST"]),
         Route("/s/{token}/api/save-text", guarded(save_text), methods=["POST"]),

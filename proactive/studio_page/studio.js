@@ -4,6 +4,8 @@
 // (proactive/cmd_studio.py) validates and simulates it with the project's
 // own Python, writes the file keeping what was not edited, and signs.
 
+import { createPreview } from "./preview.js";
+
 const API = "api/";
 const S = {
   doc: null,          // the document being edited (site, widgets, messages, ...)
@@ -43,7 +45,7 @@ let uid = 0;
 const nextId = (p) => `${p}-${++uid}`;
 
 // -- DOM helpers ---------------------------------------------------------------------------
-function h(tag, attrs = {}, ...children) {
+export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
@@ -58,7 +60,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 // A control with its visible label; `path` ties it to the validator's problems.
-function field(label, control, path, hint) {
+export function field(label, control, path, hint) {
   const id = control.id || (control.id = nextId("f"));
   const wrap = h("div", {class: "field", "data-path": path ? path.join(".") : null},
     h("label", {for: id, text: label}), control);
@@ -71,7 +73,7 @@ function field(label, control, path, hint) {
   return wrap;
 }
 
-function select(options, value, onchange) {
+export function select(options, value, onchange) {
   const el = h("select", {onchange: (e) => onchange(e.target.value)});
   for (const [v, label] of options) el.append(h("option", {value: v, text: label}));
   el.value = value;
@@ -128,6 +130,20 @@ async function validate() {
   if (ticket !== validating) return;
   S.problems = problems;
   showProblems();
+  if (S.editing !== null) previewOf(S.editing).update(S.doc.messages[S.editing]);
+}
+
+// The editor's card preview (preview.js), one per message edited; the
+// content resolved by the page's Python once loaded, else by the studio server.
+function previewOf(index) {
+  if (S.preview && S.preview.index === index && S.preview.message === S.doc.messages[index]) return S.preview;
+  const message = S.doc.messages[index];
+  S.preview = Object.assign(createPreview(async (language) => {
+    if (S.python) return JSON.parse(await S.python.sync.preview(JSON.stringify(S.doc), index, language));
+    const {data} = await api("preview", {document: S.doc, index, language});
+    return data;
+  }), {index, message});
+  return S.preview;
 }
 
 // PyScript and Pyodide load in a worker: the page stays usable meanwhile.
@@ -227,6 +243,7 @@ function render() {
   if (S.editing === null) renderList(view); else renderEditor(view);
   if (!document.getElementById("simulate")) main.append(renderSimulate());
   showProblems();
+  if (S.editing !== null) previewOf(S.editing).update(S.doc.messages[S.editing]);
 }
 
 function renderSim() {
@@ -367,7 +384,7 @@ function renderEditor(main) {
         p("audience"))),
       h("li", {}, checkbox("Send only once per user", m.once_per_user ?? type === "email",
         (v) => { m.once_per_user = v; changed(); }, p("once_per_user"))),
-      h("li", {}, compose(m, p)),
+      h("li", {}, compose(m, p), previewOf(i).element),
       h("li", {}, rulesEditor(m, p))),
     h("fieldset", {}, h("legend", {text: "Delivery"}),
       field("Message ID", h("input", {type: "text", value: m.id || "", autocomplete: "off",

@@ -20,3 +20,4 @@ from proactive import studio_logic  # noqa: E402
 
 sync.check = studio_logic.check_json
 sync.simulate = studio_logic.simulate_json
+sync.preview = studio_logic.preview_json
