@@ -321,3 +321,38 @@ def test_the_card_preview_is_the_widgets_renderer_per_language(browser, tmp_path
         assert round(box["width"]) == 390 and box["x"] <= card_box["x"] and card_box["x"] + card_box["width"] <= box["x"] + box["width"]
         assert unlabeled_controls(p) == []
         s.close()
+
+
+def test_publish_to_a_share_of_visitors(browser, tmp_path):
+    """The publish dialog's "Roll out to (% of visitors)": a staged rollout,
+    signed as `proactive sign --rollout` signs it."""
+    messages = tmp_path / "messages.yaml"
+    messages.write_text(HAND_WRITTEN)
+    key, data_key = make_key(tmp_path)
+    bundle = tmp_path / "bundle.json"
+    with studio(messages, key, bundle) as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        p.get_by_role("button", name="Publish").click()
+        dialog = p.get_by_role("dialog")
+        expect(dialog).to_contain_text("The first version goes to every visitor.")
+        expect(dialog.get_by_label("Roll out to (% of visitors)")).to_be_disabled()
+        dialog.get_by_role("button", name="Publish version 1").click()
+        expect(p.get_by_role("status")).to_have_text("Published version 1 to bundle.json")
+        row(p, "returning").get_by_role("button", name="Edit").click()
+        p.locator("#editor").get_by_label("Message text").fill("Welcome back, friend")
+        p.get_by_role("button", name="Publish").click()
+        expect(dialog).to_contain_text("Changed: returning")
+        expect(dialog).to_contain_text("Now: version 1 to every visitor.")
+        dialog.get_by_label("Roll out to (% of visitors)").fill("25")
+        dialog.get_by_role("button", name="Publish version 2").click()
+        expect(p.get_by_role("status")).to_have_text(
+            "Published version 2 to 25 % of visitors (version 1 to the others) to bundle.json")
+        p.get_by_role("button", name="Publish").click()
+        expect(dialog).to_contain_text("Now: version 2 to 25 % of visitors, version 1 to the others.")
+        dialog.get_by_role("button", name="Cancel").click()
+        s.close()
+    verify = subprocess.run([sys.executable, "-m", "proactive.cli", "verify", str(bundle), "--key", data_key],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "staged rollout: version 2 to 25 % of visitors, version 1 to the others" in verify.stdout

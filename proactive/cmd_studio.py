@@ -244,25 +244,36 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         out = studio.read(messages)
         if out["malformed"] or not out["exists"]:
             return answer({"error": "save the messages first"}, 409)
-        return answer({"etag": out["etag"], "changes": studio.changes(_published_payload(), out["document"]),
+        published = _published_payload()
+        return answer({"etag": out["etag"], "changes": studio.changes(published, out["document"]),
                        "problems": [p for p in out["problems"] if not p["warning"]],
-                       "version": (_published_version() or 0) + 1})
+                       "version": (_published_version() or 0) + 1, "published": studio.rollout_state(published)})
 
     async def publish(request: Request):
         body = await body_of(request)
         if body is None or not isinstance(body.get("etag"), str):
             return answer({"error": "expected {etag}"}, 400)
+        rollout = body.get("rollout")
+        if rollout is not None and (isinstance(rollout, bool) or not isinstance(rollout, (int, float))):
+            return answer({"error": "rollout: a percentage of visitors (above 0, at most 100)"}, 400)
+        rollout = None if rollout is None or rollout == 100 and not _published_rollout() else rollout
         async with lock:
             current = studio.read(messages)
             if current["etag"] != body["etag"]:
                 return answer({"error": f"{messages.name} changed since the summary was made: publish again"}, 409)
             try:
-                envelope, version = publishing.sign_file(messages, [key], bundle)
+                envelope, version = publishing.sign_file(messages, [key], bundle, rollout=rollout)
             except publishing.PublishError as exc:
                 return answer({"error": str(exc), "problems": [str(p) for p in exc.problems]}, 422)
             bundle.parent.mkdir(parents=True, exist_ok=True)
             publishing.write_bundle(envelope, bundle)
-        return answer({"published": True, "version": version, "bundle": bundle.name})
+        out = {"published": True, "version": version, "bundle": bundle.name}
+        state = studio.rollout_state(_published_payload())
+        return answer(dict(out, rollout=state["rollout"]) if state and state.get("rollout") else out)
+
+    def _published_rollout() -> bool:
+        state = studio.rollout_state(_published_payload())
+        return bool(state and state.get("rollout"))
 
     wheel_name, wheel = studio.page_wheel()
 

@@ -254,3 +254,42 @@ def test_a_duplicate_is_inserted_below_its_original_and_the_rest_stays(tmp_path)
     after = path.read_text()
     assert [m["id"] for m in studio.read(path)["document"]["messages"]] == ["a", "a-copy", "b"]
     assert "  - id: a   # first\n" in after and "  - id: b\n    rules: []\n" in after and "# the second" in after
+
+
+def test_publish_with_a_rollout_percentage_stages_it_as_sign_does(client, files):
+    """Publish's share of visitors is `proactive sign --rollout`: the new
+    version to that share, the published one to the others, in one signed
+    file `proactive verify` reads; widening keeps the version; 100 ends it."""
+    messages, key, bundle = files
+    pub = signing.public_key_spec(signing.load_private_key(key))
+    etag = save(client, DOC, client.get(api("state")).json()["etag"]).json()["etag"]
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["published"] is None
+    # nothing published yet: a rollout has nothing to roll out from
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 25})
+    assert r.status_code == 422 and "no published bundle" in r.json()["error"] and not bundle.exists()
+    assert client.post(api("publish"), json={"etag": preview["etag"], "rollout": 100}).json()["version"] == 1
+    changed = dict(DOC, messages=[dict(DOC["messages"][0], content={"text": "Hello there"})])
+    save(client, changed, etag, [0])
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["published"] == {"version": 1} and preview["changes"]["changed"] == ["hello"]
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 25}).json()
+    assert r["version"] == 2 and r["rollout"] == {"percent": 25, "previous": 1}
+
+    def verify(visitor):
+        out = subprocess.run([sys.executable, "-m", "proactive.cli", "verify", str(bundle), "--key", pub,
+                              "--visitor", visitor], cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    assert "staged rollout: version 2 to 25 % of visitors, version 1 to the others" in verify("v-1")
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["published"] == {"version": 2, "rollout": {"percent": 25, "previous": 1}}
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 60}).json()
+    assert r["version"] == 2 and r["rollout"] == {"percent": 60, "previous": 1}   # widened, same version
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 100}).json()
+    assert r == {"published": True, "version": 2, "bundle": "bundle.json"}   # the rollout ends: everyone gets 2
+    assert "staged rollout" not in verify("v-1")
+    for bad in ("25", True, 0, 101):
+        r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": bad})
+        assert r.status_code in (400, 422), bad

@@ -701,12 +701,36 @@ async function publish() {
     dialog("Publish", body, [["Close", null]]);
     return;
   }
-  dialog(`Publish version ${data.version}?`, body, [["Cancel", null], [`Publish version ${data.version}`, async () => {
-    const r = await api("publish", {etag: data.etag});
+  body.push(...rolloutControls(data));
+  const share = () => Number(document.getElementById("rollout-percent").value);
+  // over a rollout in progress, the same messages keep their version (widening): the server says which
+  const label = data.published && data.published.rollout ? "Publish" : `Publish version ${data.version}`;
+  dialog(`${label}?`, body, [["Cancel", null], [label, async () => {
+    const percent = share();
+    if (!(percent > 0 && percent <= 100)) { status("Not published: the share of visitors is a percentage above 0, at most 100", "error"); return; }
+    const r = await api("publish", {etag: data.etag, rollout: percent});
     document.getElementById("dialog").close();
-    if (r.ok) status(`Published version ${r.data.version} to ${r.data.bundle}`, "ok");
+    const staged = r.data.rollout;
+    if (r.ok) status(`Published version ${r.data.version}` + (staged ? ` to ${staged.percent} % of visitors (version ${staged.previous} to the others)` : "") +
+      ` to ${r.data.bundle}`, "ok");
     else status(`Not published: ${r.data.error} ${(r.data.problems || []).join("; ")}`, "error");
   }, true]]);
+}
+
+// A staged rollout (docs/publishing.md, `proactive sign --rollout`): the new
+// version to a share of visitors, the published one to the others.
+function rolloutControls(data) {
+  const now = data.published;
+  const staged = now && now.rollout;
+  const input = h("input", {type: "number", id: "rollout-percent", min: 1, max: 100, step: "any", value: 100,
+    disabled: !now});
+  return [
+    h("p", {class: "muted", text: !now ? "The first version goes to every visitor." : staged
+      ? `Now: version ${now.version} to ${staged.percent} % of visitors, version ${staged.previous} to the others.`
+      : `Now: version ${now.version} to every visitor.`}),
+    field("Roll out to (% of visitors)", input, null,
+      "100: everyone. Less: a staged rollout — the new version to that share, the published one to the others; publish again with more to widen it"),
+  ];
 }
 
 // -- start -----------------------------------------------------------------------------------
