@@ -356,3 +356,126 @@ def test_publish_to_a_share_of_visitors(browser, tmp_path):
                             cwd=ROOT, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "staged rollout: version 2 to 25 % of visitors, version 1 to the others" in verify.stdout
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082")
+
+
+def test_the_composer_writes_sender_links_attachments_and_caps(browser, tmp_path):
+    """Every content field of docs/authoring.md through the forms (sender with
+    avatar, links, attachments, buttons) and the caps and cooldown; the saved
+    file holds them and the preview draws them with the widget's renderer."""
+    import yaml
+
+    messages = tmp_path / "messages.yaml"
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        # the avatar's host (the studio is cross-origin isolated: an image shows when its host allows embedding)
+        s.context.route("https://acme.test/**", lambda route: route.fulfill(
+            status=200, content_type="image/png", body=PNG, headers={"Cross-Origin-Resource-Policy": "cross-origin"}))
+        p.get_by_role("button", name="Add new auto message").click()
+        editor = p.locator("#editor")
+        editor.get_by_label("Message ID").fill("full")
+        editor.get_by_label("Message text").fill("Prices inside")
+        editor.get_by_label("Sender name").fill("Maya Lima")
+        editor.get_by_label("Sender avatar URL").fill("https://acme.test/maya.png")
+        editor.get_by_role("button", name="Add link").click()
+        link = editor.get_by_role("group", name="Link 1")
+        link.get_by_label("Link label").fill("Read the FAQ")
+        link.get_by_label("Link URL").fill("https://acme.test/faq")
+        editor.get_by_role("button", name="Add attachment").click()
+        attachment = editor.get_by_role("group", name="Attachment 1")
+        attachment.get_by_label("File name").fill("Price list.pdf")
+        attachment.get_by_label("File URL").fill("https://acme.test/prices.pdf")
+        attachment.get_by_label("Size (bytes)").fill("245000")
+        editor.get_by_role("button", name="Add button").click()
+        button = editor.get_by_role("group", name="Button 1")
+        button.get_by_label("Button label").fill("Compare plans")
+        button.get_by_label("Button action").select_option(label="open a link")
+        button.get_by_label("Button URL").fill("https://acme.test/plans")
+        editor.get_by_label("Shows per visit").fill("1")
+        editor.get_by_label("Shows per day").fill("2")
+        editor.get_by_label("Shows ever").fill("5")
+        editor.get_by_label("Stays away after a dismissal (seconds)").fill("604800")
+        # a bad link: the validator's problem next to its field
+        link.get_by_label("Link URL").fill("javascript:alert(1)")
+        expect(link.locator(".problem")).to_have_count(1)
+        link.get_by_label("Link URL").fill("https://acme.test/faq")
+        expect(editor.locator(".problem:not(.warning)")).to_have_count(0)
+        card = preview_card(p, "desktop")
+        expect(card.locator(".links a")).to_have_text("Read the FAQ")
+        expect(card.locator(".files a")).to_have_attribute("aria-label", "Price list.pdf, 245 kB")
+        expect(card.locator("img.avatar")).to_have_attribute("src", "https://acme.test/maya.png")
+        p.wait_for_function("() => document.querySelector('#preview [data-frame=desktop] proactive-widget')"
+                            ".shadowRoot.querySelector('img.avatar').naturalWidth === 1")
+        expect(card.locator("a.btn")).to_have_attribute("href", "https://acme.test/plans")
+        assert unlabeled_controls(p) == []
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        s.close()
+    message = yaml.safe_load(messages.read_text())["messages"][0]
+    assert message["content"] == {
+        "text": "Prices inside", "sender": {"name": "Maya Lima", "avatar": "https://acme.test/maya.png"},
+        "buttons": [{"label": "Compare plans", "action": "url", "url": "https://acme.test/plans"}],
+        "links": [{"label": "Read the FAQ", "url": "https://acme.test/faq"}],
+        "attachments": [{"name": "Price list.pdf", "url": "https://acme.test/prices.pdf", "size": 245000}]}
+    assert message["caps"] == {"per_visit": 1, "per_day": 2, "lifetime": 5} and message["dismissed_for"] == 604800
+
+
+JOURNEY_MESSAGES = """\
+site: shop
+messages:
+  - id: spring
+    rules: [{rule: utm_campaign, op: equals, value: spring}]
+    content: {text: Spring sale}
+  - id: back-again
+    rules: [{rule: visits, op: greater, value: 2}, {rule: page_url, op: contains, value: /pricing}]
+    content: {text: Welcome back}
+  - id: after-hours
+    team: offline
+    rules: [{rule: time_on_page, op: greater, value: 5}]
+    content: {text: Leave us a note}
+  - id: unhappy
+    rules: [{rule: rating, op: equals, value: poor}]
+    content: {text: Sorry about that}
+"""
+
+
+def test_the_journey_builder_utm_returning_visitor_team_and_rating(browser, tmp_path):
+    messages = tmp_path / "messages.yaml"
+    messages.write_text(JOURNEY_MESSAGES)
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json") as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        sim = p.locator("#simulate")
+        timeline = p.get_by_label("Simulation timeline")
+        sim.get_by_role("group", name="Step 1").get_by_label("Page URL").fill("https://shop.test/pricing")
+        sim.get_by_role("button", name="Simulate", exact=True).click()
+        expect(timeline).to_contain_text("not shown  spring: closest at 0 s: utm_campaign equals spring → unknown")
+        expect(timeline).to_contain_text("not shown  back-again: closest at 0 s: visits greater 2 → false (observed 1)")
+        # a campaign link, a returning visitor (two earlier visits), the team going offline, a poor rating
+        sim.get_by_role("group", name="Step 1").get_by_label("UTM campaign").fill("spring")
+        sim.get_by_label("Earlier visits").fill("2")
+        sim.get_by_label("Team", exact=True).select_option("online")
+        steps = [("Message dismissed", 1, "Dismissed message", "spring"), ("Message dismissed", 3, "Dismissed message", "back-again"),
+                 ("Team online / offline", 20, "Team now", "offline"), ("Message dismissed", 25, "Dismissed message", "after-hours"),
+                 ("Chat rated", 40, "Rating", "poor")]
+        for n, (kind, at, label, value) in enumerate(steps, start=2):
+            sim.get_by_role("button", name="Add step").click()
+            step = sim.get_by_role("group", name=f"Step {n}")
+            step.get_by_label("Step", exact=True).select_option(label=kind)
+            step.get_by_label("At (seconds)").fill(str(at))
+            control = step.get_by_label(label)
+            control.fill(value) if label == "Dismissed message" else control.select_option(value)
+        sim.get_by_role("button", name="Simulate", exact=True).click()
+        expect(timeline).to_contain_text("0.000 s  show   spring: utm_campaign equals spring → true (observed spring)")
+        expect(timeline).to_contain_text("1.000 s  show   back-again: visits greater 2 → true (observed 3)")
+        expect(timeline).to_contain_text("20.000 s  show   after-hours")
+        expect(timeline).to_contain_text("40.000 s  show   unhappy: rating equals poor → true (observed poor)")
+        expect(timeline).not_to_contain_text("not shown")
+        assert unlabeled_controls(p) == []
+        s.close()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 PAGE = Path(__file__).resolve().parent / "studio_page"
 PAGE_FILES = {"": ("index.html", "text/html; charset=utf-8"), "studio.js": ("studio.js", "text/javascript"),
-              "preview.js": ("preview.js", "text/javascript"),
+              "preview.js": ("preview.js", "text/javascript"), "composer.js": ("composer.js", "text/javascript"),
               "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python")}
 ROOT = Path(__file__).resolve().parents[1]
 # The page's Python: PyScript and the same pinned Pyodide the widget uses (package-lock.json), self-hosted.
@@ -172,7 +172,7 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         return {"rules": [{"id": r.id, "title": r.title, "doc": r.doc, "kind": r.kind, "value": catalog.KINDS[r.kind].value,
                            "ops": list(r.ops), "choices": list(r.choices), "example": r.example}
                           for r in catalog.RULES.values()],
-                "no_value_ops": sorted(catalog.NO_VALUE_OPS),
+                "no_value_ops": sorted(catalog.NO_VALUE_OPS), "ratings": list(catalog.RULES["rating"].choices),
                 "countries": sorted({code: names.split(";")[0] for code, names in
                                      (e.split(":", 1) for e in catalog.COUNTRIES_TEXT.split("|"))}.items(),
                                     key=lambda item: item[1]),

@@ -4,6 +4,7 @@
 // (proactive/cmd_studio.py) validates and simulates it with the project's
 // own Python, writes the file keeping what was not edited, and signs.
 
+import { attachmentList, capsFields, linkList, senderAvatar } from "./composer.js";
 import { createPreview } from "./preview.js";
 
 const API = "api/";
@@ -39,7 +40,8 @@ const GROUPS = [
 ];
 const STEP_TYPES = [["page_view", "Page view"], ["exit_intent", "Exit intent"], ["widget_open", "Widget opened"],
   ["widget_close", "Widget closed"], ["visitor_message", "Visitor message"], ["agent_message", "Agent message"],
-  ["dismiss", "Message dismissed"]];
+  ["dismiss", "Message dismissed"], ["rating", "Chat rated"], ["team", "Team online / offline"]];
+const UTM = [["utm_source", "UTM source"], ["utm_medium", "UTM medium"], ["utm_campaign", "UTM campaign"]];
 
 let uid = 0;
 const nextId = (p) => `${p}-${++uid}`;
@@ -105,7 +107,7 @@ function setDirty(dirty) {
 // -- validation (live) ----------------------------------------------------------------------
 let validating = 0;
 let timer = null;
-function changed(structural = false) {
+export function changed(structural = false) {
   setDirty(true);
   if (structural) render();
   clearTimeout(timer);
@@ -304,7 +306,7 @@ function renderList(main) {
     h("div", {id: "problems"})));
 }
 
-function setNumber(obj, key, raw) {
+export function setNumber(obj, key, raw) {
   if (raw === "") { delete obj[key]; return; }
   const n = Number(raw);
   obj[key] = Number.isFinite(n) ? n : raw;
@@ -398,6 +400,7 @@ function renderEditor(main) {
         oninput: (e) => { e.target.value ? m.start = e.target.value : delete m.start; changed(); }}), p("start")),
       field("End date", h("input", {type: "text", placeholder: "2026-12-31", value: m.end ?? "",
         oninput: (e) => { e.target.value ? m.end = e.target.value : delete m.end; changed(); }}), p("end")),
+      capsFields(m, p),
       checkbox("Active", m.enabled !== false, (v) => { if (v) delete m.enabled; else m.enabled = false; changed(); },
         p("enabled"))));
   main.append(section);
@@ -445,6 +448,7 @@ function compose(m, p) {
         else block.sender = v;
         changed();
       }}), [...base, "sender"]),
+      senderAvatar(block, base),
       field("Message text", h("textarea", {rows: 4, value: block.text || "",
         oninput: (e) => { block.text = e.target.value; changed(); }}), [...base, "text"],
       "**bold**, *italic*, [label](https://…), {{name|fallback}}"),
@@ -471,7 +475,7 @@ function compose(m, p) {
     list.append(h("button", {type: "button", text: "Add button", onclick: () => {
       (block.buttons = buttons).push({label: "Chat with us", action: "chat"}); changed(true);
     }}));
-    group.append(list);
+    group.append(list, linkList(block, base), attachmentList(block, base));
     if (lang && variants.length > 1) {
       group.append(h("button", {type: "button", text: `Remove language ${lang}`, onclick: () => { delete m.content[lang]; changed(true); }}));
     }
@@ -627,13 +631,25 @@ function renderSimulate() {
       field("Step", select(STEP_TYPES, s.type, (v) => { s.type = v; renderSim(); })),
       s.type === "page_view" ? field("Page URL", h("input", {type: "text", value: s.url || "", oninput: (e) => { s.url = e.target.value; }})) : null,
       s.type === "page_view" ? field("Referrer", h("input", {type: "text", value: s.referrer || "", oninput: (e) => { s.referrer = e.target.value; }})) : null,
+      s.type === "page_view" ? UTM.map(([key, label]) => field(label, h("input", {type: "text", value: s[key] || "", size: 10,
+        oninput: (e) => { s[key] = e.target.value.trim(); }}))) : null,
       s.type === "dismiss" ? field("Dismissed message", h("input", {type: "text", value: s.message || "", oninput: (e) => { s.message = e.target.value; }})) : null,
+      s.type === "rating" ? field("Rating", select(S.catalog.ratings.map((r) => [r, r]), s.value || (s.value = S.catalog.ratings[0]),
+        (v) => { s.value = v; })) : null,
+      s.type === "team" ? field("Team now", select([["online", "online"], ["offline", "offline"]], s.value || (s.value = "offline"),
+        (v) => { s.value = v; })) : null,
       h("button", {type: "button", text: "Remove step", onclick: () => { j.steps.splice(i, 1); renderSim(); }})))));
   return h("section", {id: "simulate", class: "card", "aria-labelledby": "sim-title"},
     h("h2", {id: "sim-title", text: "Simulate a visitor journey"}),
     h("div", {class: "inline"},
       field("Visitor language", h("input", {type: "text", value: j.visitor.language, oninput: (e) => { j.visitor.language = e.target.value; }})),
       field("Visitor country", select([["", "unknown"], ...S.catalog.countries], j.visitor.country, (v) => { j.visitor.country = v; })),
+      field("Visitor city", h("input", {type: "text", value: j.visitor.city || "", size: 12, oninput: (e) => { j.visitor.city = e.target.value; }})),
+      field("User agent", h("input", {type: "text", value: j.visitor.user_agent || "", oninput: (e) => { j.visitor.user_agent = e.target.value; }}),
+        null, "the browser's User-Agent text (user agent and platform rules)"),
+      field("Earlier visits", h("input", {type: "number", min: 0, step: 1, value: j.visitor.earlier || 0, size: 4,
+        oninput: (e) => { j.visitor.earlier = Math.max(0, Math.floor(Number(e.target.value) || 0)); }}),
+        null, "0: a first visit; more: a returning visitor"),
       field("Visitor platform", select([["desktop", "desktop"], ["mobile", "mobile"]], j.visitor.platform, (v) => { j.visitor.platform = v; })),
       field("Team", select([["", "unknown (business hours)"], ["online", "online"], ["offline", "offline"]], j.team, (v) => { j.team = v; })),
       checkbox("Logged-in user", !!j.visitor.authenticated, (v) => { j.visitor.authenticated = v; }, ["journey", "authenticated"])),
@@ -648,19 +664,42 @@ function renderSimulate() {
     h("pre", {id: "timeline", tabindex: 0, "aria-label": "Simulation timeline", "aria-live": "polite"}));
 }
 
+// A page view's URL with the UTM fields of its step in its query.
+function withUtm(step) {
+  const pairs = UTM.filter(([key]) => step[key]).map(([key]) => [key, step[key]]);
+  if (!pairs.length) return step.url;
+  try {
+    const url = new URL(step.url);
+    for (const [key, value] of pairs) url.searchParams.set(key, value);
+    return url.href;
+  } catch (error) {   // not an absolute URL: the simulation reports it as it is
+    return step.url + (step.url.includes("?") ? "&" : "?") + new URLSearchParams(pairs).toString();
+  }
+}
+
+// A returning visitor: the stored record of `earlier` visits, the last one a day before the journey.
+function returningRecord(earlier) {
+  const day = 86400000;
+  return {visits: earlier, visit_start: -day, last_seen: -day + 600000, page_views: 1};
+}
+
 async function simulate() {
   const j = JOURNEY;
   const visitor = {language: j.visitor.language || undefined, platform: j.visitor.platform};
   if (j.visitor.country) visitor.country = j.visitor.country;
+  if (j.visitor.city) visitor.city = j.visitor.city;
+  if (j.visitor.user_agent) visitor.user_agent = j.visitor.user_agent;
   if (j.visitor.authenticated) visitor.authenticated = true;
   const journey = {visitor, events: j.steps.map((s) => {
     const e = {t: s.t, type: s.type};
-    if (s.type === "page_view") Object.assign(e, {url: s.url, referrer: s.referrer || ""});
+    if (s.type === "page_view") Object.assign(e, {url: withUtm(s), referrer: s.referrer || ""});
+    if (s.type === "rating" || s.type === "team") e.value = s.value;
     if (s.type === "dismiss") e.message = s.message;
     if (s.type === "visitor_message" || s.type === "agent_message") e.text = "hello";
     return e;
   }), until: j.until};
   if (j.team) journey.team = j.team;
+  if (j.visitor.earlier) journey.record = returningRecord(j.visitor.earlier);
   const out = document.getElementById("timeline");
   out.textContent = "Simulating…";
   let data;
