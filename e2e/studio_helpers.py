@@ -25,10 +25,10 @@ def make_key(folder: Path) -> tuple[Path, str]:
 
 
 @contextmanager
-def studio(messages: Path, key: Path, bundle: Path):
-    """Run `proactive studio`; yield its printed URL (with the token)."""
+def studio(messages: Path, key: Path, bundle: Path, *extra: str):
+    """Run `proactive studio` (with `extra` arguments); yield its printed URL (with the token)."""
     proc = subprocess.Popen([sys.executable, "-m", "proactive.cli", "studio", str(messages), "--key", str(key),
-                             "--bundle", str(bundle), "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+                             "--bundle", str(bundle), "--port", "0", *extra], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

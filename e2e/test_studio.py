@@ -479,3 +479,48 @@ def test_the_journey_builder_utm_returning_visitor_team_and_rating(browser, tmp_
         expect(timeline).not_to_contain_text("not shown")
         assert unlabeled_controls(p) == []
         s.close()
+
+
+def test_the_list_shows_the_endpoints_stats_or_says_unavailable(site, browser, tmp_path):
+    """`--endpoint URL --agent-token TOKEN`: shown, clicked, replied and reply
+    rate of the last 7 days per message; an endpoint that is down:
+    "unavailable", and editing and saving still work."""
+    import json
+    import urllib.request
+
+    messages = tmp_path / "messages.yaml"
+    messages.write_text("site: acme\nmessages:\n  - id: stats-a\n    rules: []\n    content: {text: A}\n"
+                        "  - id: stats-b\n    rules: []\n    content: {text: B}\n")
+    for sender, kinds in (("e2e-stats-1", ("shown", "replied")), ("e2e-stats-2", ("shown", "clicked"))):
+        batch = {"sender": sender, "events": [{"id": str(i), "type": k, "message": "stats-a", "button": "0"}
+                                              for i, k in enumerate(kinds)]}
+        request = urllib.request.Request(f"{site.widget_origin}/api/events", json.dumps(batch).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Origin": site.site_origin})
+        assert urllib.request.urlopen(request, timeout=10).status == 202
+    key, _ = make_key(tmp_path)
+    with studio(messages, key, tmp_path / "bundle.json", "--endpoint", site.widget_origin,
+                "--agent-token", site.agent_token) as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        expect(p.locator("#stats-note")).to_have_text("Stats of the last 7 days, from the endpoint")
+        cells = lambda mid: [row(p, mid).locator(f"[data-stat={k}]").text_content()  # noqa: E731
+                             for k in ("shown", "clicked", "replied", "reply_rate")]
+        assert cells("stats-a") == ["2", "1", "1", "50.0 %"]
+        assert cells("stats-b") == ["0", "0", "0", "—"]
+        expect(p.get_by_role("columnheader", name="Reply rate (7 days)")).to_be_visible()
+        s.close()
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with studio(messages, key, tmp_path / "bundle.json", "--endpoint", down, "--agent-token", "x" * 20) as url:
+        s = StudioPage(browser, url, python=False)
+        p = s.page
+        expect(p.locator("#stats-note")).to_contain_text("Stats unavailable: the endpoint cannot be reached")
+        assert row(p, "stats-a").locator("[data-stat=shown]").text_content() == "unavailable"
+        row(p, "stats-b").get_by_role("button", name="Pause").click()
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        s.close()
+    assert "enabled: false" in messages.read_text()

@@ -25,6 +25,7 @@ from pathlib import Path
 PAGE = Path(__file__).resolve().parent / "studio_page"
 PAGE_FILES = {"": ("index.html", "text/html; charset=utf-8"), "studio.js": ("studio.js", "text/javascript"),
               "preview.js": ("preview.js", "text/javascript"), "composer.js": ("composer.js", "text/javascript"),
+              "stats.js": ("stats.js", "text/javascript"),
               "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python")}
 ROOT = Path(__file__).resolve().parents[1]
 # The page's Python: PyScript and the same pinned Pyodide the widget uses (package-lock.json), self-hosted.
@@ -48,6 +49,10 @@ def add_arguments(p) -> None:
     p.add_argument("--bundle", type=Path, default=None,
                    help="the signed bundle Publish writes (default: MESSAGES with the suffix .bundle.json)")
     p.add_argument("--port", type=int, default=8702, help="the studio's port on 127.0.0.1 (0: any free port)")
+    p.add_argument("--endpoint", default=None, metavar="URL",
+                   help="your endpoint (`proactive serve`'s origin): the list shows each message's stats of the last 7 days")
+    p.add_argument("--agent-token", default=None, metavar="TOKEN",
+                   help="the endpoint's agent token (stays in this process: the page never sees it)")
 
 
 def _err(text: str) -> None:
@@ -70,6 +75,12 @@ def run(args) -> int:
         _err(f"proactive studio: {args.messages}: its folder {messages.parent} does not exist")
         return 1
     bundle = (args.bundle or messages.with_suffix(".bundle.json")).resolve()
+    if (args.endpoint is None) != (args.agent_token is None):
+        _err("proactive studio: --endpoint and --agent-token go together (the stats need the agent token)")
+        return 1
+    if args.endpoint is not None and not args.endpoint.startswith(("http://", "https://")):
+        _err(f"proactive studio: --endpoint {args.endpoint}: not an http(s) URL")
+        return 1
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind(("127.0.0.1", args.port))
@@ -81,7 +92,8 @@ def run(args) -> int:
         return 1
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
-    app = create_app(messages, args.key, bundle, token, port)
+    endpoint = Endpoint(args.endpoint, args.agent_token) if args.endpoint else None
+    app = create_app(messages, args.key, bundle, token, port, endpoint=endpoint)
     print(f"studio: http://127.0.0.1:{port}/s/{token}/  (editing {args.messages}, publishing to {bundle})", flush=True)
     import uvicorn
 
@@ -104,7 +116,45 @@ def _constants_module() -> str:
     return runpy.run_path(str(ROOT / "build" / "build.py"))["constants_module"]()
 
 
-def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
+STATS_DAYS = 7
+
+
+class Endpoint:
+    """The endpoint the list's stats come from: its agent API, called from
+    this process with the agent token (never given to the page)."""
+
+    def __init__(self, url: str, agent_token: str, timeout: float = 3.0):
+        self.url, self.agent_token, self.timeout = url.rstrip("/"), agent_token, timeout
+
+    def stats(self, now_ms: int) -> dict:
+        """{"days": 7, "messages": {id: {shown, clicked, replied, reply_rate}}} over the last 7 days
+        (GET /api/agent/stats, one day per bucket), or {"unavailable": why}."""
+        import urllib.error
+        import urllib.request
+
+        since = now_ms - STATS_DAYS * 86_400_000
+        request = urllib.request.Request(f"{self.url}/api/agent/stats?bucket=day&since={since}",
+                                         headers={"Authorization": f"Bearer {self.agent_token}",
+                                                  "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = json.loads(response.read(8_000_000))
+        except urllib.error.HTTPError as exc:
+            why = {401: "the agent token is not this endpoint's", 403: "the endpoint refuses this address"}
+            return {"unavailable": why.get(exc.code, f"the endpoint answered HTTP {exc.code}")}
+        except (OSError, ValueError) as exc:
+            return {"unavailable": f"the endpoint cannot be reached ({_short(getattr(exc, 'reason', exc))})"}
+        rows = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            return {"unavailable": "the endpoint's answer is not its stats"}
+        out = {}
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("message"), str):
+                out[row["message"]] = {k: row.get(k) for k in ("shown", "clicked", "replied", "reply_rate")}
+        return {"days": STATS_DAYS, "messages": out}
+
+
+def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int, endpoint: Endpoint | None = None):
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -181,7 +231,8 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
 
     async def state(request: Request):
         out = await run_in_threadpool(studio.read, messages)   # a big file: other requests go on meanwhile
-        out.update(file=messages.name, bundle=bundle.name, catalog=catalog_json(), published=_published_version())
+        out.update(file=messages.name, bundle=bundle.name, catalog=catalog_json(), published=_published_version(),
+                   endpoint=endpoint.url if endpoint else None)
         return answer(out)
 
     def _published_version():
@@ -200,6 +251,13 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         language = body.get("language") if isinstance(body.get("language"), str) else None
         out = await run_in_threadpool(studio_logic.preview, body["document"], body["index"], language)
         return answer(out, 422 if "error" in out else 200)
+
+    async def stats(request: Request):
+        if endpoint is None:
+            return answer({"unavailable": "no endpoint: start the studio with --endpoint URL --agent-token TOKEN"})
+        import time
+
+        return answer(await run_in_threadpool(endpoint.stats, int(time.time() * 1000)))
 
     async def simulate(request: Request):
         body = await body_of(request)
@@ -316,6 +374,7 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int):
         Route("/s/{token}/api/state", guarded(state)),
         Route("/s/{token}/api/validate", guarded(validate), methods=["POST"]),
         Route("/s/{token}/api/preview", guarded(preview_card), methods=["POST"]),
+        Route("/s/{token}/api/stats", guarded(stats)),
         Route("/s/{token}/api/simulate", guarded(simulate), methods=["POST"]),
         Route("/s/{token}/api/save", guarded(save), methods=["POST"]),
         Route("/s/{token}/api/save-text", guarded(save_text), methods=["POST"]),

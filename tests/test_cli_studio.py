@@ -293,3 +293,80 @@ def test_publish_with_a_rollout_percentage_stages_it_as_sign_does(client, files)
     for bad in ("25", True, 0, 101):
         r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": bad})
         assert r.status_code in (400, 422), bad
+
+
+@pytest.fixture
+def endpoint_server(tmp_path):
+    """A real `proactive serve` (no demo) with a known agent token: (its URL, the token)."""
+    import time
+    import urllib.request
+
+    static = tmp_path / "widget"
+    static.mkdir()
+    (static / "loader.js").write_text("/* loader */")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "agent-" + "k" * 30
+    proc = subprocess.Popen([sys.executable, "-m", "proactive.cli", "serve", "--no-demo", "--port", str(port),
+                             "--data", str(tmp_path / "data"), "--static", str(static), "--agent-token", token],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/loader.js", timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.communicate()
+                time.sleep(0.2)
+        yield url, token
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_list_shows_each_messages_stats_from_a_real_endpoint(files, endpoint_server):
+    """--endpoint and --agent-token: GET /api/stats answers each message's
+    shown, clicked, replied and reply rate of the last 7 days from the
+    endpoint's agent API (the token stays in the studio process); a wrong
+    token or an endpoint that is down: "unavailable", and the rest works."""
+    from endpoint_helpers import http_call
+
+    from proactive.cmd_studio import Endpoint
+
+    url, agent_token = endpoint_server
+    for sender, kinds in (("visitor-a", ("shown", "clicked", "replied")), ("visitor-b", ("shown",)),
+                          ("visitor-c", ("shown", "replied"))):
+        batch = {"sender": sender, "events": [{"id": str(i), "type": k, "message": "hello", **({"button": "0"} if k == "clicked" else {})}
+                                              for i, k in enumerate(kinds)]}
+        status, _, body = http_call(f"{url}/api/events", "POST", batch, {"Content-Type": "application/json", "Origin": "http://shop.test"})
+        assert status == 202, body
+    messages, key, bundle = files
+
+    def studio_client(endpoint):
+        app = create_app(messages, key, bundle, TOKEN, PORT, endpoint=endpoint)
+        return TestClient(app, base_url=ORIGIN, headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
+
+    client = studio_client(Endpoint(url, agent_token))
+    state = client.get(api("state")).json()
+    assert state["endpoint"] == url and agent_token not in json.dumps(state)
+    stats = client.get(api("stats")).json()
+    assert stats == {"days": 7, "messages": {"hello": {"shown": 3, "clicked": 1, "replied": 2, "reply_rate": 2 / 3}}}
+    wrong = studio_client(Endpoint(url, "not-the-token")).get(api("stats")).json()
+    assert wrong == {"unavailable": "the agent token is not this endpoint's"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    client = studio_client(Endpoint(down, agent_token, timeout=1))
+    assert client.get(api("stats")).json()["unavailable"].startswith("the endpoint cannot be reached")
+    assert save(client, DOC, client.get(api("state")).json()["etag"]).status_code == 200   # editing still works
+    assert client.get(f"/s/{'x' * 32}/api/stats").status_code == 403
+
+
+def test_endpoint_and_agent_token_go_together(files):
+    messages, key, _ = files
+    r = studio_cli(messages, "--key", key, "--endpoint", "http://127.0.0.1:1", "--port", "0")
+    assert r.returncode == 1 and r.stderr.strip() == \
+        "proactive studio: --endpoint and --agent-token go together (the stats need the agent token)"

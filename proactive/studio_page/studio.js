@@ -6,6 +6,7 @@
 
 import { attachmentList, capsFields, linkList, senderAvatar } from "./composer.js";
 import { createPreview } from "./preview.js";
+import { loadStats, statsCells, statsHeaders, statsNote } from "./stats.js";
 
 const API = "api/";
 const S = {
@@ -275,6 +276,7 @@ function renderList(main) {
     h("thead", {}, h("tr", {},
       h("th", {scope: "col", text: "Message"}), h("th", {scope: "col", text: "Type"}), h("th", {scope: "col", text: "Widget"}),
       h("th", {scope: "col", text: "Status"}), h("th", {scope: "col", id: "col-priority", text: "Priority"}),
+      S.endpoint ? statsHeaders() : null,
       h("th", {scope: "col", text: "Actions"}))),
     h("tbody", {}, messages.map((m, i) => {
       const paused = m.enabled === false;
@@ -289,6 +291,7 @@ function renderList(main) {
         h("td", {text: m.widget || "any"}),
         h("td", {}, h("span", {class: paused ? "paused" : "active", text: paused ? "Paused" : "Active"})),
         h("td", {}, priority),
+        S.endpoint ? statsCells(m.id) : null,
         h("td", {class: "row-actions"},
           h("button", {type: "button", text: "Edit", onclick: () => { S.editing = i; render(); focusEditor(); }}),
           h("button", {type: "button", text: "Duplicate", onclick: () => duplicate(i)}),
@@ -302,6 +305,7 @@ function renderList(main) {
     h("div", {class: "row"}, h("h2", {id: "list-title", text: "Auto messages list"}),
       h("button", {type: "button", class: "primary", text: "Add new auto message", onclick: addMessage})),
     h("p", {id: "problem-count", class: "muted"}),
+    S.endpoint ? statsNote() : null,
     table,
     h("div", {id: "problems"})));
 }
@@ -790,6 +794,7 @@ async function start() {
   S.catalog = data.catalog;
   S.file = data.file;
   S.bundle = data.bundle;
+  S.endpoint = data.endpoint;
   load(data);
   document.getElementById("file").textContent = `${S.file}${data.exists ? "" : " (new: created on the first save)"} → publishes ${S.bundle}` +
     (data.published ? ` (now version ${data.published})` : "");
@@ -800,6 +805,7 @@ async function start() {
   });
   window.addEventListener("beforeunload", (e) => { if (S.dirty) e.preventDefault(); });
   status(S.malformed ? "The file cannot be read" : "Ready");
+  if (S.endpoint) loadStats(api, () => { if (S.editing === null && !S.malformed) render(); });
   startPython();
 }
 
