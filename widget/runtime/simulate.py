@@ -205,18 +205,23 @@ def _condition_score(node, facts: dict, now: int) -> tuple[int, int | None]:
     return total, soonest
 
 
-def _closeness_at(engine, idx: int, facts: dict, now: int) -> tuple[tuple, int | None]:
+def _closeness_at(engine, idx: int, facts: dict, now: int, beat: tuple | None = None) -> tuple[tuple | None, int | None]:
     """(`closeness` of the message's explain entry at `now`, computed without
     building the entry; the earliest instant it may change with no event or
-    decision in between: a condition's or a delivery gate's next change)."""
+    decision in between: a condition's or a delivery gate's next change).
+    The closeness is None when it cannot be below `beat` (its rules and
+    conditions already say so: its gates are not counted)."""
     msg = engine.messages[idx]
     ok, _ = msg.node.evaluate(facts, now)
-    closed = sum(1 for gate in policy_mod.GATES if gate.applies(msg) and not gate.allows(engine.view, msg, now))
     conditions, nxt = _condition_score(msg.node, facts, now)
     gates = policy_mod.changes_at(engine.view, msg, now)
     if gates is not None and gates > now and (nxt is None or gates < nxt):
         nxt = gates
-    return (0 if ok else 1, conditions, closed), nxt
+    head = (0 if ok else 1, conditions)
+    if beat is not None and head > beat[:2]:
+        return None, nxt
+    closed = sum(1 for gate in policy_mod.GATES if gate.applies(msg) and not gate.allows(engine.view, msg, now))
+    return head + (closed,), nxt
 
 
 class _Closest:
@@ -245,8 +250,8 @@ class _Closest:
             if not changed and idx in self.valid and (self.valid[idx] is None or self.valid[idx] > t):
                 continue   # the same score as at the last look: not closer
             facts = engine._facts_at(t) if facts is None else facts
-            score, self.valid[idx] = _closeness_at(engine, idx, facts, t)
-            if kept is not None and kept[0] <= score:
+            score, self.valid[idx] = _closeness_at(engine, idx, facts, t, kept[0] if kept is not None else None)
+            if score is None or kept is not None and kept[0] <= score:
                 continue   # as close before
             entry = engine._explain_entry(idx, facts, t)
             self.kept[msg.id] = (score, _readable(entry) | {"at": _secs(t)})
