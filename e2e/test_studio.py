@@ -90,6 +90,20 @@ def test_from_an_empty_file_to_the_site(site, browser, page, tmp_path):
         expect(timeline).to_contain_text("not shown  promo: closest at 0 s: its rules hold, but paused (enabled: false)")
         assert server_calls == []
 
+        # the conformance cases file, run by the page's Python
+        import json
+
+        cases = json.loads((ROOT / "tests" / "cases.json").read_text())
+        p.get_by_role("button", name="Run the conformance cases").click()
+        expect(p.locator("#conformance-result")).to_have_text(
+            re.compile(rf"^All {len(cases)} cases pass in this page's Python \(\d+ ms\)$"), timeout=60_000)
+        wrong = [cases[0][0], cases[0][1], cases[0][2], not cases[0][3]]   # a case expecting the opposite fails
+        s.context.route("**/api/cases", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                     body=json.dumps([wrong, cases[1]])))
+        p.get_by_role("button", name="Run the conformance cases").click()
+        expect(p.locator("#conformance-result")).to_have_text(re.compile(rf"^1 of 2 cases pass; failing: {re.escape(cases[0][0])} "))
+        s.context.unroute("**/api/cases")
+
         p.get_by_role("button", name="Save").click()
         expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
         text = messages.read_text()

@@ -25,7 +25,7 @@ from pathlib import Path
 PAGE = Path(__file__).resolve().parent / "studio_page"
 PAGE_FILES = {"": ("index.html", "text/html; charset=utf-8"), "studio.js": ("studio.js", "text/javascript"),
               "preview.js": ("preview.js", "text/javascript"), "composer.js": ("composer.js", "text/javascript"),
-              "stats.js": ("stats.js", "text/javascript"),
+              "stats.js": ("stats.js", "text/javascript"), "conformance.js": ("conformance.js", "text/javascript"),
               "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python")}
 ROOT = Path(__file__).resolve().parents[1]
 # The page's Python: PyScript and the same pinned Pyodide the widget uses (package-lock.json), self-hosted.
@@ -117,6 +117,7 @@ def _constants_module() -> str:
 
 
 STATS_DAYS = 7
+CASES = ROOT / "tests" / "cases.json"   # the conformance cases every engine runs (widget/runtime/conformance.py)
 
 
 class Endpoint:
@@ -252,6 +253,12 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int, e
         out = await run_in_threadpool(studio_logic.preview, body["document"], body["index"], language)
         return answer(out, 422 if "error" in out else 200)
 
+    async def cases(request: Request):
+        """The conformance cases file, for the page's Python to run (the studio server does not run them)."""
+        if not CASES.is_file():
+            return Response("not found\n", 404)
+        return Response(CASES.read_bytes(), media_type="application/json", headers=headers())
+
     async def stats(request: Request):
         if endpoint is None:
             return answer({"unavailable": "no endpoint: start the studio with --endpoint URL --agent-token TOKEN"})
@@ -375,6 +382,7 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int, e
         Route("/s/{token}/api/validate", guarded(validate), methods=["POST"]),
         Route("/s/{token}/api/preview", guarded(preview_card), methods=["POST"]),
         Route("/s/{token}/api/stats", guarded(stats)),
+        Route("/s/{token}/api/cases", guarded(cases)),
         Route("/s/{token}/api/simulate", guarded(simulate), methods=["POST"]),
         Route("/s/{token}/api/save", guarded(save), methods=["POST"]),
         Route("/s/{token}/api/save-text", guarded(save_text), methods=["POST"]),

@@ -96,3 +96,12 @@ def preview(document, index, language=None) -> dict:
 
 def preview_json(document: str, index: int, language: str) -> str:
     return json.dumps(preview(json.loads(document), int(index), language or None))
+
+
+def conformance_json(cases: str) -> str:
+    """The conformance cases file (tests/cases.json) run by this
+    interpreter: {"total", "failures": [[name, expected, actual], ...]}."""
+    from widget.runtime import conformance
+
+    results = conformance.run_cases(cases)
+    return json.dumps({"total": len(results), "failures": [list(r) for r in results if r[1] != r[2]]}, default=str)

@@ -4,6 +4,7 @@
 // (proactive/cmd_studio.py) validates and simulates it with the project's
 // own Python, writes the file keeping what was not edited, and signs.
 
+import { conformanceSection } from "./conformance.js";
 import { attachmentList, capsFields, linkList, senderAvatar } from "./composer.js";
 import { createPreview } from "./preview.js";
 import { loadStats, statsCells, statsHeaders, statsNote } from "./stats.js";
@@ -245,6 +246,7 @@ function render() {
   if (S.malformed) { document.getElementById("simulate")?.remove(); renderMalformed(view); return; }
   if (S.editing === null) renderList(view); else renderEditor(view);
   if (!document.getElementById("simulate")) main.append(renderSimulate());
+  if (!document.getElementById("conformance")) main.append(conformanceSection(() => S.python));
   showProblems();
   if (S.editing !== null) previewOf(S.editing).update(S.doc.messages[S.editing]);
 }

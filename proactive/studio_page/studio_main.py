@@ -25,3 +25,4 @@ from widget.runtime import content, simulate  # noqa: E402,F401
 sync.check = studio_logic.check_json
 sync.simulate = studio_logic.simulate_json
 sync.preview = studio_logic.preview_json
+sync.conformance = studio_logic.conformance_json
