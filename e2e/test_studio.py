@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from conftest import ROOT, shown_ids, wait_ready
 from shell_helpers import explain
-from studio_helpers import StudioPage, make_key, studio, unlabeled_controls
+from studio_helpers import StudioPage, make_key, opened, studio, unlabeled_controls
 
 
 def add_message(page, mid: str, text: str, *, priority: int | None = None) -> None:
@@ -165,10 +165,7 @@ messages:
 
 def test_editing_one_message_changes_only_its_lines(browser, tmp_path):
     messages = tmp_path / "messages.yaml"
-    messages.write_text(HAND_WRITTEN)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, HAND_WRITTEN) as s:
         p = s.page
         row(p, "welcome").get_by_role("button", name="Edit").click()
         german = p.locator("#editor fieldset.variant").filter(has_text="Language de")
@@ -191,10 +188,7 @@ def test_editing_one_message_changes_only_its_lines(browser, tmp_path):
 @pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)])
 def test_every_control_has_a_visible_label(browser, tmp_path, viewport):
     messages = tmp_path / "messages.yaml"
-    messages.write_text(HAND_WRITTEN)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, viewport, python=False)
+    with opened(browser, tmp_path, HAND_WRITTEN, viewport=viewport) as s:
         p = s.page
         assert unlabeled_controls(p) == []
         row(p, "pricing-help").get_by_role("button", name="Edit").click()
@@ -222,9 +216,7 @@ def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
     from widget.runtime import catalog
 
     messages = tmp_path / "messages.yaml"
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path) as s:
         p = s.page
         p.get_by_role("button", name="Add new auto message").click()
         editor = p.locator("#editor")
@@ -269,10 +261,7 @@ def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
 def test_a_malformed_file_is_fixed_in_the_raw_text_never_rewritten(browser, tmp_path):
     messages = tmp_path / "messages.yaml"
     broken = "site: acme\nmessages:\n  - id: a\n\trules: []\n"
-    messages.write_text(broken)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, broken) as s:
         p = s.page
         expect(p.get_by_role("heading", name="messages.yaml cannot be read")).to_be_visible()
         expect(p.get_by_text(re.compile(r"^line 4, column 1: a tab character"))).to_be_visible()
@@ -296,10 +285,7 @@ def test_the_card_preview_is_the_widgets_renderer_per_language(browser, tmp_path
     desktop and phone width, in the widget's colour, following the text as
     it is typed, one language variant at a time with the widget's own words."""
     messages = tmp_path / "messages.yaml"
-    messages.write_text(HAND_WRITTEN)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, HAND_WRITTEN) as s:
         p = s.page
         row(p, "welcome").get_by_role("button", name="Edit").click()
         for frame in ("desktop", "phone"):
@@ -340,12 +326,8 @@ def test_the_card_preview_is_the_widgets_renderer_per_language(browser, tmp_path
 def test_publish_to_a_share_of_visitors(browser, tmp_path):
     """The publish dialog's "Roll out to (% of visitors)": a staged rollout,
     signed as `proactive sign --rollout` signs it."""
-    messages = tmp_path / "messages.yaml"
-    messages.write_text(HAND_WRITTEN)
-    key, data_key = make_key(tmp_path)
-    bundle = tmp_path / "bundle.json"
-    with studio(messages, key, bundle) as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, HAND_WRITTEN) as s:
+        bundle, data_key = s.bundle, s.data_key
         p = s.page
         p.get_by_role("button", name="Publish").click()
         dialog = p.get_by_role("dialog")
@@ -372,6 +354,15 @@ def test_publish_to_a_share_of_visitors(browser, tmp_path):
     assert "staged rollout: version 2 to 25 % of visitors, version 1 to the others" in verify.stdout
 
 
+def add_item(editor, noun: str, fields: dict):
+    """Add a button, link or attachment and fill its fields; its group."""
+    editor.get_by_role("button", name=f"Add {noun.lower()}").click()
+    group = editor.get_by_role("group", name=f"{noun} 1")
+    for label, value in fields.items():
+        group.get_by_label(label).fill(value)
+    return group
+
+
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082")
 
@@ -383,9 +374,7 @@ def test_the_composer_writes_sender_links_attachments_and_caps(browser, tmp_path
     import yaml
 
     messages = tmp_path / "messages.yaml"
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path) as s:
         p = s.page
         # the avatar's host (the studio is cross-origin isolated: an image shows when its host allows embedding)
         s.context.route("https://acme.test/**", lambda route: route.fulfill(
@@ -396,18 +385,10 @@ def test_the_composer_writes_sender_links_attachments_and_caps(browser, tmp_path
         editor.get_by_label("Message text").fill("Prices inside")
         editor.get_by_label("Sender name").fill("Maya Lima")
         editor.get_by_label("Sender avatar URL").fill("https://acme.test/maya.png")
-        editor.get_by_role("button", name="Add link").click()
-        link = editor.get_by_role("group", name="Link 1")
-        link.get_by_label("Link label").fill("Read the FAQ")
-        link.get_by_label("Link URL").fill("https://acme.test/faq")
-        editor.get_by_role("button", name="Add attachment").click()
-        attachment = editor.get_by_role("group", name="Attachment 1")
-        attachment.get_by_label("File name").fill("Price list.pdf")
-        attachment.get_by_label("File URL").fill("https://acme.test/prices.pdf")
-        attachment.get_by_label("Size (bytes)").fill("245000")
-        editor.get_by_role("button", name="Add button").click()
-        button = editor.get_by_role("group", name="Button 1")
-        button.get_by_label("Button label").fill("Compare plans")
+        link = add_item(editor, "Link", {"Link label": "Read the FAQ", "Link URL": "https://acme.test/faq"})
+        add_item(editor, "Attachment", {"File name": "Price list.pdf", "File URL": "https://acme.test/prices.pdf",
+                                        "Size (bytes)": "245000"})
+        button = add_item(editor, "Button", {"Button label": "Compare plans"})
         button.get_by_label("Button action").select_option(label="open a link")
         button.get_by_label("Button URL").fill("https://acme.test/plans")
         editor.get_by_label("Shows per visit").fill("1")
@@ -460,10 +441,7 @@ messages:
 
 def test_the_journey_builder_utm_returning_visitor_team_and_rating(browser, tmp_path):
     messages = tmp_path / "messages.yaml"
-    messages.write_text(JOURNEY_MESSAGES)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, JOURNEY_MESSAGES) as s:
         p = s.page
         sim = p.locator("#simulate")
         timeline = p.get_by_label("Simulation timeline")
@@ -511,10 +489,7 @@ def test_the_list_shows_the_endpoints_stats_or_says_unavailable(site, browser, t
         request = urllib.request.Request(f"{site.widget_origin}/api/events", json.dumps(batch).encode(), method="POST",
                                          headers={"Content-Type": "application/json", "Origin": site.site_origin})
         assert urllib.request.urlopen(request, timeout=10).status == 202
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json", "--endpoint", site.widget_origin,
-                "--agent-token", site.agent_token) as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, None, "--endpoint", site.widget_origin, "--agent-token", site.agent_token) as s:
         p = s.page
         expect(p.locator("#stats-note")).to_have_text("Stats of the last 7 days, from the endpoint")
         cells = lambda mid: [row(p, mid).locator(f"[data-stat={k}]").text_content()  # noqa: E731
@@ -528,8 +503,7 @@ def test_the_list_shows_the_endpoints_stats_or_says_unavailable(site, browser, t
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         down = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    with studio(messages, key, tmp_path / "bundle.json", "--endpoint", down, "--agent-token", "x" * 20) as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, None, "--endpoint", down, "--agent-token", "x" * 20) as s:
         p = s.page
         expect(p.locator("#stats-note")).to_contain_text("Stats unavailable: the endpoint cannot be reached")
         assert row(p, "stats-a").locator("[data-stat=shown]").text_content() == "unavailable"
