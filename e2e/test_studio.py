@@ -497,6 +497,11 @@ def test_the_list_shows_the_endpoints_stats_or_says_unavailable(site, browser, t
         assert cells("stats-a") == ["2", "1", "1", "50.0 %"]
         assert cells("stats-b") == ["0", "0", "0", "—"]
         expect(p.get_by_role("columnheader", name="Reply rate (7 days)")).to_be_visible()
+        # Publish uploads too: this endpoint was given no --bundle-key, so it says why it took nothing
+        p.get_by_role("button", name="Publish").click()
+        p.get_by_role("dialog").get_by_role("button", name="Publish version 1").click()
+        expect(p.get_by_role("status")).to_have_text("Published version 1 to bundle.json; not uploaded to the endpoint: "
+                                                     "this endpoint accepts no bundles (start it with --bundle-key KEY)")
         s.close()
     import socket
 

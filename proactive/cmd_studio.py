@@ -17,6 +17,7 @@ import asyncio
 import base64
 import errno
 import json
+import re
 import secrets
 import socket
 import sys
@@ -153,6 +154,27 @@ class Endpoint:
             if isinstance(row, dict) and isinstance(row.get("message"), str):
                 out[row["message"]] = {k: row.get(k) for k in ("shown", "clicked", "replied", "reply_rate")}
         return {"days": STATS_DAYS, "messages": out}
+
+    def upload(self, envelope: bytes, name: str) -> dict:
+        """PUT the signed bundle to the endpoint's /api/agent/bundles/NAME:
+        {"name", "version", "url"} as stored, or {"error": why}."""
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.url}/api/agent/bundles/{name}", data=envelope, method="PUT",
+                                         headers={"Authorization": f"Bearer {self.agent_token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=max(self.timeout, 10)) as response:
+                body = json.loads(response.read(100_000))
+                return dict(body, url=self.url + body.get("url", ""))
+        except urllib.error.HTTPError as exc:
+            try:
+                return {"error": json.loads(exc.read(100_000))["error"]["message"]}
+            except (ValueError, KeyError, TypeError):
+                return {"error": f"the endpoint answered HTTP {exc.code}"}
+        except (OSError, ValueError) as exc:
+            return {"error": f"the endpoint cannot be reached ({_short(getattr(exc, 'reason', exc))})"}
 
 
 def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int, endpoint: Endpoint | None = None):
@@ -333,6 +355,10 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int, e
             bundle.parent.mkdir(parents=True, exist_ok=True)
             publishing.write_bundle(envelope, bundle)
         out = {"published": True, "version": version, "bundle": bundle.name}
+        if endpoint is not None:   # the file is written either way; the endpoint stores it if it takes it
+            name = re.sub(r"[^a-z0-9_-]+", "-", bundle.stem.lower()).strip("-_")[:64] or "site"
+            sent = await run_in_threadpool(endpoint.upload, envelope, name)
+            out.update({"upload_error": sent["error"]} if "error" in sent else {"uploaded": sent})
         state = studio.rollout_state(_published_payload())
         return answer(dict(out, rollout=state["rollout"]) if state and state.get("rollout") else out)
 

@@ -5,6 +5,7 @@ the key stays on the server). The page itself: e2e/test_studio.py."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import subprocess
@@ -295,9 +296,10 @@ def test_publish_with_a_rollout_percentage_stages_it_as_sign_does(client, files)
         assert r.status_code in (400, 422), bad
 
 
-@pytest.fixture
-def endpoint_server(tmp_path):
-    """A real `proactive serve` (no demo) with a known agent token: (its URL, the token)."""
+@contextlib.contextmanager
+def serving(tmp_path, *extra):
+    """A real `proactive serve` (no demo) with a known agent token and `extra`
+    arguments: yields (its URL, the token)."""
     import time
     import urllib.request
 
@@ -309,7 +311,7 @@ def endpoint_server(tmp_path):
         port = s.getsockname()[1]
     token = "agent-" + "k" * 30
     proc = subprocess.Popen([sys.executable, "-m", "proactive.cli", "serve", "--no-demo", "--port", str(port),
-                             "--data", str(tmp_path / "data"), "--static", str(static), "--agent-token", token],
+                             "--data", str(tmp_path / "data"), "--static", str(static), "--agent-token", token, *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -325,6 +327,12 @@ def endpoint_server(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def endpoint_server(tmp_path):
+    with serving(tmp_path) as (url, token):
+        yield url, token
 
 
 def test_the_list_shows_each_messages_stats_from_a_real_endpoint(files, endpoint_server):
@@ -370,3 +378,50 @@ def test_endpoint_and_agent_token_go_together(files):
     r = studio_cli(messages, "--key", key, "--endpoint", "http://127.0.0.1:1", "--port", "0")
     assert r.returncode == 1 and r.stderr.strip() == \
         "proactive studio: --endpoint and --agent-token go together (the stats need the agent token)"
+
+
+def test_publish_uploads_to_an_endpoint_that_accepts_the_key(files, tmp_path):
+    """With --endpoint, Publish also PUTs the signed bundle to the endpoint's
+    agent API; a real `proactive serve --bundle-key` stores it (served at
+    /bundles/NAME.json, byte for byte) only when its key signed it and a
+    browser would take it: another key's bundle, an older version or no
+    agent token are refused, and the file is written either way."""
+    import urllib.request
+
+    from endpoint_helpers import http_call
+
+    from proactive.cmd_studio import Endpoint
+
+    messages, key, bundle = files
+    public = signing.public_key_spec(signing.load_private_key(key))
+    with serving(tmp_path, "--bundle-key", public) as (url, token):
+        app = create_app(messages, key, bundle, TOKEN, PORT, endpoint=Endpoint(url, token))
+        client = TestClient(app, base_url=ORIGIN, headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
+        save(client, DOC, client.get(api("state")).json()["etag"])
+        preview = client.post(api("publish/preview"), json={}).json()
+        r = client.post(api("publish"), json={"etag": preview["etag"]}).json()
+        assert r["uploaded"] == {"name": "bundle", "version": 1, "url": f"{url}/bundles/bundle.json"}, r
+        served = urllib.request.urlopen(f"{url}/bundles/bundle.json", timeout=5).read()
+        assert served == bundle.read_bytes()
+        # the endpoint checks as a browser does: another key, an older version, no token
+        other = tmp_path / "other.key"
+        signing.write_private_key(signing.generate_private_key(), other)
+        from proactive import publishing
+
+        stranger, _ = publishing.sign_file(messages, [other], tmp_path / "none.json")
+        agent = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        status, _, body = http_call(f"{url}/api/agent/bundles/bundle", "PUT", json.loads(stranger), agent)
+        assert status == 422 and body["error"]["code"] == "bundle_rejected", body
+        older, _ = publishing.sign_file(messages, [key], tmp_path / "none.json", version=1)
+        client.post(api("publish"), json={"etag": preview["etag"]})   # version 2 stored
+        status, _, body = http_call(f"{url}/api/agent/bundles/bundle", "PUT", json.loads(older), agent)
+        assert status in (409, 422), body
+        status, _, _ = http_call(f"{url}/api/agent/bundles/bundle", "PUT", json.loads(older), {"Content-Type": "application/json"})
+        assert status == 401
+        assert json.loads(urllib.request.urlopen(f"{url}/bundles/bundle.json", timeout=5).read()) == json.loads(bundle.read_bytes())
+    # an endpoint that is down: the file is published, the upload says why not
+    app = create_app(messages, key, bundle, TOKEN, PORT, endpoint=Endpoint(url, token, timeout=1))
+    client = TestClient(app, base_url=ORIGIN, headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
+    preview = client.post(api("publish/preview"), json={}).json()
+    r = client.post(api("publish"), json={"etag": preview["etag"]}).json()
+    assert r["version"] == 3 and r["upload_error"].startswith("the endpoint cannot be reached")

@@ -756,8 +756,10 @@ async function publish() {
     const r = await api("publish", {etag: data.etag, rollout: percent});
     document.getElementById("dialog").close();
     const staged = r.data.rollout;
+    const sent = r.data.uploaded ? `; uploaded to the endpoint (${r.data.uploaded.url})`
+      : r.data.upload_error ? `; not uploaded to the endpoint: ${r.data.upload_error}` : "";
     if (r.ok) status(`Published version ${r.data.version}` + (staged ? ` to ${staged.percent} % of visitors (version ${staged.previous} to the others)` : "") +
-      ` to ${r.data.bundle}`, "ok");
+      ` to ${r.data.bundle}${sent}`, r.data.upload_error ? "error" : "ok");
     else status(`Not published: ${r.data.error} ${(r.data.problems || []).join("; ")}`, "error");
   }, true]]);
 }
