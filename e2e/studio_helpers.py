@@ -25,10 +25,10 @@ def make_key(folder: Path) -> tuple[Path, str]:
 
 
 @contextmanager
-def studio(messages: Path, key: Path, bundle: Path):
-    """Run `proactive studio`; yield its printed URL (with the token)."""
+def studio(messages: Path, key: Path, bundle: Path, *extra: str):
+    """Run `proactive studio` (with `extra` arguments); yield its printed URL (with the token)."""
     proc = subprocess.Popen([sys.executable, "-m", "proactive.cli", "studio", str(messages), "--key", str(key),
-                             "--bundle", str(bundle), "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+                             "--bundle", str(bundle), "--port", "0", *extra], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -65,7 +65,10 @@ class StudioPage:
         self.page.locator("body[data-python=page]").wait_for(state="attached", timeout=timeout)
 
     def close(self):
+        if self.context is None:
+            return
         self.context.close()
+        self.context = None
         assert not self.errors, self.errors
 
 
@@ -87,3 +90,24 @@ def unlabeled_controls(page) -> list[str]:
       }
       return out;
     }""")
+
+
+@contextmanager
+def opened(browser, folder: Path, text: str | None = None, *extra: str, viewport=(1280, 800), python: bool = False):
+    """`proactive studio` on FOLDER/messages.yaml (written with `text` unless
+    None), publishing to FOLDER/bundle.json, and a page on it (`python`:
+    wait for nothing, but load the page's Python; default #server). Yields
+    the StudioPage, with `.bundle` and `.data_key`; closed (and checked for
+    errors) at the end."""
+    messages = folder / "messages.yaml"
+    if text is not None:
+        messages.write_text(text)
+    if (folder / "site.key").exists():   # a second studio in the same test: the same key
+        key, data_key = folder / "site.key", signing.public_key_spec(signing.load_private_key(folder / "site.key"))
+    else:
+        key, data_key = make_key(folder)
+    with studio(messages, key, folder / "bundle.json", *extra) as url:
+        s = StudioPage(browser, url, viewport, python=python)
+        s.bundle, s.data_key, s.key = folder / "bundle.json", data_key, key
+        yield s
+        s.close()

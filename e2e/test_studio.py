@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from conftest import ROOT, shown_ids, wait_ready
 from shell_helpers import explain
-from studio_helpers import StudioPage, make_key, studio, unlabeled_controls
+from studio_helpers import StudioPage, make_key, opened, studio, unlabeled_controls
 
 
 def add_message(page, mid: str, text: str, *, priority: int | None = None) -> None:
@@ -56,7 +56,10 @@ def test_from_an_empty_file_to_the_site(site, browser, page, tmp_path):
         s.wait_python()
         expect(p.get_by_text("Python: running in this page (PyScript)")).to_be_visible()
         server_calls = []
-        p.on("request", lambda r: re.search(r"/api/(validate|simulate)$", r.url) and server_calls.append(r.url))
+        p.on("request", lambda r: re.search(r"/api/(validate|simulate|preview)$", r.url) and server_calls.append(r.url))
+        # the card preview, its content resolved by the page's Python, follows the text
+        editor.get_by_label("Message text").fill("Hello from the **studio**")
+        expect(preview_card(p, "desktop").locator(".text strong")).to_have_text("studio")
         assert unlabeled_controls(p) == []
         # a bad value: an inline error next to the field, within the live validation
         editor.get_by_role("button", name="Add rule").first.click()
@@ -86,6 +89,20 @@ def test_from_an_empty_file_to_the_site(site, browser, page, tmp_path):
         expect(timeline).to_contain_text("show   welcome: page_url contains / → true")
         expect(timeline).to_contain_text("not shown  promo: closest at 0 s: its rules hold, but paused (enabled: false)")
         assert server_calls == []
+
+        # the conformance cases file, run by the page's Python
+        import json
+
+        cases = json.loads((ROOT / "tests" / "cases.json").read_text())
+        p.get_by_role("button", name="Run the conformance cases").click()
+        expect(p.locator("#conformance-result")).to_have_text(
+            re.compile(rf"^All {len(cases)} cases pass in this page's Python \(\d+ ms\)$"), timeout=60_000)
+        wrong = [cases[0][0], cases[0][1], cases[0][2], not cases[0][3]]   # a case expecting the opposite fails
+        s.context.route("**/api/cases", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                     body=json.dumps([wrong, cases[1]])))
+        p.get_by_role("button", name="Run the conformance cases").click()
+        expect(p.locator("#conformance-result")).to_have_text(re.compile(rf"^1 of 2 cases pass; failing: {re.escape(cases[0][0])} "))
+        s.context.unroute("**/api/cases")
 
         p.get_by_role("button", name="Save").click()
         expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
@@ -148,10 +165,7 @@ messages:
 
 def test_editing_one_message_changes_only_its_lines(browser, tmp_path):
     messages = tmp_path / "messages.yaml"
-    messages.write_text(HAND_WRITTEN)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, HAND_WRITTEN) as s:
         p = s.page
         row(p, "welcome").get_by_role("button", name="Edit").click()
         german = p.locator("#editor fieldset.variant").filter(has_text="Language de")
@@ -174,10 +188,7 @@ def test_editing_one_message_changes_only_its_lines(browser, tmp_path):
 @pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)])
 def test_every_control_has_a_visible_label(browser, tmp_path, viewport):
     messages = tmp_path / "messages.yaml"
-    messages.write_text(HAND_WRITTEN)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, viewport, python=False)
+    with opened(browser, tmp_path, HAND_WRITTEN, viewport=viewport) as s:
         p = s.page
         assert unlabeled_controls(p) == []
         row(p, "pricing-help").get_by_role("button", name="Edit").click()
@@ -205,9 +216,7 @@ def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
     from widget.runtime import catalog
 
     messages = tmp_path / "messages.yaml"
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path) as s:
         p = s.page
         p.get_by_role("button", name="Add new auto message").click()
         editor = p.locator("#editor")
@@ -252,10 +261,7 @@ def test_every_rule_of_the_catalog_through_the_forms(browser, tmp_path):
 def test_a_malformed_file_is_fixed_in_the_raw_text_never_rewritten(browser, tmp_path):
     messages = tmp_path / "messages.yaml"
     broken = "site: acme\nmessages:\n  - id: a\n\trules: []\n"
-    messages.write_text(broken)
-    key, _ = make_key(tmp_path)
-    with studio(messages, key, tmp_path / "bundle.json") as url:
-        s = StudioPage(browser, url, python=False)
+    with opened(browser, tmp_path, broken) as s:
         p = s.page
         expect(p.get_by_role("heading", name="messages.yaml cannot be read")).to_be_visible()
         expect(p.get_by_text(re.compile(r"^line 4, column 1: a tab character"))).to_be_visible()
@@ -267,3 +273,247 @@ def test_a_malformed_file_is_fixed_in_the_raw_text_never_rewritten(browser, tmp_
         expect(row(p, "a")).to_contain_text("Fixed")
         s.close()
     assert messages.read_text() == "site: acme\nmessages:\n  - id: a\n    rules: []\n    content: {text: Fixed}\n"
+
+
+def preview_card(p, frame: str):
+    """The card the widget's renderer drew in a preview frame (inside its shadow root)."""
+    return p.locator(f"#preview [data-frame={frame}] proactive-widget").locator(".card")
+
+
+def test_the_card_preview_is_the_widgets_renderer_per_language(browser, tmp_path):
+    """The editor's preview: the widget's own renderer in its shadow root, at
+    desktop and phone width, in the widget's colour, following the text as
+    it is typed, one language variant at a time with the widget's own words."""
+    messages = tmp_path / "messages.yaml"
+    with opened(browser, tmp_path, HAND_WRITTEN) as s:
+        p = s.page
+        row(p, "welcome").get_by_role("button", name="Edit").click()
+        for frame in ("desktop", "phone"):
+            expect(preview_card(p, frame).locator(".text")).to_have_text("Hi there!")
+        host = p.locator("#preview [data-frame=desktop] proactive-widget")
+        assert host.evaluate("h => h.shadowRoot !== null && h.shadowRoot.adoptedStyleSheets.length >= 2")
+        # the widget's colour (widgets: color #0f766e) on its launcher
+        launcher = host.locator(".launcher")
+        expect(launcher).to_have_css("background-color", "rgb(15, 118, 110)")
+        # as the author types: bold, a link and a placeholder at its fallback, drawn by the renderer
+        english = p.locator("#editor fieldset.variant").filter(has_text="Language en")
+        english.get_by_label("Message text").fill("Hi **{{name|friend}}**, see [plans](https://acme.test/plans)")
+        card = preview_card(p, "desktop")
+        expect(card.locator(".text")).to_have_text("Hi friend, see plans")
+        expect(card.locator(".text strong")).to_have_text("friend")
+        expect(card.locator(".text a")).to_have_attribute("href", "https://acme.test/plans")
+        english.get_by_label("Sender name").fill("Maya from Acme")
+        expect(card.locator(".sender .name")).to_have_text("Maya from Acme")
+        expect(card).to_have_attribute("aria-label", "Message from Maya from Acme")
+        english.get_by_role("button", name="Add button").click()
+        expect(card.get_by_role("button", name="Chat with us")).to_be_visible()
+        # the German variant, with the widget's German words
+        p.locator("#preview").get_by_label("Preview language").select_option("de")
+        expect(card.locator(".text")).to_have_text("Hallo!")
+        expect(card.locator("button.close")).to_have_attribute("aria-label", "Nachricht schließen")
+        expect(preview_card(p, "phone").locator(".text")).to_have_text("Hallo!")
+        german = p.locator("#editor fieldset.variant").filter(has_text="Language de")
+        german.get_by_label("Message text").fill("Hallo, schön dass du da bist!")
+        expect(preview_card(p, "phone").locator(".text")).to_have_text("Hallo, schön dass du da bist!")
+        # the phone frame is 390 px wide and holds the card
+        box = p.locator("#preview [data-frame=phone]").bounding_box()
+        card_box = preview_card(p, "phone").bounding_box()
+        assert round(box["width"]) == 390 and box["x"] <= card_box["x"] and card_box["x"] + card_box["width"] <= box["x"] + box["width"]
+        assert unlabeled_controls(p) == []
+        s.close()
+
+
+def test_publish_to_a_share_of_visitors(browser, tmp_path):
+    """The publish dialog's "Roll out to (% of visitors)": a staged rollout,
+    signed as `proactive sign --rollout` signs it."""
+    with opened(browser, tmp_path, HAND_WRITTEN) as s:
+        bundle, data_key = s.bundle, s.data_key
+        p = s.page
+        p.get_by_role("button", name="Publish").click()
+        dialog = p.get_by_role("dialog")
+        expect(dialog).to_contain_text("The first version goes to every visitor.")
+        expect(dialog.get_by_label("Roll out to (% of visitors)")).to_be_disabled()
+        dialog.get_by_role("button", name="Publish version 1").click()
+        expect(p.get_by_role("status")).to_have_text("Published version 1 to bundle.json")
+        row(p, "returning").get_by_role("button", name="Edit").click()
+        p.locator("#editor").get_by_label("Message text").fill("Welcome back, friend")
+        p.get_by_role("button", name="Publish").click()
+        expect(dialog).to_contain_text("Changed: returning")
+        expect(dialog).to_contain_text("Now: version 1 to every visitor.")
+        dialog.get_by_label("Roll out to (% of visitors)").fill("25")
+        dialog.get_by_role("button", name="Publish version 2").click()
+        expect(p.get_by_role("status")).to_have_text(
+            "Published version 2 to 25 % of visitors (version 1 to the others) to bundle.json")
+        p.get_by_role("button", name="Publish").click()
+        expect(dialog).to_contain_text("Now: version 2 to 25 % of visitors, version 1 to the others.")
+        dialog.get_by_role("button", name="Cancel").click()
+        s.close()
+    verify = subprocess.run([sys.executable, "-m", "proactive.cli", "verify", str(bundle), "--key", data_key],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "staged rollout: version 2 to 25 % of visitors, version 1 to the others" in verify.stdout
+
+
+def add_item(editor, noun: str, fields: dict):
+    """Add a button, link or attachment and fill its fields; its group."""
+    editor.get_by_role("button", name=f"Add {noun.lower()}").click()
+    group = editor.get_by_role("group", name=f"{noun} 1")
+    for label, value in fields.items():
+        group.get_by_label(label).fill(value)
+    return group
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082")
+
+
+def test_the_composer_writes_sender_links_attachments_and_caps(browser, tmp_path):
+    """Every content field of docs/authoring.md through the forms (sender with
+    avatar, links, attachments, buttons) and the caps and cooldown; the saved
+    file holds them and the preview draws them with the widget's renderer."""
+    import yaml
+
+    messages = tmp_path / "messages.yaml"
+    with opened(browser, tmp_path) as s:
+        p = s.page
+        # the avatar's host (the studio is cross-origin isolated: an image shows when its host allows embedding)
+        s.context.route("https://acme.test/**", lambda route: route.fulfill(
+            status=200, content_type="image/png", body=PNG, headers={"Cross-Origin-Resource-Policy": "cross-origin"}))
+        p.get_by_role("button", name="Add new auto message").click()
+        editor = p.locator("#editor")
+        editor.get_by_label("Message ID").fill("full")
+        editor.get_by_label("Message text").fill("Prices inside")
+        editor.get_by_label("Sender name").fill("Maya Lima")
+        editor.get_by_label("Sender avatar URL").fill("https://acme.test/maya.png")
+        link = add_item(editor, "Link", {"Link label": "Read the FAQ", "Link URL": "https://acme.test/faq"})
+        add_item(editor, "Attachment", {"File name": "Price list.pdf", "File URL": "https://acme.test/prices.pdf",
+                                        "Size (bytes)": "245000"})
+        button = add_item(editor, "Button", {"Button label": "Compare plans"})
+        button.get_by_label("Button action").select_option(label="open a link")
+        button.get_by_label("Button URL").fill("https://acme.test/plans")
+        editor.get_by_label("Shows per visit").fill("1")
+        editor.get_by_label("Shows per day").fill("2")
+        editor.get_by_label("Shows ever").fill("5")
+        editor.get_by_label("Stays away after a dismissal (seconds)").fill("604800")
+        # a bad link: the validator's problem next to its field
+        link.get_by_label("Link URL").fill("javascript:alert(1)")
+        expect(link.locator(".problem")).to_have_count(1)
+        link.get_by_label("Link URL").fill("https://acme.test/faq")
+        expect(editor.locator(".problem:not(.warning)")).to_have_count(0)
+        card = preview_card(p, "desktop")
+        expect(card.locator(".links a")).to_have_text("Read the FAQ")
+        expect(card.locator(".files a")).to_have_attribute("aria-label", "Price list.pdf, 245 kB")
+        expect(card.locator("img.avatar")).to_have_attribute("src", "https://acme.test/maya.png")
+        p.wait_for_function("() => document.querySelector('#preview [data-frame=desktop] proactive-widget')"
+                            ".shadowRoot.querySelector('img.avatar').naturalWidth === 1")
+        expect(card.locator("a.btn")).to_have_attribute("href", "https://acme.test/plans")
+        assert unlabeled_controls(p) == []
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        s.close()
+    message = yaml.safe_load(messages.read_text())["messages"][0]
+    assert message["content"] == {
+        "text": "Prices inside", "sender": {"name": "Maya Lima", "avatar": "https://acme.test/maya.png"},
+        "buttons": [{"label": "Compare plans", "action": "url", "url": "https://acme.test/plans"}],
+        "links": [{"label": "Read the FAQ", "url": "https://acme.test/faq"}],
+        "attachments": [{"name": "Price list.pdf", "url": "https://acme.test/prices.pdf", "size": 245000}]}
+    assert message["caps"] == {"per_visit": 1, "per_day": 2, "lifetime": 5} and message["dismissed_for"] == 604800
+
+
+JOURNEY_MESSAGES = """\
+site: shop
+messages:
+  - id: spring
+    rules: [{rule: utm_campaign, op: equals, value: spring}]
+    content: {text: Spring sale}
+  - id: back-again
+    rules: [{rule: visits, op: greater, value: 2}, {rule: page_url, op: contains, value: /pricing}]
+    content: {text: Welcome back}
+  - id: after-hours
+    team: offline
+    rules: [{rule: time_on_page, op: greater, value: 5}]
+    content: {text: Leave us a note}
+  - id: unhappy
+    rules: [{rule: rating, op: equals, value: poor}]
+    content: {text: Sorry about that}
+"""
+
+
+def test_the_journey_builder_utm_returning_visitor_team_and_rating(browser, tmp_path):
+    messages = tmp_path / "messages.yaml"
+    with opened(browser, tmp_path, JOURNEY_MESSAGES) as s:
+        p = s.page
+        sim = p.locator("#simulate")
+        timeline = p.get_by_label("Simulation timeline")
+        sim.get_by_role("group", name="Step 1").get_by_label("Page URL").fill("https://shop.test/pricing")
+        sim.get_by_role("button", name="Simulate", exact=True).click()
+        expect(timeline).to_contain_text("not shown  spring: closest at 0 s: utm_campaign equals spring → unknown")
+        expect(timeline).to_contain_text("not shown  back-again: closest at 0 s: visits greater 2 → false (observed 1)")
+        # a campaign link, a returning visitor (two earlier visits), the team going offline, a poor rating
+        sim.get_by_role("group", name="Step 1").get_by_label("UTM campaign").fill("spring")
+        sim.get_by_label("Earlier visits").fill("2")
+        sim.get_by_label("Team", exact=True).select_option("online")
+        steps = [("Message dismissed", 1, "Dismissed message", "spring"), ("Message dismissed", 3, "Dismissed message", "back-again"),
+                 ("Team online / offline", 20, "Team now", "offline"), ("Message dismissed", 25, "Dismissed message", "after-hours"),
+                 ("Chat rated", 40, "Rating", "poor")]
+        for n, (kind, at, label, value) in enumerate(steps, start=2):
+            sim.get_by_role("button", name="Add step").click()
+            step = sim.get_by_role("group", name=f"Step {n}")
+            step.get_by_label("Step", exact=True).select_option(label=kind)
+            step.get_by_label("At (seconds)").fill(str(at))
+            control = step.get_by_label(label)
+            control.fill(value) if label == "Dismissed message" else control.select_option(value)
+        sim.get_by_role("button", name="Simulate", exact=True).click()
+        expect(timeline).to_contain_text("0.000 s  show   spring: utm_campaign equals spring → true (observed spring)")
+        expect(timeline).to_contain_text("1.000 s  show   back-again: visits greater 2 → true (observed 3)")
+        expect(timeline).to_contain_text("20.000 s  show   after-hours")
+        expect(timeline).to_contain_text("40.000 s  show   unhappy: rating equals poor → true (observed poor)")
+        expect(timeline).not_to_contain_text("not shown")
+        assert unlabeled_controls(p) == []
+        s.close()
+
+
+def test_the_list_shows_the_endpoints_stats_or_says_unavailable(site, browser, tmp_path):
+    """`--endpoint URL --agent-token TOKEN`: shown, clicked, replied and reply
+    rate of the last 7 days per message; an endpoint that is down:
+    "unavailable", and editing and saving still work."""
+    import json
+    import urllib.request
+
+    messages = tmp_path / "messages.yaml"
+    messages.write_text("site: acme\nmessages:\n  - id: stats-a\n    rules: []\n    content: {text: A}\n"
+                        "  - id: stats-b\n    rules: []\n    content: {text: B}\n")
+    for sender, kinds in (("e2e-stats-1", ("shown", "replied")), ("e2e-stats-2", ("shown", "clicked"))):
+        batch = {"sender": sender, "events": [{"id": str(i), "type": k, "message": "stats-a", "button": "0"}
+                                              for i, k in enumerate(kinds)]}
+        request = urllib.request.Request(f"{site.widget_origin}/api/events", json.dumps(batch).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Origin": site.site_origin})
+        assert urllib.request.urlopen(request, timeout=10).status == 202
+    with opened(browser, tmp_path, None, "--endpoint", site.widget_origin, "--agent-token", site.agent_token) as s:
+        p = s.page
+        expect(p.locator("#stats-note")).to_have_text("Stats of the last 7 days, from the endpoint")
+        cells = lambda mid: [row(p, mid).locator(f"[data-stat={k}]").text_content()  # noqa: E731
+                             for k in ("shown", "clicked", "replied", "reply_rate")]
+        assert cells("stats-a") == ["2", "1", "1", "50.0 %"]
+        assert cells("stats-b") == ["0", "0", "0", "—"]
+        expect(p.get_by_role("columnheader", name="Reply rate (7 days)")).to_be_visible()
+        # Publish uploads too: this endpoint was given no --bundle-key, so it says why it took nothing
+        p.get_by_role("button", name="Publish").click()
+        p.get_by_role("dialog").get_by_role("button", name="Publish version 1").click()
+        expect(p.get_by_role("status")).to_have_text("Published version 1 to bundle.json; not uploaded to the endpoint: "
+                                                     "this endpoint accepts no bundles (start it with --bundle-key KEY)")
+        s.close()
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with opened(browser, tmp_path, None, "--endpoint", down, "--agent-token", "x" * 20) as s:
+        p = s.page
+        expect(p.locator("#stats-note")).to_contain_text("Stats unavailable: the endpoint cannot be reached")
+        assert row(p, "stats-a").locator("[data-stat=shown]").text_content() == "unavailable"
+        row(p, "stats-b").get_by_role("button", name="Pause").click()
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+        s.close()
+    assert "enabled: false" in messages.read_text()

@@ -47,24 +47,35 @@ class AuthoringError(Exception):
         super().__init__("\n".join(map(str, problems)))
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that records duplicate mapping keys instead of silently
-    keeping the last one."""
+def duplicate_keys(root: yaml.Node) -> list[tuple[yaml.Node, str]]:
+    """(key node, key) of every mapping key written twice, in the order the
+    mappings end in the file (inner ones first): YAML would silently keep the
+    last one."""
+    out, seen_nodes = [], set()
 
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.duplicates: list[tuple[yaml.Node, str]] = []
+    def walk(node):
+        if id(node) in seen_nodes:
+            return   # an alias to a node already walked
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item)
+        elif isinstance(node, yaml.MappingNode):
+            keys = set()
+            for key, value in node.value:
+                walk(key)
+                walk(value)
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in keys:
+                        out.append((key, key.value))
+                    keys.add(key.value)
 
-    def compose_mapping_node(self, anchor):
-        node = super().compose_mapping_node(anchor)
-        seen = set()
-        for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    self.duplicates.append((key, key.value))
-                seen.add(key.value)
-        return node
+    walk(root)
+    return out
 
+
+class _Timestamps:
     def construct_yaml_timestamp(self, node):
         # An impossible date (`2026-13-01`, `2026-02-30`) stays the text
         # written, so the validator reports it at its line instead of PyYAML
@@ -75,7 +86,21 @@ class _Loader(yaml.SafeLoader):
             return self.construct_scalar(node)
 
 
+class _Loader(_Timestamps, yaml.SafeLoader):
+    """PyYAML's SafeLoader, pure Python: its error messages are the ones
+    `yaml_hint` knows."""
+
+
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+if getattr(yaml, "__with_libyaml__", False):
+    class _FastLoader(_Timestamps, yaml.CSafeLoader):
+        """The same loader on libyaml's parser (several times faster on a
+        large file); a file it cannot read is read again by _Loader, for the
+        words of its problem."""
+
+    _FastLoader.add_constructor("tag:yaml.org,2002:timestamp", _FastLoader.construct_yaml_timestamp)
+else:   # PyYAML without libyaml (the studio page's Pyodide)
+    _FastLoader = None
 
 
 # PyYAML's wording of common slips → (what it means in plain words, where to point).
@@ -157,6 +182,18 @@ class Source:
         self.document = self._load(text)
 
     def _load(self, text: str):
+        if _FastLoader is not None:
+            loader = _FastLoader(text)
+            try:
+                root = loader.get_single_node()
+                if root is not None:
+                    document = loader.construct_document(root)
+                    self.root = root
+                    return self._checked(document)
+            except yaml.YAMLError:
+                pass   # read again below, for PyYAML's own words and marks
+            finally:
+                loader.dispose()
         loader = _Loader(text)
         try:
             self.root = loader.get_single_node()
@@ -173,7 +210,10 @@ class Source:
             raise AuthoringError([Problem(self.name, 1, 1, "", f"YAML error: {exc}")]) from None
         finally:
             loader.dispose()
-        for key, name in loader.duplicates:
+        return self._checked(document)
+
+    def _checked(self, document):
+        for key, name in duplicate_keys(self.root):
             self.problems.append(Problem(self.name, key.start_mark.line + 1, key.start_mark.column + 1, "",
                                          f"duplicate key {name!r} (YAML keeps only the last one)", "each key once"))
         return document
@@ -215,7 +255,8 @@ class Source:
         """A hint when the value at `path` is an unquoted scalar YAML read as
         something else than text (`NO` → false)."""
         node, _, depth = self.node_at(path)
-        if depth != len(path) or not isinstance(node, yaml.ScalarNode) or node.style is not None:
+        # a plain scalar's style: None from PyYAML's parser, "" from libyaml's
+        if depth != len(path) or not isinstance(node, yaml.ScalarNode) or node.style not in (None, ""):
             return ""
         if node.tag not in _SURPRISES or self.path.suffix == ".json":
             return ""

@@ -67,6 +67,9 @@ def add_arguments(p) -> None:
                    help="open visitor event streams from one network address (an IPv6 address by its /64)")
     p.add_argument("--test-geo", action="store_true",
                    help="honour the X-Proactive-Test-Geo header (QA only: anyone could send it)")
+    p.add_argument("--bundle-key", action="append", default=None, metavar="KEY",
+                   help="accept bundles signed by this key (ed25519:BASE64, repeat for several) uploaded by the studio's "
+                        "Publish to PUT /api/agent/bundles/NAME: stored in DATA/bundles, served at /bundles/NAME.json")
     p.add_argument("--agent-token", default=None,
                    help="the agent page's and API's token (default: created once in DATA/agent-token); "
                         "the printed agent page URL carries it")
@@ -210,6 +213,14 @@ def run(args) -> int:
     from proactive.publishing import PublishError
 
     widget_origin = f"http://{args.host}:{args.port}"
+    for spec in args.bundle_key or []:
+        from proactive import signing
+
+        try:
+            signing.parse_public_keys(spec)
+        except ValueError as exc:
+            print(f"proactive serve: --bundle-key {spec}: not a public key (ed25519:BASE64): {exc}", file=sys.stderr)
+            return 1
     if args.bundle is not None:
         try:
             bundle_path, public_key = own_bundle(args.static, args.bundle, args.key)
@@ -248,7 +259,7 @@ def run(args) -> int:
             else None,
             on_delivery=webhook(args.delivery_webhook) if args.delivery_webhook else None,
             stream_limits=StreamLimits(total=args.max_streams, per_address=args.max_streams_per_address),
-            broker_url=args.broker, keep_events_days=args.keep_events_days,
+            broker_url=args.broker, keep_events_days=args.keep_events_days, bundle_keys=args.bundle_key,
         )
     except StoreError as exc:
         print(f"proactive serve: {exc}", file=sys.stderr)

@@ -28,6 +28,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from proactive import authoring
 from proactive.studio_logic import check   # the validation the page runs too
+from widget.runtime.trust import ROLLOUT_FIELD
 
 EMPTY_ETAG = "absent"
 
@@ -308,6 +309,19 @@ def changes(published: dict | None, document: dict) -> dict:
         if strip(old) != strip(m):
             out["changed"].append(mid)
     out["removed"] = [mid for mid in before if mid not in after]
+    return out
+
+
+def rollout_state(published: dict | None) -> dict | None:
+    """The published bundle as the publish dialog tells it: {"version"}, and
+    for a staged rollout in progress {"rollout": {"percent", "previous"}}
+    (version to percent % of visitors, previous to the others). None: none."""
+    if not isinstance(published, dict) or not isinstance(published.get("version"), int):
+        return None
+    out = {"version": published["version"]}
+    staged = published.get(ROLLOUT_FIELD)
+    if isinstance(staged, dict) and isinstance(staged.get("previous"), dict):
+        out["rollout"] = {"percent": staged.get("percent"), "previous": staged["previous"].get("version")}
     return out
 
 

@@ -71,3 +71,37 @@ def check_json(text: str) -> str:
 
 def simulate_json(document: str, journey: str) -> str:
     return json.dumps(simulate(json.loads(document), json.loads(journey)))
+
+
+def preview(document, index, language=None) -> dict:
+    """What the widget's renderer draws for message `index`: {"content"
+    (resolved as the engine resolves it for a visitor whose language is
+    `language`: the variant chosen, placeholders at their fallbacks),
+    "languages" (the variants authored, in order), "appearance" (its
+    widget's colour, position, launcher, title)} or {"error"}."""
+    from widget.runtime import content
+
+    messages = document.get("messages") if isinstance(document, dict) else None
+    if not isinstance(messages, list) or not isinstance(index, int) or not 0 <= index < len(messages) \
+            or not isinstance(messages[index], dict):
+        return {"error": "no such message"}
+    message = messages[index]
+    compiled = content.check(message.get("content", {}), (), lambda *problem: None)
+    widgets = content.appearance(document)
+    wanted = message.get("widget")
+    look = next((w for w in widgets if w["id"] == wanted), widgets[0] if widgets else {})
+    return {"content": content.resolve(compiled, [language] if language else []),
+            "languages": [x for x in compiled["order"] if x], "appearance": look}
+
+
+def preview_json(document: str, index: int, language: str) -> str:
+    return json.dumps(preview(json.loads(document), int(index), language or None))
+
+
+def conformance_json(cases: str) -> str:
+    """The conformance cases file (tests/cases.json) run by this
+    interpreter: {"total", "failures": [[name, expected, actual], ...]}."""
+    from widget.runtime import conformance
+
+    results = conformance.run_cases(cases)
+    return json.dumps({"total": len(results), "failures": [list(r) for r in results if r[1] != r[2]]}, default=str)

@@ -26,6 +26,7 @@ import re
 import os
 import secrets
 import socket
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -345,8 +346,14 @@ class EndpointConfig:
     # counts: storage.py's tallies); None or 0: kept until a visitor's
     # data is deleted.
     keep_events_days: float | None = None
+    # Signed bundles uploaded by the studio's Publish (PUT /api/agent/bundles/NAME): stored in
+    # `bundles_dir` (served at /bundles/NAME.json) only when signed by one of `bundle_keys` (the
+    # sites' public keys, "ed25519:BASE64"); none: uploads are off. The endpoint never signs.
+    bundle_keys: list[str] = field(default_factory=list)
+    bundles_dir: str | None = None
 
 
+BUNDLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -789,6 +796,42 @@ class Endpoint:
             return JSONResponse(await self.db(self.store.presence))  # a heartbeat: no news
         return JSONResponse(await self.db(self.store.presence))
 
+    async def agent_upload_bundle(self, request: Request) -> Response:
+        """Store a signed bundle as /bundles/NAME.json when a configured key
+        signed it and a browser holding the stored one would take it (every
+        check of widget/runtime/trust.py, the stored version as the floor)."""
+        self._agent(request)
+        from proactive import signing
+        from widget.runtime import trust
+
+        if not self.config.bundle_keys or not self.config.bundles_dir:
+            raise ApiError(403, "uploads_off", "this endpoint accepts no bundles (start it with --bundle-key KEY)")
+        name = request.path_params["name"]
+        if not BUNDLE_NAME.match(name):
+            raise ApiError(422, "invalid_field", "a bundle name is 1-64 of a-z, 0-9, '-', '_'", field="name")
+        raw = await request.body()
+        if len(raw) > trust.MAX_BUNDLE_BYTES:
+            raise ApiError(413, "too_large", f"a bundle is at most {trust.MAX_BUNDLE_BYTES} bytes")
+        pins = [k for spec in self.config.bundle_keys for k in signing.parse_public_keys(spec)]
+        target = os.path.join(self.config.bundles_dir, f"{name}.json")
+        try:
+            with open(target, "rb") as f:
+                stored = json.loads(trust.open_envelope(f.read(), pins).payload)["version"]
+        except (OSError, ValueError, KeyError, trust.BundleRejected):
+            stored = None
+        try:
+            payload, _ = trust.verify_publication(raw, pins, signing.verify_signature, last_version=stored, now=now_ms())
+        except trust.BundleRejected as exc:
+            raise ApiError(422, "bundle_rejected", f"a browser would refuse this bundle: {exc}") from None
+        if stored is not None and payload["version"] < stored:
+            raise ApiError(409, "older_version", f"version {payload['version']} is below the stored version {stored}")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.config.bundles_dir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        return JSONResponse({"name": name, "version": payload["version"], "url": f"/bundles/{name}.json"})
+
     async def agent_stats(self, request: Request) -> Response:
         self._agent(request)
         bucket = request.query_params.get("bucket", "hour")
@@ -868,6 +911,7 @@ class Endpoint:
             Route("/conversations/{id}/messages", self.agent_reply, methods=["POST"]),
             Route("/presence", self.agent_presence, methods=["GET", "POST"]),
             Route("/stats", self.agent_stats, methods=["GET"]),
+            Route("/bundles/{name}", self.agent_upload_bundle, methods=["PUT"]),
             Route("/deliveries", self.agent_deliveries, methods=["GET"]),
             Route("/deliveries/{id}", self.agent_set_delivery, methods=["POST"]),
             Route("/stream", self.agent_stream, methods=["GET"]),

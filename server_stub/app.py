@@ -55,6 +55,7 @@ def create_widget_app(
     delivery_lease: float = 60.0,
     presence_ttl: float = 90.0,
     keep_events_days: float | None = None,
+    bundle_keys: list[str] | None = None,
 ) -> Starlette:
     """The widget's origin. `allowed_origins`: the sites that may embed the
     widget and call the endpoint (default "*": any). `db_path`: the SQLite
@@ -68,7 +69,9 @@ def create_widget_app(
     its process dead, is handed over by another). `presence_ttl`: seconds
     an agent stays online after their page last said so. `keep_events_days`:
     raw beacon events older than this are deleted (the stats keep counting
-    them; None: kept). `app.state.endpoint` exposes the endpoint (store,
+    them; None: kept). `bundle_keys` (public keys, "ed25519:BASE64"): the
+    agent API's PUT /api/agent/bundles/NAME stores bundles they signed in
+    `bundles_dir` (none: uploads are off). `app.state.endpoint` exposes the endpoint (store,
     broker) to tools and tests."""
     static_dir = Path(static_dir)
     if not (static_dir / "loader.js").exists():
@@ -83,7 +86,9 @@ def create_widget_app(
                             stream_heartbeat=stream_heartbeat, streams=stream_limits or StreamLimits(),
                             agent_origins=[o.rstrip("/") for o in agent_origins] if agent_origins else None,
                             broker_url=broker_url, delivery_lease_ms=int(delivery_lease * 1000),
-                            presence_ttl_ms=int(presence_ttl * 1000), keep_events_days=keep_events_days)
+                            presence_ttl_ms=int(presence_ttl * 1000), keep_events_days=keep_events_days,
+                            bundle_keys=list(bundle_keys or []) if bundles_dir is not None else [],
+                            bundles_dir=str(bundles_dir) if bundles_dir is not None else None)
     if agent_token:
         config.agent_token = agent_token
     # The client address is resolved before the app (ProxyHeadersMiddleware

@@ -337,6 +337,15 @@ def document() -> dict:
                 "messages": {"type": "array", "items": _ref("MessageStats")},
                 "goal": {"type": ["string", "null"]}, "goal_window": {"type": "integer"}, "lift": {"type": "number"},
                 "experiments": {"type": "array", "items": _ref("ExperimentStats")}}}), **_errors(401, 403, 422, 503)}}},
+        "/api/agent/bundles/{name}": {"put": {
+            "summary": "Store a signed bundle as /bundles/{name}.json (signed by a --bundle-key; never signed here)",
+            "security": AGENT_AUTH,
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}}],
+            "requestBody": _body({"type": "object", "description": "the signed bundle file (an envelope)"}),
+            "responses": {"200": _json({"type": "object", "required": ["name", "version", "url"], "properties": {
+                "name": {"type": "string"}, "version": {"type": "integer"}, "url": {"type": "string"}}}),
+                **_errors(401, 403, 409, 413, 422, 503)}}},
         "/api/agent/deliveries": {"get": {
             "summary": "Delivery requests (the pull side of the delivery hook)", "security": AGENT_AUTH,
             "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["pending", "handed_over", "sent", "failed"]}}],

@@ -120,3 +120,35 @@ def test_a_condition_without_op_says_so_and_content_problems_are_reported_once(t
     f.write_text("site: s\nmessages:\n  - id: a\n    rules: [{rule: time_on_page, value: 30}]\n    content: Hello\n")
     _, problems = authoring.check_file(f)
     assert [p.message for p in problems] == ["`time_on_page` needs an `op`", "content must be a mapping"]
+
+
+def test_libyaml_reads_a_file_as_pyyaml_does(tmp_path, monkeypatch):
+    """A file is read with libyaml's parser when PyYAML has it (a large file
+    reads several times faster) and by PyYAML's own otherwise, or when
+    libyaml cannot read it (for its words): the same document, the same
+    duplicate keys at the same lines, the same hints and syntax problems."""
+    assert authoring._FastLoader is not None   # the CI's PyYAML wheel has libyaml
+    texts = {
+        "m.yaml": "site: acme\nmessages:\n  - id: a\n    start: 9:30\n    content: {text: Hi, text: Ho}\n"
+                  "    rules: &r [{rule: visits, op: greater, value: 1}]\n    id: b\n  - id: c\n    rules: *r\n"
+                  "    content: {text: 'x'}\n    end: 2026-02-30\n",
+        "tab.yaml": "site: acme\nmessages:\n  - id: a\n\trules: []\n",
+        "m.json": '{"site": "acme",\t"messages": []}',
+    }
+
+    def read(name, text):
+        try:
+            source = authoring.Source(tmp_path / name, text)
+        except authoring.AuthoringError as exc:
+            return [str(p) for p in exc.problems]
+        return source.document, [str(p) for p in source.problems], source.surprise(("messages", 0, "start"))
+
+    fast = {name: read(name, text) for name, text in texts.items()}
+    monkeypatch.setattr(authoring, "_FastLoader", None)
+    slow = {name: read(name, text) for name, text in texts.items()}
+    assert fast == slow
+    document, problems, hint = fast["m.yaml"]
+    assert [p.split(": ", 1)[1] for p in problems] == ["duplicate key 'text' (YAML keeps only the last one) (expected each key once)",
+                                                     "duplicate key 'id' (YAML keeps only the last one) (expected each key once)"]
+    assert ":5:" in problems[0] and ":7:" in problems[1] and "YAML reads unquoted 9:30 as 570" in hint
+    assert "a tab character" in fast["tab.yaml"][0]

@@ -5,6 +5,7 @@ the key stays on the server). The page itself: e2e/test_studio.py."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import subprocess
@@ -254,3 +255,173 @@ def test_a_duplicate_is_inserted_below_its_original_and_the_rest_stays(tmp_path)
     after = path.read_text()
     assert [m["id"] for m in studio.read(path)["document"]["messages"]] == ["a", "a-copy", "b"]
     assert "  - id: a   # first\n" in after and "  - id: b\n    rules: []\n" in after and "# the second" in after
+
+
+def test_publish_with_a_rollout_percentage_stages_it_as_sign_does(client, files):
+    """Publish's share of visitors is `proactive sign --rollout`: the new
+    version to that share, the published one to the others, in one signed
+    file `proactive verify` reads; widening keeps the version; 100 ends it."""
+    messages, key, bundle = files
+    pub = signing.public_key_spec(signing.load_private_key(key))
+    etag = save(client, DOC, client.get(api("state")).json()["etag"]).json()["etag"]
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["published"] is None
+    # nothing published yet: a rollout has nothing to roll out from
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 25})
+    assert r.status_code == 422 and "no published bundle" in r.json()["error"] and not bundle.exists()
+    assert client.post(api("publish"), json={"etag": preview["etag"], "rollout": 100}).json()["version"] == 1
+    changed = dict(DOC, messages=[dict(DOC["messages"][0], content={"text": "Hello there"})])
+    save(client, changed, etag, [0])
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["published"] == {"version": 1} and preview["changes"]["changed"] == ["hello"]
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 25}).json()
+    assert r["version"] == 2 and r["rollout"] == {"percent": 25, "previous": 1}
+
+    def verify(visitor):
+        out = subprocess.run([sys.executable, "-m", "proactive.cli", "verify", str(bundle), "--key", pub,
+                              "--visitor", visitor], cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    assert "staged rollout: version 2 to 25 % of visitors, version 1 to the others" in verify("v-1")
+    preview = client.post(api("publish/preview"), json={}).json()
+    assert preview["published"] == {"version": 2, "rollout": {"percent": 25, "previous": 1}}
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 60}).json()
+    assert r["version"] == 2 and r["rollout"] == {"percent": 60, "previous": 1}   # widened, same version
+    r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": 100}).json()
+    assert r == {"published": True, "version": 2, "bundle": "bundle.json"}   # the rollout ends: everyone gets 2
+    assert "staged rollout" not in verify("v-1")
+    for bad in ("25", True, 0, 101):
+        r = client.post(api("publish"), json={"etag": preview["etag"], "rollout": bad})
+        assert r.status_code in (400, 422), bad
+
+
+@contextlib.contextmanager
+def serving(tmp_path, *extra):
+    """A real `proactive serve` (no demo) with a known agent token and `extra`
+    arguments: yields (its URL, the token)."""
+    import time
+    import urllib.request
+
+    static = tmp_path / "widget"
+    static.mkdir()
+    (static / "loader.js").write_text("/* loader */")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "agent-" + "k" * 30
+    proc = subprocess.Popen([sys.executable, "-m", "proactive.cli", "serve", "--no-demo", "--port", str(port),
+                             "--data", str(tmp_path / "data"), "--static", str(static), "--agent-token", token, *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/loader.js", timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.communicate()
+                time.sleep(0.2)
+        yield url, token
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def endpoint_server(tmp_path):
+    with serving(tmp_path) as (url, token):
+        yield url, token
+
+
+def test_the_list_shows_each_messages_stats_from_a_real_endpoint(files, endpoint_server):
+    """--endpoint and --agent-token: GET /api/stats answers each message's
+    shown, clicked, replied and reply rate of the last 7 days from the
+    endpoint's agent API (the token stays in the studio process); a wrong
+    token or an endpoint that is down: "unavailable", and the rest works."""
+    from endpoint_helpers import http_call
+
+    from proactive.cmd_studio import Endpoint
+
+    url, agent_token = endpoint_server
+    for sender, kinds in (("visitor-a", ("shown", "clicked", "replied")), ("visitor-b", ("shown",)),
+                          ("visitor-c", ("shown", "replied"))):
+        batch = {"sender": sender, "events": [{"id": str(i), "type": k, "message": "hello", **({"button": "0"} if k == "clicked" else {})}
+                                              for i, k in enumerate(kinds)]}
+        status, _, body = http_call(f"{url}/api/events", "POST", batch, {"Content-Type": "application/json", "Origin": "http://shop.test"})
+        assert status == 202, body
+    messages, key, bundle = files
+
+    def studio_client(endpoint):
+        app = create_app(messages, key, bundle, TOKEN, PORT, endpoint=endpoint)
+        return TestClient(app, base_url=ORIGIN, headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
+
+    client = studio_client(Endpoint(url, agent_token))
+    state = client.get(api("state")).json()
+    assert state["endpoint"] == url and agent_token not in json.dumps(state)
+    stats = client.get(api("stats")).json()
+    assert stats == {"days": 7, "messages": {"hello": {"shown": 3, "clicked": 1, "replied": 2, "reply_rate": 2 / 3}}}
+    wrong = studio_client(Endpoint(url, "not-the-token")).get(api("stats")).json()
+    assert wrong == {"unavailable": "the agent token is not this endpoint's"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    client = studio_client(Endpoint(down, agent_token, timeout=1))
+    assert client.get(api("stats")).json()["unavailable"].startswith("the endpoint cannot be reached")
+    assert save(client, DOC, client.get(api("state")).json()["etag"]).status_code == 200   # editing still works
+    assert client.get(f"/s/{'x' * 32}/api/stats").status_code == 403
+
+
+def test_endpoint_and_agent_token_go_together(files):
+    messages, key, _ = files
+    r = studio_cli(messages, "--key", key, "--endpoint", "http://127.0.0.1:1", "--port", "0")
+    assert r.returncode == 1 and r.stderr.strip() == \
+        "proactive studio: --endpoint and --agent-token go together (the stats need the agent token)"
+
+
+def test_publish_uploads_to_an_endpoint_that_accepts_the_key(files, tmp_path):
+    """With --endpoint, Publish also PUTs the signed bundle to the endpoint's
+    agent API; a real `proactive serve --bundle-key` stores it (served at
+    /bundles/NAME.json, byte for byte) only when its key signed it and a
+    browser would take it: another key's bundle, an older version or no
+    agent token are refused, and the file is written either way."""
+    import urllib.request
+
+    from endpoint_helpers import http_call
+
+    from proactive.cmd_studio import Endpoint
+
+    messages, key, bundle = files
+    public = signing.public_key_spec(signing.load_private_key(key))
+    with serving(tmp_path, "--bundle-key", public) as (url, token):
+        app = create_app(messages, key, bundle, TOKEN, PORT, endpoint=Endpoint(url, token))
+        client = TestClient(app, base_url=ORIGIN, headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
+        save(client, DOC, client.get(api("state")).json()["etag"])
+        preview = client.post(api("publish/preview"), json={}).json()
+        r = client.post(api("publish"), json={"etag": preview["etag"]}).json()
+        assert r["uploaded"] == {"name": "bundle", "version": 1, "url": f"{url}/bundles/bundle.json"}, r
+        served = urllib.request.urlopen(f"{url}/bundles/bundle.json", timeout=5).read()
+        assert served == bundle.read_bytes()
+        # the endpoint checks as a browser does: another key, an older version, no token
+        other = tmp_path / "other.key"
+        signing.write_private_key(signing.generate_private_key(), other)
+        from proactive import publishing
+
+        stranger, _ = publishing.sign_file(messages, [other], tmp_path / "none.json")
+        agent = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        status, _, body = http_call(f"{url}/api/agent/bundles/bundle", "PUT", json.loads(stranger), agent)
+        assert status == 422 and body["error"]["code"] == "bundle_rejected", body
+        older, _ = publishing.sign_file(messages, [key], tmp_path / "none.json", version=1)
+        client.post(api("publish"), json={"etag": preview["etag"]})   # version 2 stored
+        status, _, body = http_call(f"{url}/api/agent/bundles/bundle", "PUT", json.loads(older), agent)
+        assert status in (409, 422), body
+        status, _, _ = http_call(f"{url}/api/agent/bundles/bundle", "PUT", json.loads(older), {"Content-Type": "application/json"})
+        assert status == 401
+        assert json.loads(urllib.request.urlopen(f"{url}/bundles/bundle.json", timeout=5).read()) == json.loads(bundle.read_bytes())
+    # an endpoint that is down: the file is published, the upload says why not
+    app = create_app(messages, key, bundle, TOKEN, PORT, endpoint=Endpoint(url, token, timeout=1))
+    client = TestClient(app, base_url=ORIGIN, headers={"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"})
+    preview = client.post(api("publish/preview"), json={}).json()
+    r = client.post(api("publish"), json={"etag": preview["etag"]}).json()
+    assert r["version"] == 3 and r["upload_error"].startswith("the endpoint cannot be reached")

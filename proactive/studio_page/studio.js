@@ -4,6 +4,11 @@
 // (proactive/cmd_studio.py) validates and simulates it with the project's
 // own Python, writes the file keeping what was not edited, and signs.
 
+import { conformanceSection } from "./conformance.js";
+import { attachmentList, capsFields, linkList, senderAvatar } from "./composer.js";
+import { createPreview } from "./preview.js";
+import { loadStats, statsCells, statsHeaders, statsNote } from "./stats.js";
+
 const API = "api/";
 const S = {
   doc: null,          // the document being edited (site, widgets, messages, ...)
@@ -37,13 +42,14 @@ const GROUPS = [
 ];
 const STEP_TYPES = [["page_view", "Page view"], ["exit_intent", "Exit intent"], ["widget_open", "Widget opened"],
   ["widget_close", "Widget closed"], ["visitor_message", "Visitor message"], ["agent_message", "Agent message"],
-  ["dismiss", "Message dismissed"]];
+  ["dismiss", "Message dismissed"], ["rating", "Chat rated"], ["team", "Team online / offline"]];
+const UTM = [["utm_source", "UTM source"], ["utm_medium", "UTM medium"], ["utm_campaign", "UTM campaign"]];
 
 let uid = 0;
 const nextId = (p) => `${p}-${++uid}`;
 
 // -- DOM helpers ---------------------------------------------------------------------------
-function h(tag, attrs = {}, ...children) {
+export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
@@ -58,7 +64,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 // A control with its visible label; `path` ties it to the validator's problems.
-function field(label, control, path, hint) {
+export function field(label, control, path, hint) {
   const id = control.id || (control.id = nextId("f"));
   const wrap = h("div", {class: "field", "data-path": path ? path.join(".") : null},
     h("label", {for: id, text: label}), control);
@@ -71,7 +77,7 @@ function field(label, control, path, hint) {
   return wrap;
 }
 
-function select(options, value, onchange) {
+export function select(options, value, onchange) {
   const el = h("select", {onchange: (e) => onchange(e.target.value)});
   for (const [v, label] of options) el.append(h("option", {value: v, text: label}));
   el.value = value;
@@ -103,7 +109,7 @@ function setDirty(dirty) {
 // -- validation (live) ----------------------------------------------------------------------
 let validating = 0;
 let timer = null;
-function changed(structural = false) {
+export function changed(structural = false) {
   setDirty(true);
   if (structural) render();
   clearTimeout(timer);
@@ -128,6 +134,20 @@ async function validate() {
   if (ticket !== validating) return;
   S.problems = problems;
   showProblems();
+  if (S.editing !== null) previewOf(S.editing).update(S.doc.messages[S.editing]);
+}
+
+// The editor's card preview (preview.js), one per message edited; the
+// content resolved by the page's Python once loaded, else by the studio server.
+function previewOf(index) {
+  if (S.preview && S.preview.index === index && S.preview.message === S.doc.messages[index]) return S.preview;
+  const message = S.doc.messages[index];
+  S.preview = Object.assign(createPreview(async (language) => {
+    if (S.python) return JSON.parse(await S.python.sync.preview(JSON.stringify(S.doc), index, language));
+    const {data} = await api("preview", {document: S.doc, index, language});
+    return data;
+  }), {index, message});
+  return S.preview;
 }
 
 // PyScript and Pyodide load in a worker: the page stays usable meanwhile.
@@ -226,7 +246,9 @@ function render() {
   if (S.malformed) { document.getElementById("simulate")?.remove(); renderMalformed(view); return; }
   if (S.editing === null) renderList(view); else renderEditor(view);
   if (!document.getElementById("simulate")) main.append(renderSimulate());
+  if (!document.getElementById("conformance")) main.append(conformanceSection(() => S.python));
   showProblems();
+  if (S.editing !== null) previewOf(S.editing).update(S.doc.messages[S.editing]);
 }
 
 function renderSim() {
@@ -256,6 +278,7 @@ function renderList(main) {
     h("thead", {}, h("tr", {},
       h("th", {scope: "col", text: "Message"}), h("th", {scope: "col", text: "Type"}), h("th", {scope: "col", text: "Widget"}),
       h("th", {scope: "col", text: "Status"}), h("th", {scope: "col", id: "col-priority", text: "Priority"}),
+      S.endpoint ? statsHeaders() : null,
       h("th", {scope: "col", text: "Actions"}))),
     h("tbody", {}, messages.map((m, i) => {
       const paused = m.enabled === false;
@@ -270,6 +293,7 @@ function renderList(main) {
         h("td", {text: m.widget || "any"}),
         h("td", {}, h("span", {class: paused ? "paused" : "active", text: paused ? "Paused" : "Active"})),
         h("td", {}, priority),
+        S.endpoint ? statsCells(m.id) : null,
         h("td", {class: "row-actions"},
           h("button", {type: "button", text: "Edit", onclick: () => { S.editing = i; render(); focusEditor(); }}),
           h("button", {type: "button", text: "Duplicate", onclick: () => duplicate(i)}),
@@ -283,11 +307,12 @@ function renderList(main) {
     h("div", {class: "row"}, h("h2", {id: "list-title", text: "Auto messages list"}),
       h("button", {type: "button", class: "primary", text: "Add new auto message", onclick: addMessage})),
     h("p", {id: "problem-count", class: "muted"}),
+    S.endpoint ? statsNote() : null,
     table,
     h("div", {id: "problems"})));
 }
 
-function setNumber(obj, key, raw) {
+export function setNumber(obj, key, raw) {
   if (raw === "") { delete obj[key]; return; }
   const n = Number(raw);
   obj[key] = Number.isFinite(n) ? n : raw;
@@ -367,7 +392,7 @@ function renderEditor(main) {
         p("audience"))),
       h("li", {}, checkbox("Send only once per user", m.once_per_user ?? type === "email",
         (v) => { m.once_per_user = v; changed(); }, p("once_per_user"))),
-      h("li", {}, compose(m, p)),
+      h("li", {}, compose(m, p), previewOf(i).element),
       h("li", {}, experimentEditor(m, p)),
       h("li", {}, rulesEditor(m, p))),
     h("fieldset", {}, h("legend", {text: "Delivery"}),
@@ -382,6 +407,7 @@ function renderEditor(main) {
         oninput: (e) => { e.target.value ? m.start = e.target.value : delete m.start; changed(); }}), p("start")),
       field("End date", h("input", {type: "text", placeholder: "2026-12-31", value: m.end ?? "",
         oninput: (e) => { e.target.value ? m.end = e.target.value : delete m.end; changed(); }}), p("end")),
+      capsFields(m, p),
       checkbox("Active", m.enabled !== false, (v) => { if (v) delete m.enabled; else m.enabled = false; changed(); },
         p("enabled"))));
   main.append(section);
@@ -435,6 +461,7 @@ function contentEditor(m, path, box) {
         else block.sender = v;
         changed();
       }}), [...base, "sender"]),
+      senderAvatar(block, base),
       field("Message text", h("textarea", {rows: 4, value: block.text || "",
         oninput: (e) => { block.text = e.target.value; changed(); }}), [...base, "text"],
       "**bold**, *italic*, [label](https://…), {{name|fallback}}"),
@@ -461,7 +488,7 @@ function contentEditor(m, path, box) {
     list.append(h("button", {type: "button", text: "Add button", onclick: () => {
       (block.buttons = buttons).push({label: "Chat with us", action: "chat"}); changed(true);
     }}));
-    group.append(list);
+    group.append(list, linkList(block, base), attachmentList(block, base));
     if (lang && variants.length > 1) {
       group.append(h("button", {type: "button", text: `Remove language ${lang}`, onclick: () => { delete m.content[lang]; changed(true); }}));
     }
@@ -683,13 +710,25 @@ function renderSimulate() {
       field("Step", select(STEP_TYPES, s.type, (v) => { s.type = v; renderSim(); })),
       s.type === "page_view" ? field("Page URL", h("input", {type: "text", value: s.url || "", oninput: (e) => { s.url = e.target.value; }})) : null,
       s.type === "page_view" ? field("Referrer", h("input", {type: "text", value: s.referrer || "", oninput: (e) => { s.referrer = e.target.value; }})) : null,
+      s.type === "page_view" ? UTM.map(([key, label]) => field(label, h("input", {type: "text", value: s[key] || "", size: 10,
+        oninput: (e) => { s[key] = e.target.value.trim(); }}))) : null,
       s.type === "dismiss" ? field("Dismissed message", h("input", {type: "text", value: s.message || "", oninput: (e) => { s.message = e.target.value; }})) : null,
+      s.type === "rating" ? field("Rating", select(S.catalog.ratings.map((r) => [r, r]), s.value || (s.value = S.catalog.ratings[0]),
+        (v) => { s.value = v; })) : null,
+      s.type === "team" ? field("Team now", select([["online", "online"], ["offline", "offline"]], s.value || (s.value = "offline"),
+        (v) => { s.value = v; })) : null,
       h("button", {type: "button", text: "Remove step", onclick: () => { j.steps.splice(i, 1); renderSim(); }})))));
   return h("section", {id: "simulate", class: "card", "aria-labelledby": "sim-title"},
     h("h2", {id: "sim-title", text: "Simulate a visitor journey"}),
     h("div", {class: "inline"},
       field("Visitor language", h("input", {type: "text", value: j.visitor.language, oninput: (e) => { j.visitor.language = e.target.value; }})),
       field("Visitor country", select([["", "unknown"], ...S.catalog.countries], j.visitor.country, (v) => { j.visitor.country = v; })),
+      field("Visitor city", h("input", {type: "text", value: j.visitor.city || "", size: 12, oninput: (e) => { j.visitor.city = e.target.value; }})),
+      field("User agent", h("input", {type: "text", value: j.visitor.user_agent || "", oninput: (e) => { j.visitor.user_agent = e.target.value; }}),
+        null, "the browser's User-Agent text (user agent and platform rules)"),
+      field("Earlier visits", h("input", {type: "number", min: 0, step: 1, value: j.visitor.earlier || 0, size: 4,
+        oninput: (e) => { j.visitor.earlier = Math.max(0, Math.floor(Number(e.target.value) || 0)); }}),
+        null, "0: a first visit; more: a returning visitor"),
       field("Visitor platform", select([["desktop", "desktop"], ["mobile", "mobile"]], j.visitor.platform, (v) => { j.visitor.platform = v; })),
       field("Team", select([["", "unknown (business hours)"], ["online", "online"], ["offline", "offline"]], j.team, (v) => { j.team = v; })),
       checkbox("Logged-in user", !!j.visitor.authenticated, (v) => { j.visitor.authenticated = v; }, ["journey", "authenticated"])),
@@ -704,19 +743,42 @@ function renderSimulate() {
     h("pre", {id: "timeline", tabindex: 0, "aria-label": "Simulation timeline", "aria-live": "polite"}));
 }
 
+// A page view's URL with the UTM fields of its step in its query.
+function withUtm(step) {
+  const pairs = UTM.filter(([key]) => step[key]).map(([key]) => [key, step[key]]);
+  if (!pairs.length) return step.url;
+  try {
+    const url = new URL(step.url);
+    for (const [key, value] of pairs) url.searchParams.set(key, value);
+    return url.href;
+  } catch (error) {   // not an absolute URL: the simulation reports it as it is
+    return step.url + (step.url.includes("?") ? "&" : "?") + new URLSearchParams(pairs).toString();
+  }
+}
+
+// A returning visitor: the stored record of `earlier` visits, the last one a day before the journey.
+function returningRecord(earlier) {
+  const day = 86400000;
+  return {visits: earlier, visit_start: -day, last_seen: -day + 600000, page_views: 1};
+}
+
 async function simulate() {
   const j = JOURNEY;
   const visitor = {language: j.visitor.language || undefined, platform: j.visitor.platform};
   if (j.visitor.country) visitor.country = j.visitor.country;
+  if (j.visitor.city) visitor.city = j.visitor.city;
+  if (j.visitor.user_agent) visitor.user_agent = j.visitor.user_agent;
   if (j.visitor.authenticated) visitor.authenticated = true;
   const journey = {visitor, events: j.steps.map((s) => {
     const e = {t: s.t, type: s.type};
-    if (s.type === "page_view") Object.assign(e, {url: s.url, referrer: s.referrer || ""});
+    if (s.type === "page_view") Object.assign(e, {url: withUtm(s), referrer: s.referrer || ""});
+    if (s.type === "rating" || s.type === "team") e.value = s.value;
     if (s.type === "dismiss") e.message = s.message;
     if (s.type === "visitor_message" || s.type === "agent_message") e.text = "hello";
     return e;
   }), until: j.until};
   if (j.team) journey.team = j.team;
+  if (j.visitor.earlier) journey.record = returningRecord(j.visitor.earlier);
   const out = document.getElementById("timeline");
   out.textContent = "Simulating…";
   let data;
@@ -757,12 +819,38 @@ async function publish() {
     dialog("Publish", body, [["Close", null]]);
     return;
   }
-  dialog(`Publish version ${data.version}?`, body, [["Cancel", null], [`Publish version ${data.version}`, async () => {
-    const r = await api("publish", {etag: data.etag});
+  body.push(...rolloutControls(data));
+  const share = () => Number(document.getElementById("rollout-percent").value);
+  // over a rollout in progress, the same messages keep their version (widening): the server says which
+  const label = data.published && data.published.rollout ? "Publish" : `Publish version ${data.version}`;
+  dialog(`${label}?`, body, [["Cancel", null], [label, async () => {
+    const percent = share();
+    if (!(percent > 0 && percent <= 100)) { status("Not published: the share of visitors is a percentage above 0, at most 100", "error"); return; }
+    const r = await api("publish", {etag: data.etag, rollout: percent});
     document.getElementById("dialog").close();
-    if (r.ok) status(`Published version ${r.data.version} to ${r.data.bundle}`, "ok");
+    const staged = r.data.rollout;
+    const sent = r.data.uploaded ? `; uploaded to the endpoint (${r.data.uploaded.url})`
+      : r.data.upload_error ? `; not uploaded to the endpoint: ${r.data.upload_error}` : "";
+    if (r.ok) status(`Published version ${r.data.version}` + (staged ? ` to ${staged.percent} % of visitors (version ${staged.previous} to the others)` : "") +
+      ` to ${r.data.bundle}${sent}`, r.data.upload_error ? "error" : "ok");
     else status(`Not published: ${r.data.error} ${(r.data.problems || []).join("; ")}`, "error");
   }, true]]);
+}
+
+// A staged rollout (docs/publishing.md, `proactive sign --rollout`): the new
+// version to a share of visitors, the published one to the others.
+function rolloutControls(data) {
+  const now = data.published;
+  const staged = now && now.rollout;
+  const input = h("input", {type: "number", id: "rollout-percent", min: 1, max: 100, step: "any", value: 100,
+    disabled: !now});
+  return [
+    h("p", {class: "muted", text: !now ? "The first version goes to every visitor." : staged
+      ? `Now: version ${now.version} to ${staged.percent} % of visitors, version ${staged.previous} to the others.`
+      : `Now: version ${now.version} to every visitor.`}),
+    field("Roll out to (% of visitors)", input, null,
+      "100: everyone. Less: a staged rollout — the new version to that share, the published one to the others; publish again with more to widen it"),
+  ];
 }
 
 // -- start -----------------------------------------------------------------------------------
@@ -783,6 +871,7 @@ async function start() {
   S.catalog = data.catalog;
   S.file = data.file;
   S.bundle = data.bundle;
+  S.endpoint = data.endpoint;
   load(data);
   document.getElementById("file").textContent = `${S.file}${data.exists ? "" : " (new: created on the first save)"} → publishes ${S.bundle}` +
     (data.published ? ` (now version ${data.published})` : "");
@@ -793,6 +882,7 @@ async function start() {
   });
   window.addEventListener("beforeunload", (e) => { if (S.dirty) e.preventDefault(); });
   status(S.malformed ? "The file cannot be read" : "Ready");
+  if (S.endpoint) loadStats(api, () => { if (S.editing === null && !S.malformed) render(); });
   startPython();
 }
 

@@ -17,6 +17,12 @@ with zipfile.ZipFile("studio.whl") as wheel:
 importlib.invalidate_caches()
 
 from proactive import studio_logic  # noqa: E402
+# Imported now, in the background of a usable page, rather than on the first Simulate
+# (a few seconds of compiling in Pyodide).
+from proactive import cmd_simulate  # noqa: E402,F401
+from widget.runtime import content, simulate  # noqa: E402,F401
 
 sync.check = studio_logic.check_json
 sync.simulate = studio_logic.simulate_json
+sync.preview = studio_logic.preview_json
+sync.conformance = studio_logic.conformance_json

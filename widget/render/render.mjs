@@ -85,11 +85,15 @@ function watchRemoval(host, relisten) {
 // `chat`: false on a static host without an endpoint (data-endpoint="off"):
 // no conversation can happen, so there is no reply field, no chat panel and
 // no launcher, and buttons that need a conversation are left out.
+// `container` (default: the page's body) and `languages` (default: the
+// browser's) are for the studio's card preview, which draws the widget into
+// a frame of its own page in the language of the variant previewed.
 export function createRenderer({
   onDismiss = () => {}, onClick = () => {}, onOpen = () => {}, onClose = () => {},
   onReply = () => {}, onRate = null, onRemount = () => {}, chat = true,
+  container = null, languages = null,
 } = {}) {
-  const L = widgetLabels(browserLanguages());
+  const L = widgetLabels(languages || browserLanguages());
   let appearance = { color: null, position: "right", launcher: "bubble", title: L.title };
   let parts = null; // {host, root, accent, stack, launcher, badge} once mounted
   const listeners = [];
@@ -152,6 +156,10 @@ export function createRenderer({
     parts = { host, root, accent, stack, launcher, badge };
     applyAppearance();
     root.append(stack, launcher);
+    if (container) { // a preview: its frame is the studio's, not a site's page
+      container.appendChild(host);
+      return;
+    }
     document.addEventListener("keydown", onEscape);
     listeners.push(() => document.removeEventListener("keydown", onEscape));
     (document.body || document.documentElement).appendChild(host);

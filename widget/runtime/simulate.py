@@ -25,6 +25,7 @@ show of an experiment's message.
 from __future__ import annotations
 
 from . import conditions, experiments
+from . import policy as policy_mod
 from .constants import EXIT_DELAY_S  # widget/loader.js: data-exit-delay's default
 from .engine import Engine
 
@@ -146,7 +147,8 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
     events, not_sent = browser_filter(events, exit_delay)
     until = _seconds(scenario["until"], "until") if "until" in scenario else (events[-1]["t"] if events else 0)
 
-    shown, emails, exposed, closest = [], [], [], {}
+    shown, emails, exposed = [], [], []
+    closest = _Closest(engine) if explain else None
     i, wake = 0, None
     while True:
         candidates = [t for t in (events[i]["t"] if i < len(events) else None, wake) if t is not None and t <= until]
@@ -167,10 +169,10 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
                 exposed.append(item)
                 continue
             (shown if d["action"] == "show" else emails).append(item)
-            if explain and d["message"] not in closest:
-                closest[d["message"]] = (None, _readable(engine.decided[d["message"]]) | {"at": _secs(d["t"])})
+            if explain:
+                closest.delivered(d["message"], _readable(engine.decided[d["message"]]) | {"at": _secs(d["t"])})
         if explain:
-            _keep_closest(engine.explain(engine.t, decisive=False), engine.t, closest)
+            closest.look(engine.t, bool(group or result["decisions"]))
     engine.step([], until)
 
     out = {"shown": shown, "emails": emails}
@@ -179,14 +181,76 @@ def simulate(payload: dict, scenario: dict, explain: bool = False, arms: dict | 
     if not_sent:
         out["not_sent"] = [{"t": _secs(d["event"]["t"]), "type": d["event"]["type"], "why": d["why"]} for d in not_sent]
     if explain:
-        _keep_closest(engine.explain(until, decisive=False), until, closest)
-        out["explain"] = {mid: closest[mid][1] for mid in engine.explain(until, decisive=False)}
+        closest.look(until, True)
+        out["explain"] = {msg.id: closest.kept[msg.id][1] for msg in engine.messages}
     return out
 
 
-def _keep_closest(entries: dict, t: int, closest: dict) -> None:
-    for mid, entry in entries.items():
-        kept = closest.get(mid)
-        if kept is not None and (kept[0] is None or kept[0] <= closeness(entry)):
-            continue   # delivered (traced at its instant), or as close before
-        closest[mid] = (closeness(entry), _readable(entry) | {"at": _secs(t)})
+def _condition_score(node, facts: dict, now: int) -> tuple[int, int | None]:
+    """The conditions' part of `closeness` — the sum of CONDITION_SCORE over
+    the node's trace — from the leaves' tests alone (no trace built), and
+    the earliest instant after `now` at which a leaf's result may change with
+    time alone (None: only events change them)."""
+    children = getattr(node, "children", None)
+    if children is None:
+        result, nxt = node.test(facts, now)
+        return CONDITION_SCORE["unknown" if result is None else "true" if result else "false"], nxt
+    total, soonest = 0, None
+    for child in children:
+        score, nxt = _condition_score(child, facts, now)
+        total += score
+        if nxt is not None and nxt > now and (soonest is None or nxt < soonest):
+            soonest = nxt
+    return total, soonest
+
+
+def _closeness_at(engine, idx: int, facts: dict, now: int, beat: tuple | None = None) -> tuple[tuple | None, int | None]:
+    """(`closeness` of the message's explain entry at `now`, computed without
+    building the entry; the earliest instant it may change with no event or
+    decision in between: a condition's or a delivery gate's next change).
+    The closeness is None when it cannot be below `beat` (its rules and
+    conditions already say so: its gates are not counted)."""
+    msg = engine.messages[idx]
+    ok, _ = msg.node.evaluate(facts, now)
+    conditions, nxt = _condition_score(msg.node, facts, now)
+    gates = policy_mod.changes_at(engine.view, msg, now)
+    if gates is not None and gates > now and (nxt is None or gates < nxt):
+        nxt = gates
+    head = (0 if ok else 1, conditions)
+    if beat is not None and head > beat[:2]:
+        return None, nxt
+    closed = sum(1 for gate in policy_mod.GATES if gate.applies(msg) and not gate.allows(engine.view, msg, now))
+    return head + (closed,), nxt
+
+
+class _Closest:
+    """Per message not delivered, its explain entry at the instant it came
+    closest (the earliest of equally close ones). Scoring an instant builds
+    no entry, and a message is scored again only when its score may have
+    changed — after events or decisions (anything), or at its own next
+    change with time: a journey of N instants over M messages builds about
+    M entries and scores far fewer than N × M times."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.kept: dict = {}     # message id → (closeness or None when delivered, entry)
+        self.valid: dict = {}    # message index → the instant its last score may change (None: not by time)
+
+    def delivered(self, mid: str, entry: dict) -> None:
+        self.kept.setdefault(mid, (None, entry))
+
+    def look(self, t: int, changed: bool) -> None:
+        """The state at `t`; `changed`: events were applied or decisions made at t."""
+        engine, facts = self.engine, None
+        for idx, msg in enumerate(engine.messages):
+            kept = self.kept.get(msg.id)
+            if kept is not None and kept[0] is None:
+                continue   # delivered: traced at its instant
+            if not changed and idx in self.valid and (self.valid[idx] is None or self.valid[idx] > t):
+                continue   # the same score as at the last look: not closer
+            facts = engine._facts_at(t) if facts is None else facts
+            score, self.valid[idx] = _closeness_at(engine, idx, facts, t, kept[0] if kept is not None else None)
+            if score is None or kept is not None and kept[0] <= score:
+                continue   # as close before
+            entry = engine._explain_entry(idx, facts, t)
+            self.kept[msg.id] = (score, _readable(entry) | {"at": _secs(t)})
