@@ -70,6 +70,14 @@ def test_an_ab_test_with_a_holdout_through_the_forms(browser, tmp_path):
         expect(editor.locator(".problem")).to_have_count(0)
         expect(editor.locator("#experiment-shares")).to_have_text(
             "Visitors: ask 22.5 %, hand 67.5 %, holdout (sees nothing) 10 %")
+        # the card preview draws the A/B variant picked (the first by default)
+        card = p.locator("#preview [data-frame=desktop] proactive-widget").locator(".card")
+        expect(card.locator(".text")).to_have_text("Questions about plans?")
+        p.locator("#preview").get_by_label("Preview A/B variant").select_option("hand")
+        expect(card.locator(".text")).to_have_text("Need a hand choosing?")
+        second.get_by_label("Message text").fill("Need a hand choosing a plan?")
+        expect(card.locator(".text")).to_have_text("Need a hand choosing a plan?")
+        second.get_by_label("Message text").fill("Need a hand choosing?")
 
         p.get_by_role("button", name="Save").click()
         expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")

@@ -272,7 +272,8 @@ def create_app(messages: Path, key: Path, bundle: Path, token: str, port: int, e
         if body is None or not isinstance(body.get("document"), dict) or not isinstance(body.get("index"), int):
             return answer({"error": "expected {document, index, language}"}, 400)
         language = body.get("language") if isinstance(body.get("language"), str) else None
-        out = await run_in_threadpool(studio_logic.preview, body["document"], body["index"], language)
+        variant = body.get("variant") if isinstance(body.get("variant"), str) else None
+        out = await run_in_threadpool(studio_logic.preview, body["document"], body["index"], language, variant)
         return answer(out, 422 if "error" in out else 200)
 
     async def cases(request: Request):

@@ -73,12 +73,15 @@ def simulate_json(document: str, journey: str) -> str:
     return json.dumps(simulate(json.loads(document), json.loads(journey)))
 
 
-def preview(document, index, language=None) -> dict:
+def preview(document, index, language=None, variant=None) -> dict:
     """What the widget's renderer draws for message `index`: {"content"
     (resolved as the engine resolves it for a visitor whose language is
     `language`: the variant chosen, placeholders at their fallbacks),
-    "languages" (the variants authored, in order), "appearance" (its
-    widget's colour, position, launcher, title)} or {"error"}."""
+    "languages" (the variants authored, in order), "variants" (an
+    experiment's A/B variant ids, in order; [] for a plain message),
+    "variant" (the one drawn), "appearance" (its widget's colour, position,
+    launcher, title)} or {"error"}. An experiment draws its A/B variant
+    `variant` (default: the first)."""
     from widget.runtime import content
 
     messages = document.get("messages") if isinstance(document, dict) else None
@@ -86,16 +89,24 @@ def preview(document, index, language=None) -> dict:
             or not isinstance(messages[index], dict):
         return {"error": "no such message"}
     message = messages[index]
-    compiled = content.check(message.get("content", {}), (), lambda *problem: None)
+    body, arms, arm = message.get("content", {}), [], None
+    if isinstance(message.get("variants"), list):
+        arms = [v for v in message["variants"] if isinstance(v, dict)]
+        if not arms:
+            return {"error": "the experiment has no variants yet"}
+        chosen = next((v for v in arms if v.get("id") == variant), arms[0])
+        body, arm = chosen.get("content", {}), chosen.get("id")
+    compiled = content.check(body, (), lambda *problem: None)
     widgets = content.appearance(document)
     wanted = message.get("widget")
     look = next((w for w in widgets if w["id"] == wanted), widgets[0] if widgets else {})
     return {"content": content.resolve(compiled, [language] if language else []),
-            "languages": [x for x in compiled["order"] if x], "appearance": look}
+            "languages": [x for x in compiled["order"] if x], "appearance": look,
+            "variants": [str(v.get("id", "")) for v in arms], "variant": arm}
 
 
-def preview_json(document: str, index: int, language: str) -> str:
-    return json.dumps(preview(json.loads(document), int(index), language or None))
+def preview_json(document: str, index: int, language: str, variant: str = "") -> str:
+    return json.dumps(preview(json.loads(document), int(index), language or None, variant or None))
 
 
 def conformance_json(cases: str) -> str:

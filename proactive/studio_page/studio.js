@@ -142,9 +142,9 @@ async function validate() {
 function previewOf(index) {
   if (S.preview && S.preview.index === index && S.preview.message === S.doc.messages[index]) return S.preview;
   const message = S.doc.messages[index];
-  S.preview = Object.assign(createPreview(async (language) => {
-    if (S.python) return JSON.parse(await S.python.sync.preview(JSON.stringify(S.doc), index, language));
-    const {data} = await api("preview", {document: S.doc, index, language});
+  S.preview = Object.assign(createPreview(async (language, variant) => {
+    if (S.python) return JSON.parse(await S.python.sync.preview(JSON.stringify(S.doc), index, language, variant));
+    const {data} = await api("preview", {document: S.doc, index, language, variant});
     return data;
   }), {index, message});
   return S.preview;
