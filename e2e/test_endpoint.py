@@ -472,3 +472,24 @@ def test_a_visitor_who_is_not_chatting_holds_no_stream_until_they_send_a_message
     # Idle: IDLE_MS after the last message the stream closes.
     page.clock.run_for(IDLE_MS + 1000)
     until(lambda: open_streams(page) == 0, "the stream to close when the conversation is idle", pump=page)
+
+
+def test_a_bundle_without_a_team_message_never_reads_the_teams_presence(site, page, guard):
+    """The team's presence is read only for a bundle with a message that
+    depends on the team: with none, no GET /api/presence and no stream,
+    however long the visitor stays (every TEAM_POLL_MS would read it)."""
+    url = site.publish({"site": "test", "widgets": [{"id": "main"}], "messages": [
+        {"id": "anytime", "type": "proactive", "widget": "main", "content": {"text": "Hello"},
+         "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]}]}, "noteam")
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/" in r.url else None)
+    page.add_init_script(f"({STREAM_WATCH})()")
+    boot(page, site.page(tag=site.tag(bundle=url)))
+    for _ in range(4):
+        page.clock.run_for(TEAM_POLL_MS)
+        page.wait_for_timeout(100)
+    until(lambda: shown_soon(page, "anytime"), "the message (the widget ran)")
+    page.wait_for_timeout(300)
+    assert [u for u in requests if u.endswith("/api/events")], requests   # the page did talk to the endpoint
+    assert not [u for u in requests if "/api/presence" in u or "/api/stream" in u], requests
+    assert page.evaluate("() => window.__streams.length") == 0
