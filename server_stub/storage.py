@@ -36,6 +36,7 @@ import os
 import sqlite3
 import threading
 import time
+from operator import itemgetter
 from pathlib import Path
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -425,7 +426,7 @@ class SqlStore:
             points.append({"t": start, "shown": shown, "clicked": clicked, "dismissed": dismissed, "replied": replied})
         for m in out.values():
             for kind in KINDS:
-                m[kind] = sum(point[kind] for point in m["series"])
+                m[kind] = sum(map(itemgetter(kind), m["series"]))   # 20 messages x 720 hours: summed in C
         for span, lo, hi in _cover(first, DAY) + [(DAY, -(-first // DAY) * DAY, FOREVER)]:
             for r in self._read(self._tallies("button", span), (lo, hi)):
                 buttons = entry(r["message"])["buttons"]
