@@ -51,8 +51,18 @@ from services import free_port, postgres_server, redis_server  # noqa: E402
 AGENT = "bench-agent-token"
 
 
+def more_files() -> None:
+    """The soft open-file limit raised to the hard one: 10,000 streams are
+    10,000 sockets in the client and spread over the processes."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve(port: int, data: str, db: str, broker: str) -> None:
     """A child: one endpoint process."""
+    more_files()
     from server_stub.app import create_widget_app
     from server_stub.broker import StreamLimits
     from server_stub.server import limit_logs, uvicorn_config
@@ -79,24 +89,43 @@ def call(port: int, method: str, path: str, body=None, token: str | None = None)
         return json.loads(r.read())
 
 
+OPEN_SECONDS = 240   # opening the streams stops here; the figures then say how many opened
+OPENING = 64         # streams being opened at once
+
+
 async def fan_out(ports: list[int], pids: list[int], count: int) -> dict:
+    """COUNT idle visitor streams spread over the processes (OPENING at a
+    time, for at most OPEN_SECONDS), then an agent goes online on the first
+    process: when each stream had the news."""
     before = sum(rss_kb(p) for p in pids)
-    conns = []
-    for i in range(count):
-        reader, writer = await asyncio.open_connection("127.0.0.1", ports[i % len(ports)])
-        writer.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
-        conns.append((reader, writer))
-    for reader, _ in conns:  # each has its first presence (offline) and hello
-        await reader.readuntil(b"event: hello")
+    conns: list = []
+    gate = asyncio.Semaphore(OPENING)
+
+    async def open_one(i: int):
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", ports[i % len(ports)])
+            writer.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+            conns.append((reader, writer))
+            await reader.readuntil(b"event: hello")   # it has its first presence (offline) and hello
+
+    began = time.perf_counter()
+    opening = [asyncio.create_task(open_one(i)) for i in range(count)]
+    _, late = await asyncio.wait(opening, timeout=OPEN_SECONDS)
+    for task in late:
+        task.cancel()
+    opened = sum(1 for task in opening if task.done() and not task.cancelled() and task.exception() is None)
+    open_s = time.perf_counter() - began
+    streams = [(r, w) for (r, w) in conns if not r.at_eof()]
     await asyncio.sleep(1.0)
-    memory = (sum(rss_kb(p) for p in pids) - before) / 1024 / count * 1000
+    memory = (sum(rss_kb(p) for p in pids) - before) / 1024 / max(opened, 1) * 1000
     arrivals: list[float] = []
 
     async def wait(reader):
         await reader.readuntil(b'"team":"online"')
         arrivals.append(time.perf_counter())
 
-    waiting = [asyncio.create_task(wait(r)) for r, _ in conns]
+    waiting = [asyncio.create_task(wait(r)) for r, _ in streams]
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     await asyncio.to_thread(call, ports[0], "POST", "/api/agent/presence", {"agent": "Ada", "online": True}, AGENT)
     done, pending = await asyncio.wait(waiting, timeout=30)
@@ -105,10 +134,11 @@ async def fan_out(ports: list[int], pids: list[int], count: int) -> dict:
     for _, writer in conns:
         writer.close()
     arrivals.sort()
-    return {"streams": count, "streams_reached": len(arrivals),
+    return {"streams": count, "streams_opened": opened, "open_s": round(open_s, 1),
+            "streams_reached": len(arrivals),
             "presence_p50_ms": round((arrivals[len(arrivals) // 2] - t0) * 1000, 1) if arrivals else None,
             "presence_all_ms": round((arrivals[-1] - t0) * 1000, 1) if arrivals else None,
-            "mb_per_1000_streams": round(memory, 1)}
+            "mb_per_1000_streams": round(memory, 1), "load_avg_at_fan_out": round(load, 2)}
 
 
 def reply_latency(ports: list[int]) -> dict:
@@ -262,7 +292,8 @@ def stats_time(db: str, count: int, days: int = 30, write_path: bool = False) ->
 
         return {"events": count, "events_days": days, "load": "write path" if write_path else "generated",
                 "load_s": round(load_s, 1), "stats_ms": timed(3_600_000), "stats_day_ms": timed(86_400_000),
-                "stats_last_24h_ms": timed(3_600_000, end - 86_400_000), "load_avg": os.getloadavg()}
+                "stats_last_24h_ms": timed(3_600_000, end - 86_400_000),
+                "load_avg_at_stats": round(os.getloadavg()[0], 2)}
     finally:
         store.close()
 
@@ -283,7 +314,8 @@ def layout(name: str, processes: int, db: str, broker: str, args) -> dict:
                     if child.poll() is not None or time.time() > deadline:
                         raise RuntimeError(f"{name}: an endpoint did not start")
                     time.sleep(0.2)
-        result = {"layout": name, "processes": processes}
+        result = {"layout": name, "processes": processes,
+                  "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
 
         async def spread():
             per = max(1, args.concurrency // processes)
@@ -297,8 +329,10 @@ def layout(name: str, processes: int, db: str, broker: str, args) -> dict:
 
         if not args.stats_only:
             result.update(asyncio.run(spread()))
+            result["load_avg_after_beacons"] = round(os.getloadavg()[0], 2)
             result.update(asyncio.run(fan_out(ports, [c.pid for c in children], args.streams)))
             result.update(reply_latency(ports))
+            result["load_avg_after_replies"] = round(os.getloadavg()[0], 2)
     finally:
         for child in children:
             child.terminate()
@@ -324,6 +358,7 @@ def main() -> int:
     p.add_argument("--only", choices=("sqlite", "pg1", "pg2"), action="append")
     p.add_argument("--serve", nargs=4, metavar=("PORT", "DATA", "DB", "BROKER"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    more_files()
     if args.serve:
         port, data, db, broker = args.serve
         serve(int(port), data, db, broker)
