@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "tests")]
 
-from endpoint_load import beacons, rss_kb  # noqa: E402
+from endpoint_load import beacons, cpu_s, rss_kb  # noqa: E402
 from services import free_port, postgres_server, redis_server  # noqa: E402
 
 AGENT = "bench-agent-token"
@@ -126,9 +126,16 @@ async def fan_out(ports: list[int], pids: list[int], count: int) -> dict:
 
     waiting = [asyncio.create_task(wait(r)) for r, _ in streams]
     load = os.getloadavg()[0]
+    cpu = [cpu_s(p) for p in pids], time.process_time()
     t0 = time.perf_counter()
     await asyncio.to_thread(call, ports[0], "POST", "/api/agent/presence", {"agent": "Ada", "online": True}, AGENT)
+    answered = time.perf_counter()
     done, pending = await asyncio.wait(waiting, timeout=30)
+    # CPU time spent on the change (the endpoints' and this client's): what
+    # the fan-out costs whatever else the cores do; on a core of its own a
+    # process delivers to its streams in about its share of it.
+    server_cpu = max(cpu_s(p) - c for p, c in zip(pids, cpu[0]))
+    client_cpu = time.process_time() - cpu[1]
     for task in pending:
         task.cancel()
     for _, writer in conns:
@@ -136,8 +143,11 @@ async def fan_out(ports: list[int], pids: list[int], count: int) -> dict:
     arrivals.sort()
     return {"streams": count, "streams_opened": opened, "open_s": round(open_s, 1),
             "streams_reached": len(arrivals),
+            "presence_post_ms": round((answered - t0) * 1000, 1),
+            "presence_first_ms": round((arrivals[0] - t0) * 1000, 1) if arrivals else None,
             "presence_p50_ms": round((arrivals[len(arrivals) // 2] - t0) * 1000, 1) if arrivals else None,
             "presence_all_ms": round((arrivals[-1] - t0) * 1000, 1) if arrivals else None,
+            "fan_out_cpu_s_busiest_process": round(server_cpu, 2), "fan_out_cpu_s_client": round(client_cpu, 2),
             "mb_per_1000_streams": round(memory, 1), "load_avg_at_fan_out": round(load, 2)}
 
 
