@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -351,6 +352,7 @@ def layout(name: str, processes: int, db: str, broker: str, args) -> dict:
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        shutil.rmtree(data, ignore_errors=True)
     if args.events:
         result.update(stats_time(db, args.events, write_path=args.write_path))
     return result
@@ -379,7 +381,10 @@ def main() -> int:
     wanted = args.only or ["sqlite", "pg1", "pg2"]
     if "sqlite" in wanted:
         folder = tempfile.mkdtemp(prefix="bench-sqlite-")
-        print(json.dumps(layout("sqlite", 1, os.path.join(folder, "endpoint.db"), "", args)), flush=True)
+        try:
+            print(json.dumps(layout("sqlite", 1, os.path.join(folder, "endpoint.db"), "", args)), flush=True)
+        finally:
+            shutil.rmtree(folder)   # at 10 million events, gigabytes
     if "pg1" in wanted or "pg2" in wanted:
         with postgres_server() as pg, redis_server() as rd:
             for name, n in (("pg1", 1), ("pg2", 2)):
