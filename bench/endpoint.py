@@ -256,6 +256,7 @@ def load_fast(db: str, count: int, start_t: int, end_t: int, seconds: float = LO
 
         conn = sqlite3.connect(db, isolation_level=None)
         try:
+            conn.execute("PRAGMA cache_size = -1000000")   # 1 GB: the ids' index is written out of order
             conn.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)
             conn.execute("BEGIN")
             for sql in statements:
