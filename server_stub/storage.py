@@ -632,6 +632,12 @@ class Store(SqlStore):
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _rows(self, sql: str, args=()) -> list[tuple]:
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.row_factory = None   # plain tuples from sqlite3 itself
+            return cursor.execute(sql, args).fetchall()
+
 
 def open_store(location: str | Path | None, **options) -> SqlStore:
     """The store for a database location: a postgresql:// (or postgres://)
