@@ -443,15 +443,14 @@ def open_streams(page) -> int:
     return page.evaluate("() => (window.__streams || []).filter((s) => s.readyState !== 2).length")
 
 
-def test_a_visitor_who_is_not_chatting_holds_no_stream_until_they_send_a_message(site, page, guard, agent_page):
-    """No conversation: no event stream at all, whatever the page time; the
-    team's presence is read with the cacheable GET, only because a message
-    depends on the team. The visitor writes: the stream opens and the agent's
-    answer arrives on it; IDLE_MS after the last message it closes."""
-    team_offline(site)
+def one_message_page(site, page, name: str, message: dict) -> list[str]:
+    """A bundle of one message shown after 1 s on the page, the page booted
+    with its API requests and event streams watched, and two minutes of page
+    time (four TEAM_POLL_MS): the URLs of the page's /api/ requests so far
+    (the list grows as the page makes more)."""
     url = site.publish({"site": "test", "widgets": [{"id": "main"}], "messages": [
-        {"id": "offline-note", "type": "proactive", "widget": "main", "team": "offline", "content": {"text": "Leave a note"},
-         "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}]}]}, "nostream")
+        {"type": "proactive", "widget": "main", "rules": [{"rule": "time_on_page", "op": "greater", "value": 1}],
+         **message}]}, name)
     requests = []
     page.on("request", lambda r: requests.append(r.url) if "/api/" in r.url else None)
     page.add_init_script(f"({STREAM_WATCH})()")
@@ -459,6 +458,17 @@ def test_a_visitor_who_is_not_chatting_holds_no_stream_until_they_send_a_message
     for _ in range(4):
         page.clock.run_for(TEAM_POLL_MS)
         page.wait_for_timeout(100)
+    return requests
+
+
+def test_a_visitor_who_is_not_chatting_holds_no_stream_until_they_send_a_message(site, page, guard, agent_page):
+    """No conversation: no event stream at all, whatever the page time; the
+    team's presence is read with the cacheable GET, only because a message
+    depends on the team. The visitor writes: the stream opens and the agent's
+    answer arrives on it; IDLE_MS after the last message it closes."""
+    team_offline(site)
+    requests = one_message_page(site, page, "nostream",
+                                {"id": "offline-note", "team": "offline", "content": {"text": "Leave a note"}})
     until(lambda: shown_soon(page, "offline-note"), "the team-offline message (presence read with GET)")
     assert not [u for u in requests if "/api/stream" in u] and page.evaluate("() => window.__streams.length") == 0
     assert [u for u in requests if u.endswith("/api/presence")], requests
@@ -472,3 +482,15 @@ def test_a_visitor_who_is_not_chatting_holds_no_stream_until_they_send_a_message
     # Idle: IDLE_MS after the last message the stream closes.
     page.clock.run_for(IDLE_MS + 1000)
     until(lambda: open_streams(page) == 0, "the stream to close when the conversation is idle", pump=page)
+
+
+def test_a_bundle_without_a_team_message_never_reads_the_teams_presence(site, page, guard):
+    """The team's presence is read only for a bundle with a message that
+    depends on the team: with none, no GET /api/presence and no stream,
+    however long the visitor stays (every TEAM_POLL_MS would read it)."""
+    requests = one_message_page(site, page, "noteam", {"id": "anytime", "content": {"text": "Hello"}})
+    until(lambda: shown_soon(page, "anytime"), "the message (the widget ran)")
+    page.wait_for_timeout(300)
+    assert [u for u in requests if u.endswith("/api/events")], requests   # the page did talk to the endpoint
+    assert not [u for u in requests if "/api/presence" in u or "/api/stream" in u], requests
+    assert page.evaluate("() => window.__streams.length") == 0

@@ -36,6 +36,7 @@ import os
 import sqlite3
 import threading
 import time
+from operator import itemgetter
 from pathlib import Path
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -441,7 +442,7 @@ class SqlStore:
             points.append({"t": start, "shown": shown, "clicked": clicked, "dismissed": dismissed, "replied": replied})
         for m in out.values():
             for kind in KINDS:
-                m[kind] = sum(point[kind] for point in m["series"])
+                m[kind] = sum(map(itemgetter(kind), m["series"]))   # 20 messages x 720 hours: summed in C
         for span, lo, hi in _cover(first, DAY) + [(DAY, -(-first // DAY) * DAY, FOREVER)]:
             for r in self._read(self._tallies("button", span), (lo, hi)):
                 buttons = entry(r["message"])["buttons"]
@@ -646,6 +647,12 @@ class Store(SqlStore):
     def _read(self, sql: str, args=()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    def _rows(self, sql: str, args=()) -> list[tuple]:
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.row_factory = None   # plain tuples from sqlite3 itself
+            return cursor.execute(sql, args).fetchall()
 
 
 def open_store(location: str | Path | None, **options) -> SqlStore:

@@ -43,7 +43,10 @@ def database(postgres_url):
 
 
 class Process:
-    def __init__(self, tmp: Path, name: str, db: str, broker: str, *extra: str, wait: bool = True):
+    def __init__(self, tmp: Path, name: str, db: str, broker: str, *extra: str, wait: bool = True,
+                 flags: bool = False):
+        """`proactive serve` on DB and BROKER, given as $PROACTIVE_DB and
+        $PROACTIVE_BROKER (a deployment's way), or with `flags` as --db and --broker."""
         static = tmp / "widget"
         static.mkdir(exist_ok=True)
         (static / "loader.js").write_text("/* loader */")
@@ -52,9 +55,11 @@ class Process:
         self.err = (tmp / f"{name}.err").open("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "proactive.cli", "serve", "--no-demo", "--port", str(self.port),
-             "--static", str(static), "--data", str(tmp / f"data-{name}"), "--agent-token", TOKEN, *extra],
+             "--static", str(static), "--data", str(tmp / f"data-{name}"), "--agent-token", TOKEN, *extra,
+             *(["--db", db, "--broker", broker] if flags else [])],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.err, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PROACTIVE_DB": db, "PROACTIVE_BROKER": broker})
+            env={**{k: v for k, v in os.environ.items() if k not in ("PROACTIVE_DB", "PROACTIVE_BROKER")},
+                 "PYTHONUNBUFFERED": "1", **({} if flags else {"PROACTIVE_DB": db, "PROACTIVE_BROKER": broker})})
         deadline = time.time() + 30
         while wait:
             try:
@@ -92,7 +97,8 @@ def cluster(tmp_path, database, redis_url):
     started: list[Process] = []
 
     def start(name: str, *extra: str) -> Process:
-        started.append(Process(tmp_path, name, database, redis_url, *extra))
+        # B is told where the database and broker are on its command line, A through the environment.
+        started.append(Process(tmp_path, name, database, redis_url, *extra, flags=name == "b"))
         return started[-1]
 
     yield start

@@ -169,7 +169,7 @@ def test_the_migration_tallies_the_events_stored_before_it(store, monkeypatch):
     for bucket in BUCKETS:
         for since in (None, DAY0 + 2_000_000):
             got, want = store.stats(bucket, since), from_raw_events(store, bucket, since)
-    assert got == want, (operations, since, bucket, got, want)
+            assert got == want, (since, bucket, got, want)
     assert store.stats(3_600_000)["messages"][0]["visitors"] == {"shown": 2, "clicked": 0, "dismissed": 1, "replied": 1}
 
 
@@ -205,3 +205,53 @@ def test_a_deleted_visitor_leaves_no_tally_row_and_stops_counting(client):  # no
     (m,) = client.get("/api/agent/stats").json()["messages"]
     assert (m["shown"], m["clicked"], m["buttons"], m["visitors"]["shown"], m["visitors"]["clicked"]) == (
         1, 1, {"ok": 1}, 1, 1)
+
+
+def _bench():
+    """bench/endpoint.py as a module (it is a script, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "endpoint.py"
+    spec = importlib.util.spec_from_file_location("bench_endpoint", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchs_generated_events_are_what_the_write_path_stores(store, backend, request, tmp_path):
+    """bench/endpoint.py measures the stats at 10 million events loaded by
+    the database server (generated rows, tallied as migration 0005 does):
+    the same rows and the same stats as storing them through the write path."""
+    bench = _bench()
+    count, start_t, end_t = 6_040, DAY0 - 3 * 86_400_000 + 12_345, DAY0 + 4_321   # batches straddle minutes and days
+    bench.load_write_path(store, count, start_t, end_t)
+    if backend == "sqlite":
+        location = str(tmp_path / "generated.db")
+        generated = storage.open_store(tmp_path / "generated.db")
+    else:
+        from server_stub.storage_pg import PostgresStore
+
+        schema = fresh_schema()
+        location = f"{request.getfixturevalue('postgres_url')}?options=-csearch_path%3D{schema}"
+        generated = PostgresStore(request.getfixturevalue("postgres_url"), schema=schema, pool_size=2)
+        request.addfinalizer(lambda: _drop_schema(request.getfixturevalue("postgres_url"), schema))
+    try:
+        bench.load_fast(location, count, start_t, end_t, seconds=60)
+        query = "SELECT id, kind, message, button, site, client_t, received_at FROM events ORDER BY id"
+        assert generated._rows(query) == store._rows(query) and len(store._rows(query)) == count
+        for table in ("event_counts", "button_counts", "visitor_marks", "visitor_counts"):
+            assert sorted(generated._rows(f"SELECT * FROM {table}")) == sorted(store._rows(f"SELECT * FROM {table}"))
+        for bucket in BUCKETS:
+            for since in (None, end_t - 86_400_000, start_t + 1):
+                assert generated.stats(bucket, since) == store.stats(bucket, since) == from_raw_events(
+                    store, bucket, since)
+    finally:
+        generated.close()
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
