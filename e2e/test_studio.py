@@ -420,6 +420,75 @@ def test_the_composer_writes_sender_links_attachments_and_caps(browser, tmp_path
     assert message["caps"] == {"per_visit": 1, "per_day": 2, "lifetime": 5} and message["dismissed_for"] == 604800
 
 
+SETTINGS_FILE = """\
+site: acme
+team:
+  timezone: Europe/Berlin
+  hours: {mon-fri: "09:00-18:00"}   # kept as written
+messages:
+  - id: hours
+    team: online
+    rules: [{rule: page_url, op: contains, value: /contact}]
+    content: {text: "We are here", image: "https://acme.test/team.png"}
+"""
+
+
+def test_site_settings_and_image_details_through_the_forms(browser, tmp_path):
+    """The file-wide settings under the list (a widget's look, business hours,
+    holidays, the delivery defaults) and an image's description and size: the validator's
+    problems under their fields, the saved file holding them, the author's
+    own keys kept."""
+    import yaml
+
+    messages = tmp_path / "messages.yaml"
+    with opened(browser, tmp_path, SETTINGS_FILE) as s:
+        p = s.page
+        s.context.route("https://acme.test/**", lambda route: route.fulfill(
+            status=200, content_type="image/png", body=PNG, headers={"Cross-Origin-Resource-Policy": "cross-origin"}))
+        settings = p.locator("#site-settings")
+        expect(settings.get_by_label("Time zone")).to_have_value("Europe/Berlin")
+        first = settings.get_by_role("group", name="Opening hours 1")
+        expect(first.get_by_label("Days")).to_have_value("mon-fri")
+        settings.get_by_label("Time zone").fill("Mars/Olympus")
+        expect(settings.locator("[data-path='team.timezone'] .problem")).to_have_count(1)
+        settings.get_by_label("Time zone").fill("Europe/Vienna")
+        settings.get_by_role("button", name="Add opening hours").click()
+        second = settings.get_by_role("group", name="Opening hours 2")
+        expect(second.get_by_label("Days")).to_have_value("sat")
+        second.get_by_label("Hours").fill("25:00-26:00")
+        expect(settings.locator(".problem:not(.warning)")).not_to_have_count(0)
+        second.get_by_label("Hours").fill("10:00-14:00")
+        settings.get_by_label("Closed on").fill("2026-12-24, 2026-12-25")
+        settings.get_by_label("Minimum gap between invitations (seconds)").fill("120")
+        settings.get_by_label("After a dismissal, stay away for (seconds)").fill("3600")
+        settings.get_by_role("button", name="Add widget").click()
+        widget = settings.get_by_role("group", name="Widget 1")
+        expect(widget.get_by_label("Widget ID")).to_have_value("main")
+        widget.get_by_label("Colour").fill("#1d4ed8")
+        widget.get_by_label("Position").select_option("left")
+        widget.get_by_label("Chat title").fill("Acme Support")
+        expect(p.locator(".problem:not(.warning)")).to_have_count(0)
+        assert unlabeled_controls(p) == []
+
+        p.locator("tr", has_text="hours").get_by_role("button", name="Edit").click()
+        editor = p.locator("#editor")
+        editor.get_by_label("Image description (alt text)").fill("Our team")
+        editor.get_by_label("Image width (px)").fill("320")
+        editor.get_by_label("Image height (px)").fill("120")
+        expect(preview_card(p, "desktop").locator("img").first).to_have_attribute("alt", "Our team")
+        p.get_by_role("button", name="Save").click()
+        expect(p.get_by_role("status")).to_have_text("Saved messages.yaml")
+    text = messages.read_text()
+    doc = yaml.safe_load(text)
+    assert doc["team"] == {"timezone": "Europe/Vienna", "hours": {"mon-fri": "09:00-18:00", "sat": "10:00-14:00"},
+                           "closed_on": ["2026-12-24", "2026-12-25"]}
+    assert doc["delivery"] == {"min_gap": 120, "dismissed_for": 3600}
+    assert doc["widgets"] == [{"id": "main", "color": "#1d4ed8", "position": "left", "title": "Acme Support"}]
+    assert doc["messages"][0]["content"]["image"] == {"src": "https://acme.test/team.png", "alt": "Our team",
+                                                       "width": 320, "height": 120}
+    assert "# kept as written" in text
+
+
 JOURNEY_MESSAGES = """\
 site: shop
 messages:

@@ -26,6 +26,7 @@ from pathlib import Path
 PAGE = Path(__file__).resolve().parent / "studio_page"
 PAGE_FILES = {"": ("index.html", "text/html; charset=utf-8"), "studio.js": ("studio.js", "text/javascript"),
               "preview.js": ("preview.js", "text/javascript"), "composer.js": ("composer.js", "text/javascript"),
+              "settings.js": ("settings.js", "text/javascript"),
               "stats.js": ("stats.js", "text/javascript"), "conformance.js": ("conformance.js", "text/javascript"),
               "studio.css": ("studio.css", "text/css"), "studio_main.py": ("studio_main.py", "text/x-python")}
 ROOT = Path(__file__).resolve().parents[1]

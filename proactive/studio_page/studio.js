@@ -6,6 +6,7 @@
 
 import { conformanceSection } from "./conformance.js";
 import { attachmentList, capsFields, linkList, senderAvatar } from "./composer.js";
+import { imageDetails, siteSettings } from "./settings.js";
 import { createPreview } from "./preview.js";
 import { loadStats, statsCells, statsHeaders, statsNote } from "./stats.js";
 
@@ -310,6 +311,7 @@ function renderList(main) {
     S.endpoint ? statsNote() : null,
     table,
     h("div", {id: "problems"})));
+  main.append(siteSettings(S.doc));
 }
 
 export function setNumber(obj, key, raw) {
@@ -472,7 +474,9 @@ function contentEditor(m, path, box) {
         else if (block.image && typeof block.image === "object") block.image.src = v;
         else block.image = v;
         changed();
-      }}), [...base, "image"]));
+      }, onchange: (e) => {   // the image's description and size appear (or go) once the URL is in
+        if (!!e.target.value.trim() !== !!e.target.closest(".variant").querySelector("[aria-label='Image details']")) changed(true);
+      }}), [...base, "image"]), imageDetails(block, base));
     const buttons = block.buttons || [];
     const list = h("fieldset", {class: "buttons", "data-path": [...base, "buttons"].join(".")}, h("legend", {text: "Buttons"}));
     buttons.forEach((b, bi) => {
