@@ -21,7 +21,7 @@ class BruteForce(sim._Closest):
     """The reference: every message, every instant, its full entry."""
 
     def look(self, t, changed):
-        for mid, entry in self.engine.explain(t).items():
+        for mid, entry in self.engine.explain(t, decisive=False).items():
             kept = self.kept.get(mid)
             if kept is not None and (kept[0] is None or kept[0] <= sim.closeness(entry)):
                 continue
