@@ -345,7 +345,7 @@ def document() -> dict:
             "requestBody": _body({"type": "object", "description": "the signed bundle file (an envelope)"}),
             "responses": {"200": _json({"type": "object", "required": ["name", "version", "url"], "properties": {
                 "name": {"type": "string"}, "version": {"type": "integer"}, "url": {"type": "string"}}}),
-                **_errors(401, 403, 409, 413, 422, 503)}}},
+                **_errors(*AGENT_WRITE_ERRORS, 409)}}},
         "/api/agent/deliveries": {"get": {
             "summary": "Delivery requests (the pull side of the delivery hook)", "security": AGENT_AUTH,
             "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["pending", "handed_over", "sent", "failed"]}}],
