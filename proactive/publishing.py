@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from proactive import authoring, signing
-from widget.runtime import trust, zones
+from widget.runtime import boothint, trust, zones
 
 
 class PublishError(Exception):
@@ -84,7 +84,7 @@ def with_salt(message, site):
 
 def build_payload(doc: dict, *, version: int, now: datetime | None = None, expires_at: datetime | None = None) -> bytes:
     now = now or datetime.now(timezone.utc)
-    payload = {k: v for k, v in doc.items() if k not in ("version", "issued_at", "expires_at", "tzdata")}
+    payload = {k: v for k, v in doc.items() if k not in ("version", "issued_at", "expires_at", "tzdata", "boot")}
     tzdata = tzdata_for(doc)
     if tzdata is not None:
         payload["tzdata"] = tzdata
@@ -94,6 +94,9 @@ def build_payload(doc: dict, *, version: int, now: datetime | None = None, expir
         payload["messages"] = [with_salt(m, payload.get("site")) for m in payload["messages"]]
     if expires_at is not None:
         payload["expires_at"] = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # When a message can show at the earliest, per page: the page starts the
+    # engine just in time (widget/runtime/boothint.py, docs/embedding.md).
+    payload["boot"] = boothint.hint(payload)
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
@@ -171,7 +174,7 @@ def rollout_salt(site: str, previous_version: int) -> str:
 
 def _content(payload: dict) -> dict:
     """A payload without what each signing changes: equal for the same messages."""
-    return {k: v for k, v in payload.items() if k not in ("version", "issued_at", "expires_at", trust.ROLLOUT_FIELD)}
+    return {k: v for k, v in payload.items() if k not in ("version", "issued_at", "expires_at", "boot", trust.ROLLOUT_FIELD)}
 
 
 def _published(where, pins: list[bytes], now_ms: int):
@@ -237,6 +240,7 @@ def stage(messages: Path, keys: list[Path], out: Path, *, percent: float, versio
         raise PublishError(f"site {doc.get('site')!r} is not the published bundle's {base['site']!r}")
     payload = json.loads(build_payload(doc, version=version, now=now, expires_at=expires_at))
     if percent < 100:
+        payload["boot"] = boothint.hint(payload, base)   # one hint for both parts
         payload[trust.ROLLOUT_FIELD] = {"percent": percent, "salt": rollout_salt(base["site"], base["version"]),
                                         "previous": {"version": base["version"],
                                                      "sha256": hashlib.sha256(base_bytes).hexdigest()}}
@@ -278,7 +282,7 @@ def pause_bundle(bundle: Path, keys: list[Path], *, now: datetime | None = None)
             raise PublishError(f"{bundle}: not a bundle these keys signed ({exc})") from None
         current = read_payload(raw)
     doc = {k: v for k, v in current.items()
-           if k not in ("version", "issued_at", "expires_at", "tzdata", "messages", trust.ROLLOUT_FIELD)}
+           if k not in ("version", "issued_at", "expires_at", "tzdata", "boot", "messages", trust.ROLLOUT_FIELD)}
     paused = [m.get("id") for m in current.get("messages", []) if isinstance(m, dict)]
     doc["messages"] = []
     doc["description"] = (f"paused by `proactive pause` at {now.strftime('%Y-%m-%dT%H:%M:%SZ')}: version "

@@ -178,6 +178,7 @@ def messages_schema() -> dict:
         "version": {"type": "integer", "minimum": 1, "description": "set by `proactive sign` (last published + 1)"},
         "issued_at": {"type": "string", "description": "set by `proactive sign`"},
         "expires_at": {"type": "string", "description": "set by `proactive sign --expires`"},
+        "boot": {"type": "object", "description": "set by `proactive sign`: when a message can show at the earliest, per page"},
         "widgets": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string", "pattern": id_pattern}},
                                                 "required": ["id"]}},
         "messages": {"type": "array", "items": {"$ref": "#/definitions/message"}},

@@ -164,7 +164,7 @@ MESSAGE_FIELDS = {
 }
 CORE_FIELDS = {"id", "type", "widget", "team", "audience", "once_per_user", "delay", "priority", "content", "rules"}
 TOP_LEVEL_FIELDS = {"site", "widgets", "messages", "version", "issued_at", "expires_at", "$schema", "name", "description",
-                    "team", "delivery", "tzdata"}
+                    "team", "delivery", "tzdata", "boot"}
 
 
 # -- rules --------------------------------------------------------------------
