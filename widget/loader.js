@@ -188,6 +188,8 @@
       revalidate: attr("revalidate"), // seconds between bundle revalidations on an open page
       consent: attr("consent"), // "required" | "tcf": nothing stored before consent
       consentMessages: attr("consent-messages"), // "none": nothing shown before consent
+      boot: attr("boot"), // "now": the engine starts at the load event (default: just in time)
+      bootLead: attr("boot-lead"), // seconds the engine starts before the first possible message
       // appearance (widget/render/render.mjs): override the bundle's `widgets` entry
       widget: attr("widget"),
       color: attr("color"),

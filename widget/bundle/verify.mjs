@@ -3,7 +3,7 @@
 // keys and the signed message; this only says whether a signature matches,
 // and Python decides what follows.
 
-function fromBase64(text) {
+export function fromBase64(text) {
   const bin = atob(text);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -13,20 +13,24 @@ function fromBase64(text) {
 // `opened`: {message, candidates: [[key, sig], ...]} (base64). Resolves to
 // the verdict widget/runtime/trust.py takes: {verdict: "valid" | "invalid" |
 // "unsupported" (this browser has no Ed25519), detail}.
-export async function verifySignature(opened) {
-  const message = fromBase64(opened.message);
+export function verifySignature(opened) {
+  return verifyBytes(fromBase64(opened.message), opened.candidates.map(([k, s]) => [fromBase64(k), fromBase64(s)]));
+}
+
+// The same with bytes: `message` and [[raw key, signature], ...] Uint8Arrays.
+export async function verifyBytes(message, candidates) {
   let cryptoError = null;
   let failures = 0;
-  for (const [keyB64, sigB64] of opened.candidates) {
+  for (const [key, sig] of candidates) {
     try {
-      const key = await crypto.subtle.importKey("raw", fromBase64(keyB64), { name: "Ed25519" }, false, ["verify"]);
-      if (await crypto.subtle.verify({ name: "Ed25519" }, key, fromBase64(sigB64), message)) return { verdict: "valid", detail: "" };
+      const pinned = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
+      if (await crypto.subtle.verify({ name: "Ed25519" }, pinned, sig, message)) return { verdict: "valid", detail: "" };
     } catch (err) {
       cryptoError = err;
       failures += 1;
     }
   }
-  if (cryptoError && failures === opened.candidates.length) {
+  if (cryptoError && failures === candidates.length) {
     const why = typeof crypto === "undefined" || !crypto.subtle ? "WebCrypto needs a secure (https) page" : cryptoError.message;
     return { verdict: "unsupported", detail: why };
   }

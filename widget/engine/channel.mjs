@@ -97,8 +97,10 @@ function startRuntime(mode, onMessage) {
 // `initMessage()`: the init message's fields, read when the runtime has
 // booted. `onStarted(mode)`: the runtime runs (in a worker or on the page).
 // `gate`: a promise the runtime's start also waits for (consent, with
-// data-consent-messages="none"); null: none.
-export function createChannel({ mode, initMessage, onMessage, onStarted = () => {}, gate = null }) {
+// data-consent-messages="none"); null: none. `when()`: called once the page
+// has loaded (and the gate opened), a promise of the instant to start
+// (../shell/boot.mjs: just in time); null: at once.
+export function createChannel({ mode, initMessage, onMessage, onStarted = () => {}, gate = null, when = null }) {
   let runtime = null;
   let booted = false;
   let initAt = null;
@@ -139,7 +141,8 @@ export function createChannel({ mode, initMessage, onMessage, onStarted = () => 
     }
   }
 
-  const runtimeStarted = Promise.all([afterPageLoad(), gate]).then(() => startRuntime(mode, receive)).then((r) => {
+  const runtimeStarted = Promise.all([afterPageLoad(), gate]).then(() => (when && !stopped ? when() : null))
+    .then(() => startRuntime(mode, receive)).then((r) => {
     runtime = r;
     onStarted(r.mode);
     if (stopped) r.stop();

@@ -151,7 +151,10 @@ export function createHost(postToMain) {
     const t0 = performance.now();
     if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
     const config = msg.config;
-    const bundleFetch = fetchBundle(config.bundle);
+    // The page may have fetched the bundle already (to read its boot hint,
+    // ../shell/boot.mjs): those bytes, not a second request.
+    const fetched = msg.fetched && (msg.fetched.bytes instanceof Uint8Array || typeof msg.fetched.problem === "string") ? msg.fetched : null;
+    const bundleFetch = fetched ? Promise.resolve(fetched) : fetchBundle(config.bundle);
     const archiveFetch = fetchRuntime();
     // 2. Pyodide and the runtime (one archive, unpacked into its own
     //    directory): restored from this browser's memory snapshot when it has
@@ -175,7 +178,10 @@ export function createHost(postToMain) {
     revalidation.arm(choice.judge, config.bundle);
 
     // 4. Replay what happened before we were ready, then go live.
-    const reply = JSON.parse(runtime.start(msg.record ? JSON.stringify(msg.record) : "", JSON.stringify(msg.events || []), msg.now));
+    // (`pages`: earlier pages that never started the engine, replayed into the record first.)
+    const reply = JSON.parse(runtime.start(msg.record ? JSON.stringify(msg.record) : "", JSON.stringify(msg.events || []), msg.now,
+      JSON.stringify(Array.isArray(msg.pages) ? msg.pages : [])));
+    if (reply.ok && reply.hint_warning) warn(reply.hint_warning);
     ready = true;
     postToMain({
       type: "ready",

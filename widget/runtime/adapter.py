@@ -140,8 +140,15 @@ class Runtime:
             return _failure(exc)
 
     # -- evaluation ---------------------------------------------------------
-    def start(self, record_json: str | None, events_json: str, now) -> str:
+    def start(self, record_json: str | None, events_json: str, now, pages_json: str | None = None) -> str:
+        """Run the staged bundle on the record and this page's events so far.
+        `pages_json`: earlier pages of this visitor that never started the
+        engine (widget/shell/boot.mjs), [{tab, events}], oldest first: each is
+        replayed into the record first, by an engine of its own whose
+        decisions are dropped (none could show there: the page would have
+        started the engine), so the record advances as if they had run."""
         try:
+            from widget.runtime import boothint
             from widget.runtime.engine import Engine
 
             record = json.loads(record_json) if record_json else None
@@ -150,12 +157,36 @@ class Runtime:
                 self._staged = None
             else:
                 compiled = self.bundle
+            record = self._replay_pages(compiled, record, json.loads(pages_json) if pages_json else [])
             self.engine = Engine(compiled, record=record, context=self.context)
             self._sent = None
             _settle()
-            return self._step(events_json, now)
+            reply = self._step(events_json, now)
+            urls = [e.get("url") for e in json.loads(events_json)
+                    if isinstance(e, dict) and e.get("type") == "page_view" and isinstance(e.get("url"), str)]
+            payload = self.bundle if isinstance(self.bundle, dict) else {}
+            warning = boothint.later_than_rules(payload.get("boot"), payload, urls)
+            if warning:
+                reply = _reply(**{k: v for k, v in json.loads(reply).items() if k != "ok"}, hint_warning=warning)
+            return reply
         except Exception as exc:  # noqa: BLE001
             return _failure(exc)
+
+    def _replay_pages(self, compiled, record, pages: list):
+        from widget.runtime.engine import Engine
+
+        for page in pages if isinstance(pages, list) else []:
+            events = page.get("events") if isinstance(page, dict) else None
+            if not isinstance(events, list) or not events:
+                continue
+            tab = page.get("tab") if isinstance(page.get("tab"), str) and page.get("tab") else self.context.get("tab")
+            past = Engine(compiled, record=record, context=dict(self.context, tab=tab, claims=False))
+            times = [e["t"] for e in events if isinstance(e, dict) and isinstance(e.get("t"), int)
+                     and not isinstance(e.get("t"), bool)]
+            if not times:
+                continue
+            record = past.step(events, max(times))["record"]
+        return record
 
     def step(self, events_json: str, now) -> str:
         try:

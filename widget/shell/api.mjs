@@ -19,7 +19,7 @@ function experimentStatus(status, record) {
 // `widget`: {events, send, setOpen, qa, channel, reactions, store, status,
 // isReady, isStopped, shutdown, claims, consent}.
 export function createApi(widget) {
-  const { events, send, setOpen, qa, channel, reactions, store, status, claims } = widget;
+  const { events, send, setOpen, qa, channel, reactions, store, status, claims, plan } = widget;
 
   // Everything sent before has been handled, claims across tabs included:
   // a claim answered while a round trip was on its way sent its `claim`
@@ -91,12 +91,22 @@ export function createApi(widget) {
       case "seed":
         qa.seed(args[0]);
         return undefined;
+      case "boot":
+        // Start the engine now rather than just in time (./boot.mjs).
+        plan.now("proactive('boot')");
+        return undefined;
       case "sync":
-        // Resolves once the runtime has handled everything sent before.
+        // Resolves once the runtime has handled everything sent before
+        // (the engine starts now if it has not: it is the one that answers).
+        plan.now("proactive('sync')");
         return syncAll();
       case "explain":
+        plan.now("proactive('explain')");
         return channel.ask("explain");
       case "status":
+        // The QA kit waits for `ready`: status starts the engine, unless
+        // asked not to (status {boot: false}: what the page is waiting for).
+        if (!(args[0] && args[0].boot === false)) plan.now("proactive('status')");
         if (channel.mode !== undefined) status.mode = channel.mode;
         status.prepared = reactions.prepared; // the engine's answer for the next exit intent / route change is here
         status.storage = store.persistent ? "localStorage" : "memory";

@@ -2,6 +2,7 @@
 // checked once, in one object for the whole widget. docs/embedding.md lists
 // every attribute.
 
+import { bootConfig } from "./boot.mjs";
 import { consentMode } from "./consent.mjs";
 
 const APPEARANCE = ["color", "position", "launcher", "title"];
@@ -57,6 +58,7 @@ export function readConfig(tag) {
     consent, // "required" | "tcf" | null: nothing stored before consent (./consent.mjs)
     consentMessages: /^none$/i.test((tag.consentMessages || "").trim()) ? "none" : "show", // before consent
     appearance, // overrides the bundle's widget entry
+    boot: bootConfig(tag), // {mode: "auto" | "now", leadMs}: when the engine starts (./boot.mjs)
   };
 }
 
