@@ -217,7 +217,7 @@ export function createPendingPages(store, tab, navStart) {
       if (!list.length) return [];
       const done = (p) => {
         const last = p.events[p.events.length - 1];
-        return last && (last.type === "page_hide" || (typeof last.t === "number" && now - last.t >= VISIT_GAP_MS));
+        return p.events.some((e) => e && e.type === "page_hide") || (last && typeof last.t === "number" && now - last.t >= VISIT_GAP_MS);
       };
       const taken = list.filter((p) => p.id !== id && done(p));
       const kept = list.filter((p) => p.id !== id && !done(p));
