@@ -149,11 +149,11 @@ def test_a_bundle_signed_by_another_key_is_not_trusted_for_the_hint(site, page, 
 JOURNEY_DOC = simple_messages(
     {"id": "pricing-30", "rules": [{"rule": "page_url", "op": "contains", "value": "/pricing"},
                                    {"rule": "time_on_page", "op": "greater", "value": 12}]},
-    {"id": "second-visit-page", "rules": [{"rule": "page_views", "op": "greater", "value": 2},
+    {"id": "second-visit-page", "rules": [{"rule": "page_views", "op": "greater", "value": 1},
                                           {"rule": "time_on_page", "op": "greater", "value": 9}]},
     {"id": "blog-exit", "rules": [{"rule": "page_url", "op": "matches", "value": "/blog*"},
                                   {"rule": "time_before_exit_intent", "op": "greater", "value": 6}]},
-    {"id": "anywhere-late", "delay": 2, "rules": {"any": [{"rule": "time_on_page", "op": "greater", "value": 25},
+    {"id": "anywhere-late", "delay": 2, "rules": {"any": [{"rule": "time_on_page", "op": "greater", "value": 20},
                                                           {"rule": "page_url", "op": "equals", "value": "/docs.html"}]}},
     site_id="jit",
 )
