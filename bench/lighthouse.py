@@ -8,9 +8,15 @@ build on another, measured by Lighthouse 12.2.3 (pinned in
 bench/lighthouse/package.json; Node 20 needs 12.2.x) with its default mobile
 preset (simulated throttling), performance category only, on three pages:
 
-  none      the page without the widget
-  later     the page with the widget, whose only message needs 30 s on the page
-  at-once   the page with the widget, whose message can show at once
+  none       the page without the widget
+  later      the page with the widget, whose only message needs 10 s on the page:
+             the engine starts just in time (data-boot="auto", the default),
+             4 s before, after Lighthouse has finished
+  later-now  the same with data-boot="now": the engine starts at the load
+             event, as before the just-in-time engine (the "before" row)
+  at-once    the page with the widget, whose message can show at once
+  never      the page with the widget, whose only message is for /pricing:
+             no engine at all on this page
 
 Runs are interleaved (none, later, at-once, none, ...) so that the machine's
 load drifts the same way for each. Per page, median and range over --runs:
@@ -42,9 +48,11 @@ from run import HOST_BODY, LOREM, RESULTS, _png, machine  # noqa: E402  (the sta
 from server_stub.app import create_site_app, create_widget_app, script_tag  # noqa: E402
 
 LIGHTHOUSE = ROOT / "bench" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
-PAGES = {
-    "later": [{"rule": "time_on_page", "op": "greater", "value": 30}],
-    "at-once": [{"rule": "time_on_page", "op": "greater", "value": 0}],
+PAGES = {   # name: (rules, extra tag attributes)
+    "later": ([{"rule": "time_on_page", "op": "greater", "value": 10}], {}),
+    "later-now": ([{"rule": "time_on_page", "op": "greater", "value": 10}], {"data-boot": "now"}),
+    "at-once": ([{"rule": "time_on_page", "op": "greater", "value": 0}], {}),
+    "never": ([{"rule": "page_url", "op": "contains", "value": "/pricing"}], {}),
 }
 AUDITS = {"lcp_ms": "largest-contentful-paint", "tbt_ms": "total-blocking-time", "cls": "cumulative-layout-shift",
           "fcp_ms": "first-contentful-paint", "bytes": "total-byte-weight"}
@@ -65,13 +73,13 @@ def serve(tmp: Path) -> dict:
     widget = _Server(create_widget_app(out, bundles, allowed_origins=[site_origin], db_path=tmp / "endpoint.db"), "127.0.0.1")
     widget_origin = f"http://127.0.0.1:{widget.port}"
     urls = {}
-    for name, rules in {"none": None, **PAGES}.items():
+    for name, (rules, attrs) in {"none": (None, {}), **PAGES}.items():
         tag = ""
         if rules is not None:
             doc = {"site": "bench", "widgets": [{"id": "main"}], "messages": [
                 {"id": "hello", "type": "proactive", "widget": "main", "content": {"text": "Hello"}, "rules": rules}]}
             (bundles / f"{name}.json").write_bytes(signing.sign_payload(publishing.build_payload(doc, version=1), [key]))
-            tag = script_tag(widget_origin, f"{widget_origin}/bundles/{name}.json", signing.public_key_spec(key))
+            tag = script_tag(widget_origin, f"{widget_origin}/bundles/{name}.json", signing.public_key_spec(key), **attrs)
         (pages / f"{name}.html").write_text(
             f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
             f"<link rel=icon href=\"data:,\"><title>{name}</title>{tag}</head><body>{HOST_BODY.format(text=LOREM)}</body></html>")
