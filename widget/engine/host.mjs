@@ -103,11 +103,18 @@ function createRevalidation(postToMain, warn) {
   };
 }
 
+// The bundle as the page fetched it already (to read its boot hint,
+// ../shell/boot.mjs): those bytes, not a second request; else fetched here.
+function bundleOf(msg) {
+  const f = msg.fetched;
+  const given = f && (f.bytes instanceof Uint8Array || typeof f.problem === "string");
+  return given ? Promise.resolve(f) : fetchBundle(msg.config.bundle);
+}
+
 export function createHost(postToMain) {
   let runtime = null; // Python widget.runtime.adapter.Runtime proxy
   let ready = false;
   let pending = []; // messages received before the runtime is ready
-
   let dead = false; // no usable bundle or runtime: answer pings, ignore the rest
 
   let lastSeq = 0; // the main thread's number of the last step it asked for
@@ -151,10 +158,7 @@ export function createHost(postToMain) {
     const t0 = performance.now();
     if (Number.isInteger(msg.seq)) lastSeq = msg.seq;
     const config = msg.config;
-    // The page may have fetched the bundle already (to read its boot hint,
-    // ../shell/boot.mjs): those bytes, not a second request.
-    const fetched = msg.fetched && (msg.fetched.bytes instanceof Uint8Array || typeof msg.fetched.problem === "string") ? msg.fetched : null;
-    const bundleFetch = fetched ? Promise.resolve(fetched) : fetchBundle(config.bundle);
+    const bundleFetch = bundleOf(msg);
     const archiveFetch = fetchRuntime();
     // 2. Pyodide and the runtime (one archive, unpacked into its own
     //    directory): restored from this browser's memory snapshot when it has
@@ -178,9 +182,8 @@ export function createHost(postToMain) {
     revalidation.arm(choice.judge, config.bundle);
 
     // 4. Replay what happened before we were ready, then go live.
-    // (`pages`: earlier pages that never started the engine, replayed into the record first.)
     const reply = JSON.parse(runtime.start(msg.record ? JSON.stringify(msg.record) : "", JSON.stringify(msg.events || []), msg.now,
-      JSON.stringify(Array.isArray(msg.pages) ? msg.pages : [])));
+      JSON.stringify(Array.isArray(msg.pages) ? msg.pages : []))); // earlier pages that never started the engine
     if (reply.ok && reply.hint_warning) warn(reply.hint_warning);
     ready = true;
     postToMain({

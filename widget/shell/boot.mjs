@@ -227,3 +227,25 @@ export function createPendingPages(store, tab, navStart) {
     },
   };
 }
+
+// Both for the shell: the plan for this page (its first page view from the
+// signals captured so far), and its pending entry, kept until the engine has
+// this page's signals (not with data-boot="now": every page starts it).
+// `signal(event)`: a signal sent before the engine started.
+export function createBoot({ config, store, bundles, early, navStart, tab, warn }) {
+  const views = early.filter((e) => e.type === "page_view");
+  const last = views[views.length - 1];
+  const plan = createBootPlan({ config, boot: config.boot, cachedEnvelope: bundles.envelope(), warn,
+    firstPage: last ? { url: last.url, t: last.t } : null });
+  const pending = createPendingPages(store, tab, navStart);
+  const keeps = config.boot.mode !== "now";
+  if (keeps) pending.note(early);
+  return {
+    plan,
+    pending,
+    signal(event) {
+      if (event.type === "page_view") plan.page(event);
+      if (keeps) pending.note([event]);
+    },
+  };
+}

@@ -12,7 +12,7 @@
 // docs/embedding.md is the user's view of this file (API, events, attributes).
 
 import { createApi } from "./api.mjs";
-import { createBootPlan, createPendingPages } from "./boot.mjs";
+import { createBoot } from "./boot.mjs";
 import { createClaims, tabId } from "./claims.mjs";
 import { createClock } from "./clock.mjs";
 import { appearanceFor, readConfig } from "./config.mjs";
@@ -156,18 +156,8 @@ function createWidget(api, tag, capture) {
   const announced = early.slice();
   early.forEach(presence);
   // When the engine starts (./boot.mjs): just in time for the first message
-  // this page can show; never on a page where none can (its signals are then
-  // kept for the next page that starts it).
-  const pending = createPendingPages(store, tabId({ keep: consent.granted }), capture.navStart);
-  const lastPageView = () => {
-    const views = early.filter((e) => e.type === "page_view");
-    return views.length ? { url: views[views.length - 1].url, t: views[views.length - 1].t } : null;
-  };
-  const plan = createBootPlan({
-    config, boot: config.boot, cachedEnvelope: bundles.envelope(), firstPage: lastPageView(), warn: warnOnce,
-  });
-  const keepsPending = config.boot.mode !== "now"; // until the engine has this page's signals
-  if (keepsPending) pending.note(early);
+  // this page can show; never on a page where none can.
+  const boot = createBoot({ config, store, bundles, early, navStart: capture.navStart, tab: tabId({ keep: consent.granted }), warn: warnOnce });
   const status = {
     navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [], shownCount: 0,
     storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
@@ -191,7 +181,7 @@ function createWidget(api, tag, capture) {
     mode: config.mode,
     // data-consent-messages="none": the engine starts once consent is given.
     gate: config.consentMessages === "none" ? consent.firstGrant : null,
-    when: () => plan.wait(),
+    when: () => boot.plan.wait(),
     initMessage: () => ({
       config: { bundle: config.bundle, keys: config.keys, site: config.site,
         snapshot: consent.granted ? config.snapshot : "off", // IndexedDB: only with consent
@@ -202,8 +192,8 @@ function createWidget(api, tag, capture) {
       cachedBundle: bundles.envelope(),
       lastVersion: bundles.version(),
       events: early.splice(0).sort((a, b) => a.t - b.t),
-      fetched: plan.fetched, // the bundle as this page fetched it (null: the runtime fetches it)
-      pages: pending.take(Date.now()), // earlier pages that never started the engine
+      fetched: boot.plan.fetched, // the bundle as this page fetched it (null: the runtime fetches it)
+      pages: boot.pending.take(Date.now()), // earlier pages that never started the engine
     }),
     onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation, claims, send, cleanup }),
     onStarted: (mode) => { status.mode = mode; },
@@ -222,8 +212,7 @@ function createWidget(api, tag, capture) {
     presence(event);
     if (!channel.booted) {
       early.push(event);
-      if (event.type === "page_view") plan.page(event);
-      if (keepsPending) pending.note([event]);
+      boot.signal(event);
       return;
     }
     const seq = channel.nextSeq();
@@ -251,7 +240,7 @@ function createWidget(api, tag, capture) {
     stopped = true;
     status.stopped = true;
     clock.stop();
-    plan.stop();
+    boot.plan.stop();
     channel.stop();
     releaseCapture(capture);
     for (const undo of cleanup.splice(0)) {
@@ -263,9 +252,9 @@ function createWidget(api, tag, capture) {
     api.__signal = null;
   }
 
-  status.boot = plan.state;
+  status.boot = boot.plan.state;
   const command = createApi({
-    events, send, setOpen, qa, channel, reactions, store, status, shutdown, claims, consent, plan,
+    events, send, setOpen, qa, channel, reactions, store, status, shutdown, claims, consent, plan: boot.plan,
     isReady: () => status.ready, isStopped,
   });
 
