@@ -19,7 +19,8 @@ function experimentStatus(status, record) {
 // `widget`: {events, send, setOpen, qa, channel, reactions, store, status,
 // isReady, isStopped, shutdown, claims, consent}.
 export function createApi(widget) {
-  const { events, send, setOpen, qa, channel, reactions, store, status, claims, plan } = widget;
+  const { events, send, setOpen, qa, channel, reactions, store, status, claims } = widget;
+  const plan = widget.plan || { now() {} }; // when the engine starts (./boot.mjs)
 
   // Everything sent before has been handled, claims across tabs included:
   // a claim answered while a round trip was on its way sent its `claim`
