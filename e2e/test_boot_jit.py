@@ -78,6 +78,30 @@ def test_a_page_where_no_message_can_show_downloads_no_engine(site, context, pag
     assert engine, "the pricing page started the engine"
 
 
+def test_the_launcher_and_the_chat_do_not_wait_for_the_engine(site, context, page, guard):
+    doc = dict(PRICING_ONLY, widgets=[{"id": "main", "color": "#0f766e"}])
+    url = site.publish(doc, "jit-chat")
+    engine = watch_engine(context)
+    page.goto(site.page(tag=site.tag(bundle=url, data_site="jit"), name="contact"))
+    wait_status(page, lambda s: s["boot"]["state"] == "never")
+    launcher = page.locator("proactive-widget .launcher")
+    launcher.wait_for()
+    assert page.evaluate("() => getComputedStyle(document.querySelector('proactive-widget').shadowRoot"
+                         ".querySelector('.launcher')).backgroundColor") == "rgb(15, 118, 110)"
+    launcher.click()
+    page.locator("proactive-widget .compose textarea").fill("Do you ship to Vienna?")
+    page.locator("proactive-widget .compose .send").click()
+    page.locator("proactive-widget .log .bubble.visitor").wait_for()
+    page.wait_for_timeout(500)
+    assert engine == [] and "failed" not in page.locator("proactive-widget .log").inner_html()
+    # The chat counts in the visitor record once a page starts the engine.
+    page.goto(site.page(tag=site.tag(bundle=url, data_site="jit"), name="pricing"))
+    wait_status(page, lambda s: s["ready"])
+    record = page.evaluate("() => proactive('sync').then(() => JSON.parse(Object.entries(localStorage)"
+                           ".find(([k]) => /:jit$/.test(k))[1]))")
+    assert record["chat"] is True and record["page_views"] == 2
+
+
 def test_the_engine_starts_lead_seconds_before_the_first_possible_message(site, context, page, guard):
     doc = simple_messages({"id": "late", "rules": [{"rule": "time_on_page", "op": "greater", "value": 30}]}, site_id="jit")
     url = site.publish(doc, "jit-late")

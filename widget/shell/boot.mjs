@@ -85,7 +85,7 @@ export async function signedHint(envelope, config, now) {
     return { problem: payload.boot === undefined ? "the bundle has no boot hint (signed by an older `proactive sign`)"
       : "the bundle's boot hint is malformed", hintProblem: true };
   }
-  return { hint: payload.boot, version: payload.version };
+  return { hint: payload.boot, version: payload.version, widgets: Array.isArray(payload.widgets) ? payload.widgets : [] };
 }
 
 // boothint.due: the time on page (ms) from which a message can show on
@@ -110,7 +110,9 @@ export function dueOn(hint, href) {
 // `now(why)`: start at once (a command that needs the engine). `fetched`: the
 // bundle the page fetched ({bytes} | {problem}), handed to the engine so that
 // it is not fetched twice; null: the engine fetches it. `state` for status.
-export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, onNever = () => {} }) {
+// `onBundle({widgets})`: a verified bundle, while the engine waits (the
+// launcher and the chat do not wait for it).
+export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, onBundle = () => {} }) {
   let go;
   const started = new Promise((resolve) => { go = resolve; });
   let page = firstPage; // {url, t}: the current page
@@ -136,7 +138,6 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
     }
     if (due === null) {
       Object.assign(state, { state: "never", at: null, reason: "no message can show on this page" });
-      onNever();
       return;
     }
     const at = page.t + due - boot.leadMs;
@@ -163,7 +164,9 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
     if (fetched.hintProblem) warn(`${fetched.problem}: the widget starts its engine at once on every page`);
     if (!fetched.hint) return start("no usable boot hint");
     hints = [fetched.hint, ...(cached && cached.hint ? [cached.hint] : [])];
-    return schedule();
+    schedule();
+    if (state.state !== "started") onBundle(fetched);
+    return undefined;
   }
 
   plan.wait = () => {
@@ -232,10 +235,10 @@ export function createPendingPages(store, tab, navStart) {
 // signals captured so far), and its pending entry, kept until the engine has
 // this page's signals (not with data-boot="now": every page starts it).
 // `signal(event)`: a signal sent before the engine started.
-export function createBoot({ config, store, bundles, early, navStart, tab, warn }) {
+export function createBoot({ config, store, bundles, early, navStart, tab, warn, onBundle }) {
   const views = early.filter((e) => e.type === "page_view");
   const last = views[views.length - 1];
-  const plan = createBootPlan({ config, boot: config.boot, cachedEnvelope: bundles.envelope(), warn,
+  const plan = createBootPlan({ config, boot: config.boot, cachedEnvelope: bundles.envelope(), warn, onBundle,
     firstPage: last ? { url: last.url, t: last.t } : null });
   const pending = createPendingPages(store, tab, navStart);
   const keeps = config.boot.mode !== "now";

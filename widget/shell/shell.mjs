@@ -117,6 +117,19 @@ function handleMessage(msg, w) {
   }
 }
 
+// addEventListener for the widget: a throwing listener is warned about, not
+// thrown into the page; `added` (to put back) and `cleanup` (to undo) keep it.
+function listener(cleanup, added) {
+  return (target, type, fn, opts) => {
+    const safe = (e) => {
+      try { fn(e); } catch (err) { warnOnce(`internal error in the ${type} listener: ${err && err.message}`); }
+    };
+    target.addEventListener(type, safe, opts);
+    added.push([target, type, safe, opts]);
+    cleanup.push(() => target.removeEventListener(type, safe, opts));
+  };
+}
+
 function createWidget(api, tag, capture) {
   const config = readConfig(tag);
   if (config.problems.length) {
@@ -125,14 +138,7 @@ function createWidget(api, tag, capture) {
   }
   const cleanup = []; // undo functions, run by shutdown
   const added = []; // [target, type, listener, options]: put back after the page's document.open()
-  const listen = (target, type, fn, opts) => {
-    const safe = (e) => {
-      try { fn(e); } catch (err) { warnOnce(`internal error in the ${type} listener: ${err && err.message}`); }
-    };
-    target.addEventListener(type, safe, opts);
-    added.push([target, type, safe, opts]);
-    cleanup.push(() => target.removeEventListener(type, safe, opts));
-  };
+  const listen = listener(cleanup, added);
   // document.open() drops every listener of the document and the window:
   // ours and the loader's go back (adding one that is still there is a no-op).
   function relisten() {
@@ -157,7 +163,8 @@ function createWidget(api, tag, capture) {
   early.forEach(presence);
   // When the engine starts (./boot.mjs): just in time for the first message
   // this page can show; never on a page where none can.
-  const boot = createBoot({ config, store, bundles, early, navStart: capture.navStart, tab: tabId({ keep: consent.granted }), warn: warnOnce });
+  const boot = createBoot({ config, store, bundles, early, navStart: capture.navStart, tab: tabId({ keep: consent.granted }), warn: warnOnce,
+    onBundle: (b) => { if (!status.ready && !stopped) renderer.configure(appearanceFor(config, b)); } }); // the launcher, meanwhile
   const status = {
     navStart: capture.navStart, ready: false, mode: null, bundle: null, nextWakeup: null, shown: [], shownCount: 0,
     storage: store.persistent ? "localStorage" : "memory", touch: capture.touch, stopped: false,
