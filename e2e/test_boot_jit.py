@@ -141,6 +141,23 @@ def test_a_bundle_without_a_hint_boots_at_once_with_one_warning(site, page, guar
     assert len(hint) == 1 and "no boot hint" in hint[0], guard.warnings()
 
 
+def test_a_returning_visitor_with_an_older_bundle_cached_is_not_warned_again(site, context, page, guard):
+    """The first visit after upgrading: the cached bundle (signed before the
+    hint) does not matter once the fetched one is newer and has a hint."""
+    url = sign(site, PRICING_ONLY, "jit-upgrade", lambda p: p.pop("boot"))
+    page.goto(site.page(tag=site.tag(bundle=url, data_site="jit"), name="upgrade"))
+    wait_status(page, lambda s: s["ready"])
+    page.evaluate("() => proactive('sync')")
+    assert len([w for w in guard.warnings() if "boot hint" in w]) == 1
+    doc = json.loads(publishing.build_payload(PRICING_ONLY, version=2))
+    (site.bundles / "jit-upgrade.json").write_bytes(signing.sign_payload(json.dumps(doc).encode(), [site.key]))
+    engine = watch_engine(context)
+    page.goto(site.page(tag=site.tag(bundle=url, data_site="jit"), name="upgrade"))
+    s = wait_status(page, lambda s: s["boot"]["state"] == "never")
+    page.wait_for_timeout(500)
+    assert engine == [] and len([w for w in guard.warnings() if "boot hint" in w]) == 1, guard.warnings()
+
+
 def test_a_malformed_hint_boots_at_once_with_one_warning(site, page, guard):
     url = sign(site, PRICING_ONLY, "jit-badhint", lambda p: p.update(boot={"v": 1, "at": "soon"}))
     page.goto(site.page(tag=site.tag(bundle=url), name="bad-hint"))

@@ -83,7 +83,7 @@ export async function signedHint(envelope, config, now) {
   if (typeof payload.expires_at === "string" && Date.parse(payload.expires_at) <= now) return { problem: "expired" };
   if (!wellFormed(payload.boot)) {
     return { problem: payload.boot === undefined ? "the bundle has no boot hint (signed by an older `proactive sign`)"
-      : "the bundle's boot hint is malformed", hintProblem: true };
+      : "the bundle's boot hint is malformed", hintProblem: true, version: payload.version };
   }
   return { hint: payload.boot, version: payload.version, widgets: Array.isArray(payload.widgets) ? payload.widgets : [] };
 }
@@ -147,22 +147,32 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
     timer = setTimeout(() => start("just in time"), wait);
   }
 
+  const noHint = (problem) => {
+    warn(`${problem}: the widget starts its engine at once on every page`);
+    start("no usable boot hint");
+  };
+
   async function decide() {
     if (state.state === "started") return undefined;
     if (boot.mode === "now") return start("data-boot=now");
-    const now = Date.now();
-    const cached = cachedEnvelope ? await signedHint(cachedEnvelope, config, now) : null;
-    if (cached && cached.hintProblem) {
-      warn(`${cached.problem}: the widget starts its engine at once on every page`);
-      return start("no usable boot hint");
+    // The bundle cached from the last visit first: a returning visitor's
+    // page plans (and shows the launcher) without waiting for the network.
+    const cached = cachedEnvelope ? await signedHint(cachedEnvelope, config, Date.now()) : null;
+    if (cached && cached.hint) {
+      hints = [cached.hint];
+      schedule();
+      if (state.state === "started") return undefined;
+      onBundle(cached);
     }
-    if (cached && cached.hint && page && dueOn(cached.hint, page.url) === 0) return start("a message can show at once");
-    if (state.state === "started") return undefined;
     plan.fetched = await fetchBundle(config.bundle);
+    if (state.state === "started") return undefined;
     if (plan.fetched.problem) return start("the bundle could not be fetched");
     const fetched = await signedHint(plan.fetched.bytes, config, Date.now());
-    if (fetched.hintProblem) warn(`${fetched.problem}: the widget starts its engine at once on every page`);
-    if (!fetched.hint) return start("no usable boot hint");
+    if (fetched.hintProblem) return noHint(fetched.problem);
+    if (!fetched.hint) return start("the fetched bundle does not verify");
+    // A cached bundle without a usable hint matters only if it may run: when
+    // it is newer than the fetched one (the engine keeps it, no rollback).
+    if (cached && cached.hintProblem && !(fetched.version >= cached.version)) return noHint(cached.problem);
     hints = [fetched.hint, ...(cached && cached.hint ? [cached.hint] : [])];
     schedule();
     if (state.state !== "started") onBundle(fetched);
