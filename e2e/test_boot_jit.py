@@ -78,6 +78,34 @@ def test_a_page_where_no_message_can_show_downloads_no_engine(site, context, pag
     assert engine, "the pricing page started the engine"
 
 
+def record_of(page) -> dict:
+    return page.evaluate("() => proactive('sync').then(() => JSON.parse(Object.entries(localStorage)"
+                         ".find(([k]) => /:jit$/.test(k))[1]))")
+
+
+def test_a_page_still_open_in_another_tab_counts_once(site, context, page, guard):
+    """Tab A waits (no message on its page) and stays open; tab B starts its
+    engine: B's record has A's page view and A's landing page, as if A had
+    started its engine at once; A's page view is not counted again later."""
+    url = site.publish(PRICING_ONLY, "jit-tabs")
+    tag = site.tag(bundle=url, data_site="jit")
+    page.goto(site.page(tag=tag, name="landing") + "?ref=news")   # (utm_* URLs are left to the engine: it starts)
+    wait_status(page, lambda s: s["boot"]["state"] == "never")
+    other = context.new_page()
+    other.goto(site.page(tag=tag, name="pricing"))
+    wait_status(other, lambda s: s["ready"])
+    first = record_of(other)
+    assert first["page_views"] == 2, first
+    assert first["source_url"].endswith("/landing.html?ref=news")
+    # Tab A goes on (a route change, no message there either), then starts its engine.
+    page.evaluate("() => history.pushState({}, '', '/landing2.html')")
+    page.evaluate("() => proactive('boot')")
+    wait_status(page, lambda s: s["ready"])
+    after = record_of(page)
+    assert after["page_views"] == 3, after    # landing (once), pricing, landing2
+    other.close()
+
+
 def test_the_launcher_and_the_chat_do_not_wait_for_the_engine(site, context, page, guard):
     doc = dict(PRICING_ONLY, widgets=[{"id": "main", "color": "#0f766e"}])
     url = site.publish(doc, "jit-chat")

@@ -41,6 +41,14 @@ def test_any_takes_the_earliest_and_delay_adds():
     assert boothint.due(p["boot"], "https://e.example/y") == 105_001
 
 
+def test_an_email_is_sent_when_its_rules_hold_whatever_its_delay():
+    email = msg("e", [{"rule": "page_url", "op": "contains", "value": "/x"}], type="email", delay=30)
+    assert boothint.due(payload([email])["boot"], "https://e.example/x") == 0
+    engine = Engine(payload([email]), context={"tab": "t1", "authenticated": True})
+    out = engine.step([{"type": "page_view", "t": NOW, "url": "https://e.example/x"}], NOW)
+    assert [d["message"] for d in out["decisions"]] == ["e"]   # at the page view: the hint must not say later
+
+
 def test_conditions_that_may_already_hold_give_zero():
     for rules in ([{"rule": "visits", "op": "greater", "value": 1}],
                   [{"rule": "time_this_visit", "op": "greater", "value": 120}],
@@ -130,6 +138,29 @@ def test_pages_that_never_booted_advance_the_record_as_if_they_had():
     assert late["ok"]
     assert late["record"] == record
     assert (record["visits"], record["page_views"], record["utm"]) == (1, 3, {"utm_source": "news"})
+
+
+def test_a_replayed_page_shows_nothing_and_counts_no_invitation():
+    """A page replayed with a bundle whose message (newer than that page)
+    would have held there: nothing is delivered in the past."""
+    p = payload([msg("m", [{"rule": "page_url", "op": "contains", "value": "/old"}])])
+    rt = runtime_with(p)
+    late = json.loads(rt.start("", json.dumps([{"type": "page_view", "t": NOW + 60_000, "url": "https://e.example/new"}]),
+                               NOW + 60_000, json.dumps([{"tab": "t0", "events": [
+                                   {"type": "page_view", "t": NOW, "url": "https://e.example/old"},
+                                   {"type": "page_hide", "t": NOW + 50_000}]}])))
+    assert late["ok"] and late["decisions"] == []
+    assert (late["record"]["page_views"], late["record"]["invitations_sent"], late["record"]["shows"]) == (2, 0, {})
+
+
+def test_a_page_view_already_counted_starts_the_page_without_counting_again():
+    p = payload([msg("m", [{"rule": "time_on_page", "op": "greater", "value": 5}])])
+    view = {"type": "page_view", "t": NOW, "url": "https://e.example/?utm_source=a"}
+    record = Engine(p, context={"tab": "t1"}).step([view], NOW)["record"]   # replayed by another page
+    engine = Engine(p, record=record, context={"tab": "t1"})
+    out = engine.step([dict(view, counted=True)], NOW + 6000)
+    assert out["record"]["page_views"] == 1
+    assert [(d["message"], d["t"]) for d in out["decisions"] if d.get("action") == "show"] == [("m", NOW + 5001)]
 
 
 # -- the bound is a lower bound: whatever the facts, a tree holds on a page no

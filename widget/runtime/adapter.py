@@ -173,18 +173,31 @@ class Runtime:
             return _failure(exc)
 
     def _replay_pages(self, compiled, record, pages: list):
+        """Each earlier page's signals through an engine without messages:
+        the record advances by the engine's own rules (page views, visits,
+        presence, chat, dismissals), and nothing is shown, exposed or
+        counted as an invitation (none could show there: the page would have
+        started the engine; and a newer bundle's messages were not there)."""
+        import dataclasses
+
+        from widget.runtime import bundle as bundle_mod
         from widget.runtime.engine import Engine
 
+        if not pages:
+            return record
+        if not isinstance(compiled, bundle_mod.Bundle):
+            compiled = bundle_mod.parse(compiled)
+        silent = dataclasses.replace(compiled, messages=[])
         for page in pages if isinstance(pages, list) else []:
             events = page.get("events") if isinstance(page, dict) else None
             if not isinstance(events, list) or not events:
                 continue
             tab = page.get("tab") if isinstance(page.get("tab"), str) and page.get("tab") else self.context.get("tab")
-            past = Engine(compiled, record=record, context=dict(self.context, tab=tab, claims=False))
             times = [e["t"] for e in events if isinstance(e, dict) and isinstance(e.get("t"), int)
                      and not isinstance(e.get("t"), bool)]
             if not times:
                 continue
+            past = Engine(silent, record=record, context=dict(self.context, tab=tab, claims=False))
             record = past.step(events, max(times))["record"]
         return record
 

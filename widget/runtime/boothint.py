@@ -19,7 +19,8 @@ The bound is conservative, by the rule tree, never by the visitor's facts:
   - `time_on_page greater T` holds first at T + 1 ms, `equals v…` at min v;
     `time_before_exit_intent` likewise (an exit intent after that much time);
   - a message's `delay` adds to its rules' bound (the delay counts on the
-    page: a page view drops what was pending);
+    page: a page view drops what was pending), except an email's (the
+    engine sends it as soon as its rules hold);
   - `all` takes the latest of its members, `any` the earliest;
   - every other condition (durations since other instants, counts, exit
     intent without a time, events, audience, team) gives 0: it may already
@@ -134,7 +135,8 @@ def _prune(alternatives: list) -> list:
 def message_alternatives(message) -> list:
     if not isinstance(message, dict) or message.get("enabled") is False:
         return []      # paused: never delivered
-    delay = message.get("delay", 0)
+    # The delay holds back a message that shows; an email is sent once its rules hold.
+    delay = message.get("delay", 0) if message.get("type", "proactive") != "email" else 0
     try:
         delay_ms = conditions.to_ms(delay) if delay else 0
     except (TypeError, ValueError):

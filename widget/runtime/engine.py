@@ -446,7 +446,8 @@ class Engine:
                 record_mod.present(rec, self.present_since, t)
             record_mod.seen(rec, t)
         if kind == "page_view":
-            self._page_view(str(event.get("url") or ""), event.get("referrer") or None, t, event.get("hidden") is not True)
+            self._page_view(str(event.get("url") or ""), event.get("referrer") or None, t, event.get("hidden") is not True,
+                            counted=event.get("counted") is True)
         elif kind == "visibility":
             shown = event.get("state") != "hidden"
             if self.page is not None and shown != (self.present_since is not None):
@@ -528,10 +529,14 @@ class Engine:
         self.record["once"] = sorted(self._once)
         self._all_dirty = True
 
-    def _page_view(self, url: str, referrer: str | None, t: int, shown: bool = True) -> None:
+    def _page_view(self, url: str, referrer: str | None, t: int, shown: bool = True, counted: bool = False) -> None:
+        """`counted`: the record has this page view already (the page's signals
+        were replayed by another page while this one waited to start its
+        engine, widget/shell/boot.mjs): only this page's state starts here."""
         if self.present_since is not None:   # this page was open and shown until now: the visitor never left
             record_mod.present(self.record, self.present_since, t)
-        record_mod.page_view(self.record, self.tab, url, t)
+        if not counted:
+            record_mod.page_view(self.record, self.tab, url, t)
         self.present_since = t if shown else None   # (a page opened in a background tab is not shown yet)
         self.page = {"start": t, "url": url, "referrer": referrer}
         # Messages delivered or armed on the last page had their time

@@ -11,7 +11,7 @@
 // what is wrong). The page reads the hint of the bundle cached from the last
 // visit and of the one it fetches, and takes the earlier of the two.
 
-import { BUNDLE_MAX_BYTES, VISIT_GAP_MS } from "../constants.mjs";
+import { BUNDLE_MAX_BYTES } from "../constants.mjs";
 import { fetchBundle } from "../bundle/fetch.mjs";
 import { fromBase64, verifyBytes } from "../bundle/verify.mjs";
 import { holds, observe } from "../decisions/reactions.mjs";
@@ -111,25 +111,31 @@ export function dueOn(hint, href) {
 // bundle the page fetched ({bytes} | {problem}), handed to the engine so that
 // it is not fetched twice; null: the engine fetches it. `state` for status.
 // `onBundle({widgets})`: a verified bundle, while the engine waits (the
-// launcher and the chat do not wait for it).
+// launcher and the chat do not wait for it). While it waits, the bundle is
+// fetched again every data-revalidate seconds (a conditional request), as
+// the engine would: a newer bundle's messages are planned for at once.
 export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, onBundle = () => {} }) {
   let go;
   const started = new Promise((resolve) => { go = resolve; });
   let page = firstPage; // {url, t}: the current page
   let hints = null; // the verified hints, once known
+  let cachedHint = null;
   let timer = null;
+  let refresh = null;
+  let halted = false; // shutdown: nothing more, not even a warning
   const state = { state: "waiting", at: null, reason: null };
   const plan = { fetched: null, state };
 
   function start(reason) {
-    if (state.state === "started") return;
+    if (state.state === "started" || halted) return;
     clearTimeout(timer);
+    clearInterval(refresh);
     Object.assign(state, { state: "started", reason, at: Date.now() });
     go();
   }
 
   function schedule() {
-    if (state.state === "started" || !hints || !page) return;
+    if (state.state === "started" || halted || !hints || !page) return;
     clearTimeout(timer);
     let due = null;
     for (const hint of hints) {
@@ -148,9 +154,26 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
   }
 
   const noHint = (problem) => {
-    warn(`${problem}: the widget starts its engine at once on every page`);
+    if (!halted) warn(`${problem}: the widget starts its engine at once on every page`);
     start("no usable boot hint");
   };
+
+  // The fetched bundle's hint, planned with (resolves to it), or the engine
+  // starts (the safe side; `again`: a revalidation that fails changes nothing,
+  // as the engine's own keeps the bundle it runs).
+  async function planFetched(again = false) {
+    const fetched = await fetchBundle(config.bundle);
+    if (state.state === "started" || halted) return false;
+    if (fetched.problem) return again ? false : start("the bundle could not be fetched");
+    const verified = await signedHint(fetched.bytes, config, Date.now());
+    if (verified.hintProblem) return noHint(verified.problem);
+    if (!verified.hint) return again ? false : start("the fetched bundle does not verify");
+    plan.fetched = fetched;
+    hints = [verified.hint, ...(cachedHint ? [cachedHint] : [])];
+    schedule();
+    if (state.state !== "started" && !halted) onBundle(verified);
+    return verified;
+  }
 
   async function decide() {
     if (state.state === "started") return undefined;
@@ -159,29 +182,25 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
     // page plans (and shows the launcher) without waiting for the network.
     const cached = cachedEnvelope ? await signedHint(cachedEnvelope, config, Date.now()) : null;
     if (cached && cached.hint) {
+      cachedHint = cached.hint;
       hints = [cached.hint];
       schedule();
-      if (state.state === "started") return undefined;
+      if (state.state === "started" || halted) return undefined;
       onBundle(cached);
     }
-    plan.fetched = await fetchBundle(config.bundle);
-    if (state.state === "started") return undefined;
-    if (plan.fetched.problem) return start("the bundle could not be fetched");
-    const fetched = await signedHint(plan.fetched.bytes, config, Date.now());
-    if (fetched.hintProblem) return noHint(fetched.problem);
-    if (!fetched.hint) return start("the fetched bundle does not verify");
+    const fetched = await planFetched();
     // A cached bundle without a usable hint matters only if it may run: when
     // it is newer than the fetched one (the engine keeps it, no rollback).
-    if (cached && cached.hintProblem && !(fetched.version >= cached.version)) return noHint(cached.problem);
-    hints = [fetched.hint, ...(cached && cached.hint ? [cached.hint] : [])];
-    schedule();
-    if (state.state !== "started") onBundle(fetched);
+    if (fetched && cached && cached.hintProblem && !(fetched.version >= cached.version)) return noHint(cached.problem);
+    if (fetched && state.state !== "started" && config.revalidate > 0) {
+      refresh = setInterval(() => { planFetched(true).catch(() => start("error")); }, config.revalidate * 1000);
+    }
     return undefined;
   }
 
   plan.wait = () => {
     decide().catch((err) => {
-      warn(`the boot hint could not be read (${err && err.message}): the engine starts at once`);
+      if (!halted) warn(`the boot hint could not be read (${err && err.message}): the engine starts at once`);
       start("error");
     });
     return started;
@@ -191,52 +210,93 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
     schedule();
   };
   plan.now = (why) => start(why);
-  plan.stop = () => clearTimeout(timer);
+  plan.stop = () => {
+    halted = true;
+    clearTimeout(timer);
+    clearInterval(refresh);
+  };
   return plan;
 }
 
-// Pages that never started the engine: their signals, kept under `:pending`
-// in the visitor's store, so that the next page that does start it replays
-// them into the visitor record (page views, visits, last seen…) with the
-// engine's own code (widget/runtime/adapter.py, Runtime.start), not a copy
-// of it here. A page's entry is taken once it has ended (page hidden) or is
-// older than a visit's gap (a tab that crashed); a page still open elsewhere
-// keeps its own.
+// Pages that never started the engine: their signals that change the
+// visitor record, kept under `:pending` in the visitor's store, so that the
+// next page that does start it replays them into the record (page views,
+// visits, last seen, chat, dismissals) with the engine's own code
+// (widget/runtime/adapter.py, Runtime.start), not a copy of it here. A page
+// starting its engine takes every other page's entry, also one still open
+// in another tab (a page opened with the engine at once would have counted
+// it already); that page then sees its entry gone, marks its page view as
+// counted (its own engine, if it starts, only begins the page with it) and
+// keeps its next signals in a new entry. Entries are removed once the
+// taker's record is saved (`commit`); one not confirmed within CLAIM_MS (the
+// taker closed meanwhile) is free again.
 const MAX_PAGES = 50;
 const MAX_EVENTS = 200;
+const MAX_CHARS = 100000;
+const CLAIM_MS = 60000;
+const RECORD_SIGNALS = new Set(["page_view", "visibility", "page_hide", "exit_intent", "widget_open", "widget_close",
+  "visitor_message", "agent_message", "rating", "dismiss", "click", "chat_history"]);
+const slim = ({ text, attributes, ...kept }) => kept; // no chat text on the device: the record does not keep it
 
 export function createPendingPages(store, tab, navStart) {
-  const id = `${tab}@${navStart}@${Math.random().toString(36).slice(2, 8)}`;
-  const mine = [];
+  const base = `${tab}@${navStart}@${Math.random().toString(36).slice(2, 8)}`;
+  let serial = 0;
+  let id = `${base}#0`;
+  let written = false;
+  let mine = []; // this page's record signals not yet with an engine (the same objects as the shell's)
+  let taken = null; // the entries this page's engine replays, until its record is saved
   const read = () => {
     const list = store.read(":pending");
-    return Array.isArray(list) ? list.filter((p) => p && typeof p === "object" && Array.isArray(p.events)) : [];
+    return Array.isArray(list) ? list.filter((p) => p && typeof p === "object" && typeof p.id === "string" && Array.isArray(p.events)) : [];
   };
+  const save = (list) => {
+    let kept = list.slice(-MAX_PAGES);
+    while (kept.length > 1 && JSON.stringify(kept).length > MAX_CHARS) kept = kept.slice(1);
+    if (kept.length) store.write(kept, ":pending");
+    else store.remove(":pending");
+  };
+  // Taken by another page: those signals are in the record now.
+  function takenElsewhere(list) {
+    const entry = list.find((p) => p.id === id);
+    if (!written || (entry && !entry.taken)) return;
+    for (const e of mine) if (e.type === "page_view") e.counted = true;
+    mine = [];
+    serial += 1;
+    id = `${base}#${serial}`;
+    written = false;
+  }
   return {
-    // This page's signals so far (it has not started the engine).
+    // This page's signals so far (its engine has not started).
     note(events) {
+      const list = read();
+      takenElsewhere(list);
       for (const e of events) {
+        if (!e || !RECORD_SIGNALS.has(e.type)) continue;
         if (mine.length >= MAX_EVENTS) mine.splice(MAX_EVENTS - 2, 1); // keep the first ones and the latest
         mine.push(e);
       }
-      const others = read().filter((p) => p.id !== id);
-      const list = [...others, { id, tab, events: mine }];
-      store.write(list.slice(-MAX_PAGES), ":pending");
+      if (!mine.length) return;
+      save([...list.filter((p) => p.id !== id), { id, tab, events: mine.map(slim) }]);
+      written = true;
     },
-    // The ended pages' entries for the engine, removed from the store (with
-    // this page's own: its signals go to the engine as this page's).
+    // At this page's engine start: the other pages' entries, oldest first
+    // (this page's own signals go to the engine as this page's).
     take(now) {
       const list = read();
-      if (!list.length) return [];
-      const done = (p) => {
-        const last = p.events[p.events.length - 1];
-        return p.events.some((e) => e && e.type === "page_hide") || (last && typeof last.t === "number" && now - last.t >= VISIT_GAP_MS);
-      };
-      const taken = list.filter((p) => p.id !== id && done(p));
-      const kept = list.filter((p) => p.id !== id && !done(p));
-      if (kept.length) store.write(kept, ":pending");
-      else store.remove(":pending");
-      return taken.map((p) => ({ tab: typeof p.tab === "string" ? p.tab : "", events: p.events }));
+      takenElsewhere(list);
+      const free = (p) => p.id !== id && (!p.taken || !(now - p.taken.at < CLAIM_MS));
+      const chosen = list.filter(free);
+      taken = chosen.map((p) => p.id);
+      if (list.length) save(list.filter((p) => p.id !== id).map((p) => (free(p) ? { ...p, taken: { by: id, at: now } } : p)));
+      const first = (p) => Math.min(...p.events.map((e) => (e && typeof e.t === "number" ? e.t : Infinity)));
+      return chosen.sort((a, b) => first(a) - first(b)).map((p) => ({ tab: typeof p.tab === "string" ? p.tab : "", events: p.events }));
+    },
+    // This page's engine has saved the record with them.
+    commit() {
+      if (!taken) return;
+      const ids = new Set(taken);
+      taken = null;
+      if (ids.size) save(read().filter((p) => !ids.has(p.id)));
     },
   };
 }

@@ -92,6 +92,7 @@ function handleMessage(msg, w) {
       break;
     case "result":
       applyResult(msg, w);
+      w.boot.pending.commit(); // the record holds the pages that never started the engine now
       break;
     case "swapReady":
       // A newer bundle is ready in the worker: drop the running engine's
@@ -202,7 +203,7 @@ function createWidget(api, tag, capture) {
       fetched: boot.plan.fetched, // the bundle as this page fetched it (null: the runtime fetches it)
       pages: boot.pending.take(Date.now()), // earlier pages that never started the engine
     }),
-    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation, claims, send, cleanup }),
+    onMessage: (msg) => handleMessage(msg, { status, events, renderer, config, qa, bundles, reactions, channel, clock, record, conversation, claims, send, cleanup, boot }),
     onStarted: (mode) => { status.mode = mode; },
   });
   const clock = createClock({ channel, reactions, status });
