@@ -140,6 +140,31 @@ def test_pages_that_never_booted_advance_the_record_as_if_they_had():
     assert (record["visits"], record["page_views"], record["utm"]) == (1, 3, {"utm_source": "news"})
 
 
+def test_a_page_opened_later_in_another_tab_is_merged_after_this_one():
+    """This page (the landing page, tab t1) starts its engine after a page it
+    opened in another tab (t2) waited and closed: the visit is this page's."""
+    p = payload([msg("m", [{"rule": "page_url", "op": "contains", "value": "/nowhere"}])])
+    mine = [{"type": "page_view", "t": NOW, "url": "https://e.example/landing?utm_source=mail"}]
+    other = [{"type": "page_view", "t": NOW + 5000, "url": "https://e.example/docs"},
+             {"type": "page_hide", "t": NOW + 9000}]
+    at_once = Engine(p, context={"tab": "t1"}).step(mine, NOW)["record"]
+    at_once = Engine(p, record=at_once, context={"tab": "t2"}).step(other, NOW + 9000)["record"]
+    rt = runtime_with(p)
+    late = json.loads(rt.start("", json.dumps(mine), NOW + 20_000, json.dumps([{"tab": "t2", "events": other}])))
+    rec = late["record"]
+    assert (rec["visits"], rec["page_views"], rec["source_url"], rec["utm"], rec["visit_start"]) == \
+        (at_once["visits"], at_once["page_views"], at_once["source_url"], at_once["utm"], at_once["visit_start"]) == \
+        (1, 2, "https://e.example/landing?utm_source=mail", {"utm_source": "mail"}, NOW)
+
+
+def test_a_damaged_pending_page_is_skipped():
+    rt = runtime_with(payload([msg("m", [{"rule": "visits", "op": "greater", "value": 5}])]))
+    late = json.loads(rt.start("", json.dumps([{"type": "page_view", "t": NOW, "url": "https://e.example/"}]), NOW,
+                               json.dumps([{"tab": "t0", "events": [{"type": "page_view", "t": NOW - 9000, "url": 7}]},
+                                           {"tab": 5, "events": "x"}, "junk"])))
+    assert late["ok"] and late["record"]["page_views"] >= 1
+
+
 def test_a_replayed_page_shows_nothing_and_counts_no_invitation():
     """A page replayed with a bundle whose message (newer than that page)
     would have held there: nothing is delivered in the past."""

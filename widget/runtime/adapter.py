@@ -8,6 +8,7 @@ is a JSON object with "ok"."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import secrets
 import sys
@@ -142,11 +143,14 @@ class Runtime:
     # -- evaluation ---------------------------------------------------------
     def start(self, record_json: str | None, events_json: str, now, pages_json: str | None = None) -> str:
         """Run the staged bundle on the record and this page's events so far.
-        `pages_json`: earlier pages of this visitor that never started the
-        engine (widget/shell/boot.mjs), [{tab, events}], oldest first: each is
-        replayed into the record first, by an engine of its own whose
-        decisions are dropped (none could show there: the page would have
-        started the engine), so the record advances as if they had run."""
+        `pages_json`: other pages of this visitor that never started the
+        engine (widget/shell/boot.mjs), [{tab, events}], oldest first, each
+        replayed by an engine of its own without messages (none could show
+        there: the page would have started the engine), so the record
+        advances as if they had run: those that began before this page in
+        order, before it; those that began after it (other tabs, opened
+        meanwhile) each on that record, merged in as another tab's record
+        is (`record_sync`), so this page stays the visit's earlier one."""
         try:
             from widget.runtime import boothint
             from widget.runtime.engine import Engine
@@ -157,12 +161,26 @@ class Runtime:
                 self._staged = None
             else:
                 compiled = self.bundle
-            record = self._replay_pages(compiled, record, json.loads(pages_json) if pages_json else [])
+            events = json.loads(events_json)
+            pages = json.loads(pages_json) if pages_json else []
+            pages = pages if isinstance(pages, list) else []
+            mine = [e["t"] for e in events if isinstance(e, dict) and _is_ms(e.get("t"))]
+            begins = min(mine) if mine else None
+            before = [p for p in pages if begins is None or (_first(p) is not None and _first(p) <= begins)]
+            after = [p for p in pages if p not in before]
+            record = self._replay_pages(compiled, record, before)
+            if after:
+                from widget.runtime.record import merge_records
+
+                merged = None
+                for page in after:
+                    merged = merge_records(merged, self._replay_pages(compiled, copy.deepcopy(record), [page]))
+                events = events + [{"type": "record_sync", "t": int(now), "record": merged}]
             self.engine = Engine(compiled, record=record, context=self.context)
             self._sent = None
             _settle()
-            reply = self._step(events_json, now)
-            urls = [e.get("url") for e in json.loads(events_json)
+            reply = self._step(json.dumps(events), now)
+            urls = [e.get("url") for e in events
                     if isinstance(e, dict) and e.get("type") == "page_view" and isinstance(e.get("url"), str)]
             payload = self.bundle if isinstance(self.bundle, dict) else {}
             warning = boothint.later_than_rules(payload.get("boot"), payload, urls)
@@ -197,8 +215,11 @@ class Runtime:
                      and not isinstance(e.get("t"), bool)]
             if not times:
                 continue
-            past = Engine(silent, record=record, context=dict(self.context, tab=tab, claims=False))
-            record = past.step(events, max(times))["record"]
+            try:
+                past = Engine(silent, record=record, context=dict(self.context, tab=tab, claims=False))
+                record = past.step(events, max(times))["record"]
+            except Exception:  # noqa: BLE001 - a damaged entry is skipped, the others still count
+                continue
         return record
 
     def step(self, events_json: str, now) -> str:
@@ -232,6 +253,17 @@ class Runtime:
             return _reply(explain=self.engine.explain(int(now)) if self.engine else {})
         except Exception as exc:  # noqa: BLE001
             return _failure(exc)
+
+
+def _is_ms(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _first(page):
+    """The first instant of a pending page's signals, or None."""
+    events = page.get("events") if isinstance(page, dict) else None
+    times = [e["t"] for e in events or () if isinstance(e, dict) and _is_ms(e.get("t"))]
+    return min(times) if times else None
 
 
 def _rollout_visitor(stored, candidate) -> str | None:

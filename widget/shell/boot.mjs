@@ -166,6 +166,7 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
     if (state.state === "started" || halted) return false;
     if (fetched.problem) return again ? false : start("the bundle could not be fetched");
     const verified = await signedHint(fetched.bytes, config, Date.now());
+    if (state.state === "started" || halted) return false;
     if (verified.hintProblem) return noHint(verified.problem);
     if (!verified.hint) return again ? false : start("the fetched bundle does not verify");
     plan.fetched = fetched;
@@ -192,7 +193,7 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
     // A cached bundle without a usable hint matters only if it may run: when
     // it is newer than the fetched one (the engine keeps it, no rollback).
     if (fetched && cached && cached.hintProblem && !(fetched.version >= cached.version)) return noHint(cached.problem);
-    if (fetched && state.state !== "started" && config.revalidate > 0) {
+    if (fetched && state.state !== "started" && !halted && config.revalidate > 0) {
       refresh = setInterval(() => { planFetched(true).catch(() => start("error")); }, config.revalidate * 1000);
     }
     return undefined;
@@ -224,14 +225,20 @@ export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, 
 // visits, last seen, chat, dismissals) with the engine's own code
 // (widget/runtime/adapter.py, Runtime.start), not a copy of it here. A page
 // starting its engine takes every other page's entry, also one still open
-// in another tab (a page opened with the engine at once would have counted
-// it already); that page then sees its entry gone, marks its page view as
-// counted (its own engine, if it starts, only begins the page with it) and
-// keeps its next signals in a new entry. Entries are removed once the
-// taker's record is saved (`commit`); one not confirmed within CLAIM_MS (the
-// taker closed meanwhile) is free again.
+// in another tab (a page that had started its engine at once would have
+// counted it already), marking it taken; once its record is saved
+// (`commit`) each taken entry becomes a tombstone {id, done}. The page whose
+// entry it was sees the tombstone, marks its page view as counted (its own
+// engine, if it starts, only begins the page with it: the saved record has
+// it), drops the tombstone and keeps its next signals in a new entry. An
+// entry taken but not confirmed within CLAIM_MS (the taker closed) is free
+// again; meanwhile its page counts its page view itself if its engine
+// starts (a page's views are counted under its tab's key and records merge
+// by the larger count, so the taker's replay cannot add it twice).
 const MAX_PAGES = 50;
 const MAX_EVENTS = 200;
+const MAX_TOMBSTONES = 200;
+const TOMBSTONE_MS = 24 * 3600 * 1000;
 const MAX_CHARS = 100000;
 const CLAIM_MS = 60000;
 const RECORD_SIGNALS = new Set(["page_view", "visibility", "page_hide", "exit_intent", "widget_open", "widget_close",
@@ -242,33 +249,52 @@ export function createPendingPages(store, tab, navStart) {
   const base = `${tab}@${navStart}@${Math.random().toString(36).slice(2, 8)}`;
   let serial = 0;
   let id = `${base}#0`;
-  let written = false;
   let mine = []; // this page's record signals not yet with an engine (the same objects as the shell's)
   let taken = null; // the entries this page's engine replays, until its record is saved
   const read = () => {
     const list = store.read(":pending");
-    return Array.isArray(list) ? list.filter((p) => p && typeof p === "object" && typeof p.id === "string" && Array.isArray(p.events)) : [];
+    return Array.isArray(list) ? list.filter((p) => p && typeof p === "object" && typeof p.id === "string"
+      && (Array.isArray(p.events) || typeof p.done === "number")) : [];
   };
-  const save = (list) => {
-    let kept = list.slice(-MAX_PAGES);
-    while (kept.length > 1 && JSON.stringify(kept).length > MAX_CHARS) kept = kept.slice(1);
+  // Pages first (oldest dropped beyond the caps), then the newest tombstones.
+  const save = (list, now) => {
+    let pages = list.filter((p) => p.events).slice(-MAX_PAGES);
+    const dead = list.filter((p) => !p.events && !(now - p.done > TOMBSTONE_MS)).slice(-MAX_TOMBSTONES);
+    while (pages.length > 1 && JSON.stringify(pages).length > MAX_CHARS) pages = pages.slice(1);
+    const kept = [...pages, ...dead];
     if (kept.length) store.write(kept, ":pending");
     else store.remove(":pending");
   };
-  // Taken by another page: those signals are in the record now.
+  const given = new Map(); // this page's entries taken by another page, not confirmed yet: id → events
+  // This page's entries replayed by another page whose record is saved now
+  // (tombstones): their page views are counted; the tombstones are done with.
+  function replayedElsewhere(list) {
+    const done = new Set(list.filter((p) => !p.events && (p.id === id || given.has(p.id))).map((p) => p.id));
+    if (!done.size) return list;
+    for (const key of done) {
+      for (const e of key === id ? mine : given.get(key)) if (e.type === "page_view") e.counted = true;
+      given.delete(key);
+    }
+    if (done.has(id)) next();
+    return list.filter((p) => !done.has(p.id));
+  }
+  // This page's current entry was taken (not confirmed yet): its next
+  // signals go in a new entry.
   function takenElsewhere(list) {
     const entry = list.find((p) => p.id === id);
-    if (!written || (entry && !entry.taken)) return;
-    for (const e of mine) if (e.type === "page_view") e.counted = true;
+    if (!entry || !entry.taken) return;
+    given.set(id, mine);
+    next();
+  }
+  function next() {
     mine = [];
     serial += 1;
     id = `${base}#${serial}`;
-    written = false;
   }
   return {
     // This page's signals so far (its engine has not started).
-    note(events) {
-      const list = read();
+    note(events, now = Date.now()) {
+      let list = replayedElsewhere(read());
       takenElsewhere(list);
       for (const e of events) {
         if (!e || !RECORD_SIGNALS.has(e.type)) continue;
@@ -276,27 +302,27 @@ export function createPendingPages(store, tab, navStart) {
         mine.push(e);
       }
       if (!mine.length) return;
-      save([...list.filter((p) => p.id !== id), { id, tab, events: mine.map(slim) }]);
-      written = true;
+      list = list.filter((p) => p.id !== id);
+      save([...list, { id, tab, events: mine.map(slim) }], now);
     },
     // At this page's engine start: the other pages' entries, oldest first
     // (this page's own signals go to the engine as this page's).
     take(now) {
-      const list = read();
-      takenElsewhere(list);
-      const free = (p) => p.id !== id && (!p.taken || !(now - p.taken.at < CLAIM_MS));
+      const own = (p) => p.id === id || given.has(p.id); // its signals are in this page's own events
+      const list = replayedElsewhere(read()).filter((p) => !own(p));
+      const free = (p) => p.events && (!p.taken || !(now - p.taken.at < CLAIM_MS));
       const chosen = list.filter(free);
       taken = chosen.map((p) => p.id);
-      if (list.length) save(list.filter((p) => p.id !== id).map((p) => (free(p) ? { ...p, taken: { by: id, at: now } } : p)));
+      save(list.map((p) => (free(p) ? { ...p, taken: { by: id, at: now } } : p)), now);
       const first = (p) => Math.min(...p.events.map((e) => (e && typeof e.t === "number" ? e.t : Infinity)));
       return chosen.sort((a, b) => first(a) - first(b)).map((p) => ({ tab: typeof p.tab === "string" ? p.tab : "", events: p.events }));
     },
     // This page's engine has saved the record with them.
-    commit() {
+    commit(now = Date.now()) {
       if (!taken) return;
       const ids = new Set(taken);
       taken = null;
-      if (ids.size) save(read().filter((p) => !ids.has(p.id)));
+      if (ids.size) save(read().map((p) => (ids.has(p.id) ? { id: p.id, done: now } : p)), now);
     },
   };
 }

@@ -117,6 +117,10 @@ export async function applyConsent(granted, w) {
     store.persist((suffix, mine, theirs) => {
       if (suffix === "") earlier = theirs;
       if (suffix === ":claims" && Array.isArray(mine) && Array.isArray(theirs)) return [...new Set([...theirs, ...mine])];
+      if (suffix === ":pending" && Array.isArray(mine) && Array.isArray(theirs)) { // pages waiting for the engine (./boot.mjs)
+        const ids = new Set(theirs.map((p) => p && p.id));
+        return [...theirs, ...mine.filter((p) => p && !ids.has(p.id))];
+      }
       return undefined; // the device's
     });
     status.storage = store.persistent ? "localStorage" : "memory";

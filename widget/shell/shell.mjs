@@ -92,7 +92,7 @@ function handleMessage(msg, w) {
       break;
     case "result":
       applyResult(msg, w);
-      w.boot.pending.commit(); // the record holds the pages that never started the engine now
+      if (msg.record) w.boot.pending.commit(); // the saved record holds the pages that never started the engine
       break;
     case "swapReady":
       // A newer bundle is ready in the worker: drop the running engine's
