@@ -107,6 +107,22 @@ def test_a_page_still_open_in_another_tab_counts_once(site, context, page, guard
     other.close()
 
 
+def test_consent_keeps_every_waiting_page(site, context, page, guard):
+    """data-consent: each page starts in memory and its site grants consent
+    (a CMP, on every page); the pages waiting for the engine then join the
+    ones already on the device, and the page that starts it counts them all."""
+    url = site.publish(PRICING_ONLY, "jit-consent")
+    context.add_init_script("window.proactive = window.proactive || function () { (proactive.q = proactive.q || [])"
+                            ".push([].slice.call(arguments)); }; proactive('consent', true);")
+    tag = site.tag(bundle=url, data_site="jit", data_consent="required")
+    for name in ("about", "team"):
+        page.goto(site.page(tag=tag, name=name))
+        wait_status(page, lambda s: s["boot"]["state"] == "never" and s["consent"] == "granted")
+    page.goto(site.page(tag=tag, name="pricing"))
+    wait_status(page, lambda s: s["ready"])
+    assert record_of(page)["page_views"] == 3
+
+
 def test_the_launcher_and_the_chat_do_not_wait_for_the_engine(site, context, page, guard):
     doc = dict(PRICING_ONLY, widgets=[{"id": "main", "color": "#0f766e"}])
     url = site.publish(doc, "jit-chat")
