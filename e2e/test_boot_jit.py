@@ -5,7 +5,6 @@ once and just in time). Real Chromium, real Pyodide, two origins."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -44,6 +43,11 @@ def wait_status(page, test, timeout: float = 30.0) -> dict:
     raise AssertionError(f"timed out; status {s}")
 
 
+def record_of(page) -> dict:
+    return page.evaluate("() => proactive('sync').then(() => JSON.parse(Object.entries(localStorage)"
+                         ".find(([k]) => /:jit$/.test(k))[1]))")
+
+
 def sign(site, doc: dict, name: str, mutate=None) -> str:
     payload = json.loads(publishing.build_payload(doc, version=1))
     if mutate:
@@ -72,16 +76,10 @@ def test_a_page_where_no_message_can_show_downloads_no_engine(site, context, pag
     page.goto(site.page(tag=site.tag(bundle=url, data_site="jit"), name="pricing"))
     wait_status(page, lambda s: s["ready"])
     page.wait_for_selector("proactive-widget >> [data-message-id=plans]")
-    record = page.evaluate("() => proactive('sync').then(() => Object.entries(localStorage).filter(([k]) => /:jit$/.test(k)))")
-    assert json.loads(record[0][1])["page_views"] == 2     # the page that never started counted
+    assert record_of(page)["page_views"] == 2     # the page that never started counted
     left = page.evaluate("() => JSON.parse(Object.entries(localStorage).find(([k]) => k.endsWith(':pending'))[1])")
     assert left and all("events" not in p and "done" in p for p in left), left   # tombstones only: replayed
     assert engine, "the pricing page started the engine"
-
-
-def record_of(page) -> dict:
-    return page.evaluate("() => proactive('sync').then(() => JSON.parse(Object.entries(localStorage)"
-                         ".find(([k]) => /:jit$/.test(k))[1]))")
 
 
 def test_a_page_still_open_in_another_tab_counts_once(site, context, page, guard):
@@ -142,8 +140,7 @@ def test_the_launcher_and_the_chat_do_not_wait_for_the_engine(site, context, pag
     # The chat counts in the visitor record once a page starts the engine.
     page.goto(site.page(tag=site.tag(bundle=url, data_site="jit"), name="pricing"))
     wait_status(page, lambda s: s["ready"])
-    record = page.evaluate("() => proactive('sync').then(() => JSON.parse(Object.entries(localStorage)"
-                           ".find(([k]) => /:jit$/.test(k))[1]))")
+    record = record_of(page)
     assert record["chat"] is True and record["page_views"] == 2
 
 
@@ -275,8 +272,7 @@ def run_journey(browser, site, url: str, journey, boot_mode: str) -> dict:
         # The last page's record, after it is left for a page that starts the engine.
         page.goto(site.page(tag=site.tag(bundle=url, data_boot="now", data_site="jit"), name="end"))
         wait_status(page, lambda s: s["ready"])
-        record = page.evaluate("() => proactive('sync').then(() => JSON.parse(Object.entries(localStorage)"
-                               ".find(([k]) => /:jit$/.test(k))[1]))")
+        record = record_of(page)
         assert not errors, errors
         return {"decisions": decisions, "visits": record["visits"], "page_views": record["page_views"],
                 "invitations": record["invitations_sent"], "source": record["source_url"]}

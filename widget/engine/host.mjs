@@ -107,8 +107,7 @@ function createRevalidation(postToMain, warn) {
 // ../shell/boot.mjs): those bytes, not a second request; else fetched here.
 function bundleOf(msg) {
   const f = msg.fetched;
-  const given = f && (f.bytes instanceof Uint8Array || typeof f.problem === "string");
-  return given ? Promise.resolve(f) : fetchBundle(msg.config.bundle);
+  return f && f.bytes instanceof Uint8Array ? Promise.resolve(f) : fetchBundle(msg.config.bundle);
 }
 
 export function createHost(postToMain) {

@@ -36,6 +36,8 @@ conditions.py, the same code the engine compares URLs with."""
 
 from __future__ import annotations
 
+import json
+
 from . import catalog, conditions
 
 VERSION = 1
@@ -114,8 +116,6 @@ def alternatives(tree) -> list:
 
 
 def _key(test) -> str:
-    import json
-
     return json.dumps(test, sort_keys=True, separators=(",", ":"))
 
 

@@ -17,16 +17,15 @@ import { fromBase64, verifyBytes } from "../bundle/verify.mjs";
 import { holds, observe } from "../decisions/reactions.mjs";
 
 const HINT_VERSION = 1;
-export const DEFAULT_LEAD_MS = 4000;
+const DEFAULT_LEAD_MS = 4000;
 const MAX_SIGNATURES = 16;
 
 // data-boot: "now" (start at the load event, as before just-in-time), or the
 // default "auto". data-boot-lead: seconds before the first possible message.
 export function bootConfig(tag) {
   const mode = /^now$/i.test(String(tag.boot || "").trim()) ? "now" : "auto";
-  const lead = Number(tag.bootLead);
-  return { mode, leadMs: tag.bootLead !== undefined && tag.bootLead !== null && tag.bootLead !== "" && Number.isFinite(lead) && lead >= 0
-    ? Math.round(lead * 1000) : DEFAULT_LEAD_MS };
+  const lead = String(tag.bootLead ?? "").trim() === "" ? NaN : Number(tag.bootLead);
+  return { mode, leadMs: Number.isFinite(lead) && lead >= 0 ? Math.round(lead * 1000) : DEFAULT_LEAD_MS };
 }
 
 function pae(type, payload) {
@@ -39,17 +38,17 @@ function pae(type, payload) {
 }
 
 // boothint.well_formed
-export function wellFormed(boot) {
+function wellFormed(boot) {
   return Boolean(boot) && typeof boot === "object" && boot.v === HINT_VERSION && Array.isArray(boot.at)
     && boot.at.every((e) => Array.isArray(e) && e.length === 2 && Number.isInteger(e[0]) && e[0] >= 0
       && (e[1] === null || (typeof e[1] === "object" && !Array.isArray(e[1]))));
 }
 
-// The signed boot hint of an envelope (bytes or text): {hint, version} or
-// {problem, safe}: `safe` false when the bundle itself is fine but its hint
-// is missing or malformed (said in the console); a bundle that does not
-// verify is the engine's to report.
-export async function signedHint(envelope, config, now) {
+// The signed boot hint of an envelope (bytes or text): {hint, version,
+// widgets} or {problem}, with `hintProblem` when the bundle itself is fine
+// but its hint is missing or malformed (said in the console); a bundle that
+// does not verify is the engine's to report.
+async function signedHint(envelope, config, now) {
   let env;
   let payloadBytes;
   try {
@@ -91,7 +90,7 @@ export async function signedHint(envelope, config, now) {
 // boothint.due: the time on page (ms) from which a message can show on
 // `href`, or null (never on this page). A test this page cannot evaluate
 // exactly (reactions.mjs's `observe` leaves that URL to the engine) passes.
-export function dueOn(hint, href) {
+function dueOn(hint, href) {
   const o = observe(href);
   let best = null;
   for (const [after, test] of hint.at) {
@@ -108,13 +107,13 @@ export function dueOn(hint, href) {
 // The plan: `wait()` resolves when the engine is to start (called once the
 // page has loaded). `page(event)`: a page view (a route change re-plans).
 // `now(why)`: start at once (a command that needs the engine). `fetched`: the
-// bundle the page fetched ({bytes} | {problem}), handed to the engine so that
-// it is not fetched twice; null: the engine fetches it. `state` for status.
+// bundle the page fetched and verified ({bytes}), handed to the engine so
+// that it is not fetched twice; null: the engine fetches it. `state` for status.
 // `onBundle({widgets})`: a verified bundle, while the engine waits (the
 // launcher and the chat do not wait for it). While it waits, the bundle is
 // fetched again every data-revalidate seconds (a conditional request), as
 // the engine would: a newer bundle's messages are planned for at once.
-export function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, onBundle = () => {} }) {
+function createBootPlan({ config, boot, cachedEnvelope, firstPage, warn, onBundle = () => {} }) {
   let go;
   const started = new Promise((resolve) => { go = resolve; });
   let page = firstPage; // {url, t}: the current page
@@ -245,7 +244,7 @@ const RECORD_SIGNALS = new Set(["page_view", "visibility", "page_hide", "exit_in
   "visitor_message", "agent_message", "rating", "dismiss", "click", "chat_history"]);
 const slim = ({ text, attributes, ...kept }) => kept; // no chat text on the device: the record does not keep it
 
-export function createPendingPages(store, tab, navStart) {
+function createPendingPages(store, tab, navStart) {
   const base = `${tab}@${navStart}@${Math.random().toString(36).slice(2, 8)}`;
   let serial = 0;
   let id = `${base}#0`;
