@@ -11,7 +11,7 @@ Output (everything the widget's origin serves, nothing from a CDN):
                                    decisions/, render/, bundle/, endpoint/, qa/)
                                    are flattened: every module is served beside
                                    the loader, so a module's name is unique
-  runtime-<hash>.tar               the Python runtime, with .pyc precompiled for Pyodide
+  runtime-<hash>.tar               the Python runtime as sourceless .pyc precompiled for Pyodide
   stdlib-<hash>.zip                the standard library trimmed to what the runtime
                                    needs, precompiled (sourceless .pyc)
   pyodide-<version>/               the pinned, self-hosted Pyodide core
@@ -377,7 +377,7 @@ def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: 
         stdlib = (compiled / "stdlib.zip").read_bytes()
         pycs = [(f"widget/{rel}", (compiled / "runtime" / "widget" / rel).read_bytes())
                 for rel in (p[len("widget/"):] for p in compiled_manifest["runtime_pycs"])]
-        archive = _tar(sources + pycs)
+        archive = _tar(pycs)  # sourceless: the .pyc sit where the .py would
     stdlib_name = _hashed("stdlib.zip", stdlib)
     (out / stdlib_name).write_bytes(stdlib)
     archive_name = _hashed("runtime.tar", archive)

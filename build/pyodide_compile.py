@@ -6,12 +6,20 @@
    and the static closure of all of
    that (every `import` statement anywhere in those modules, including ones
    inside functions and `try` blocks), resolved against Pyodide's own stdlib.
+   An `except ImportError` branch is left out when the imports it stands in
+   for succeed here (`try: from _datetime import *` / `except ImportError:
+   from _pydatetime import *`: Pyodide has `_datetime`).
 2. Compiles them with this interpreter into sourceless .pyc files
    (unchecked-hash, so nothing is stat'ed or re-hashed at import), in a zip
    whose entries are stored (not deflated): the HTTP layer compresses the
    whole file with brotli, which compresses better across files and costs no
-   inflate at import time.
-3. Compiles the runtime's sources into __pycache__/*.pyc beside them.
+   inflate at import time. Their location tables keep the line numbers but
+   not the columns (`lines_only`: a traceback still names every line; a
+   third less to download).
+3. Compiles the runtime's sources into sourceless .pyc files in their place
+   (`widget/runtime/engine.pyc`: the archive carries no source), -OO (the
+   build refuses an `assert` in the runtime: -OO would drop it) with
+   line-only location tables.
 4. Writes manifest.json: what was kept and why, for tools and tests.
 
 The JOB global is a JSON string (see build/build.py `_compile_job`).
@@ -22,6 +30,7 @@ import importlib.util
 import json
 import os
 import sys
+import types
 import zipfile
 from importlib._bootstrap_external import _code_to_hash_pyc
 
@@ -49,8 +58,45 @@ def _never_here(test):
     return text in ('__name__ == "__main__"', 'sys.platform == "win32"', "TYPE_CHECKING", "typing.TYPE_CHECKING")
 
 
-def _walk(tree, everywhere):
-    """ast.walk, or only what runs at import time (not function bodies)."""
+def _catches_import_error(handler):
+    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)
+
+
+def _imports_succeed(body, package):
+    """Whether every import statement in `body` succeeds in this interpreter
+    (the same Pyodide build that imports the module in the browser)."""
+    found = False
+    for node in (n for statement in body for n in ast.walk(statement)):
+        if isinstance(node, ast.Import):
+            targets = [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module
+            targets = [(module, alias.name) for alias in node.names]
+        else:
+            continue
+        found = True
+        for module, name in targets:
+            try:
+                imported = importlib.import_module(module)
+            except Exception:
+                return False
+            if name not in (None, "*") and not hasattr(imported, name):
+                try:
+                    importlib.import_module(f"{module}.{name}")
+                except Exception:
+                    return False
+    return found
+
+
+def _walk(tree, everywhere, package=""):
+    """ast.walk, or only what runs at import time (not function bodies, not
+    an `except ImportError` fallback whose `try` imports succeed here)."""
     todo = [tree]
     while todo:
         node = todo.pop()
@@ -61,7 +107,59 @@ def _walk(tree, everywhere):
             if isinstance(node, ast.If) and _never_here(node.test):
                 todo.extend(node.orelse)
                 continue
+            if (isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers)
+                    and _imports_succeed(node.body, package)):
+                todo.extend(node.body + node.orelse + node.finalbody)
+                continue
         todo.extend(ast.iter_child_nodes(node))
+
+
+def _varint(n):
+    out = bytearray()
+    while n >= 64:
+        out.append(0x40 | (n & 0x3F))
+        n >>= 6
+    out.append(n)
+    return out
+
+
+def lines_only(code):
+    """`code` (and the code objects in it) with a location table that keeps
+    each instruction's line but no columns or end lines (CPython's
+    Objects/locations.md: entry kind 13 "no column info", 15 "no location").
+    `co_lines()` is unchanged, so tracebacks and warnings name the same
+    lines; only the ^^^ markers under a traceback's line go."""
+    table = bytearray()
+    previous = code.co_firstlineno
+    for start, end, line in code.co_lines():
+        units = (end - start) // 2
+        while units > 0:
+            n = min(units, 8)
+            if line is None:
+                table.append(0x80 | (15 << 3) | (n - 1))
+            else:
+                delta = line - previous
+                table.append(0x80 | (13 << 3) | (n - 1))
+                table += _varint((-delta << 1) | 1 if delta < 0 else delta << 1)
+                previous = line
+            units -= n
+    consts = tuple(lines_only(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_linetable=bytes(table), co_consts=consts)
+
+
+def _compiled_pyc(source, filename, optimize):
+    code = compile(source, filename, "exec", dont_inherit=True, optimize=optimize)
+    slim = lines_only(code)
+    if list(_all_lines(slim)) != list(_all_lines(code)):
+        raise SystemExit(f"{filename}: the line-only location table changed the line numbers")
+    return bytes(_code_to_hash_pyc(slim, importlib.util.source_hash(source), checked=False))
+
+
+def _all_lines(code):
+    yield code.co_name, list(code.co_lines())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _all_lines(const)
 
 
 def imports_of(source, module, is_package, everywhere):
@@ -73,7 +171,7 @@ def imports_of(source, module, is_package, everywhere):
     except SyntaxError:
         return found
     package = module if is_package else module.rpartition(".")[0]
-    for node in _walk(tree, everywhere):
+    for node in _walk(tree, everywhere, package):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found.add(alias.name)
@@ -175,9 +273,7 @@ kept = {}
 with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as out:
     for module in sorted(wanted, key=stdlib_entry):
         entry = stdlib_entry(module)
-        source = stdlib.read(entry)
-        code = compile(source, f"{STDLIB}/{entry}", "exec", dont_inherit=True, optimize=optimize)
-        data = _code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)
+        data = _compiled_pyc(stdlib.read(entry), f"{STDLIB}/{entry}", optimize)
         info = zipfile.ZipInfo(entry[:-3] + ".pyc", date_time=FIXED_DATE)
         info.external_attr = 0o644 << 16
         out.writestr(info, bytes(data))
@@ -186,19 +282,22 @@ with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as out:
     # by the runtime; listed so a future need shows up in the manifest).
     skipped_data = sorted(n for n in names if not n.endswith((".py", "/")))
 
-# 3. The runtime, precompiled beside its sources.
+# 3. The runtime, precompiled in place of its sources (sourceless: Python
+# imports widget/runtime/engine.pyc where no engine.py is). -OO drops
+# docstrings and asserts: the runtime keeps no assert (its checks raise).
 tag = sys.implementation.cache_tag
 runtime_pycs = []
 for module, (rel, is_package) in sorted(runtime_modules.items()):
     with open(os.path.join(RUNTIME, rel), "rb") as f:
         source = f.read()
-    code = compile(source, f"{job['runtime_prefix']}/{rel}", "exec", dont_inherit=True, optimize=0)
-    head, _, filename = rel.rpartition("/")
-    pyc_rel = f"{head}/__pycache__/{filename[:-3]}.{tag}.pyc" if head else f"__pycache__/{filename[:-3]}.{tag}.pyc"
+    asserts = [n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Assert)]
+    if asserts:
+        raise SystemExit(f"{rel}: assert on line(s) {asserts}: the runtime is compiled -OO, which drops it; raise instead")
+    pyc_rel = rel[:-3] + ".pyc"
     target = os.path.join(OUT, "runtime", pyc_rel)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with open(target, "wb") as f:
-        f.write(bytes(_code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)))
+        f.write(_compiled_pyc(source, f"{job['runtime_prefix']}/{rel}", 2))
     runtime_pycs.append(pyc_rel)
 
 # 4. What was built.

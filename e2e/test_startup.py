@@ -9,6 +9,7 @@ import ast
 import json
 import sys
 import time
+import zipfile
 
 from conftest import ROOT, shown_ids, simple_messages, wait_ready
 
@@ -92,7 +93,19 @@ for name in NEEDED + RUNTIME:
         missing.append(f"{name}: {exc}")
 from datetime import datetime
 datetime.strptime("2026-05-28 10:00", "%%Y-%%m-%%d %%H:%%M")  # _strptime, imported lazily
-json.dumps({"fresh": fresh, "missing": missing, "origin": sys.modules["json"].__spec__.origin})
+# The .pyc keep line numbers (not columns): a traceback through the stdlib
+# names its lines; the runtime is sourceless, its functions keep theirs.
+import traceback
+try:
+    json.loads('{"a": ')
+except ValueError as exc:
+    stdlib_frames = [(f.filename.rpartition(".zip/")[2], f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
+import widget.runtime.engine as engine
+runtime = {"origin": engine.__spec__.origin, "loader": type(engine.__spec__.loader).__name__,
+           "lines": sorted({l for _, _, l in engine.Engine.step.__code__.co_lines() if l}),
+           "first": engine.Engine.step.__code__.co_firstlineno}
+json.dumps({"fresh": fresh, "missing": missing, "origin": sys.modules["json"].__spec__.origin,
+            "stdlib_frames": stdlib_frames, "runtime": runtime})
 """
 
 
@@ -120,6 +133,21 @@ def test_trimmed_stdlib_has_every_module_the_runtime_imports_and_the_snapshot_ro
     plain = start()
     assert plain["state"] == "off"
     assert plain["check"]["origin"].startswith("/lib/python3") and ".zip/" in plain["check"]["origin"]
+    # Line numbers survive the slimmer location tables: each stdlib frame's
+    # line is the line of Pyodide's own source that raised or called.
+    frames = [(name, line) for name, line in plain["check"]["stdlib_frames"] if name.startswith("json/")]
+    assert len(frames) >= 2, plain["check"]["stdlib_frames"]
+    with zipfile.ZipFile(ROOT / "node_modules" / "pyodide" / "python_stdlib.zip") as z:
+        for name, line in frames:
+            text = z.read(name).decode().splitlines()[line - 1]
+            assert "raise" in text or "decode(" in text, (name, line, text)
+    # The runtime: sourceless .pyc, its line numbers those of its source.
+    runtime = plain["check"]["runtime"]
+    assert runtime["origin"].endswith("/widget/runtime/engine.pyc") and runtime["loader"] == "SourcelessFileLoader", runtime
+    step = next(n for n in ast.walk(ast.parse((RUNTIME / "runtime" / "engine.py").read_text()))
+                if isinstance(n, ast.FunctionDef) and n.name == "step")
+    assert runtime["first"] == step.lineno and set(runtime["lines"]) <= set(range(step.lineno, step.end_lineno + 1)), runtime
+    assert len(runtime["lines"]) > 5, runtime
 
     # 2. First start with snapshots on: made, and kept in IndexedDB.
     made = start(snapshot=True)

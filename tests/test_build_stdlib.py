@@ -38,10 +38,23 @@ def built(build_module, tmp_path_factory):
     return out, manifest
 
 
-def _import_names(source: str, module: str, is_package: bool, everywhere: bool) -> set[str]:
+def _stands_in(node: ast.Try, builtins: set[str]) -> bool:
+    """An `except ImportError` whose `try` only imports modules built into
+    Pyodide (`try: from _datetime import *`): its fallback never runs."""
+    caught = {n.id for h in node.handlers for n in ast.walk(h.type) if h.type is not None and isinstance(n, ast.Name)}
+    if not caught & {"ImportError", "ModuleNotFoundError"}:
+        return False
+    imported = [n for s in node.body for n in ast.walk(s) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    modules = [a.name for n in imported if isinstance(n, ast.Import) for a in n.names]
+    modules += [n.module for n in imported if isinstance(n, ast.ImportFrom) and not n.level]
+    return bool(imported) and len(modules) == len(imported) and all(m in builtins for m in modules)
+
+
+def _import_names(source: str, module: str, is_package: bool, everywhere: bool, fallback_for: set[str] | None = None) -> set[str]:
     """Module names imported by `source` (all imports, or only those that run
     at import time: not inside functions, `if __name__ == "__main__"`,
-    `if sys.platform == "win32"`, `if TYPE_CHECKING`)."""
+    `if sys.platform == "win32"`, `if TYPE_CHECKING`, nor the `except
+    ImportError` fallback for a module in `fallback_for`, Pyodide's builtins)."""
     package = module if is_package else module.rpartition(".")[0]
     try:
         tree = ast.parse(source)
@@ -63,6 +76,9 @@ def _import_names(source: str, module: str, is_package: bool, everywhere: bool) 
         node = todo.pop()
         if not everywhere:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(node, ast.Try) and fallback_for and _stands_in(node, fallback_for):
+                todo.extend(node.body + node.orelse + node.finalbody)  # the `except ImportError` never runs
                 continue
             if isinstance(node, ast.If):
                 test = ast.unparse(node.test).replace("'", '"')
@@ -117,7 +133,7 @@ def missing_modules(trimmed: set[str], builtins: set[str]) -> list[str]:
                 missing.append(module)
                 continue
             entry, is_package = sources[module]
-            todo += sorted(_import_names(z.read(entry).decode("utf-8"), module, is_package, False))
+            todo += sorted(_import_names(z.read(entry).decode("utf-8"), module, is_package, False, builtins))
     return sorted(missing)
 
 
@@ -151,7 +167,7 @@ def test_the_check_notices_a_missing_module(built, build_module):
     assert "inspect" in missing_modules(modules - {"inspect"}, builtins)
 
 
-def test_pyc_files_are_made_for_pyodides_interpreter(built):
+def test_pyc_files_are_made_for_pyodides_interpreter(built, build_module):
     out, manifest = built
     with zipfile.ZipFile(out / manifest["stdlib_zip"]) as z:
         names = z.namelist()
@@ -165,11 +181,12 @@ def test_pyc_files_are_made_for_pyodides_interpreter(built):
     assert manifest["python"].startswith("3.14")
     # Unchecked-hash pycs: nothing is stat'ed or re-hashed at import.
     assert {int.from_bytes(h[4:8], "little") for h in headers} == {0b01}
+    # The runtime: sourceless .pyc where each .py would be (nothing else).
     with tarfile.open(out / manifest["runtime_archive"]) as tar:
-        names = set(tar.getnames())
-    for source in (n for n in names if n.endswith(".py")):
-        head, _, filename = source.rpartition("/")
-        assert f"{head}/__pycache__/{filename[:-3]}.cpython-314.pyc" in names, source
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "widget").rglob("*.py") if "__pycache__" not in p.parts}
+    assert set(files) == {s[:-3] + ".pyc" for s in sources - build_module["DEV_TOOLS"]}
+    assert {data[:4] for data in files.values()} == magics
 
 
 def test_names_are_content_hashes_and_only_the_loader_is_unhashed(built):
