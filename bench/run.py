@@ -583,7 +583,7 @@ def machine() -> dict:
 
 # Static imports and re-exports between served modules: `import … from "./x"`,
 # `import "./x"`, `export … from "./x"` (not `import("./x")`, loaded on demand).
-_STATIC_IMPORT = re.compile(r"""(?:^|;|\n)\s*(?:import|export)\s[^;()]*?["']\./([^"']+\.m?js)["']""")
+_STATIC_IMPORT = re.compile(r"""(?:^|[;}\n])\s*(?:import|export)\b\s*[^;()]*?["']\./([^"']+\.m?js)["']""")  # minified too
 
 
 def first_visit_modules(out: Path, manifest: dict) -> list[str]:

@@ -309,11 +309,39 @@ def _references(path: str, text: str, names: dict[str, str]) -> list[tuple[re.Ma
     return found
 
 
-def write_js(out: Path, replacements: dict[str, str]) -> dict[str, str]:
+ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
+
+
+def minified(data: bytes, name: str) -> bytes:
+    """`data` minified by esbuild (pinned in package.json, cached by content):
+    whitespace, comments and local names go; imports, exports, strings and
+    `/*! ... */` comments stay; no syntax is rewritten for older browsers.
+    loader.js is a classic script: its top-level names are left alone."""
+    path = cache_dir() / "minified" / f"{_sha(data + name.encode())}.js"
+    if path.exists():
+        return _touch(path).read_bytes()
+    if not ESBUILD.exists():
+        sys.exit("node_modules/.bin/esbuild is missing: run `npm ci` first (make does it)")
+    args = [str(ESBUILD), "--minify", "--loader=js", "--charset=utf8", "--log-level=error"]
+    if name.endswith(".mjs"):
+        args.append("--format=esm")
+    result = subprocess.run(args, input=data, capture_output=True, timeout=60)
+    if result.returncode != 0:
+        sys.exit(f"esbuild could not minify {name}:\n{result.stderr.decode(errors='replace')}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_bytes(result.stdout)
+    os.replace(tmp, path)
+    _prune("minified/*", keep=400)
+    return result.stdout
+
+
+def write_js(out: Path, replacements: dict[str, str], minify: bool = True) -> dict[str, str]:
     """Copy the browser modules into the flat served folder with placeholders
-    filled in and every reference to another module pointed at its
+    filled in, every reference to another module pointed at its
     content-hashed name (dependencies first: a name is the hash of a text
-    that already names its dependencies' hashes). Returns plain → served name."""
+    that already names its dependencies' hashes), and minified (`minify`).
+    Returns plain → served name."""
     names = js_sources()
     texts = {}
     for path in names:
@@ -339,6 +367,8 @@ def write_js(out: Path, replacements: dict[str, str]) -> dict[str, str]:
                 last = match.end()
             data = ("".join(pieces) + text[last:]).encode("utf-8")
             name = names[path]
+            if minify:
+                data = minified(data, name)
             served[path] = name if name in UNHASHED else _hashed(name, data)
             (out / served[path]).write_bytes(data)
             if served[path] != name:
@@ -350,9 +380,10 @@ def write_js(out: Path, replacements: dict[str, str]) -> dict[str, str]:
     return {names[path]: name for path, name in served.items()}
 
 
-def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: bool = True) -> dict:
+def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: bool = True, minify: bool = True) -> dict:
     """Build the widget folder into `out` (replaced). `plain`: the unoptimised
-    baseline (full source stdlib, no .pyc, no snapshot)."""
+    baseline (full source stdlib, no .pyc, no snapshot). `minify`: the
+    browser modules minified (esbuild); off, they are served as written."""
     started = time.monotonic()
     version = pyodide_version()
     pyodide_dir = f"pyodide-{version}"
@@ -392,7 +423,7 @@ def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: 
         '"__PYODIDE_LOCK_INFO__"': json.dumps(json.dumps(
             json.loads((PYODIDE_NPM / "pyodide-lock.json").read_text())["info"], sort_keys=True)),
     }
-    served = write_js(out, replacements)
+    served = write_js(out, replacements, minify=minify)
 
     manifest = {
         "pyodide": version,
@@ -400,6 +431,7 @@ def build(out: Path, *, plain: bool = False, snapshot: str = "local", compress: 
         "runtime_archive": archive_name,
         "stdlib_zip": stdlib_name,
         "precompiled": not plain,
+        "minified": minify,
         "snapshot": snapshot,
         "files": sorted(served),
         "served": served,
@@ -422,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot", choices=["local", "off"], default="local",
                         help="keep a memory snapshot in the visitor's browser for repeat visits (default: local)")
     parser.add_argument("--no-compress", action="store_true", help="skip the .br/.gz siblings")
+    parser.add_argument("--no-minify", action="store_true", help="serve the browser modules as written (for debugging)")
     args = parser.parse_args(argv)
-    manifest = build(args.out, plain=args.plain, snapshot=args.snapshot, compress=not args.no_compress)
+    manifest = build(args.out, plain=args.plain, snapshot=args.snapshot, compress=not args.no_compress, minify=not args.no_minify)
     for module, error in (manifest.get("runtime_import_errors") or {}).items():
         print(f"warning: {module} failed to import under Pyodide: {error}", file=sys.stderr)
     print(f"built {args.out} in {manifest['build_seconds']} s (runtime {manifest['runtime_archive']}, "

@@ -27,11 +27,11 @@ def tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def build_tree(write_js, monkeypatch, tmp_path, files):
+def build_tree(write_js, monkeypatch, tmp_path, files, minify=False):
     monkeypatch.setitem(write_js.__globals__, "WIDGET", tree(tmp_path / "widget", files))
     out = tmp_path / "out"
     out.mkdir()
-    return out, write_js(out, {"__X__": "filled"})
+    return out, write_js(out, {"__X__": "filled"}, minify=minify)
 
 
 def test_folders_are_served_flat_with_every_reference_rewritten(write_js, monkeypatch, tmp_path):
@@ -62,7 +62,7 @@ def test_folders_are_served_flat_with_every_reference_rewritten(write_js, monkey
     (tmp_path / "widget" / "engine" / "host.mjs").write_text("export const changed = 1;")
     for path in out.iterdir():
         path.unlink()
-    served = write_js(out, {})
+    served = write_js(out, {}, minify=False)
     assert served["host.mjs"] != before["host.mjs"] and served["worker.mjs"] != before["worker.mjs"]
     assert served["shell.mjs"] != before["shell.mjs"] and served["render.mjs"] == before["render.mjs"]
 
@@ -119,3 +119,26 @@ def test_constants_are_generated_and_cannot_be_hand_written(write_js, monkeypatc
     assert f'"./{served["constants.mjs"]}"' in (out / served["x.mjs"]).read_text()
     with pytest.raises(SystemExit, match="would both be served as constants.mjs"):
         build_tree(write_js, monkeypatch, tmp_path / "again", {**files, "constants.mjs": "export const GAP = 6;"})
+
+
+def test_minified_modules_keep_their_references_strings_and_the_loaders_globals(write_js, monkeypatch, tmp_path):
+    """The build serves modules minified (esbuild): names are the hashes of
+    the minified text, references still point at the hashed names, strings
+    and `/*! */` comments stay, and the loader (a classic script) keeps its
+    top-level names."""
+    out, served = build_tree(write_js, monkeypatch, tmp_path, {
+        "loader.js": '/*! the loader */\nvar keepMe = 1;\n// a comment that goes\nimport(new URL("shell/shell.mjs", document.baseURI).href);',
+        "shell/shell.mjs": '// what this module is\nimport { longName } from "../render/render.mjs";\n'
+                           'export function start(someArgument) {\n  const localValue = longName + someArgument;\n  return `${localValue} "__X__"`;\n}\n',
+        "render/render.mjs": 'export const longName = "a string that stays";\n',
+    }, minify=True)
+    shell = (out / served["shell.mjs"]).read_text()
+    assert f'"./{served["render.mjs"]}"' in shell and "what this module is" not in shell and "localValue" not in shell
+    assert "export{" in shell.replace(" ", "") and "start" in shell and '"filled"' in shell
+    assert "a string that stays" in (out / served["render.mjs"]).read_text()
+    loader = (out / "loader.js").read_text()
+    assert loader.startswith("/*! the loader */") and "keepMe" in loader and "a comment that goes" not in loader
+    assert f'"{served["shell.mjs"]}"' in loader
+    for plain, name in served.items():
+        if plain != "loader.js":
+            assert name == re.sub(r"\.", f"-{hashlib.sha256((out / name).read_bytes()).hexdigest()[:12]}.", plain, count=1)
