@@ -58,6 +58,15 @@ def _never_here(test):
     return text in ('__name__ == "__main__"', 'sys.platform == "win32"', "TYPE_CHECKING", "typing.TYPE_CHECKING")
 
 
+def _from_module(node, package):
+    """The module a `from X import …` (relative or absolute) imports from."""
+    if not node.level:
+        return node.module
+    parts = package.split(".")
+    base = ".".join(parts[: len(parts) - node.level + 1])
+    return f"{base}.{node.module}" if node.module else base
+
+
 def _catches_import_error(handler):
     names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
     return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)
@@ -71,12 +80,7 @@ def _imports_succeed(body, package):
         if isinstance(node, ast.Import):
             targets = [(alias.name, None) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module
+            module = _from_module(node, package)
             targets = [(module, alias.name) for alias in node.names]
         else:
             continue
@@ -176,12 +180,7 @@ def imports_of(source, module, is_package, everywhere):
             for alias in node.names:
                 found.add(alias.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module
+            target = _from_module(node, package)
             if not target:
                 continue
             found.add(target)

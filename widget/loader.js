@@ -9,7 +9,7 @@
  *   2. capture browser signals with timestamps from the first millisecond:
  *      page views (incl. single-page-app route changes), exit intent (desktop
  *      pointer through the top edge; touch heuristics), visibility
- *   3. load the shell (shell/shell.mjs, same origin as this file), which starts
+ *   3. at the page's load event, load the shell (shell/shell.mjs, same origin as this file), which starts
  *      the worker, owns the clock, keeps the visitor record and renders
  * It defines one global (`proactive`) and never throws into the page.
  * docs/embedding.md documents every data- attribute read here.
@@ -202,32 +202,56 @@
       return;
     }
     var shellUrl = new URL("shell/shell.mjs", src).href;
-    import(shellUrl)
-      .then(function (shell) { shell.start({ api: api, config: config, capture: capture, record: record }); })
-      .catch(function (err) {
-        var warn = function (why) {
-          console.warn("[proactive] could not load the widget from " + new URL(".", src).href + ": " + why);
-        };
-        var failed = (err && err.message) || String(err);
-        var opaque = false;
-        try { opaque = self.origin === "null"; } catch (e) { /* not opaque */ }
-        if (opaque) failed += " (this page runs in an opaque origin, e.g. a sandboxed iframe without allow-same-origin: requests carry" +
-          " \"Origin: null\", which the widget's origin must allow, and the page has no storage)";
-        if (opaque) return warn(failed);
-        if (new URL(src).origin === location.origin || typeof fetch !== "function") return warn(failed);
-        // A module from another origin needs CORS: name the missing header
-        // when the server answers at all but a CORS request to it fails.
-        fetch(shellUrl, { mode: "cors", credentials: "omit" })
-          .then(function (r) { warn(r.ok ? failed : "HTTP " + r.status + " for " + shellUrl); })
-          .catch(function () {
-            return fetch(shellUrl, { mode: "no-cors", credentials: "omit" }).then(function () {
-              warn("its server sends no Access-Control-Allow-Origin header for " + location.origin +
-                   " (the widget is on another origin than this page: serve it with CORS, e.g. " +
-                   "Access-Control-Allow-Origin: *, see docs/publishing.md)");
-            });
-          })
-          .catch(function () { warn(failed); });
-      });
+    var importShell = function () {
+      import(shellUrl)
+        .then(function (shell) { shell.start({ api: api, config: config, capture: capture, record: record }); })
+        .catch(function (err) {
+          var warn = function (why) {
+            console.warn("[proactive] could not load the widget from " + new URL(".", src).href + ": " + why);
+          };
+          var failed = (err && err.message) || String(err);
+          var opaque = false;
+          try { opaque = self.origin === "null"; } catch (e) { /* not opaque */ }
+          if (opaque) failed += " (this page runs in an opaque origin, e.g. a sandboxed iframe without allow-same-origin: requests carry" +
+            " \"Origin: null\", which the widget's origin must allow, and the page has no storage)";
+          if (opaque) return warn(failed);
+          if (new URL(src).origin === location.origin || typeof fetch !== "function") return warn(failed);
+          // A module from another origin needs CORS: name the missing header
+          // when the server answers at all but a CORS request to it fails.
+          fetch(shellUrl, { mode: "cors", credentials: "omit" })
+            .then(function (r) { warn(r.ok ? failed : "HTTP " + r.status + " for " + shellUrl); })
+            .catch(function () {
+              return fetch(shellUrl, { mode: "no-cors", credentials: "omit" }).then(function () {
+                warn("its server sends no Access-Control-Allow-Origin header for " + location.origin +
+                     " (the widget is on another origin than this page: serve it with CORS, e.g. " +
+                     "Access-Control-Allow-Origin: *, see docs/publishing.md)");
+              });
+            })
+            .catch(function () { warn(failed); });
+        });
+    };
+    // 3. The shell loads at the page's load event (at once when the page has
+    //    loaded already), so that its modules and the bundle never compete
+    //    with the page's own resources (its LCP image, its scripts); the
+    //    signals are captured from the first millisecond regardless. A page
+    //    whose load event is late (a request that never ends) gets the shell
+    //    SHELL_LATEST_MS after this script ran, at the latest.
+    var SHELL_LATEST_MS = 10000;
+    var latest = 0;
+    var shellLoading = false;
+    var loadShell = function () {
+      if (shellLoading) return;
+      shellLoading = true;
+      window.removeEventListener("load", loadShell);
+      clearTimeout(latest);
+      importShell();
+    };
+    if (document.readyState === "complete") {
+      loadShell();
+    } else {
+      window.addEventListener("load", loadShell);
+      latest = setTimeout(loadShell, SHELL_LATEST_MS);
+    }
   } catch (err) {
     try { console.warn("[proactive] widget not started: " + (err && err.message)); } catch (e) { /* nothing */ }
   }
