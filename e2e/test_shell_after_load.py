@@ -77,6 +77,44 @@ def test_a_page_whose_load_event_never_comes_gets_the_shell_after_10_s(site, pag
     while not [u for u in requests if SHELL in u]:
         assert time.time() < deadline, "no shell 10 s after the loader ran on a page that never loads"
         page.wait_for_timeout(100)
+    # The shell does not wait for the load event again: the loader already
+    # did (10 s). The runtime is started within seconds, not 10 s later, and
+    # the message that can show at once shows.
+    started = time.time()
+    status = None
+    while not (status and status.get("mode")):
+        assert time.time() - started < 6, f"the runtime did not start after the loader's 10 s: {status}"
+        page.wait_for_timeout(100)
+        status = page.evaluate("() => window.proactive.__target ? window.proactive('status', { boot: false }) : null")
     page.clock.resume()
+    wait_ready(page)
+    assert shown_ids(page) == ["late"]
     assert page.evaluate("document.readyState") != "complete"
     assert not guard.errors, guard.errors
+
+
+def test_shutdown_before_the_load_event_starts_nothing(site, page, guard):
+    """`proactive('shutdown')` called while the page loads: the shell, when
+    it arrives, starts nothing (no bundle, no engine) and undoes the
+    loader's listeners."""
+    site.publish(simple_messages({"id": "no", "rules": [{"rule": "time_on_page", "op": "greater", "value": 0}]}), "shutearly")
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    held = _held_image(page, site)
+    page.goto(site.page('<img src="/slow.png" alt="">', tag=site.tag(bundle=site.bundle_url("shutearly"))), wait_until="domcontentloaded")
+    page.wait_for_function("() => typeof window.proactive === 'function'")
+    page.evaluate("() => window.proactive('shutdown')")
+    deadline = time.time() + 10
+    while not held:
+        assert time.time() < deadline, "the page never asked for its image"
+        page.wait_for_timeout(50)
+    _release(held)
+    page.wait_for_load_state("load")
+    deadline = time.time() + 10
+    while not [u for u in requests if SHELL in u]:
+        assert time.time() < deadline, "no shell after the load event"
+        page.wait_for_timeout(50)
+    page.wait_for_timeout(1500)
+    assert not [u for u in requests if "/bundles/" in u or "pyodide" in u], requests
+    assert page.locator("proactive-widget").count() == 0
+    assert page.evaluate("() => window.proactive('status')") is None

@@ -2,7 +2,7 @@
  *
  *   <script async src="https://W/loader.js"
  *           data-bundle="https://W/bundles/site.json"
- *           data-key="ed25519:BASE64"></script>
+ *           data-key="ed25519:BASE64">   (and the closing script tag)
  *
  * It reads top to bottom as its steps:
  *   1. install the queue stub API  window.proactive(...)
@@ -230,22 +230,28 @@
             .catch(function () { warn(failed); });
         });
     };
-    // 3. The shell loads at the page's load event (at once when the page has
-    //    loaded already), so that its modules and the bundle never compete
-    //    with the page's own resources (its LCP image, its scripts); the
-    //    signals are captured from the first millisecond regardless. A page
-    //    whose load event is late (a request that never ends) gets the shell
-    //    SHELL_LATEST_MS after this script ran, at the latest.
+    // When: at the page's load event (at once when the page has loaded
+    // already), so that the shell's modules and the bundle never compete
+    // with the page's own resources (its LCP image, its scripts); the
+    // signals are captured from the first millisecond regardless. A page
+    // whose load event is late (a request that never ends) gets the shell
+    // SHELL_LATEST_MS after this script ran, at the latest, and the shell
+    // does not wait for that load again (capture.loadDeadline).
     var SHELL_LATEST_MS = 10000;
     var latest = 0;
     var shellLoading = false;
     var loadShell = function () {
       if (shellLoading) return;
       shellLoading = true;
-      window.removeEventListener("load", loadShell);
-      clearTimeout(latest);
-      importShell();
+      try {
+        window.removeEventListener("load", loadShell);
+        clearTimeout(latest);
+        importShell();
+      } catch (err) {
+        try { console.warn("[proactive] widget not started: " + ((err && err.message) || err)); } catch (e) { /* nothing */ }
+      }
     };
+    capture.loadDeadline = Date.now() + SHELL_LATEST_MS;
     if (document.readyState === "complete") {
       loadShell();
     } else {

@@ -19,11 +19,14 @@ const OPAQUE = "this page runs in an opaque origin (a sandboxed iframe without a
 
 // The runtime starts once the host page has loaded, so the page's own loading
 // never competes with Pyodide's (the loader captures signals meanwhile); at
-// the latest 10 s after the shell started, for pages whose load never ends.
-function afterPageLoad() {
+// the latest at `deadline` (Date.now() ms: the loader's, 10 s after it ran),
+// else 10 s after the shell started, for pages whose load never ends.
+function afterPageLoad(deadline) {
   if (document.readyState === "complete") return Promise.resolve();
+  const wait = typeof deadline === "number" && deadline > 0 ? Math.max(0, deadline - Date.now()) : 10000;
+  if (wait === 0) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, 10000);
+    const timer = setTimeout(resolve, wait);
     window.addEventListener("load", () => { clearTimeout(timer); resolve(); }, { once: true });
   });
 }
@@ -100,7 +103,7 @@ function startRuntime(mode, onMessage) {
 // data-consent-messages="none"); null: none. `when()`: called once the page
 // has loaded (and the gate opened), a promise of the instant to start
 // (../shell/boot.mjs: just in time); null: at once.
-export function createChannel({ mode, initMessage, onMessage, onStarted = () => {}, gate = null, when = null }) {
+export function createChannel({ mode, initMessage, onMessage, onStarted = () => {}, gate = null, when = null, loadDeadline = null }) {
   let runtime = null;
   let booted = false;
   let initAt = null;
@@ -141,7 +144,7 @@ export function createChannel({ mode, initMessage, onMessage, onStarted = () => 
     }
   }
 
-  const runtimeStarted = Promise.all([afterPageLoad(), gate]).then(() => (when && !stopped ? when() : null))
+  const runtimeStarted = Promise.all([afterPageLoad(loadDeadline), gate]).then(() => (when && !stopped ? when() : null))
     .then(() => startRuntime(mode, receive)).then((r) => {
     runtime = r;
     onStarted(r.mode);

@@ -33,6 +33,14 @@ export { warnOnce };
 
 export function start({ api, config, capture }) {
   try {
+    // Shut down before the shell arrived (the loader waits for the page's
+    // load event): nothing is started, the loader's capture is undone.
+    if (api.q.some((args) => args && args[0] === "shutdown")) {
+      api.q.length = 0;
+      releaseCapture(capture);
+      api.__target = () => undefined;
+      return;
+    }
     const widget = createWidget(api, config, capture);
     const queued = api.q.splice(0);
     if (!widget) {
@@ -187,6 +195,7 @@ function createWidget(api, tag, capture) {
   const reactions = createReactions({ renderer, warn: warnOnce });
   const channel = createChannel({
     mode: config.mode,
+    loadDeadline: capture.loadDeadline, // the loader waited for the page's load until then
     // data-consent-messages="none": the engine starts once consent is given.
     gate: config.consentMessages === "none" ? consent.firstGrant : null,
     when: () => boot.plan.wait(),
