@@ -310,22 +310,34 @@ def _references(path: str, text: str, names: dict[str, str]) -> list[tuple[re.Ma
 
 
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
+# The syntax the minified output may use: the modules' own (ES2020: module
+# workers, `?.`, `??`), and the loader's (a classic script that must parse
+# everywhere it is pasted: no optional catch binding, nothing past ES2017).
+ESBUILD_TARGET = {".mjs": "es2020", ".js": "es2017"}
+
+
+def _esbuild_version() -> str:
+    package = ROOT / "node_modules" / "esbuild" / "package.json"
+    return json.loads(package.read_text())["version"] if package.exists() else "missing"
 
 
 def minified(data: bytes, name: str) -> bytes:
-    """`data` minified by esbuild (pinned in package.json, cached by content):
-    whitespace, comments and local names go; imports, exports, strings and
-    `/*! ... */` comments stay; no syntax is rewritten for older browsers.
-    loader.js is a classic script: its top-level names are left alone."""
-    path = cache_dir() / "minified" / f"{_sha(data + name.encode())}.js"
+    """`data` minified by esbuild (pinned in package.json, cached by content,
+    version and flags): whitespace, comments and local names go; imports,
+    exports, strings and `/*! ... */` comments stay; the output's syntax is
+    no newer than ESBUILD_TARGET. loader.js is a classic script: its
+    top-level names stay, and non-ASCII text is escaped (a host page may not
+    be UTF-8); modules are always read as UTF-8."""
+    module = name.endswith(".mjs")
+    args = ["--minify", "--loader=js", "--log-level=error", f"--target={ESBUILD_TARGET['.mjs' if module else '.js']}"]
+    args += ["--format=esm", "--charset=utf8"] if module else []
+    key = _sha(data + json.dumps([name, _esbuild_version(), args]).encode())
+    path = cache_dir() / "minified" / f"{key}.js"
     if path.exists():
         return _touch(path).read_bytes()
     if not ESBUILD.exists():
         sys.exit("node_modules/.bin/esbuild is missing: run `npm ci` first (make does it)")
-    args = [str(ESBUILD), "--minify", "--loader=js", "--charset=utf8", "--log-level=error"]
-    if name.endswith(".mjs"):
-        args.append("--format=esm")
-    result = subprocess.run(args, input=data, capture_output=True, timeout=60)
+    result = subprocess.run([str(ESBUILD), *args], input=data, capture_output=True, timeout=60)
     if result.returncode != 0:
         sys.exit(f"esbuild could not minify {name}:\n{result.stderr.decode(errors='replace')}")
     path.parent.mkdir(parents=True, exist_ok=True)

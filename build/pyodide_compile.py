@@ -67,35 +67,51 @@ def _from_module(node, package):
     return f"{base}.{node.module}" if node.module else base
 
 
-def _catches_import_error(handler):
+def _only_import_errors(handler):
+    """The handler catches ImportError / ModuleNotFoundError and nothing else."""
+    if handler.type is None:
+        return False
     names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-    return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)
+    return all(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)
 
 
-def _imports_succeed(body, package):
-    """Whether every import statement in `body` succeeds in this interpreter
-    (the same Pyodide build that imports the module in the browser)."""
-    found = False
-    for node in (n for statement in body for n in ast.walk(statement)):
-        if isinstance(node, ast.Import):
-            targets = [(alias.name, None) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            module = _from_module(node, package)
-            targets = [(module, alias.name) for alias in node.names]
+def _shipped(module):
+    """Built into Pyodide, or a stdlib module the zip can carry (not a file
+    that only this build's sys.path has)."""
+    return module in sys.builtin_module_names or stdlib_entry(module) is not None
+
+
+def _fallback_never_runs(node, package):
+    """A `try:` of import statements only, whose every handler catches only
+    ImportError, and whose imports all succeed in this interpreter (the same
+    Pyodide build that imports the module in the browser) from modules the
+    browser has: its handlers are a fallback that never runs there."""
+    if not node.body or not all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in node.body):
+        return False
+    if not node.handlers or not all(_only_import_errors(h) for h in node.handlers):
+        return False
+    for statement in node.body:
+        if isinstance(statement, ast.Import):
+            targets = [(alias.name, None) for alias in statement.names]
         else:
-            continue
-        found = True
+            module = _from_module(statement, package)
+            targets = [(module, alias.name) for alias in statement.names]
         for module, name in targets:
+            if not module or not _shipped(module):
+                return False
             try:
                 imported = importlib.import_module(module)
             except Exception:
                 return False
-            if name not in (None, "*") and not hasattr(imported, name):
-                try:
-                    importlib.import_module(f"{module}.{name}")
-                except Exception:
-                    return False
-    return found
+            if name in (None, "*") or hasattr(imported, name):
+                continue
+            if not _shipped(f"{module}.{name}"):
+                return False
+            try:
+                importlib.import_module(f"{module}.{name}")
+            except Exception:
+                return False
+    return True
 
 
 def _walk(tree, everywhere, package=""):
@@ -111,8 +127,7 @@ def _walk(tree, everywhere, package=""):
             if isinstance(node, ast.If) and _never_here(node.test):
                 todo.extend(node.orelse)
                 continue
-            if (isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers)
-                    and _imports_succeed(node.body, package)):
+            if isinstance(node, ast.Try) and _fallback_never_runs(node, package):
                 todo.extend(node.body + node.orelse + node.finalbody)
                 continue
         todo.extend(ast.iter_child_nodes(node))

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=ROOT / "dist" / "widget",
                    help="the folder to write (replaced, except its bundles/ folder): host its content as is")
+    p.add_argument("--no-minify", action="store_true",
+                   help="serve the browser modules as written, not minified (for debugging the widget)")
 
 
 PROGRESS_EVERY = 10.0  # seconds between "still building" lines
@@ -41,7 +43,7 @@ def run(args) -> int:
     done = threading.Event()
     threading.Thread(target=_progress, args=(done, time.monotonic()), daemon=True).start()
     try:
-        status = build["main"](["--out", str(out)])
+        status = build["main"](["--out", str(out)] + (["--no-minify"] if getattr(args, "no_minify", False) else []))
     finally:
         done.set()
         if kept.exists():

@@ -39,15 +39,20 @@ def built(build_module, tmp_path_factory):
 
 
 def _stands_in(node: ast.Try, builtins: set[str]) -> bool:
-    """An `except ImportError` whose `try` only imports modules built into
-    Pyodide (`try: from _datetime import *`): its fallback never runs."""
-    caught = {n.id for h in node.handlers for n in ast.walk(h.type) if h.type is not None and isinstance(n, ast.Name)}
-    if not caught & {"ImportError", "ModuleNotFoundError"}:
+    """A `try:` of imports only, from modules built into Pyodide (`try: from
+    _datetime import *`), whose handlers catch only ImportError: the
+    fallback never runs."""
+    def only_import_errors(h):
+        names = [] if h.type is None else h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+        return bool(names) and all(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)
+
+    if not node.body or not all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in node.body):
         return False
-    imported = [n for s in node.body for n in ast.walk(s) if isinstance(n, (ast.Import, ast.ImportFrom))]
-    modules = [a.name for n in imported if isinstance(n, ast.Import) for a in n.names]
-    modules += [n.module for n in imported if isinstance(n, ast.ImportFrom) and not n.level]
-    return bool(imported) and len(modules) == len(imported) and all(m in builtins for m in modules)
+    if not node.handlers or not all(only_import_errors(h) for h in node.handlers):
+        return False
+    modules = [a.name for s in node.body if isinstance(s, ast.Import) for a in s.names]
+    modules += [s.module for s in node.body if isinstance(s, ast.ImportFrom) and not s.level]
+    return len(modules) == sum(len(s.names) if isinstance(s, ast.Import) else 1 for s in node.body) and all(m in builtins for m in modules)
 
 
 def _import_names(source: str, module: str, is_package: bool, everywhere: bool, fallback_for: set[str] | None = None) -> set[str]:
