@@ -348,6 +348,29 @@ def minified(data: bytes, name: str) -> bytes:
     return result.stdout
 
 
+# A static import or re-export: `import … from "./x.mjs"`, `export … from
+# "./x.mjs"`, `import "./x.mjs"` (not `import("./x.mjs")`, which loads later).
+_STATIC_IMPORT = re.compile(r"""^\s*(?:(?:import|export)\s[^;]*?\bfrom\s*|import\s*)(["'])(\.{1,2}/[^"']+\.m?js)\1""", re.M)
+SHELL_GRAPH = '"__SHELL_GRAPH__"'  # in loader.js: the shell's static module graph, as a JSON string
+
+
+def _static_graph(start: str, texts: dict[str, str], names: dict[str, str]) -> list[str]:
+    """`start` and every module it imports statically, transitively (paths
+    under widget/), in a stable order."""
+    seen, todo = [], [start]
+    while todo:
+        path = todo.pop(0)
+        if path in seen:
+            continue
+        seen.append(path)
+        folder = posixpath.dirname(path)
+        for match in _STATIC_IMPORT.finditer(texts[path]):
+            target = posixpath.normpath(posixpath.join(folder, match.group(2)))
+            if target in names:
+                todo.append(target)
+    return seen
+
+
 def write_js(out: Path, replacements: dict[str, str], minify: bool = True) -> dict[str, str]:
     """Copy the browser modules into the flat served folder with placeholders
     filled in, every reference to another module pointed at its
@@ -377,7 +400,13 @@ def write_js(out: Path, replacements: dict[str, str], minify: bool = True) -> di
                 prefix = "./" if spec.startswith(".") else ""  # an import needs "./"; a loader URL keeps its form
                 pieces += [text[last:match.start()], f"{match.group(1)}{prefix}{served[target]}{match.group(1)}"]
                 last = match.end()
-            data = ("".join(pieces) + text[last:]).encode("utf-8")
+            text = "".join(pieces) + text[last:]
+            if SHELL_GRAPH in text and "shell/shell.mjs" in texts:
+                # The loader imports the shell's whole static graph side by
+                # side (one round trip, not one per level of imports).
+                graph = [served[p] for p in _static_graph("shell/shell.mjs", texts, names) if p in served]
+                text = text.replace(SHELL_GRAPH, json.dumps(json.dumps(graph)))
+            data = text.encode("utf-8")
             name = names[path]
             if minify:
                 data = minified(data, name)

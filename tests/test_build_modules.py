@@ -6,6 +6,7 @@ reference between them is rewritten to the served name of its target."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import runpy
 from pathlib import Path
@@ -142,3 +143,23 @@ def test_minified_modules_keep_their_references_strings_and_the_loaders_globals(
     for plain, name in served.items():
         if plain != "loader.js":
             assert name == re.sub(r"\.", f"-{hashlib.sha256((out / name).read_bytes()).hexdigest()[:12]}.", plain, count=1)
+
+
+def test_the_loader_lists_the_shells_static_graph_for_side_by_side_imports(write_js, monkeypatch, tmp_path):
+    """`"__SHELL_GRAPH__"` in the loader becomes the served names of the shell
+    and every module it imports statically (not what it loads on demand,
+    not the worker's), so the loader imports them in one round trip."""
+    out, served = build_tree(write_js, monkeypatch, tmp_path, {
+        "loader.js": 'var graph = JSON.parse("__SHELL_GRAPH__"); import(new URL("shell/shell.mjs", src).href);',
+        "shell/shell.mjs": 'import {\n  a,\n} from "../render/render.mjs";\nexport { b } from "./api.mjs";\n'
+                           'const later = () => import("../qa/debug.mjs");\nconst w = new URL("../engine/worker.mjs", import.meta.url);',
+        "shell/api.mjs": 'import "./warn.mjs";\nexport const b = 1;',
+        "shell/warn.mjs": "export {};",
+        "render/render.mjs": "export const a = 1;",
+        "qa/debug.mjs": "export {};",
+        "engine/worker.mjs": "export {};",
+    })
+    loader = (out / "loader.js").read_text()
+    listed = json.loads(json.loads(loader[loader.index("JSON.parse(") + len("JSON.parse("):loader.index(");")]))
+    assert sorted(listed) == sorted(served[n] for n in ("shell.mjs", "render.mjs", "api.mjs", "warn.mjs"))
+    assert served["debug.mjs"] not in listed and served["worker.mjs"] not in listed

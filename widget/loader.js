@@ -202,7 +202,17 @@
       return;
     }
     var shellUrl = new URL("shell/shell.mjs", src).href;
+    // The shell's modules, filled in by the build (a JSON list of their
+    // served names): imported side by side, so that they arrive in one round
+    // trip instead of one per level of imports. Unbuilt, the shell's own
+    // imports fetch them.
+    var SHELL_GRAPH = "__SHELL_GRAPH__";
     var importShell = function () {
+      var graph = [];
+      try { graph = JSON.parse(SHELL_GRAPH); } catch (e) { /* unbuilt: the shell's imports fetch them */ }
+      for (var i = 0; i < graph.length; i++) {
+        import(new URL(graph[i], src).href).catch(function () { /* the shell's import reports it */ });
+      }
       import(shellUrl)
         .then(function (shell) { shell.start({ api: api, config: config, capture: capture, record: record }); })
         .catch(function (err) {
